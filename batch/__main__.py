@@ -1,0 +1,7 @@
+"""`python -m batch` does what the `reroute` console script does."""
+
+from __future__ import annotations
+
+from batch.cli import main
+
+main()

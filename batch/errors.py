@@ -1,0 +1,79 @@
+"""Every exception reroute raises on purpose, and when.
+
+A bad *row* is never an exception: it is a value (an ``invalid`` or ``failed`` outcome), because
+an exception escaping a worker cancels the whole task group. Exceptions are for problems that stop
+a command. Foreign exceptions (polars, httpx, sqlite3, tomllib) are translated once, at the
+boundary where they happen, with ``raise X(...) from exc``.
+
+    RerouteError                  base; ``str(exc)`` is one line a user can act on
+    ├── UsageError                a flag or setting value is wrong (bad --rate, http:// to a
+    │                             non-loopback host, both a key file and no key...)  -> exit 2
+    ├── InputFileError            an input/snapshot/results file cannot be used as a whole:
+    │                             missing, unreadable, not UTF-8, corrupt, a required column
+    │                             absent, duplicate columns                          -> exit 2
+    ├── JobFileError              a job file is unreadable or wrong (unknown key, bad type,
+    │                             a literal API key)                                 -> exit 2
+    ├── JournalError              the run's journal is unusable, or belongs to a different run
+    │                                                                                -> exit 2
+    ├── LockedError               another live process holds this run                -> exit 2
+    └── TransportError            one request got no usable HTTP answer (raised per attempt by
+        │                         the sender; the retry layer turns it into an outcome)
+        ├── RequestTimeout        no answer within --timeout (code TIMEOUT)
+        └── ConnectionFailed      connect refused/reset/dropped (code CONNECTION_ERROR)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RerouteError(Exception):
+    """Base of every error reroute raises on purpose. Its text is one actionable line."""
+
+
+class UsageError(RerouteError):
+    """A command-line flag, environment value or setting is wrong. Raised before any I/O."""
+
+
+class InputFileError(RerouteError):
+    """A whole file cannot be used (as opposed to a bad row, which is a value)."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class JobFileError(RerouteError):
+    """A job file cannot be used; the message names the file and the key."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class JournalError(RerouteError):
+    """The journal cannot be opened, or it records a different run than this one."""
+
+
+class LockedError(RerouteError):
+    """Another live process is running the same run (same input, target and results)."""
+
+
+class TransportError(RerouteError):
+    """A request got no usable HTTP answer. ``code`` is the results file's error_code."""
+
+    code = "CONNECTION_ERROR"
+
+
+class RequestTimeout(TransportError):
+    """No answer arrived within the per-request timeout."""
+
+    code = "TIMEOUT"
+
+
+class ConnectionFailed(TransportError):
+    """The connection could not be made, or was dropped before an answer."""
+
+    code = "CONNECTION_ERROR"

@@ -1,0 +1,93 @@
+"""Settings that flow down from the CLI (and job files) to the stages, as frozen values."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from batch import voicelink
+from batch.errors import UsageError
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$", re.I)
+_UNIT_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0}
+_UNIT_SECONDS |= {"h": 3600.0, "hour": 3600.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A request rate: ``count`` requests per ``period`` seconds (``60/min``)."""
+
+    count: float
+    period: float
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """Parse ``N/s``, ``N/min`` or ``N/h``; a UsageError says the accepted forms."""
+        match = _RATE.match(text)
+        if not match or float(match.group(1)) <= 0:
+            raise UsageError(
+                f"rate {text!r} is not a rate: write N/s, N/min or N/h with N > 0, e.g. 60/min"
+            )
+        return cls(float(match.group(1)), _UNIT_SECONDS[match.group(2).lower()])
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.period
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two evenly spaced requests."""
+        return self.period / self.count
+
+    def __str__(self) -> str:
+        unit = {1.0: "s", 60.0: "min", 3600.0: "h"}.get(self.period, f"{self.period:g}s")
+        return f"{self.count:g}/{unit}"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and addresses in 127.0.0.0/8 or ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str) -> str:
+    """Return the base URL without a trailing slash, or raise a UsageError saying what to fix.
+
+    ``https://`` anywhere; plain ``http://`` only to a loopback address (the key would travel
+    in clear text otherwise).
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"base URL {url!r} is not an http(s) URL: use e.g. {voicelink.DEFAULT_BASE_URL}"
+        )
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise UsageError(
+            f"base URL {url!r} uses plain http:// to a non-loopback host, which would send the "
+            "API key unencrypted: use https://"
+        )
+    return url.strip().rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Everything `reroute run` needs to know, after flags, job file and environment merged."""
+
+    input: Path
+    results: Path
+    base_url: str = voicelink.DEFAULT_BASE_URL
+    rate: Rate = Rate(60, 60.0)
+    concurrency: int = 4
+    max_attempts: int = 5
+    timeout: float = 30.0
+    max_retry_after: float = 300.0
+    skip_invalid: bool = False
+    connection_id: str | None = None
+    fresh: bool = False

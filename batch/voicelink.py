@@ -1,0 +1,134 @@
+"""What the VoiceLink call-routing API *is*: fields, modes, rules, path and answers.
+
+Everything the API defines lives here, apart from the engine that loads, paces, retries and
+records (style.md). Source: ``shared/spec/voicelink-api.md``. Adding the create endpoint later
+means one new module beside this one, not edits across the engine.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Final
+
+DEFAULT_BASE_URL: Final = "https://api.vocobase.com/api/v2"
+METHOD: Final = "POST"
+
+
+class Inbound(IntEnum):
+    """`for_inbound_call`: where an inbound call goes."""
+
+    MOBILE = 1
+    SIP = 2
+    WEBSOCKET_BOT = 3
+
+
+class Outbound(IntEnum):
+    """`for_outbound_call`: how outbound calls leave."""
+
+    SIP = 2
+    WEBSOCKET_BOT = 3
+    ONLY_ANSWER = 4
+
+
+class Status(IntEnum):
+    """`status` of the routing record."""
+
+    INACTIVE = 0
+    ACTIVE = 1
+
+
+# Field names, in the order a request body lists them.
+ROUTING_ID: Final = "routing_id"
+FOR_INBOUND_CALL: Final = "for_inbound_call"
+FOR_OUTBOUND_CALL: Final = "for_outbound_call"
+STATUS: Final = "status"
+CONNECTION_ID: Final = "connection_id"
+CONNECTION_ID_OLD: Final = (
+    "connectionId"  # older spelling the server still accepts; we send the new
+)
+INBOUND_WEBSOCKET_BOT_ID: Final = "inbound_websocket_bot_id"
+INBOUND_SIP_TRUNK_ID: Final = "inbound_sip_trunk_id"
+OUTBOUND_WEBSOCKET_BOT_ID: Final = "outbound_websocket_bot_id"
+OUTBOUND_SIP_TRUNK_ID: Final = "outbound_sip_trunk_id"
+
+MODE_FIELDS: Final = (FOR_INBOUND_CALL, FOR_OUTBOUND_CALL, STATUS)
+REQUIRED_FIELDS: Final = (ROUTING_ID, *MODE_FIELDS)
+TARGET_FIELDS: Final = (
+    INBOUND_WEBSOCKET_BOT_ID,
+    INBOUND_SIP_TRUNK_ID,
+    OUTBOUND_WEBSOCKET_BOT_ID,
+    OUTBOUND_SIP_TRUNK_ID,
+)
+INTEGER_FIELDS: Final = (ROUTING_ID, *MODE_FIELDS, *TARGET_FIELDS)
+BODY_FIELDS: Final = (*MODE_FIELDS, CONNECTION_ID, *TARGET_FIELDS)
+# Every input column the API knows (matched case-insensitively after trimming).
+INPUT_COLUMNS: Final = (ROUTING_ID, *MODE_FIELDS, CONNECTION_ID, *TARGET_FIELDS)
+
+ALLOWED: Final[dict[str, frozenset[int]]] = {
+    FOR_INBOUND_CALL: frozenset(int(m) for m in Inbound),
+    FOR_OUTBOUND_CALL: frozenset(int(m) for m in Outbound),
+    STATUS: frozenset(int(s) for s in Status),
+}
+
+# Which mode value needs which target id: (mode field, mode value) -> target field.
+TARGET_FOR_MODE: Final[dict[tuple[str, int], str]] = {
+    (FOR_INBOUND_CALL, Inbound.WEBSOCKET_BOT): INBOUND_WEBSOCKET_BOT_ID,
+    (FOR_INBOUND_CALL, Inbound.SIP): INBOUND_SIP_TRUNK_ID,
+    (FOR_OUTBOUND_CALL, Outbound.WEBSOCKET_BOT): OUTBOUND_WEBSOCKET_BOT_ID,
+    (FOR_OUTBOUND_CALL, Outbound.SIP): OUTBOUND_SIP_TRUNK_ID,
+}
+# The mode field that decides whether a target field is used, and the value that uses it.
+MODE_FOR_TARGET: Final[dict[str, tuple[str, int]]] = {
+    target: key for key, target in TARGET_FOR_MODE.items()
+}
+
+
+def targets_used(inbound: int, outbound: int) -> frozenset[str]:
+    """The bot/trunk id fields a record with these modes needs (and no others)."""
+    used = set()
+    for (field, value), target in TARGET_FOR_MODE.items():
+        mode = inbound if field == FOR_INBOUND_CALL else outbound
+        if mode == value:
+            used.add(target)
+    return frozenset(used)
+
+
+def update_path(routing_id: int) -> str:
+    """Path of the update call, relative to the base URL (which ends in ``/api/v2``)."""
+    return f"/voicelink/call-routing/{routing_id}"
+
+
+def encode_body(body: dict[str, int | str]) -> str:
+    """Compact JSON of a request body, as sent and as recorded in results."""
+    return json.dumps(body, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class ApiError:
+    """The ``error`` object of an error envelope: ``{"success": false, "error": {...}}``."""
+
+    code: str
+    message: str
+
+
+def parse_envelope(payload: Any) -> tuple[bool, ApiError | None]:
+    """Read a decoded JSON answer.
+
+    Returns ``(True, None)`` for the success envelope, ``(False, ApiError)`` for the error
+    envelope, and ``(False, None)`` for anything else (not an envelope at all).
+    """
+    if not isinstance(payload, dict):
+        return False, None
+    if payload.get("success") is True:
+        return True, None
+    error = payload.get("error")
+    if payload.get("success") is False and isinstance(error, dict):
+        code = error.get("code")
+        message = error.get("message")
+        return False, ApiError(
+            code=code if isinstance(code, str) and code else "",
+            message=message if isinstance(message, str) else "",
+        )
+    return False, None
