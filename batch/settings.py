@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -91,3 +92,8 @@ class RunSettings:
     skip_invalid: bool = False
     connection_id: str | None = None
     fresh: bool = False
+    # Change window as moments (daily job-file windows already resolved); None = open side.
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    # The NAME of the environment variable holding the API key (a job file may pick another).
+    api_key_env: str = "VOCOBASE_API_KEY"
