@@ -1,0 +1,330 @@
+"""The run's journal: every row's outcome, written durably the moment it is known.
+
+A long run (10,000 rows at 60/min is almost three hours) must survive ``kill -9``, a reboot or a
+Ctrl-C and continue where it stopped. The journal is a SQLite database in WAL mode beside the
+results file (``<results>.journal``). Each statement is its own transaction (autocommit), and in
+WAL mode with ``synchronous=NORMAL`` a committed transaction is in the OS's hands before the call
+returns, so it survives the death of the process (not of the machine's power, which a later
+fsync-per-row mode could add at a large cost in throughput).
+
+What it holds, per input row that was ever sent:
+- while a row is in flight, an ``unknown`` record with the attempts started so far (written when
+  each attempt starts), so a crash leaves at most ``--concurrency`` unknowns;
+- once the answer is known, the final record (``succeeded`` / ``failed``), replacing it.
+Rows never sent have no record (they are ``not_attempted``). A meta table names the run: sha256
+of the input's content, the base URL and the resolved results path. The API key is never
+stored here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from batch.errors import JournalError
+from batch.model import Call, Outcome, RowResult
+
+SUFFIX: Final = ".journal"
+_FORMAT: Final = "1"
+# A row rejected with 401/403 failed because of the key or account, not because of the row: a
+# resumed run (after the key is fixed) sends it again instead of treating it as decided.
+KEY_REJECTED_STATUSES: Final = frozenset({401, 403})
+IN_FLIGHT_MESSAGE: Final = (
+    "sent, but the run stopped before an answer arrived; running the same command again "
+    "resends it (safe: the update replaces the whole record)"
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (
+    row INTEGER PRIMARY KEY,
+    routing_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    http_status INTEGER,
+    attempts INTEGER NOT NULL,
+    error_code TEXT NOT NULL,
+    error_message TEXT NOT NULL,
+    request TEXT NOT NULL,
+    response TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    duration_ms INTEGER
+);
+"""
+_COLUMNS = (
+    "row, routing_id, outcome, http_status, attempts, error_code, error_message, request, "
+    "response, started_at, finished_at, duration_ms"
+)
+
+
+def journal_path(results: Path) -> Path:
+    """Where the journal of a run writing ``results`` lives: beside it, ``<name>.journal``."""
+    return results.with_name(results.name + SUFFIX)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (inputs can be large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RunIdentity:
+    """What makes two invocations "the same run" (contract: input content, target, results)."""
+
+    input_sha256: str
+    base_url: str
+    results: str  # resolved absolute path of the results file
+
+    @classmethod
+    def of(cls, input_path: Path, base_url: str, results: Path) -> RunIdentity:
+        return cls(sha256_file(input_path), base_url.rstrip("/"), str(results.resolve()))
+
+    def as_meta(self) -> dict[str, str]:
+        return {
+            "input_sha256": self.input_sha256,
+            "base_url": self.base_url,
+            "results": self.results,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _when(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _to_result(record: tuple[Any, ...]) -> RowResult:
+    (row, routing_id, outcome, status, attempts, code, message, request, response) = record[:9]
+    started, finished, duration = record[9:]
+    return RowResult(
+        row=row,
+        routing_id=routing_id,
+        outcome=Outcome(outcome),
+        http_status=status,
+        attempts=attempts,
+        error_code=code,
+        error_message=message,
+        request=request,
+        response=response,
+        started_at=_when(started),
+        finished_at=_when(finished),
+        duration_ms=duration,
+    )
+
+
+def _values(result: RowResult) -> tuple[Any, ...]:
+    return (
+        result.row,
+        result.routing_id,
+        str(result.outcome),
+        result.http_status,
+        result.attempts,
+        result.error_code,
+        result.error_message,
+        result.request,
+        result.response,
+        _iso(result.started_at),
+        _iso(result.finished_at),
+        result.duration_ms,
+    )
+
+
+def _discard(path: Path) -> None:
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        name.unlink(missing_ok=True)
+
+
+class Journal:
+    """One run's durable record of row outcomes. Open with :meth:`open`; use as a context.
+
+    The orchestrator calls :meth:`begin` when it starts a row, :meth:`attempt` as each request
+    starts (via the sender's ``on_attempt`` hook), then :meth:`finish` with the final result, or
+    :meth:`abandon` if the row was cancelled. Not thread-safe: one event loop drives it.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, path: Path, *, resumed: bool) -> None:
+        self._db = connection
+        self.path = path
+        self.resumed = resumed  # True when records of an earlier invocation were found
+        # Attempts made for in-flight rows by earlier invocations (a resumed `unknown` row):
+        # added to this invocation's count so `attempts` stays the number of requests sent.
+        # Bounded by --concurrency: only rows in flight are here.
+        self._prior: dict[int, tuple[int, datetime | None]] = {}
+
+    @classmethod
+    def open(cls, path: Path, identity: RunIdentity, *, fresh: bool = False) -> Journal:
+        """Open (or create) the journal at ``path`` for the run ``identity``.
+
+        Raises JournalError when the file is not a journal, or records a different run (the
+        message says to use --fresh or another --results). ``fresh`` discards it first.
+        """
+        if fresh:
+            _discard(path)
+        try:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise JournalError(f"{path}: cannot open the run journal ({exc})") from exc
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL loses nothing when the process dies (only on power loss).
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            if not meta:
+                with db:
+                    db.executemany(
+                        "INSERT INTO meta(key, value) VALUES (?, ?)",
+                        [("format", _FORMAT), *identity.as_meta().items()],
+                    )
+                resumed = False
+            else:
+                _check_identity(path, meta, identity)
+                resumed = db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
+        except sqlite3.Error as exc:
+            db.close()
+            raise JournalError(
+                f"{path}: not a usable run journal ({exc}); remove it or use --fresh"
+            ) from exc
+        except JournalError:
+            db.close()
+            raise
+        return cls(db, path, resumed=resumed)
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def delete(self) -> None:
+        """Close and remove the journal files (when the results file now holds everything)."""
+        self.close()
+        _discard(self.path)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, row: int) -> RowResult | None:
+        record = self._db.execute(f"SELECT {_COLUMNS} FROM rows WHERE row = ?", (row,)).fetchone()
+        return None if record is None else _to_result(record)
+
+    def is_final(self, row: int) -> bool:
+        """True when the row was decided (succeeded/failed) and must not be sent again."""
+        record = self._db.execute(
+            "SELECT outcome, http_status FROM rows WHERE row = ?", (row,)
+        ).fetchone()
+        if record is None:
+            return False
+        outcome, status = record
+        return outcome in (Outcome.SUCCEEDED, Outcome.FAILED) and (
+            status not in KEY_REJECTED_STATUSES
+        )
+
+    def results(self) -> Iterator[RowResult]:
+        """Every record, in row order (streamed: the cursor is read lazily)."""
+        for record in self._db.execute(f"SELECT {_COLUMNS} FROM rows ORDER BY row"):
+            yield _to_result(record)
+
+    def counts(self) -> dict[Outcome, int]:
+        return {
+            Outcome(outcome): n
+            for outcome, n in self._db.execute("SELECT outcome, count(*) FROM rows GROUP BY 1")
+        }
+
+    def final_count(self) -> int:
+        """How many rows are decided (skipped by a resumed run)."""
+        (n,) = self._db.execute(
+            "SELECT count(*) FROM rows WHERE outcome IN (?, ?) AND "
+            "(http_status IS NULL OR http_status NOT IN (401, 403))",
+            (Outcome.SUCCEEDED, Outcome.FAILED),
+        ).fetchone()
+        return int(n)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def begin(self, call: Call) -> None:
+        """The run is about to send ``call``: remember attempts an earlier invocation made."""
+        earlier = self.get(call.row)
+        if earlier is not None and earlier.outcome is Outcome.UNKNOWN:
+            self._prior[call.row] = (earlier.attempts, earlier.started_at)
+        else:
+            self._prior[call.row] = (0, None)
+
+    def attempt(self, call: Call, n: int, *, now: datetime | None = None) -> None:
+        """Attempt ``n`` (1-based) of ``call`` starts: record the row as in flight, durably."""
+        prior, started = self._prior.get(call.row, (0, None))
+        if started is None:
+            started = now or datetime.now(UTC)
+            self._prior[call.row] = (prior, started)
+        self._write(
+            RowResult(
+                row=call.row,
+                routing_id=str(call.routing_id),
+                outcome=Outcome.UNKNOWN,
+                attempts=prior + n,
+                error_message=IN_FLIGHT_MESSAGE,
+                request=call.body,
+                started_at=started,
+            )
+        )
+
+    def finish(self, result: RowResult) -> RowResult:
+        """Record the final result of a row; returns it with attempts of earlier runs added."""
+        prior, _ = self._prior.pop(result.row, (0, None))
+        if prior:
+            result = replace(result, attempts=result.attempts + prior)
+        self._write(result)
+        return result
+
+    def abandon(self, call: Call) -> RowResult | None:
+        """The row was cancelled before its answer: its record (``unknown``) stays as it is.
+
+        Returns that record, or None when no request was ever sent for it (``not_attempted``).
+        """
+        self._prior.pop(call.row, None)
+        return self.get(call.row)
+
+    def _write(self, result: RowResult) -> None:
+        try:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO rows ({_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+                _values(result),
+            )
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: cannot write the run journal ({exc})") from exc
+
+
+def _check_identity(path: Path, meta: dict[str, str], identity: RunIdentity) -> None:
+    if meta.get("format") != _FORMAT:
+        raise JournalError(f"{path}: written by another version of reroute; use --fresh")
+    differs = [
+        label
+        for key, label in (
+            ("input_sha256", "the input file's content"),
+            ("base_url", "the base URL"),
+            ("results", "the results path"),
+        )
+        if meta.get(key) != identity.as_meta()[key]
+    ]
+    if differs:
+        raise JournalError(
+            f"{path} belongs to a different run ({' and '.join(differs)} changed since it "
+            "started): use --fresh to start over (rows it records as sent are forgotten), or "
+            "choose another --results"
+        )

@@ -1,0 +1,285 @@
+"""The orchestrator: send calls through one task group, record each outcome as it is known.
+
+Stage ``run`` of the pipeline (style.md): calls in, row results out (to the journal, and through
+``Observer`` hooks to whoever shows progress). Pacing and retries belong to the sender
+(``batch.send``); this module decides *which* rows are sent, how many at once, and when the run
+stops.
+
+Back-pressure is applied at spawn time: a slot of the ``--concurrency`` semaphore is taken
+*before* a task starts (aiometer's ``run_on_each``), so a million-row file is a million loop
+iterations, never a million tasks or a million responses in memory.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Final
+
+import anyio
+
+from batch.journal import KEY_REJECTED_STATUSES, Journal
+from batch.model import Call, Outcome, RowResult
+
+SendFn = Callable[[Call], Awaitable[RowResult]]
+
+
+class StopReason(StrEnum):
+    """Why a run stopped early. Later stop conditions (change window, error budget, canary)
+    add a member here and call :meth:`StopToken.request`; the orchestrator needs no change."""
+
+    INTERRUPTED = "interrupted"
+    KEY_REJECTED = "key_rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequest:
+    """One request to stop: the first one decides the reason the user is told."""
+
+    reason: str
+    message: str  # one line for the user
+    hard: bool = False  # cancel in-flight requests instead of letting them finish
+
+
+class StopToken:
+    """Asks a running :func:`execute` to stop: soft (start nothing new, let in-flight rows
+    finish within the grace period) or hard (cancel in-flight rows; they become ``unknown``).
+
+    Safe to call before the run starts (it then sends nothing) and from any task of the same
+    event loop (a signal handler, a window watcher).
+    """
+
+    def __init__(self) -> None:
+        self.first: StopRequest | None = None
+        self.hard = False
+        self._listeners: list[Callable[[StopRequest], None]] = []
+
+    @property
+    def requested(self) -> bool:
+        return self.first is not None
+
+    def request(self, reason: str, message: str, *, hard: bool = False) -> None:
+        stop = StopRequest(reason, message, hard)
+        if self.first is None:
+            self.first = stop
+        self.hard = self.hard or hard
+        for listener in list(self._listeners):
+            listener(stop)
+
+    def subscribe(self, listener: Callable[[StopRequest], None]) -> Callable[[], None]:
+        """Call ``listener`` on every request; returns the function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+
+class Observer:
+    """Hooks the run calls as rows move (progress display, logs). Every hook is a no-op here;
+    override what you need. Hooks must be quick and must not raise."""
+
+    def run_started(self, total: int, done: int) -> None:
+        """``total`` rows to account for, ``done`` of them already decided (a resumed run)."""
+
+    def attempt(self, call: Call, n: int) -> None:
+        """Request ``n`` (1-based) for ``call`` starts."""
+
+    def retrying(self, call: Call, n: int, code: str) -> None:
+        """Attempt ``n`` failed with ``code``; the sender will try again."""
+
+    def row_finished(self, result: RowResult) -> None:
+        """A row's final result is known and recorded."""
+
+    def row_cancelled(self, call: Call, record: RowResult | None) -> None:
+        """A row was cancelled (hard stop); ``record`` is its ``unknown`` record, or None when
+        no request was sent (the row stays ``not_attempted``)."""
+
+    def stopping(self, stop: StopRequest) -> None:
+        """The run was asked to stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """What one invocation of :func:`execute` did (the whole picture is in the journal)."""
+
+    started: int  # rows handed to the sender
+    outcomes: dict[Outcome, int]  # outcomes of those rows (cancelled ones: unknown/not sent)
+    stopped: StopRequest | None  # None: every call was sent and answered
+    elapsed: float  # seconds
+
+
+KEY_REJECTED_MESSAGE: Final = (
+    "the API rejected the key (HTTP {status} {code}): every other row would fail the same way, "
+    "so the run stopped; check VOCOBASE_API_KEY (or --api-key-file) and that the account is "
+    "active and has credit, then run the same command again"
+)
+
+
+async def execute(
+    calls: Iterable[Call],
+    *,
+    send: SendFn,
+    journal: Journal,
+    concurrency: int,
+    stop: StopToken | None = None,
+    observer: Observer | None = None,
+    grace: float = 30.0,
+) -> RunReport:
+    """Send every call with at most ``concurrency`` in flight, journaling each result.
+
+    Stops early when ``stop`` is requested: no new row starts; on a soft stop in-flight rows
+    get ``grace`` seconds (the per-request timeout) to finish, then are cancelled. A 401 or
+    403 answer stops the run at once (hard). Rows cancelled mid-request stay ``unknown`` in the
+    journal; rows never started have no record (``not_attempted``).
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be >= 1")
+    stop = stop or StopToken()
+    observer = observer or Observer()
+    slots = anyio.Semaphore(concurrency)
+    outcomes: Counter[Outcome] = Counter()
+    started = 0
+    begun = anyio.current_time()
+
+    async def worker(call: Call) -> None:
+        try:
+            result = await send(call)
+        except anyio.get_cancelled_exc_class():
+            # Journal writes are synchronous, so this one cannot itself be cancelled.
+            record = journal.abandon(call)
+            outcomes[record.outcome if record else Outcome.NOT_ATTEMPTED] += 1
+            observer.row_cancelled(call, record)
+            raise
+        finally:
+            slots.release()
+        result = journal.finish(result)
+        outcomes[result.outcome] += 1
+        observer.row_finished(result)
+        if result.http_status in KEY_REJECTED_STATUSES:
+            stop.request(
+                StopReason.KEY_REJECTED,
+                KEY_REJECTED_MESSAGE.format(status=result.http_status, code=result.error_code),
+                hard=True,
+            )
+
+    async with anyio.create_task_group() as workers:
+        spawning = anyio.CancelScope()
+
+        def on_stop(request: StopRequest) -> None:
+            observer.stopping(request)
+            spawning.cancel()
+            if request.hard:
+                workers.cancel_scope.cancel()
+            else:
+                # In-flight rows may finish, but not forever: --timeout from now at most.
+                deadline = anyio.current_time() + grace
+                workers.cancel_scope.deadline = min(workers.cancel_scope.deadline, deadline)
+
+        unsubscribe = stop.subscribe(on_stop)
+        try:
+            if stop.first is not None:
+                on_stop(stop.first)
+            with spawning:
+                for call in calls:
+                    await slots.acquire()
+                    journal.begin(call)
+                    started += 1
+                    workers.start_soon(worker, call)
+        finally:
+            unsubscribe()
+
+    return RunReport(
+        started=started,
+        outcomes=dict(outcomes),
+        stopped=stop.first,
+        elapsed=anyio.current_time() - begun,
+    )
+
+
+def pending(calls: Iterable[Call], journal: Journal) -> Iterator[Call]:
+    """The calls a (resumed) run still has to send: not decided in the journal."""
+    for call in calls:
+        if not journal.is_final(call.row):
+            yield call
+
+
+def sender_hooks(
+    journal: Journal, observer: Observer
+) -> tuple[Callable[[Call, int], None], Callable[[Call, int, str], None]]:
+    """``on_attempt`` and ``on_retry`` for the sender: journal first (durability), then show."""
+
+    def on_attempt(call: Call, n: int) -> None:
+        journal.attempt(call, n)
+        observer.attempt(call, n)
+
+    def on_retry(call: Call, n: int, code: str) -> None:
+        observer.retrying(call, n, code)
+
+    return on_attempt, on_retry
+
+
+def merge_results(base: Iterable[RowResult], journal: Journal) -> Iterator[RowResult]:
+    """One result per row of ``base`` (every input row, in order): the journal's record when
+    there is one, else ``base``'s row unchanged (``invalid`` or ``not_attempted``, or for a
+    retry the row as the earlier results file had it). Streams: one journal lookup per row.
+    """
+    for row in base:
+        if row.outcome is Outcome.INVALID:
+            yield row
+            continue
+        record = journal.get(row.row)
+        if record is None:
+            yield row
+        else:
+            # routing_id as the user wrote it (the journal has the parsed integer).
+            yield replace(record, routing_id=row.routing_id)
+
+
+@dataclass
+class Summary:
+    """Counts per outcome and the top error codes, tallied while the results are written."""
+
+    counts: Counter[Outcome] = field(default_factory=Counter)
+    codes: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, RowResult] = field(default_factory=dict)
+
+    def tally(self, results: Iterable[RowResult]) -> Iterator[RowResult]:
+        """Pass ``results`` through unchanged, counting them."""
+        for result in results:
+            self.counts[result.outcome] += 1
+            if result.outcome is not Outcome.SUCCEEDED and result.error_code:
+                for code in result.error_code.split(";"):
+                    self.codes[code] += 1
+                    self.examples.setdefault(code, result)
+            yield result
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def all_succeeded(self) -> bool:
+        return self.counts[Outcome.SUCCEEDED] == self.total
+
+    @property
+    def retryable(self) -> int:
+        return sum(self.counts[o] for o in (Outcome.FAILED, Outcome.UNKNOWN, Outcome.NOT_ATTEMPTED))
+
+    def top_codes(self, n: int = 5) -> list[tuple[str, int, RowResult]]:
+        return [(code, k, self.examples[code]) for code, k in self.codes.most_common(n)]
+
+
+__all__ = [
+    "KEY_REJECTED_MESSAGE",
+    "Observer",
+    "RunReport",
+    "SendFn",
+    "StopReason",
+    "StopRequest",
+    "StopToken",
+    "Summary",
+    "execute",
+    "merge_results",
+    "pending",
+    "sender_hooks",
+]

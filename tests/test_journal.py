@@ -1,0 +1,188 @@
+"""The run journal: durable per-row records, run identity, resume bookkeeping."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from batch.errors import JournalError
+from batch.journal import Journal, RunIdentity, journal_path, sha256_file
+from batch.model import Call, Outcome, RowResult
+
+BASE = "http://127.0.0.1:9/api/v2"
+
+
+def _identity(tmp_path: Path, content: str = "routing_id\n1\n") -> RunIdentity:
+    source = tmp_path / "in.csv"
+    source.write_text(content)
+    return RunIdentity.of(source, BASE, tmp_path / "out.csv")
+
+
+def _call(row: int) -> Call:
+    return Call(row=row, routing_id=100 + row, body='{"for_inbound_call":1}')
+
+
+def _done(row: int, outcome: Outcome = Outcome.SUCCEEDED, status: int = 200) -> RowResult:
+    return RowResult(
+        row=row,
+        routing_id=str(100 + row),
+        outcome=outcome,
+        http_status=status,
+        attempts=1,
+        request='{"for_inbound_call":1}',
+        response='{"success":true}',
+        started_at=datetime(2026, 11, 30, 1, 0, tzinfo=UTC),
+        finished_at=datetime(2026, 11, 30, 1, 0, 1, tzinfo=UTC),
+        duration_ms=1000,
+    )
+
+
+def test_journal_lives_beside_the_results_file(tmp_path: Path) -> None:
+    """`out.csv` journals into `out.csv.journal` in the same directory."""
+    assert journal_path(tmp_path / "out.csv") == tmp_path / "out.csv.journal"
+
+
+def test_sha256_is_of_the_content(tmp_path: Path) -> None:
+    """The identity hashes bytes, so a rewritten but identical file is the same run."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"x" * 3_000_000)
+    b.write_bytes(b"x" * 3_000_000)
+    assert sha256_file(a) == sha256_file(b)
+
+
+def test_finished_rows_round_trip_and_survive_reopen(tmp_path: Path) -> None:
+    """A finished row is read back identically after the journal is closed and reopened."""
+    ident = _identity(tmp_path)
+    path = tmp_path / "out.csv.journal"
+    with Journal.open(path, ident) as journal:
+        assert not journal.resumed
+        journal.begin(_call(1))
+        journal.finish(_done(1))
+    with Journal.open(path, ident) as journal:
+        assert journal.resumed
+        assert journal.get(1) == _done(1)
+        assert journal.is_final(1)
+        assert not journal.is_final(2)
+
+
+def test_attempt_marks_row_unknown_with_attempt_count(tmp_path: Path) -> None:
+    """While a row is in flight, its record is `unknown` with the attempts started so far."""
+    with Journal.open(tmp_path / "j", _identity(tmp_path)) as journal:
+        journal.begin(_call(3))
+        journal.attempt(_call(3), 1)
+        journal.attempt(_call(3), 2)
+        record = journal.get(3)
+        assert record is not None
+        assert record.outcome is Outcome.UNKNOWN
+        assert record.attempts == 2
+        assert record.request == _call(3).body
+        assert not journal.is_final(3)
+        assert journal.abandon(_call(3)) == record
+
+
+def test_resumed_unknown_row_adds_earlier_attempts(tmp_path: Path) -> None:
+    """A row sent twice before a crash and once after reports 3 attempts in total."""
+    ident = _identity(tmp_path)
+    with Journal.open(tmp_path / "j", ident) as journal:
+        journal.begin(_call(1))
+        journal.attempt(_call(1), 1)
+        journal.attempt(_call(1), 2)
+    with Journal.open(tmp_path / "j", ident) as journal:
+        journal.begin(_call(1))
+        journal.attempt(_call(1), 1)
+        assert journal.get(1).attempts == 3  # type: ignore[union-attr]
+        final = journal.finish(_done(1))
+        assert final.attempts == 3
+        assert journal.get(1) == final
+
+
+def test_key_rejected_rows_are_not_final(tmp_path: Path) -> None:
+    """A 401/403 row is sent again on resume: the key, not the row, was the problem."""
+    with Journal.open(tmp_path / "j", _identity(tmp_path)) as journal:
+        journal.finish(_done(1, Outcome.FAILED, 401))
+        journal.finish(_done(2, Outcome.FAILED, 404))
+        assert not journal.is_final(1)
+        assert journal.is_final(2)
+        assert journal.final_count() == 1
+
+
+def test_results_stream_in_row_order(tmp_path: Path) -> None:
+    """Records come back ordered by row, whatever order they finished in."""
+    with Journal.open(tmp_path / "j", _identity(tmp_path)) as journal:
+        for row in (5, 2, 9, 1):
+            journal.finish(_done(row))
+        assert [r.row for r in journal.results()] == [1, 2, 5, 9]
+        assert journal.counts() == {Outcome.SUCCEEDED: 4}
+
+
+def test_different_input_content_is_refused(tmp_path: Path) -> None:
+    """Another input at the same results path is refused, naming --fresh and --results."""
+    Journal.open(tmp_path / "j", _identity(tmp_path)).close()
+    with pytest.raises(JournalError, match=r"input file's content.*--fresh.*--results"):
+        Journal.open(tmp_path / "j", _identity(tmp_path, "routing_id\n2\n"))
+
+
+def test_different_base_url_is_refused(tmp_path: Path) -> None:
+    """Pointing the same results at another target is a different run."""
+    ident = _identity(tmp_path)
+    Journal.open(tmp_path / "j", ident).close()
+    other = RunIdentity(ident.input_sha256, "https://api.vocobase.com/api/v2", ident.results)
+    with pytest.raises(JournalError, match="base URL"):
+        Journal.open(tmp_path / "j", other)
+
+
+def test_fresh_discards_the_old_run(tmp_path: Path) -> None:
+    """--fresh forgets everything the journal recorded, even for another run."""
+    with Journal.open(tmp_path / "j", _identity(tmp_path)) as journal:
+        journal.finish(_done(1))
+    other = _identity(tmp_path, "routing_id\n7\n")
+    with Journal.open(tmp_path / "j", other, fresh=True) as journal:
+        assert not journal.resumed
+        assert journal.get(1) is None
+
+
+def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
+    """A file that is not a journal gives one line suggesting --fresh, not a traceback."""
+    (tmp_path / "j").write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(JournalError, match="--fresh"):
+        Journal.open(tmp_path / "j", _identity(tmp_path))
+
+
+def test_wal_mode_is_on(tmp_path: Path) -> None:
+    """The journal uses WAL, so commits survive the process dying right after them."""
+    Journal.open(tmp_path / "j", _identity(tmp_path)).close()
+    with closing(sqlite3.connect(tmp_path / "j")) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_records_survive_kill_9(tmp_path: Path) -> None:
+    """Rows written by a process killed with SIGKILL (no close, no cleanup) are all there."""
+    ident = _identity(tmp_path)
+    script = f"""
+import os, signal
+from pathlib import Path
+from batch.journal import Journal, RunIdentity
+from batch.model import RowResult, Outcome
+j = Journal.open(Path({str(tmp_path / "j")!r}), RunIdentity(*{tuple(ident.as_meta().values())!r}))
+for row in range(1, 201):
+    j.finish(RowResult(row=row, routing_id=str(row), outcome=Outcome.SUCCEEDED, attempts=1))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], check=False, timeout=30)
+    assert proc.returncode == -9
+    with Journal.open(tmp_path / "j", ident) as journal:
+        assert journal.final_count() == 200
+
+
+def test_no_key_column_in_schema(tmp_path: Path) -> None:
+    """The journal has no place for a key: only the run identity and row records."""
+    Journal.open(tmp_path / "j", _identity(tmp_path)).close()
+    with closing(sqlite3.connect(tmp_path / "j")) as db:
+        keys = {k for (k,) in db.execute("SELECT key FROM meta")}
+    assert keys == {"format", "input_sha256", "base_url", "results"}
