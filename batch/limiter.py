@@ -1,0 +1,123 @@
+"""One pace for every request of a run, retries included.
+
+The algorithm is GCRA, the Generic Cell Rate Algorithm in its "virtual scheduling" form (as in
+aiometer's ``RateLimitMeter``): a theoretical arrival time (TAT) moves forward by one interval per
+granted request, and a request may start once the clock reaches ``TAT - tolerance``. Requests are
+therefore spaced evenly, and an idle spell never earns a burst beyond the tolerance (one request
+by default), so a fixed or sliding window on the server side sees no spike at its edges.
+
+On top of that, AIMD (additive increase, multiplicative decrease, as TCP does): a 429 halves the
+pace (``throttled``) and every accepted answer climbs back a small step (``succeeded``) up to the
+configured rate, and ``pause`` stops all sending until a moment the server named (Retry-After).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from batch.settings import Rate
+
+
+class Limiter:
+    """Paces every request of a run: GCRA spacing, a global pause, AIMD on the pace.
+
+    Share one instance between every task; each attempt awaits ``acquire()`` right before it
+    sends. Waiters are served one at a time, in arrival order (a fair lock), so a row retried
+    after a 429 queues behind nobody's burst.
+    """
+
+    def __init__(
+        self,
+        rate: Rate,
+        *,
+        clock: Callable[[], float] = anyio.current_time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        burst: int = 1,
+        decrease: float = 0.5,
+        increase: float = 0.05,
+        floor: float = 1 / 16,
+    ) -> None:
+        """``rate``: the configured (and highest) pace.
+
+        ``burst``: requests that may start back to back after an idle spell (GCRA tolerance;
+        1 means strictly evenly spaced). ``decrease``: factor applied to the pace on a 429.
+        ``increase``: share of the configured rate added back per accepted answer.
+        ``floor``: the pace never drops below this share of the configured rate.
+        """
+        if burst < 1:
+            raise ValueError("burst must be at least 1")
+        if not 0 < decrease < 1:
+            raise ValueError("decrease must be between 0 and 1")
+        if not 0 < increase <= 1 or not 0 < floor <= 1:
+            raise ValueError("increase and floor must be in (0, 1]")
+        self._rate = rate
+        self._clock = clock
+        self._sleep = sleep
+        self._burst = burst
+        self._decrease = decrease
+        self._step = rate.per_second * increase
+        self._min_per_second = rate.per_second * floor
+        self._per_second = rate.per_second
+        self._tat = -float("inf")  # theoretical arrival time of the next request
+        self._last_grant = -float("inf")
+        self._paused_until = -float("inf")
+        self._hold_decrease_until = -float("inf")
+        self._lock = anyio.Lock()
+
+    @property
+    def configured_rate(self) -> Rate:
+        return self._rate
+
+    @property
+    def current_rate(self) -> Rate:
+        """The pace right now (lower than configured after a 429), in the configured unit."""
+        return Rate(self._per_second * self._rate.period, self._rate.period)
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two requests at the current pace."""
+        return 1.0 / self._per_second
+
+    @property
+    def paused_until(self) -> float:
+        """Clock time before which nothing is sent (``-inf`` when never paused)."""
+        return self._paused_until
+
+    async def acquire(self) -> None:
+        """Wait for this request's slot: after the pause, and one interval after the last."""
+        async with self._lock:
+            while True:
+                now = self._clock()
+                tolerance = (self._burst - 1) * self.interval
+                start = max(self._tat - tolerance, self._paused_until)
+                if now >= start:
+                    break
+                # Loop rather than trust one sleep: a pause or a slower pace may have been set
+                # while we slept, and it must hold for us too.
+                await self._sleep(start - now)
+            self._last_grant = now
+            self._tat = max(self._tat, now) + self.interval
+
+    def pause(self, seconds: float) -> None:
+        """Stop all sending for ``seconds`` from now (a 429). Only ever extends a pause."""
+        self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
+
+    def throttled(self) -> None:
+        """Multiplicative decrease of the pace after a 429.
+
+        Several requests in flight often get their 429 together; only the first one of a
+        burst counts, so one episode halves the pace once rather than once per request.
+        """
+        now = self._clock()
+        if now < self._hold_decrease_until:
+            return
+        self._per_second = max(self._min_per_second, self._per_second * self._decrease)
+        # The next request keeps the new, wider spacing from the last one granted.
+        self._tat = max(self._tat, self._last_grant + self.interval)
+        self._hold_decrease_until = max(now + self.interval, self._paused_until)
+
+    def succeeded(self) -> None:
+        """Additive increase after an answer that was not a 429, up to the configured rate."""
+        self._per_second = min(self._rate.per_second, self._per_second + self._step)

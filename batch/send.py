@@ -1,0 +1,388 @@
+"""Send one call to the API, paced and retried, and say what became of it.
+
+The only module that speaks HTTP. httpx objects stop here: the orchestrator gets a ``RowResult``,
+and httpx exceptions are translated once, at this boundary, into ``RequestTimeout`` and
+``ConnectionFailed``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random as _random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import anyio
+import httpx
+import tenacity
+
+from batch import __version__, voicelink
+from batch.errors import ConnectionFailed, RequestTimeout, UsageError
+from batch.limiter import Limiter
+from batch.model import Call, Outcome, RowResult
+from batch.retry import (
+    Answer,
+    AttemptOutcome,
+    backoff,
+    build_retrying,
+    default_now,
+    is_transient,
+    retry_after_from_headers,
+)
+
+USER_AGENT: Final = f"reroute/{__version__}"
+EXCERPT_CHARS: Final = 200
+REDACTED: Final = "[redacted]"
+
+
+@dataclass(frozen=True, slots=True)
+class SendPolicy:
+    """How hard to try one row. Flows down from the run settings."""
+
+    max_attempts: int = 5  # requests per row, first one included (--max-attempts)
+    timeout: float = 30.0  # seconds for one whole request, connect to last byte (--timeout)
+    max_retry_after: float = 300.0  # a 429 asking for longer fails the row (--max-retry-after)
+    backoff_initial: float = 1.0  # wait after the first failed attempt, before jitter
+    backoff_max: float = 60.0  # the exponential backoff never waits longer than this
+    jitter: float = 0.5  # up to this share of each backoff is taken off at random
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise UsageError(f"max attempts is {self.max_attempts}: use 1 or more")
+        for name in ("timeout", "max_retry_after", "backoff_initial", "backoff_max"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (name == "timeout" and value == 0):
+                raise UsageError(f"{name.replace('_', ' ')} is {value}: use a positive number")
+        if not 0 <= self.jitter <= 1:
+            raise UsageError(f"jitter is {self.jitter}: use a share between 0 and 1")
+
+
+def build_client(
+    base_url: str,
+    api_key: str | None,
+    *,
+    timeout: float,
+    concurrency: int,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """The HTTP client of a run: the only place the key goes into a header.
+
+    TLS verification is always on; the pool holds as many connections as requests in flight;
+    redirects are not followed (a redirected POST is an answer to report, not to chase).
+    ``api_key=None`` sends no Authorization header (the embedded sandbox needs none).
+    """
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    if api_key is not None:
+        key = api_key.strip()
+        # Checked here, without echoing it: httpx's own error for a bad header value would
+        # print the value, and with it the key.
+        if not key or not key.isascii() or not key.isprintable() or " " in key:
+            raise UsageError(
+                "the API key is empty or holds spaces, control or non-ASCII characters: "
+                "check VOCOBASE_API_KEY or the --api-key-file contents"
+            )
+        headers["Authorization"] = f"Bearer {key}"
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers=headers,
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        verify=True,
+        follow_redirects=False,
+        transport=transport,
+    )
+
+
+class Sender:
+    """Sends calls one by one (call ``send`` from many tasks at once), paced by one Limiter.
+
+    Every attempt first awaits ``limiter.acquire()``. A 429 pauses all sending for the
+    server's Retry-After (or a backoff) and slows the pace; other transient failures back off
+    exponentially with jitter. Retrying a timed-out update is safe: the update replaces the
+    whole record with the body we send, so a second identical request changes nothing more
+    (idempotent).
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        limiter: Limiter,
+        policy: SendPolicy,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        clock: Callable[[], float] = anyio.current_time,
+        now: Callable[[], datetime] = default_now,
+        random: Callable[[], float] = _random.random,
+        on_attempt: Callable[[Call, int], None] | None = None,
+        on_retry: Callable[[Call, int, str], None] | None = None,
+    ) -> None:
+        """``sleep``/``clock``/``now``/``random`` are injected so tests run in virtual time.
+
+        ``on_attempt(call, n)``: attempt n (1-based) is about to be sent.
+        ``on_retry(call, n, code)``: attempt n failed with ``code`` and another will follow.
+        """
+        self._client = client
+        self._limiter = limiter
+        self._policy = policy
+        self._sleep = sleep
+        self._clock = clock
+        self._now = now
+        self._random = random
+        self._on_attempt = on_attempt
+        self._on_retry = on_retry
+        # The secret as it travels, to scrub from anything a server or library echoes back.
+        auth = client.headers.get("authorization", "")
+        token = auth.split(" ", 1)[1] if " " in auth else auth
+        self._secrets = tuple(s for s in (auth, token) if len(s) >= 4)
+
+    @property
+    def policy(self) -> SendPolicy:
+        return self._policy
+
+    async def send(self, call: Call) -> RowResult:
+        """Send ``call`` until it succeeds, fails for good, or runs out of attempts.
+
+        Never raises for the row's own problem: every answer and transport error becomes the
+        row's result. Cancellation propagates (the orchestrator records the row as unknown).
+        """
+        attempts = 0
+        started_at: datetime | None = None
+        started_clock = 0.0
+
+        async def attempt() -> AttemptOutcome:
+            nonlocal attempts, started_at, started_clock
+            await self._limiter.acquire()
+            attempts += 1
+            if started_at is None:
+                started_at = self._now()
+                started_clock = self._clock()
+            if self._on_attempt is not None:
+                self._on_attempt(call, attempts)
+            try:
+                answer = await self._request(call)
+            except (RequestTimeout, ConnectionFailed) as exc:
+                return exc
+            self._adjust_pace(answer, attempts)
+            return answer
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            assert state.outcome is not None
+            outcome: AttemptOutcome = state.outcome.result()
+            if isinstance(outcome, Answer) and outcome.status == 429:
+                return self._rate_limit_wait(outcome, state.attempt_number)
+            return self._backoff(state.attempt_number)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            if self._on_retry is not None and state.outcome is not None:
+                outcome: AttemptOutcome = state.outcome.result()
+                self._on_retry(call, state.attempt_number, _code(outcome))
+
+        retrying = build_retrying(
+            max_attempts=self._policy.max_attempts,
+            should_retry=self._should_retry,
+            wait=wait,
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+        )
+        final: AttemptOutcome = await retrying(attempt)
+        finished_at = self._now()
+        duration_ms = round((self._clock() - started_clock) * 1000)
+        return self._result(call, final, attempts, started_at, finished_at, duration_ms)
+
+    # -- one attempt -------------------------------------------------------------------------
+
+    async def _request(self, call: Call) -> Answer:
+        """One POST, read whole and classified. Raises only our transport errors."""
+        try:
+            # One deadline for the whole exchange: httpx's timeouts are per operation, so a
+            # server dripping one byte at a time would otherwise never time out.
+            with anyio.fail_after(self._policy.timeout):
+                response = await self._client.post(
+                    call.path,
+                    content=call.body.encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise RequestTimeout(
+                f"no answer within {self._policy.timeout:g} s (--timeout)"
+            ) from exc
+        except httpx.HTTPError as exc:
+            # Connect refused or reset, dropped mid-answer, protocol garbage from the peer.
+            raise ConnectionFailed(self._scrub(_one_line(f"{type(exc).__name__}: {exc}"))) from exc
+        return self._classify(response)
+
+    def _classify(self, response: httpx.Response) -> Answer:
+        status = response.status_code
+        try:
+            payload: Any = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            return self._non_json(response)
+        text = self._scrub(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
+        ok, error = voicelink.parse_envelope(payload)
+        retry_after = (
+            retry_after_from_headers(response.headers, self._now()) if status == 429 else None
+        )
+        if 200 <= status < 300:
+            if ok:
+                return Answer(status, True, "", "", text, True)
+            return Answer(
+                status,
+                False,
+                "BAD_RESPONSE",
+                f"HTTP {status} answer is not the API's success envelope",
+                text,
+                True,
+            )
+        if status == 429:
+            detail = f": {error.message}" if error and error.message else ""
+            message = f"rate limited (HTTP 429){detail}"
+            return Answer(status, False, "RATE_LIMITED", message, text, True, retry_after)
+        if error is not None and error.code:
+            message = error.message or f"HTTP {status} {error.code}"
+            return Answer(status, False, error.code, self._scrub(_one_line(message)), text, True)
+        message = f"HTTP {status} {_reason(response)} without the API's error envelope"
+        return Answer(status, False, f"HTTP_{status}", message, text, True)
+
+    def _non_json(self, response: httpx.Response) -> Answer:
+        """An answer whose body is not JSON: a gateway page, a captive portal, an empty body."""
+        status = response.status_code
+        excerpt = _excerpt(response, self._scrub)
+        what = f"HTTP {status} {_reason(response)} with a body that is not JSON"
+        if 200 <= status < 300:
+            return Answer(status, False, "BAD_RESPONSE", what, excerpt, False)
+        if status == 429:
+            retry_after = retry_after_from_headers(response.headers, self._now())
+            return Answer(
+                status,
+                False,
+                "RATE_LIMITED",
+                "rate limited (HTTP 429)",
+                excerpt,
+                False,
+                retry_after,
+            )
+        return Answer(
+            status, False, f"HTTP_{status}", f"{what} (a proxy or gateway page?)", excerpt, False
+        )
+
+    # -- pacing and retry decisions ------------------------------------------------------------
+
+    def _adjust_pace(self, answer: Answer, attempt: int) -> None:
+        """Tell the shared limiter what the server thinks of our pace."""
+        if answer.status != 429:
+            self._limiter.succeeded()
+            return
+        # Pause everyone, not only this row: the limit is per key, every request would get 429.
+        self._limiter.pause(self._rate_limit_wait(answer, attempt))
+        self._limiter.throttled()
+
+    def _rate_limit_wait(self, answer: Answer, attempt: int) -> float:
+        """How long a 429 keeps us quiet: the server's word (within the cap), else a backoff."""
+        if answer.retry_after is None:
+            return self._backoff(attempt)
+        # Above the cap the row fails rather than stalling the run; the pause then only lasts
+        # a backoff, so the rest of the run goes on (and meets the server's judgement itself).
+        if answer.retry_after > self._policy.max_retry_after:
+            return self._backoff(attempt)
+        return answer.retry_after
+
+    def _backoff(self, attempt: int) -> float:
+        return backoff(
+            attempt,
+            initial=self._policy.backoff_initial,
+            maximum=self._policy.backoff_max,
+            jitter=self._policy.jitter,
+            rnd=self._random(),
+        )
+
+    def _should_retry(self, outcome: AttemptOutcome) -> bool:
+        if isinstance(outcome, Answer) and self._waits_too_long(outcome):
+            return False
+        return is_transient(outcome)
+
+    def _waits_too_long(self, answer: Answer) -> bool:
+        return answer.retry_after is not None and answer.retry_after > self._policy.max_retry_after
+
+    # -- the row's result ----------------------------------------------------------------------
+
+    def _result(
+        self,
+        call: Call,
+        final: AttemptOutcome,
+        attempts: int,
+        started_at: datetime | None,
+        finished_at: datetime,
+        duration_ms: int,
+    ) -> RowResult:
+        common: dict[str, Any] = {
+            "row": call.row,
+            "routing_id": str(call.routing_id),
+            "attempts": attempts,
+            "request": call.body,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "duration_ms": duration_ms,
+        }
+        gave_up = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+        if not isinstance(final, Answer):
+            return RowResult(
+                outcome=Outcome.FAILED,
+                error_code=final.code,
+                error_message=self._scrub(_one_line(f"{final}{gave_up}")),
+                **common,
+            )
+        if final.success:
+            return RowResult(
+                outcome=Outcome.SUCCEEDED, http_status=final.status, response=final.response,
+                **common,
+            )  # fmt: skip
+        message = final.error_message
+        if self._waits_too_long(final):
+            assert final.retry_after is not None
+            message = (
+                f"the server asked to wait {final.retry_after:g} s before retrying, above "
+                f"--max-retry-after {self._policy.max_retry_after:g} s: run again later or "
+                "raise --max-retry-after"
+            )
+        elif is_transient(final):
+            message += gave_up
+        return RowResult(
+            outcome=Outcome.FAILED,
+            http_status=final.status,
+            error_code=final.error_code,
+            error_message=self._scrub(_one_line(message)),
+            response=final.response,
+            **common,
+        )
+
+    def _scrub(self, text: str) -> str:
+        """Remove the key from text a server or a library may echo back to us."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+def _code(outcome: AttemptOutcome) -> str:
+    return outcome.error_code if isinstance(outcome, Answer) else outcome.code
+
+
+def _reason(response: httpx.Response) -> str:
+    return response.reason_phrase or ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _excerpt(response: httpx.Response, scrub: Callable[[str], str]) -> str:
+    """At most EXCERPT_CHARS of a body, on one line, for the results file.
+
+    Scrubbed before it is cut, so a cut cannot leave half a key behind.
+    """
+    # The whole body is in memory already; scrubbing all of it is what makes the cut safe.
+    raw = response.content.decode("utf-8", errors="replace")
+    text = _one_line(scrub(raw))
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"

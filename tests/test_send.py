@@ -1,0 +1,439 @@
+"""The sender over httpx.MockTransport, in trio's virtual time: classification, retries, pacing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from trio.testing import MockClock
+
+from batch import voicelink
+from batch.errors import UsageError
+from batch.limiter import Limiter
+from batch.model import Call, Outcome, RowResult
+from batch.retry import stops_run
+from batch.send import USER_AGENT, Sender, SendPolicy, build_client
+from batch.settings import Rate
+
+KEY = "rg_live_S3cretKeyThatMustNeverLeak42"
+EPOCH = datetime(2026, 11, 30, tzinfo=UTC)
+BODY = voicelink.encode_body({"for_inbound_call": 1, "for_outbound_call": 4, "status": 1})
+CALL = Call(row=7, routing_id=93, body=BODY)
+OK_BODY = {"success": True, "data": {"id": 93}}
+
+Handler = Callable[[httpx.Request], Any]
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    return ("trio", {"clock": MockClock(autojump_threshold=0)})
+
+
+def virtual_now() -> datetime:
+    """Wall time that moves with the mock clock, so timestamps and HTTP dates are exact."""
+    return EPOCH + timedelta(seconds=anyio.current_time())
+
+
+def error(status: int, code: str, message: str = "nope") -> httpx.Response:
+    body = {"success": False, "error": {"code": code, "message": message}}
+    return httpx.Response(status, json=body)
+
+
+class Script:
+    """A fake API: answers from a list, one per request, recording when each came."""
+
+    def __init__(self, *answers: httpx.Response | Exception | Handler) -> None:
+        self.answers: Iterator[httpx.Response | Exception | Handler] = iter(answers)
+        self.times: list[float] = []
+        self.requests: list[httpx.Request] = []
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.times.append(anyio.current_time())
+        self.requests.append(request)
+        answer = next(self.answers)
+        if isinstance(answer, Exception):
+            raise answer
+        if callable(answer):
+            result = answer(request)
+            if hasattr(result, "__await__"):
+                result = await result
+            assert isinstance(result, httpx.Response)
+            return result
+        return answer
+
+
+def make_sender(
+    script: Script,
+    *,
+    rate: str = "100/s",
+    on_attempt: Callable[[Call, int], None] | None = None,
+    on_retry: Callable[[Call, int, str], None] | None = None,
+    **policy: Any,
+) -> tuple[Sender, Limiter]:
+    client = build_client(
+        "https://api.example.test/api/v2",
+        KEY,
+        timeout=30,
+        concurrency=4,
+        transport=httpx.MockTransport(script),
+    )
+    limiter = Limiter(Rate.parse(rate))
+    sender = Sender(
+        client,
+        limiter,
+        SendPolicy(**policy),
+        now=virtual_now,
+        random=lambda: 0.0,  # no jitter: backoff waits are exact
+        on_attempt=on_attempt,
+        on_retry=on_retry,
+    )
+    return sender, limiter
+
+
+async def send(script: Script, **kwargs: Any) -> RowResult:
+    sender, _ = make_sender(script, **kwargs)
+    return await sender.send(CALL)
+
+
+def assert_no_key(*things: object) -> None:
+    for thing in things:
+        assert KEY not in str(thing)
+        assert KEY not in repr(thing)
+
+
+async def test_success_records_everything() -> None:
+    """A 2xx success envelope: succeeded, one attempt, body sent as is, envelope kept compact."""
+    script = Script(httpx.Response(200, json=OK_BODY))
+    result = await send(script)
+    assert result.outcome is Outcome.SUCCEEDED
+    assert (result.http_status, result.attempts, result.error_code) == (200, 1, "")
+    assert result.request == BODY
+    assert json.loads(result.response) == OK_BODY
+    assert " " not in result.response
+    assert result.row == 7
+    assert result.routing_id == "93"
+    assert result.started_at == EPOCH
+    assert result.finished_at == EPOCH
+    assert result.duration_ms == 0
+    request = script.requests[0]
+    assert request.method == "POST"
+    assert request.url == "https://api.example.test/api/v2/voicelink/call-routing/93"
+    assert request.content == BODY.encode()
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["user-agent"] == USER_AGENT
+
+
+async def test_retries_then_success_with_exponential_backoff() -> None:
+    """503, 500, timeout then 200: succeeded after 4 attempts, waiting 1, 2, 4 s between them."""
+    attempts: list[int] = []
+    retries: list[tuple[int, str]] = []
+    script = Script(
+        error(503, "UNAVAILABLE"),
+        error(500, "INTERNAL"),
+        httpx.ReadTimeout("slow"),
+        httpx.Response(200, json=OK_BODY),
+    )
+    result = await send(
+        script,
+        on_attempt=lambda call, n: attempts.append(n),
+        on_retry=lambda call, n, code: retries.append((n, code)),
+    )
+    assert result.outcome is Outcome.SUCCEEDED
+    assert result.attempts == 4
+    assert attempts == [1, 2, 3, 4]
+    assert retries == [(1, "UNAVAILABLE"), (2, "INTERNAL"), (3, "TIMEOUT")]
+    assert script.times == [0, 1, 3, 7]
+    assert result.duration_ms == 7000
+    assert result.finished_at == EPOCH + timedelta(seconds=7)
+
+
+async def test_jitter_shortens_backoff() -> None:
+    """Jitter takes up to its share off each backoff (random injected: 0.5 * 0.5 off 1 s)."""
+    script = Script(error(503, "UNAVAILABLE"), httpx.Response(200, json=OK_BODY))
+    client = build_client("https://x.test", None, timeout=5, concurrency=1,
+                          transport=httpx.MockTransport(script))  # fmt: skip
+    sender = Sender(client, Limiter(Rate.parse("100/s")), SendPolicy(), random=lambda: 0.5)
+    await sender.send(CALL)
+    assert script.times == [0, 0.75]
+
+
+async def test_retries_run_out() -> None:
+    """Transient failures up to --max-attempts: failed with the last code and the attempt count."""
+    script = Script(*[httpx.Response(502, text="<html>Bad Gateway</html>")] * 3)
+    result = await send(script, max_attempts=3)
+    assert result.outcome is Outcome.FAILED
+    assert (result.http_status, result.attempts, result.error_code) == (502, 3, "HTTP_502")
+    assert "gave up after 3 attempts" in result.error_message
+    assert result.response == "<html>Bad Gateway</html>"
+    assert len(script.times) == 3
+
+
+async def test_html_502_page_is_retried() -> None:
+    """A gateway's HTML 502 page is transient: retried, then the success counts."""
+    page = "<html>\n<body>\n<h1>502 Bad Gateway</h1>\n</body>\n</html>\n" + "x" * 500
+    script = Script(
+        httpx.Response(502, text=page, headers={"content-type": "text/html"}),
+        httpx.Response(200, json=OK_BODY),
+    )
+    result = await send(script)
+    assert result.outcome is Outcome.SUCCEEDED
+    assert result.attempts == 2
+
+
+async def test_non_json_error_page_excerpt_is_one_short_line() -> None:
+    """A final non-JSON page is kept as a one-line excerpt of at most 200 characters."""
+    page = "<html>\n<body>\n<h1>502 Bad Gateway</h1>\n" + "x" * 500
+    result = await send(Script(httpx.Response(502, text=page)), max_attempts=1)
+    assert result.error_code == "HTTP_502"
+    assert "\n" not in result.response
+    assert len(result.response) <= 200
+    assert result.response.startswith("<html> <body> <h1>502 Bad Gateway</h1>")
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (400, "VALIDATION_ERROR"),
+        (401, "UNAUTHORIZED"),
+        (403, "FORBIDDEN"),
+        (404, "NOT_FOUND"),
+        (409, "CONFLICT"),
+        (422, "UNPROCESSABLE"),
+    ],
+)
+async def test_final_errors_are_not_retried(status: int, code: str) -> None:
+    """An error envelope with a final status: failed at once with the API's code and message."""
+    script = Script(error(status, code, "field status: must be 0 or 1"))
+    result = await send(script)
+    assert result.outcome is Outcome.FAILED
+    assert (result.http_status, result.attempts, result.error_code) == (status, 1, code)
+    assert result.error_message == "field status: must be 0 or 1"
+    assert json.loads(result.response)["error"]["code"] == code
+    assert stops_run(result) is (status in (401, 403))
+
+
+async def test_two_xx_without_envelope_is_bad_response() -> None:
+    """A 2xx whose JSON is not the success envelope is failed BAD_RESPONSE, not retried."""
+    result = await send(Script(httpx.Response(200, json={"ok": 1})))
+    assert result.outcome is Outcome.FAILED
+    assert (result.http_status, result.attempts, result.error_code) == (200, 1, "BAD_RESPONSE")
+    assert result.response == '{"ok":1}'
+
+
+async def test_two_xx_not_json_is_bad_response() -> None:
+    """A 2xx HTML page (a captive portal) is failed BAD_RESPONSE with an excerpt."""
+    result = await send(Script(httpx.Response(200, text="<html>login</html>")))
+    assert (result.outcome, result.error_code) == (Outcome.FAILED, "BAD_RESPONSE")
+    assert result.response == "<html>login</html>"
+
+
+async def test_5xx_without_envelope_code_is_http_status() -> None:
+    """A JSON 5xx that is not an error envelope is HTTP_<status>, and retried."""
+    script = Script(
+        httpx.Response(503, json={"message": "down"}), httpx.Response(200, json=OK_BODY)
+    )
+    result = await send(script)
+    assert result.attempts == 2
+    failed = await send(Script(httpx.Response(503, json={"message": "down"})), max_attempts=1)
+    assert failed.error_code == "HTTP_503"
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (httpx.ConnectTimeout("t"), "TIMEOUT"),
+        (httpx.ReadTimeout("t"), "TIMEOUT"),
+        (httpx.PoolTimeout("t"), "TIMEOUT"),
+        (httpx.ConnectError("refused"), "CONNECTION_ERROR"),
+        (httpx.ReadError("reset"), "CONNECTION_ERROR"),
+        (httpx.RemoteProtocolError("peer closed"), "CONNECTION_ERROR"),
+    ],
+)
+async def test_transport_errors_retried_then_failed(exc: Exception, code: str) -> None:
+    """Each transport error is retried; if it lasts, the row fails with its transport code."""
+    result = await send(Script(exc, exc), max_attempts=2)
+    assert result.outcome is Outcome.FAILED
+    assert (result.http_status, result.attempts, result.error_code) == (None, 2, code)
+    assert result.response == ""
+    assert "\n" not in result.error_message
+
+
+async def test_slow_answer_times_out_on_the_whole_deadline() -> None:
+    """An answer slower than --timeout is a TIMEOUT after exactly that long, then retried."""
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(100)
+        return httpx.Response(200, json=OK_BODY)
+
+    script = Script(slow, httpx.Response(200, json=OK_BODY))
+    result = await send(script, timeout=5)
+    assert result.outcome is Outcome.SUCCEEDED
+    assert script.times == [0, 6]  # 5 s timeout, then 1 s backoff
+
+
+async def test_429_retry_after_seconds_pauses_everyone() -> None:
+    """A 429 with Retry-After: 7 resends at exactly t=7 and pauses the shared limiter too."""
+    script = Script(
+        httpx.Response(429, headers={"Retry-After": "7"}, json={"success": False}),
+        httpx.Response(200, json=OK_BODY),
+    )
+    retries: list[tuple[int, str]] = []
+    sender, limiter = make_sender(script, on_retry=lambda c, n, code: retries.append((n, code)))
+    result = await sender.send(CALL)
+    assert result.outcome is Outcome.SUCCEEDED
+    assert result.attempts == 2
+    assert script.times == [0, 7]
+    assert limiter.paused_until == 7
+    assert retries == [(1, "RATE_LIMITED")]
+
+
+async def test_429_pause_holds_other_rows() -> None:
+    """While one row's 429 pause lasts, another row's request waits for it to end."""
+    script = Script(
+        httpx.Response(429, headers={"Retry-After": "10"}),
+        httpx.Response(200, json=OK_BODY),
+        httpx.Response(200, json=OK_BODY),
+    )
+    sender, _ = make_sender(script, rate="1/s")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sender.send, CALL)
+        await anyio.sleep(0.5)
+        tg.start_soon(sender.send, Call(row=8, routing_id=94, body=BODY))
+    assert script.times[0] == 0
+    assert min(script.times[1:]) >= 10
+
+
+async def test_429_retry_after_http_date() -> None:
+    """A Retry-After HTTP date is honoured exactly (virtual wall clock)."""
+    when = format_datetime(EPOCH + timedelta(seconds=12), usegmt=True)
+    script = Script(
+        httpx.Response(429, headers={"Retry-After": when}), httpx.Response(200, json=OK_BODY)
+    )
+    result = await send(script)
+    assert result.outcome is Outcome.SUCCEEDED
+    assert script.times == [0, 12]
+
+
+async def test_429_without_retry_after_backs_off_and_slows_down() -> None:
+    """A bare 429 backs off exponentially (1 s, 2 s) and halves the limiter's pace."""
+    script = Script(
+        httpx.Response(429),
+        httpx.Response(429),
+        httpx.Response(200, json=OK_BODY),
+    )
+    sender, limiter = make_sender(script, rate="10/s")
+    result = await sender.send(CALL)
+    assert result.attempts == 3
+    assert script.times == [0, 1, 3]
+    assert limiter.current_rate.per_second < 10
+
+
+async def test_retry_after_above_cap_fails_the_row() -> None:
+    """A Retry-After beyond --max-retry-after fails the row at once, saying so."""
+    script = Script(httpx.Response(429, headers={"Retry-After": "3600"}))
+    result = await send(script)
+    assert result.outcome is Outcome.FAILED
+    assert (result.http_status, result.attempts, result.error_code) == (429, 1, "RATE_LIMITED")
+    assert "3600 s" in result.error_message
+    assert "--max-retry-after 300 s" in result.error_message
+
+
+async def test_retry_after_above_cap_does_not_stall_the_run() -> None:
+    """A too-long Retry-After pauses the run only for a backoff, not for what the server asked."""
+    script = Script(httpx.Response(429, headers={"Retry-After": "3600"}))
+    sender, limiter = make_sender(script)
+    await sender.send(CALL)
+    assert limiter.paused_until == 1
+
+
+async def test_every_attempt_goes_through_the_limiter() -> None:
+    """Retries are paced too: at 1/s, a retry after a 0.1 s backoff waits for its slot."""
+    script = Script(error(503, "UNAVAILABLE"), httpx.Response(200, json=OK_BODY))
+    result = await send(script, rate="1/s", backoff_initial=0.1)
+    assert result.attempts == 2
+    assert script.times == [0, 1]
+
+
+async def test_key_never_leaks_even_when_echoed() -> None:
+    """A server echoing the Authorization header: the key is in no result field or message."""
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        auth = request.headers["authorization"]
+        return httpx.Response(500, text=f"<html>bad header {auth}\n{KEY}</html>")
+
+    def echo_json(request: httpx.Request) -> httpx.Response:
+        return error(400, "VALIDATION_ERROR", f"bad key {KEY}")
+
+    def drop(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"refused for {request.headers['authorization']}")
+
+    for answer in (echo, echo_json, drop):
+        result = await send(Script(answer), max_attempts=1)
+        assert result.outcome is Outcome.FAILED
+        assert_no_key(*(getattr(result, f) for f in result.__slots__), result)
+
+
+def test_client_repr_and_headers_hide_the_key() -> None:
+    """The client's headers print redacted; the key shows in no repr."""
+    client = build_client("https://x.test/api/v2", KEY, timeout=3, concurrency=2)
+    assert_no_key(client, client.headers)
+
+
+@pytest.mark.parametrize("bad", ["", "  ", "rg live", "rg_live_\n", "rg_livé"])
+def test_bad_key_rejected_without_echo(bad: str) -> None:
+    """An unusable key is a UsageError that says what to check and does not print the key."""
+    with pytest.raises(UsageError, match="VOCOBASE_API_KEY") as info:
+        build_client("https://x.test", bad + KEY if bad.strip() else bad, timeout=3, concurrency=1)
+    assert KEY not in str(info.value)
+
+
+def test_client_without_key_sends_no_authorization() -> None:
+    """No key (the embedded sandbox): no Authorization header at all."""
+    client = build_client("http://127.0.0.1:1", None, timeout=3, concurrency=1)
+    assert "authorization" not in client.headers
+
+
+def test_policy_rejects_nonsense() -> None:
+    """A policy with zero attempts or a negative timeout is a UsageError saying what to use."""
+    with pytest.raises(UsageError, match="1 or more"):
+        SendPolicy(max_attempts=0)
+    with pytest.raises(UsageError, match="positive"):
+        SendPolicy(timeout=-1)
+
+
+async def test_cancellation_propagates() -> None:
+    """Cancelling a send mid-request raises out of it (the orchestrator marks the row unknown)."""
+    started = anyio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        started.set()
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    sender, _ = make_sender(Script(hang), timeout=1000)
+    done: list[RowResult] = []
+
+    async def run() -> None:
+        done.append(await sender.send(CALL))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await started.wait()
+        tg.cancel_scope.cancel()
+    assert done == []
+
+
+async def test_cancellation_during_backoff_propagates() -> None:
+    """Cancelling while a row sleeps between attempts does not turn into a result."""
+    sender, _ = make_sender(Script(error(503, "UNAVAILABLE")), backoff_initial=50)
+    with anyio.move_on_after(10) as scope:
+        await sender.send(CALL)
+        raise AssertionError("send returned despite the cancellation")
+    assert scope.cancelled_caught
