@@ -1,0 +1,159 @@
+"""One run at a time: an exclusive lock file beside the results file.
+
+Two processes writing the same results file and journal would send rows twice and garble both,
+so ``reroute run`` holds ``<results>.lock`` for its whole life. The lock is ``flock(2)``: the
+kernel releases it when the holder exits in any way, ``kill -9`` included, so a lock left by a
+dead process is never honoured; the holder's pid, host and start time are written into the file
+only so that a refused second run can say who holds it. (flock is per machine: two hosts
+sharing a results folder over NFS are not protected; run a job from one scheduler.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from batch.errors import InputFileError, LockedError
+
+
+def lock_path_for(results: Path) -> Path:
+    """``out.results.csv`` -> ``out.results.csv.lock`` (beside the journal, ``.journal``)."""
+    return results.with_name(results.name + ".lock")
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds (or held) a run lock, as written into the lock file."""
+
+    pid: int
+    host: str
+    started_at: datetime
+
+    def describe(self) -> str:
+        started = self.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"pid {self.pid} on host {self.host}, started {started}"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"pid": self.pid, "host": self.host, "started_at": self.started_at.isoformat()}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Holder | None:
+        """The holder recorded in a lock file; None when empty or half-written."""
+        try:
+            data = json.loads(text)
+            return cls(
+                int(data["pid"]), str(data["host"]), datetime.fromisoformat(data["started_at"])
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+class RunLock:
+    """Hold ``<results>.lock`` exclusively; refuse at once if a live process holds it.
+
+    ``with RunLock(results) as lock:`` raises LockedError naming the holder when another live
+    process (or another RunLock in this one) has it. ``lock.took_over`` names the process that
+    died holding it (its details were still in the file), for a "taking over" log line.
+    """
+
+    def __init__(self, results: Path, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.path = lock_path_for(results)
+        self.took_over: Holder | None = None
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._fd: int | None = None
+
+    def acquire(self) -> Holder:
+        """Take the lock and record this process in it; returns what was recorded."""
+        if self._fd is not None:
+            raise RuntimeError("RunLock is not reentrant")
+        while True:
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = Holder.from_json(_read_all(fd))
+                os.close(fd)
+                who = holder.describe() if holder else "a process that is just starting"
+                raise LockedError(
+                    f"{self.path.name[: -len('.lock')]} is already being written by another "
+                    f"reroute run ({who}): wait for it to finish or stop it; "
+                    f"lock file {self.path}"
+                ) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            # The previous holder may have unlinked the file between our open and our flock:
+            # then we locked an orphan inode and must try again on the file that is there now.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        # A normal release empties and removes the file, so details still in it were left by a
+        # holder that died (kill -9, power loss): the kernel freed its lock; we take over.
+        self.took_over = Holder.from_json(_read_all(fd))
+        me = Holder(os.getpid(), socket.gethostname(), self._clock())
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, me.to_json().encode(), 0)
+        os.fsync(fd)
+        self._fd = fd
+        return me
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (removal first: see acquire's inode check)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)  # closing the last descriptor releases the flock
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise InputFileError(
+                self.path,
+                f"cannot create the run's lock file ({exc.strerror}): check that the results "
+                "folder exists and is writable",
+            ) from exc
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def _read_all(fd: int) -> str:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 4096, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")

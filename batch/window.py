@@ -1,0 +1,233 @@
+"""Change windows: when a run may start sending, and when it must stop starting new rows.
+
+A bound is either a moment (``2026-12-05T01:00:00+00:00``, a one-off change window) or a time of
+day (``01:00:00+00:00``, a daily window for a nightly job, so the same job file works every
+night). Both need a UTC offset: a window that moves with the machine's time zone is a window
+nobody agreed to. Daily bounds are turned into moments by :func:`resolve` at the start of a run.
+
+Time is injected (``now``, ``sleep``) so waiting and closing are tested in virtual time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import anyio
+
+from batch.settings import Rate
+
+Bound = datetime | time
+_YEAR = re.compile(r"^\d{4}-")
+_EXAMPLE = "write e.g. 2026-12-05T01:00:00+00:00 (or 01:00:00+00:00 for every night)"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A change window in moments (aware datetimes); ``None`` leaves that side open."""
+
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for bound in (self.not_before, self.not_after):
+            if bound is not None and bound.utcoffset() is None:
+                raise ValueError("window bounds must be aware datetimes (with a UTC offset)")
+        if self.not_before and self.not_after and self.not_after <= self.not_before:
+            raise ValueError("not_after must be later than not_before")
+
+    @property
+    def is_set(self) -> bool:
+        return self.not_before is not None or self.not_after is not None
+
+    def describe(self) -> str:
+        """``2026-12-05 01:00 UTC -> 2026-12-05 05:00 UTC`` (open sides say so)."""
+        start = format_moment(self.not_before) if self.not_before else "now"
+        end = format_moment(self.not_after) if self.not_after else "no end"
+        return f"{start} -> {end}"
+
+
+def parse_bound(text: str) -> Bound:
+    """Parse an ISO-8601 moment or time of day; either must carry a UTC offset.
+
+    Raises ValueError whose text says what to write instead (callers add file/flag and key).
+    """
+    text = text.strip()
+    value: Bound
+    try:
+        # A leading year means a moment; otherwise a time of day.
+        value = datetime.fromisoformat(text) if _YEAR.match(text) else time.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO-8601 date-time or time: {_EXAMPLE}") from None
+    return check_bound(value, text)
+
+
+def check_bound(value: object, shown: str | None = None) -> Bound:
+    """Accept an aware datetime or time (TOML gives these natively); say what is wrong otherwise."""
+    shown = shown if shown is not None else str(value)
+    if isinstance(value, datetime | time):
+        if value.utcoffset() is None:
+            raise ValueError(f"{shown!r} has no UTC offset: {_EXAMPLE}")
+        return value
+    if isinstance(value, date):
+        raise ValueError(f"{shown!r} is a date without a time: {_EXAMPLE}")
+    raise ValueError(f"{shown!r} is not a date-time: {_EXAMPLE}")
+
+
+def resolve(not_before: Bound | None, not_after: Bound | None, now: datetime) -> Window:
+    """Turn bounds into a Window of moments, as seen at ``now``.
+
+    Times of day name a daily window: the occurrence still open at ``now``, else the next one.
+    Raises ValueError (the caller names the file or flag) for a mix of kinds or an empty window.
+    """
+    # datetime is not a subclass of time, so isinstance(b, time) means "a time of day".
+    if isinstance(not_before, time) and isinstance(not_after, time):
+        return _daily(not_before, not_after, now)
+    if isinstance(not_before, time) or isinstance(not_after, time):
+        raise ValueError(
+            "not_before and not_after must both be times of day (a daily window) or both be "
+            "date-times (one window); write both the same way"
+        )
+    if not_before and not_after and not_after <= not_before:
+        raise ValueError(
+            f"not_after ({not_after.isoformat()}) must be later than not_before "
+            f"({not_before.isoformat()})"
+        )
+    return Window(not_before, not_after)
+
+
+def _daily(start: time, end: time, now: datetime) -> Window:
+    """The occurrence of a daily window that is open at ``now``, or else the next one."""
+    tz = start.tzinfo
+    today = now.astimezone(tz).date()
+    for offset in (-1, 0, 1):
+        day = today + timedelta(days=offset)
+        opens = datetime.combine(day, start.replace(tzinfo=None), tzinfo=tz)
+        closes = datetime.combine(day, end.replace(tzinfo=None), tzinfo=end.tzinfo)
+        while closes <= opens:  # an end before the start means the next morning
+            closes += timedelta(days=1)
+        if closes - opens >= timedelta(days=1):
+            raise ValueError(
+                f"daily window {start.isoformat()} -> {end.isoformat()} is empty or spans a "
+                "whole day; give different times"
+            )
+        if closes > now:
+            return Window(opens, closes)
+    raise AssertionError("unreachable: one of three consecutive days holds the next window")
+
+
+def is_open(window: Window, now: datetime) -> bool:
+    return not too_early(window, now) and not is_closed(window, now)
+
+
+def too_early(window: Window, now: datetime) -> bool:
+    return window.not_before is not None and now < window.not_before
+
+
+def is_closed(window: Window, now: datetime) -> bool:
+    """True once ``not_after`` has come: start no new row."""
+    return window.not_after is not None and now >= window.not_after
+
+
+def eta(now: datetime, rows: int, rate: Rate) -> datetime:
+    """When ``rows`` requests paced at ``rate`` are done (first one sent at once), ignoring retries.
+
+    A lower bound: retries and slow answers only make it later, which is why a window that
+    barely fits is reported as not fitting.
+    """
+    return now + timedelta(seconds=max(rows - 1, 0) * rate.interval)
+
+
+def fits(window: Window, now: datetime, rows: int, rate: Rate) -> tuple[bool, datetime]:
+    """Whether ``rows`` can finish before the window closes at ``rate``, and the estimated end.
+
+    Counting starts when the window opens if it has not yet. Called at the start of a run to
+    "say so plainly"; the run goes on anyway and stops at the close.
+    """
+    start = max(now, window.not_before) if window.not_before else now
+    finish = eta(start, rows, rate)
+    return (window.not_after is None or finish < window.not_after), finish
+
+
+def fit_warning(window: Window, now: datetime, rows: int, rate: Rate) -> str | None:
+    """One plain sentence when the rows cannot finish inside the window, else None."""
+    ok, finish = fits(window, now, rows, rate)
+    if ok or window.not_after is None:
+        return None
+    start = max(now, window.not_before) if window.not_before else now
+    return (
+        f"{rows} rows at {rate} need about {format_duration(finish - start)} and would finish "
+        f"around {format_moment(finish)}, after the window closes at "
+        f"{format_moment(window.not_after)}: the run will stop starting rows at the close, and "
+        "the same command in the next window resumes"
+    )
+
+
+async def wait_for_open(
+    window: Window,
+    *,
+    now: Callable[[], datetime],
+    sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+    on_wait: Callable[[timedelta], None] | None = None,
+    every: float = 60.0,
+) -> None:
+    """Sleep until ``not_before``, calling ``on_wait(remaining)`` first and about every ``every`` s.
+
+    Returns at once when there is no ``not_before`` or it has passed. It does not check the
+    close: a caller that waited checks :func:`is_closed` next. The clock is read again after
+    every nap, so a suspended laptop or a clock step does not make it oversleep.
+    """
+    if window.not_before is None:
+        return
+    while True:
+        remaining = window.not_before - now()
+        if remaining <= timedelta(0):
+            return
+        if on_wait is not None:
+            on_wait(remaining)
+        await sleep(min(remaining.total_seconds(), every))
+
+
+async def close_at(
+    window: Window,
+    *,
+    now: Callable[[], datetime],
+    on_close: Callable[[], None],
+    sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+    every: float = 60.0,
+) -> None:
+    """Call ``on_close()`` once when ``not_after`` comes (at once if past); never if open-ended.
+
+    Meant to run in the run's task group beside the workers and be cancelled when the run ends;
+    ``on_close`` typically asks the run to stop (start no new row, let in-flight ones finish).
+    """
+    if window.not_after is None:
+        await anyio.sleep_forever()
+        return
+    while (remaining := (window.not_after - now()).total_seconds()) > 0:
+        await sleep(min(remaining, every))
+    on_close()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_moment(moment: datetime) -> str:
+    """``2026-12-05 01:00:00 UTC``: a moment as people read it in logs, in UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_duration(span: timedelta) -> str:
+    """``1h 02m 03s`` / ``4m 05s`` / ``7s``, rounded up to whole seconds."""
+    total = max(math.ceil(span.total_seconds()), 0)
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {seconds:02d}s"
+    if minutes:
+        return f"{minutes}m {seconds:02d}s"
+    return f"{seconds}s"
