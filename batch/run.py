@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Final
@@ -142,41 +143,43 @@ async def execute(
     begun = anyio.current_time()
 
     async def worker(call: Call) -> None:
+        # The slot is released last, after a 401 has stopped the run, so no new row slips in.
         try:
-            result = await send(call)
-        except anyio.get_cancelled_exc_class():
-            # Journal writes are synchronous, so this one cannot itself be cancelled.
-            record = journal.abandon(call)
-            outcomes[record.outcome if record else Outcome.NOT_ATTEMPTED] += 1
-            observer.row_cancelled(call, record)
-            raise
+            try:
+                result = await send(call)
+            except anyio.get_cancelled_exc_class():
+                # Journal writes are synchronous, so this one cannot itself be cancelled.
+                record = journal.abandon(call)
+                outcomes[record.outcome if record else Outcome.NOT_ATTEMPTED] += 1
+                observer.row_cancelled(call, record)
+                raise
+            result = journal.finish(result)
+            outcomes[result.outcome] += 1
+            observer.row_finished(result)
+            if result.http_status in KEY_REJECTED_STATUSES:
+                stop.request(
+                    StopReason.KEY_REJECTED,
+                    KEY_REJECTED_MESSAGE.format(status=result.http_status, code=result.error_code),
+                    hard=True,
+                )
         finally:
             slots.release()
-        result = journal.finish(result)
-        outcomes[result.outcome] += 1
-        observer.row_finished(result)
-        if result.http_status in KEY_REJECTED_STATUSES:
-            stop.request(
-                StopReason.KEY_REJECTED,
-                KEY_REJECTED_MESSAGE.format(status=result.http_status, code=result.error_code),
-                hard=True,
-            )
 
-    async with anyio.create_task_group() as workers:
-        spawning = anyio.CancelScope()
+    spawning = anyio.CancelScope()
+    with ExitStack() as cleanup:
+        async with anyio.create_task_group() as workers:
 
-        def on_stop(request: StopRequest) -> None:
-            observer.stopping(request)
-            spawning.cancel()
-            if request.hard:
-                workers.cancel_scope.cancel()
-            else:
-                # In-flight rows may finish, but not forever: --timeout from now at most.
-                deadline = anyio.current_time() + grace
-                workers.cancel_scope.deadline = min(workers.cancel_scope.deadline, deadline)
+            def on_stop(request: StopRequest) -> None:
+                observer.stopping(request)
+                spawning.cancel()
+                if request.hard:
+                    workers.cancel_scope.cancel()
+                else:
+                    # In-flight rows may finish, but not forever: --timeout from now at most.
+                    deadline = anyio.current_time() + grace
+                    workers.cancel_scope.deadline = min(workers.cancel_scope.deadline, deadline)
 
-        unsubscribe = stop.subscribe(on_stop)
-        try:
+            cleanup.callback(stop.subscribe(on_stop))
             if stop.first is not None:
                 on_stop(stop.first)
             with spawning:
@@ -185,8 +188,6 @@ async def execute(
                     journal.begin(call)
                     started += 1
                     workers.start_soon(worker, call)
-        finally:
-            unsubscribe()
 
     return RunReport(
         started=started,

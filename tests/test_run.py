@@ -1,0 +1,287 @@
+"""The orchestrator: bounded concurrency, journaling, stop conditions, in virtual time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from trio.testing import MockClock
+
+from batch.journal import Journal, RunIdentity
+from batch.model import Call, Outcome, RowResult
+from batch.run import (
+    Observer,
+    StopReason,
+    StopToken,
+    Summary,
+    execute,
+    merge_results,
+    pending,
+    sender_hooks,
+)
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    return ("trio", {"clock": MockClock(autojump_threshold=0)})
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    source = tmp_path / "in.csv"
+    source.write_text("x\n")
+    ident = RunIdentity.of(source, "http://127.0.0.1:1/api/v2", tmp_path / "out.csv")
+    with Journal.open(tmp_path / "out.csv.journal", ident) as j:
+        yield j
+
+
+def _calls(n: int) -> Iterator[Call]:
+    for row in range(1, n + 1):
+        yield Call(row=row, routing_id=1000 + row, body=f'{{"status":{row % 2}}}')
+
+
+def _result(call: Call, outcome: Outcome = Outcome.SUCCEEDED, status: int = 200) -> RowResult:
+    return RowResult(
+        row=call.row,
+        routing_id=str(call.routing_id),
+        outcome=outcome,
+        http_status=status,
+        attempts=1,
+        error_code="" if outcome is Outcome.SUCCEEDED else "X",
+        request=call.body,
+        started_at=datetime.now(UTC),
+        finished_at=datetime.now(UTC),
+    )
+
+
+class FakeSender:
+    """Takes `delay` virtual seconds per row and reports attempts like the real sender."""
+
+    def __init__(self, journal: Journal, delay: float = 1.0, observer: Observer | None = None):
+        self.delay = delay
+        self.in_flight = 0
+        self.peak = 0
+        self.sent: list[int] = []
+        self.on_attempt, _ = sender_hooks(journal, observer or Observer())
+        self.status: dict[int, int] = {}
+
+    async def send(self, call: Call) -> RowResult:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        self.sent.append(call.row)
+        self.on_attempt(call, 1)
+        try:
+            await anyio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        status = self.status.get(call.row, 200)
+        return _result(call, Outcome.SUCCEEDED if status == 200 else Outcome.FAILED, status)
+
+
+async def test_every_call_recorded_with_bounded_concurrency(journal: Journal) -> None:
+    """20 one-second rows at concurrency 4 take exactly 5 s, never more than 4 in flight."""
+    fake = FakeSender(journal)
+    report = await execute(_calls(20), send=fake.send, journal=journal, concurrency=4)
+    assert fake.peak == 4
+    assert report.elapsed == 5.0
+    assert report.outcomes == {Outcome.SUCCEEDED: 20}
+    assert report.stopped is None
+    assert journal.final_count() == 20
+
+
+async def test_tasks_are_spawned_only_when_a_slot_is_free(journal: Journal) -> None:
+    """Back-pressure at spawn time: the input is consumed only as slots free up."""
+    consumed = 0
+
+    def lazy() -> Iterator[Call]:
+        nonlocal consumed
+        for call in _calls(100):
+            consumed += 1
+            yield call
+
+    fake = FakeSender(journal)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: execute(lazy(), send=fake.send, journal=journal, concurrency=3))
+        await anyio.sleep(2.5)
+        # 3 at t=0, 3 more at t=1, 3 at t=2, plus the one waiting for a slot.
+        assert consumed == 10
+        tg.cancel_scope.cancel()
+
+
+async def test_soft_stop_finishes_in_flight_and_starts_nothing(journal: Journal) -> None:
+    """A soft stop lets the 2 in-flight rows finish; the rest stay unsent."""
+    fake = FakeSender(journal, delay=1.0)
+    stop = StopToken()
+
+    async def interrupt() -> None:
+        await anyio.sleep(2.5)
+        stop.request(StopReason.INTERRUPTED, "interrupted")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(interrupt)
+        report = await execute(
+            _calls(10), send=fake.send, journal=journal, concurrency=2, stop=stop
+        )
+    assert fake.sent == [1, 2, 3, 4, 5, 6]
+    assert report.outcomes == {Outcome.SUCCEEDED: 6}
+    assert report.stopped is not None
+    assert report.stopped.reason == StopReason.INTERRUPTED
+    assert report.elapsed == 3.0
+
+
+async def test_soft_stop_cancels_after_grace(journal: Journal) -> None:
+    """In-flight rows slower than the grace period are cancelled and recorded `unknown`."""
+    fake = FakeSender(journal, delay=100.0)
+    stop = StopToken()
+
+    async def interrupt() -> None:
+        await anyio.sleep(1)
+        stop.request(StopReason.INTERRUPTED, "interrupted")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(interrupt)
+        report = await execute(
+            _calls(5), send=fake.send, journal=journal, concurrency=2, stop=stop, grace=7.0
+        )
+    assert report.elapsed == 8.0
+    assert report.outcomes == {Outcome.UNKNOWN: 2}
+    assert [(r.row, r.outcome) for r in journal.results()] == [
+        (1, Outcome.UNKNOWN),
+        (2, Outcome.UNKNOWN),
+    ]
+
+
+async def test_hard_stop_cancels_in_flight_at_once(journal: Journal) -> None:
+    """A second Ctrl-C (hard stop) cancels in-flight rows immediately: they become unknown."""
+    fake = FakeSender(journal, delay=100.0)
+    stop = StopToken()
+
+    async def interrupt() -> None:
+        await anyio.sleep(1)
+        stop.request(StopReason.INTERRUPTED, "interrupted")
+        await anyio.sleep(1)
+        stop.request(StopReason.INTERRUPTED, "interrupted again", hard=True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(interrupt)
+        report = await execute(
+            _calls(5), send=fake.send, journal=journal, concurrency=3, stop=stop, grace=30
+        )
+    assert report.elapsed == 2.0
+    assert report.outcomes == {Outcome.UNKNOWN: 3}
+    assert stop.hard
+
+
+async def test_cancelled_before_sending_is_not_attempted(journal: Journal) -> None:
+    """A row cancelled before its first request leaves no record (not_attempted)."""
+    stop = StopToken()
+
+    async def never_sends(call: Call) -> RowResult:
+        await anyio.sleep(50)  # e.g. waiting for the limiter
+        raise AssertionError("unreachable")
+
+    async def interrupt() -> None:
+        await anyio.sleep(1)
+        stop.request(StopReason.INTERRUPTED, "x", hard=True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(interrupt)
+        report = await execute(
+            _calls(3), send=never_sends, journal=journal, concurrency=3, stop=stop
+        )
+    assert report.outcomes == {Outcome.NOT_ATTEMPTED: 3}
+    assert list(journal.results()) == []
+
+
+async def test_stop_before_start_sends_nothing(journal: Journal) -> None:
+    """A stop requested before the run begins (Ctrl-C during validation) sends nothing."""
+    fake = FakeSender(journal)
+    stop = StopToken()
+    stop.request(StopReason.INTERRUPTED, "early")
+    report = await execute(_calls(5), send=fake.send, journal=journal, concurrency=2, stop=stop)
+    assert fake.sent == []
+    assert report.started == 0
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_key_rejected_stops_the_run(journal: Journal, status: int) -> None:
+    """A 401/403 stops at once: later rows are never sent, the message says check the key."""
+    fake = FakeSender(journal, delay=1.0)
+    fake.status[3] = status
+    report = await execute(_calls(50), send=fake.send, journal=journal, concurrency=1)
+    assert fake.sent == [1, 2, 3]
+    assert report.stopped is not None
+    assert report.stopped.reason == StopReason.KEY_REJECTED
+    assert "check VOCOBASE_API_KEY" in report.stopped.message
+    assert report.outcomes == {Outcome.SUCCEEDED: 2, Outcome.FAILED: 1}
+
+
+async def test_resume_skips_decided_rows(journal: Journal) -> None:
+    """A resumed run sends only rows not yet decided (unknown rows are sent again)."""
+    journal.finish(_result(Call(1, 1001, "{}")))
+    journal.finish(_result(Call(2, 1002, "{}"), Outcome.FAILED, 404))
+    journal.begin(Call(3, 1003, "{}"))
+    journal.attempt(Call(3, 1003, "{}"), 1)
+    fake = FakeSender(journal)
+    await execute(pending(_calls(5), journal), send=fake.send, journal=journal, concurrency=2)
+    assert fake.sent == [3, 4, 5]
+    record = journal.get(3)
+    assert record is not None
+    assert (record.outcome, record.attempts) == (Outcome.SUCCEEDED, 2)
+
+
+async def test_observer_sees_every_row(journal: Journal) -> None:
+    """Progress hooks get run start, attempts and each finished row."""
+
+    class Recorder(Observer):
+        def __init__(self) -> None:
+            self.events: list[str] = []
+
+        def attempt(self, call: Call, n: int) -> None:
+            self.events.append(f"a{call.row}")
+
+        def row_finished(self, result: RowResult) -> None:
+            self.events.append(f"f{result.row}")
+
+    recorder = Recorder()
+    fake = FakeSender(journal, observer=recorder)
+    await execute(_calls(2), send=fake.send, journal=journal, concurrency=1, observer=recorder)
+    assert recorder.events == ["a1", "f1", "a2", "f2"]
+
+
+def test_merge_results_keeps_input_order_and_text(journal: Journal) -> None:
+    """Results: every base row in order, journal records win, routing_id stays as written."""
+    journal.finish(_result(Call(2, 1002, "{}")))
+    base = [
+        RowResult(row=1, routing_id="abc", outcome=Outcome.INVALID, error_code="NOT_AN_INTEGER"),
+        RowResult(row=2, routing_id="1002.0", outcome=Outcome.NOT_ATTEMPTED, request="{}"),
+        RowResult(row=3, routing_id="1003", outcome=Outcome.NOT_ATTEMPTED, request="{}"),
+    ]
+    merged = list(merge_results(base, journal))
+    assert [(r.row, r.outcome, r.routing_id) for r in merged] == [
+        (1, Outcome.INVALID, "abc"),
+        (2, Outcome.SUCCEEDED, "1002.0"),
+        (3, Outcome.NOT_ATTEMPTED, "1003"),
+    ]
+
+
+def test_summary_counts_codes_with_examples() -> None:
+    """The summary counts outcomes and error codes, keeping the first row of each code."""
+    rows = [
+        RowResult(row=1, routing_id="1", outcome=Outcome.SUCCEEDED),
+        RowResult(row=2, routing_id="2", outcome=Outcome.FAILED, error_code="NOT_FOUND"),
+        RowResult(row=3, routing_id="3", outcome=Outcome.FAILED, error_code="NOT_FOUND"),
+        RowResult(row=4, routing_id="4", outcome=Outcome.INVALID, error_code="A;B"),
+    ]
+    summary = Summary()
+    assert list(summary.tally(rows)) == rows
+    assert summary.total == 4
+    assert not summary.all_succeeded
+    assert summary.retryable == 2
+    top = summary.top_codes()
+    assert (top[0][0], top[0][1], top[0][2].row) == ("NOT_FOUND", 2, 2)
+    assert {code for code, _, _ in top} == {"NOT_FOUND", "A", "B"}
