@@ -132,3 +132,42 @@ def parse_envelope(payload: Any) -> tuple[bool, ApiError | None]:
             message=message if isinstance(message, str) else "",
         )
     return False, None
+
+
+# --- Added for validation (issue 2): the API's rules in the words a fix message needs. ---
+
+# Lowest valid routing id and bot/trunk id.
+MIN_ID: Final = 1
+
+# What each allowed mode value means, for messages that list the choices.
+VALUE_LABELS: Final[dict[str, dict[int, str]]] = {
+    FOR_INBOUND_CALL: {
+        Inbound.MOBILE: "mobile",
+        Inbound.SIP: "SIP",
+        Inbound.WEBSOCKET_BOT: "WebSocket bot",
+    },
+    FOR_OUTBOUND_CALL: {
+        Outbound.SIP: "SIP",
+        Outbound.WEBSOCKET_BOT: "WebSocket bot",
+        Outbound.ONLY_ANSWER: "only-answer",
+    },
+    STATUS: {Status.ACTIVE: "active", Status.INACTIVE: "inactive"},
+}
+
+# What a mode field's values are called ("is not an outbound mode").
+MODE_NOUNS: Final[dict[str, str]] = {
+    FOR_INBOUND_CALL: "an inbound mode",
+    FOR_OUTBOUND_CALL: "an outbound mode",
+    STATUS: "a status",
+}
+
+# connection_id: a UUID in its canonical 8-4-4-4-12 hex form (either case).
+UUID_PATTERN: Final = (
+    r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+)
+
+
+def allowed_choices(field: str) -> str:
+    """The allowed values of a mode field, as a message lists them: ``2 SIP, 3 WebSocket bot``."""
+    labels = VALUE_LABELS[field]
+    return ", ".join(f"{value} {labels[value]}" for value in sorted(labels))

@@ -1,0 +1,310 @@
+"""Load a routing-change file (CSV, Parquet, JSON lines) into a table of cells as written.
+
+Every known column comes back as text exactly as the user wrote it, so validation can tell
+``93.0`` (93) from ``93.5`` and ``abc``; nothing is inferred or silently coerced. Problems with
+the file as a whole (missing, not UTF-8, corrupt, a required column absent, duplicate columns)
+raise one ``InputFileError`` naming the file and the fix, before any row is judged.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from batch import voicelink
+from batch.errors import InputFileError
+from batch.model import RESULT_COLUMNS
+
+CSV_EXTENSIONS = frozenset({".csv"})
+PARQUET_EXTENSIONS = frozenset({".parquet"})
+JSONL_EXTENSIONS = frozenset({".jsonl", ".ndjson"})
+EXTENSIONS = CSV_EXTENSIONS | PARQUET_EXTENSIONS | JSONL_EXTENSIONS
+
+# Canonical name of every known column, keyed by its trimmed, lower-cased header spelling.
+_KNOWN: dict[str, str] = {name.lower(): name for name in voicelink.INPUT_COLUMNS}
+_KNOWN[voicelink.CONNECTION_ID_OLD.lower()] = voicelink.CONNECTION_ID_OLD
+KNOWN_COLUMNS: tuple[str, ...] = (*voicelink.INPUT_COLUMNS, voicelink.CONNECTION_ID_OLD)
+
+# Passthrough columns must not shadow a results-file column (the results file carries both).
+_RESERVED = frozenset(name.lower() for name in RESULT_COLUMNS) - {voicelink.ROUTING_ID}
+
+_UTF8_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Table:
+    """The rows of one input file, every known cell as text, plus passthrough columns.
+
+    ``frame`` has one row per data row, in input order. Known columns carry their canonical
+    names (the old spelling stays ``connectionId``) and hold ``pl.String`` cells as written,
+    null for an empty cell; a known, non-required column absent from the file is present and
+    all null. ``passthrough`` names the other columns, in file order (they are in ``frame``
+    too, under their original names and types).
+    """
+
+    path: Path
+    frame: pl.DataFrame
+    passthrough: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+    def passthrough_frame(self) -> pl.DataFrame:
+        """The passthrough columns alone, as the results file carries them."""
+        return self.frame.select(self.passthrough)
+
+
+def load_table(path: Path | str, *, required: Collection[str] = voicelink.REQUIRED_FIELDS) -> Table:
+    """Read an input file by its extension; raise InputFileError for file-level problems."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise InputFileError(path, "no such file")
+    if path.is_dir():
+        raise InputFileError(path, "is a directory, not a file")
+    if suffix not in EXTENSIONS:
+        raise InputFileError(
+            path,
+            f"unknown file type {path.suffix or '(no extension)'!r}: "
+            "use .csv, .parquet, .jsonl or .ndjson",
+        )
+    try:
+        if suffix in CSV_EXTENSIONS:
+            frame = _read_csv(path)
+        elif suffix in PARQUET_EXTENSIONS:
+            frame = _read_parquet(path)
+        else:
+            frame = _read_jsonl(path)
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read: {exc.strerror or exc}") from exc
+    return _to_table(path, frame, required)
+
+
+# --- readers: each returns a frame with the file's own header names, known cells as text ---
+
+
+def _read_csv(path: Path) -> pl.DataFrame:
+    _check_utf8(path)
+    header = _csv_header(path)
+    if not header:
+        raise InputFileError(path, "is empty: expected a header row naming the columns")
+    _check_header_names(path, header)
+    try:
+        frame = pl.read_csv(
+            path,
+            infer_schema=False,  # every cell as text: validation must see what was written
+            new_columns=header,
+            raise_if_empty=False,
+            encoding="utf8",
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise InputFileError(path, _csv_problem(exc)) from exc
+    if frame.width != len(header):
+        raise InputFileError(
+            path, "cannot be read as CSV: the header and the rows disagree on the columns"
+        )
+    # A spreadsheet often leaves blank lines at the end: they are not rows.
+    return _drop_trailing_blank_rows(frame)
+
+
+def _read_parquet(path: Path) -> pl.DataFrame:
+    try:
+        frame = pl.read_parquet(path)
+    except pl.exceptions.PolarsError as exc:
+        raise InputFileError(
+            path, f"is not a readable Parquet file (corrupt or not Parquet): {_first_line(exc)}"
+        ) from exc
+    _check_header_names(path, frame.columns)
+    known = {name: _known_name(name) for name in frame.columns}
+    return frame.with_columns(
+        _number_as_text(path, name, frame.schema[name])
+        for name, canonical in known.items()
+        if canonical is not None
+    )
+
+
+def _read_jsonl(path: Path) -> pl.DataFrame:
+    _check_utf8(path)
+    with path.open("rb") as file:
+        blank = not file.read(_UTF8_CHUNK).strip()
+    if blank:
+        raise InputFileError(path, "is empty: expected one JSON object per line")
+    try:
+        # Infer over the whole file, then read known keys as text: JSON 93 and 93.0 read as "93",
+        # 93.5 as "93.5", "abc" as "abc", true as "true" (not coerced, so validation judges them).
+        schema: dict[str, pl.DataType] = dict(
+            pl.scan_ndjson(path, infer_schema_length=None).collect_schema()
+        )
+        _check_header_names(path, list(schema))
+        for name in schema:
+            if _known_name(name) is not None:
+                schema[name] = pl.String()
+        frame = pl.read_ndjson(path, schema=schema)
+    except pl.exceptions.PolarsError as exc:
+        raise InputFileError(
+            path, f"is not valid JSON lines (one JSON object per line): {_first_line(exc)}"
+        ) from exc
+    return frame
+
+
+# --- from the file's frame to a Table ---
+
+
+def _to_table(path: Path, frame: pl.DataFrame, required: Collection[str]) -> Table:
+    renames: dict[str, str] = {}
+    passthrough: list[str] = []
+    for name in frame.columns:
+        canonical = _known_name(name)
+        if canonical is None:
+            passthrough.append(name)
+        elif canonical != name:
+            renames[name] = canonical
+    missing = [name for name in required if name not in {*renames.values(), *frame.columns}]
+    if missing:
+        raise InputFileError(path, _missing_columns_problem(missing, frame.columns))
+    frame = frame.rename(renames)
+    # An empty (or blank) known cell means "not set": hold it as null, whatever the reader did.
+    known = [name for name in frame.columns if name in KNOWN_COLUMNS]
+    frame = frame.with_columns(
+        pl.when(pl.col(name).str.strip_chars(WHITESPACE) == "")
+        .then(None)
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name in known
+    )
+    absent = [name for name in KNOWN_COLUMNS if name not in frame.columns]
+    frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in absent)
+    return Table(path=path, frame=frame, passthrough=tuple(passthrough))
+
+
+# Whitespace trimmed around cells and header names (the same set validation trims; NBSP
+# because spreadsheets paste it).
+WHITESPACE = " \t\r\n\x0b\x0c\xa0"
+
+
+def _known_name(header: str) -> str | None:
+    return _KNOWN.get(header.strip(WHITESPACE).lower())
+
+
+def _check_header_names(path: Path, names: Sequence[str]) -> None:
+    """Two columns with one name (after trimming, ignoring case) or a nameless column stop."""
+    seen: dict[str, str] = {}
+    for index, name in enumerate(names, start=1):
+        key = name.strip(WHITESPACE).lower()
+        if not key:
+            raise InputFileError(
+                path, f"column {index} has no header name: name it or delete the column"
+            )
+        if key in seen:
+            raise InputFileError(
+                path,
+                f"two columns are named {seen[key]!r} and {name!r} (names are matched ignoring "
+                "case and spaces): rename or delete one",
+            )
+        if key in _RESERVED and _known_name(name) is None:
+            raise InputFileError(
+                path,
+                f"column {name!r} has the name of a results-file column: rename it "
+                "(results files are not inputs; use `reroute retry` to send one again)",
+            )
+        seen[key] = name
+
+
+def _missing_columns_problem(missing: Sequence[str], found: Sequence[str]) -> str:
+    shown = ", ".join(repr(name) for name in found[:12]) + (", ..." if len(found) > 12 else "")
+    problem = (
+        f"required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+        f"not found; columns found: {shown or '(none)'}"
+    )
+    if len(found) == 1:
+        for sep, label in ((";", "semicolons"), ("\t", "tabs")):
+            if sep in found[0]:
+                return (
+                    f"{problem}. The header looks separated by {label}: save the file as "
+                    "comma-separated CSV"
+                )
+    return problem
+
+
+def _number_as_text(path: Path, name: str, dtype: pl.DataType) -> pl.Expr:
+    """A Parquet column as the text a user would have typed: float 93.0 is "93", NaN "NaN"."""
+    col = pl.col(name)
+    if dtype == pl.String or dtype == pl.Null:
+        return col.cast(pl.String)
+    if dtype.is_integer() or dtype == pl.Boolean or dtype.is_decimal():
+        return col.cast(pl.String)
+    if dtype.is_float():
+        whole = col.is_finite() & (col == col.floor()) & (col.abs() < 2.0**63)
+        return (
+            pl.when(whole)
+            .then(col.cast(pl.Int64, strict=False).cast(pl.String))
+            .otherwise(col.cast(pl.String))
+            .alias(name)
+        )
+    raise InputFileError(path, f"column {name!r} holds {dtype} values: store numbers or text in it")
+
+
+# --- CSV details ---
+
+
+def _check_utf8(path: Path) -> None:
+    """Decode the file in chunks (no copy kept) so a stray byte is named, not replaced."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as file:
+        while chunk := file.read(_UTF8_CHUNK):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                _not_utf8(path, offset + exc.start, exc)
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as exc:
+            _not_utf8(path, offset, exc)
+
+
+def _not_utf8(path: Path, offset: int, exc: UnicodeDecodeError) -> None:
+    raise InputFileError(
+        path,
+        f"is not UTF-8 text (bad byte near offset {offset}): save or export it as UTF-8",
+    ) from exc
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The first record's cells, as written (BOM dropped, quotes and newlines honoured)."""
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        try:
+            return next(csv.reader(file), [])
+        except csv.Error as exc:
+            raise InputFileError(path, f"header row cannot be read as CSV: {exc}") from exc
+
+
+def _csv_problem(exc: Exception) -> str:
+    text = str(exc)
+    if "more fields than defined" in text:
+        return (
+            "a row has more cells than the header has columns: quote cells that contain "
+            'commas ("a, b"), or add the missing header names'
+        )
+    if "utf-8" in text.lower():
+        return "is not UTF-8 text: save or export it as UTF-8"
+    return f"cannot be read as CSV: {_first_line(exc)}"
+
+
+def _drop_trailing_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    if frame.height == 0 or frame.width == 0:
+        return frame
+    filled = pl.any_horizontal(pl.col(name).is_not_null() for name in frame.columns)
+    flags = frame.select(filled.alias("filled")).to_series()
+    last = flags.arg_true()
+    return frame.head(int(last[-1]) + 1 if last.len() else 0)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
