@@ -1,0 +1,165 @@
+"""The shared limiter in trio's virtual time: exact GCRA spacing, pauses, AIMD."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from trio.testing import MockClock
+
+from batch.limiter import Limiter
+from batch.settings import Rate
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    return ("trio", {"clock": MockClock(autojump_threshold=0)})
+
+
+async def starts(limiter: Limiter, n: int, *, tasks: int = 1) -> list[float]:
+    """Acquire ``n`` slots from ``tasks`` concurrent tasks; the sorted grant times."""
+    times: list[float] = []
+    per_task = [n // tasks + (1 if i < n % tasks else 0) for i in range(tasks)]
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            await limiter.acquire()
+            times.append(anyio.current_time())
+
+    async with anyio.create_task_group() as tg:
+        for count in per_task:
+            tg.start_soon(worker, count)
+    return sorted(times)
+
+
+async def test_even_spacing() -> None:
+    """10 requests at 2/s start at exactly t = 0, 0.5, ..., 4.5."""
+    assert await starts(Limiter(Rate.parse("2/s")), 10) == [i * 0.5 for i in range(10)]
+
+
+async def test_even_spacing_across_tasks() -> None:
+    """Spacing holds when many tasks share the limiter (concurrency never means bursts)."""
+    assert await starts(Limiter(Rate.parse("4/s")), 12, tasks=5) == [i / 4 for i in range(12)]
+
+
+async def test_per_minute_rate() -> None:
+    """60/min spaces requests one second apart."""
+    assert await starts(Limiter(Rate.parse("60/min")), 4) == [0, 1, 2, 3]
+
+
+async def test_no_burst_after_idle() -> None:
+    """After a long idle spell, requests are spaced again at once: idle earns no burst."""
+    limiter = Limiter(Rate.parse("1/s"))
+    assert await starts(limiter, 2) == [0, 1]
+    await anyio.sleep(100)
+    assert await starts(limiter, 3) == [101, 102, 103]
+
+
+async def test_burst_tolerance_is_the_only_allowance() -> None:
+    """With burst=3, an idle limiter lets exactly 3 go at once, then spaces the rest."""
+    limiter = Limiter(Rate.parse("1/s"), burst=3)
+    await anyio.sleep(50)
+    assert await starts(limiter, 5) == [50, 50, 50, 51, 52]
+
+
+async def test_pause_blocks_all_callers() -> None:
+    """A pause holds every waiter until it ends, then spacing resumes from there."""
+    limiter = Limiter(Rate.parse("10/s"))
+    await limiter.acquire()
+    limiter.pause(5)
+    assert limiter.paused_until == 5
+    assert await starts(limiter, 3, tasks=3) == pytest.approx([5, 5.1, 5.2])
+
+
+async def test_pause_set_while_waiting_is_honoured() -> None:
+    """A pause that starts while a caller already waits for its slot holds that caller too."""
+    limiter = Limiter(Rate.parse("1/s"))
+    await limiter.acquire()
+    granted: list[float] = []
+
+    async def waiter() -> None:
+        await limiter.acquire()
+        granted.append(anyio.current_time())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.sleep(0.5)
+        limiter.pause(10)  # until t = 10.5, later than the waiter's slot at t = 1
+    assert granted == [10.5]
+
+
+async def test_pause_only_extends() -> None:
+    """A shorter pause never cuts a longer one short."""
+    limiter = Limiter(Rate.parse("1/s"))
+    limiter.pause(30)
+    limiter.pause(2)
+    assert limiter.paused_until == 30
+
+
+async def test_throttled_halves_the_pace_once_per_episode() -> None:
+    """429s arriving together halve the pace once; a later episode halves it again."""
+    limiter = Limiter(Rate.parse("8/s"))
+    limiter.throttled()
+    limiter.throttled()
+    limiter.throttled()
+    assert limiter.current_rate.per_second == 4
+    await anyio.sleep(1)
+    limiter.throttled()
+    assert limiter.current_rate.per_second == 2
+
+
+async def test_throttled_widens_spacing() -> None:
+    """After a 429 the next requests are spaced at the lower pace."""
+    limiter = Limiter(Rate.parse("2/s"))
+    await limiter.acquire()  # t = 0
+    limiter.throttled()  # now 1/s
+    assert await starts(limiter, 3) == [1, 2, 3]
+
+
+async def test_throttled_has_a_floor() -> None:
+    """Repeated 429 episodes never slow the pace below the floor share of the rate."""
+    limiter = Limiter(Rate.parse("16/s"), floor=1 / 16)
+    for _ in range(20):
+        limiter.throttled()
+        await anyio.sleep(100)
+    assert limiter.current_rate.per_second == 1
+
+
+async def test_succeeded_climbs_back_additively_up_to_the_rate() -> None:
+    """Each accepted answer adds a fixed step back, never above the configured rate."""
+    limiter = Limiter(Rate.parse("10/s"), increase=0.1)
+    limiter.throttled()
+    assert limiter.current_rate.per_second == 5
+    limiter.succeeded()
+    assert limiter.current_rate.per_second == pytest.approx(6)
+    for _ in range(20):
+        limiter.succeeded()
+    assert limiter.current_rate.per_second == 10
+
+
+def test_current_rate_keeps_the_configured_unit() -> None:
+    """The current rate prints in the unit the user wrote (60/min -> 30/min after a 429)."""
+    limiter = Limiter(Rate.parse("60/min"), clock=lambda: 0.0)
+    limiter.throttled()
+    assert str(limiter.current_rate) == "30/min"
+    assert limiter.configured_rate == Rate.parse("60/min")
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"burst": 0}, {"decrease": 1.0}, {"increase": 0.0}, {"floor": 2.0}]
+)
+def test_rejects_nonsense_knobs(kwargs: dict[str, Any]) -> None:
+    """Knobs outside their range are refused at construction."""
+    with pytest.raises(ValueError, match="must be"):
+        Limiter(Rate.parse("1/s"), clock=lambda: 0.0, **kwargs)
+
+
+async def test_cancelled_waiter_does_not_block_others() -> None:
+    """A caller cancelled while waiting leaves the limiter usable for the next one."""
+    limiter = Limiter(Rate.parse("1/s"))
+    await limiter.acquire()
+    with anyio.move_on_after(0.3):
+        await limiter.acquire()
+    # The cancelled waiter took no slot: the next one still starts at t = 1.
+    assert await starts(limiter, 1) == [1]
