@@ -1,0 +1,38 @@
+"""The dry run: what `reroute run` would send for a validated table, and nothing sent.
+
+The plan file has one JSON object per line, one per valid row, in input order:
+``{"row", "routing_id", "method", "path", "body"}`` where ``body`` is the JSON object the
+request carries, byte for byte what ``run`` will send.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from batch import voicelink as vl
+from batch.results import atomic_file
+from batch.validate import Validation
+
+
+def plan_counts(v: Validation) -> list[tuple[int, int, int, int]]:
+    """Valid rows counted by ``(inbound mode, outbound mode, status)``, sorted by those."""
+    keys = [vl.FOR_INBOUND_CALL, vl.FOR_OUTBOUND_CALL, vl.STATUS]
+    counts = v.numbers.select(keys).filter(v.valid_mask()).group_by(keys).len().sort(keys)
+    return [(int(a), int(b), int(c), int(n)) for a, b, c, n in counts.iter_rows()]
+
+
+def plan_line(row: int, routing_id: int, method: str, path: str, body: str) -> str:
+    """One line of the plan file (``body`` is already compact JSON: embedded as an object)."""
+    return (
+        f'{{"row":{row},"routing_id":{routing_id},"method":{json.dumps(method)},'
+        f'"path":{json.dumps(path)},"body":{body}}}'
+    )
+
+
+def write_plan(path: Path, v: Validation) -> None:
+    """Write the plan file of ``v``'s valid rows, atomically (temp file, then replace)."""
+    with atomic_file(Path(path)) as file:
+        for call in v.calls():
+            line = plan_line(call.row, call.routing_id, call.method, call.path, call.body)
+            file.write(line.encode() + b"\n")

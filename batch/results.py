@@ -1,0 +1,227 @@
+"""The results file: one record per input row, in input order, then the passthrough columns.
+
+Written atomically (a temp file beside the target, then ``os.replace``) so a crash never
+leaves half a results file; the format follows the extension like the input's. Read back by
+``reroute retry``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+import polars as pl
+
+from batch.errors import InputFileError
+from batch.load import CSV_EXTENSIONS, JSONL_EXTENSIONS, PARQUET_EXTENSIONS
+from batch.model import RESULT_COLUMNS, RowResult
+
+# Column types as written to Parquet (text formats write the same values as text).
+RESULT_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "row": pl.Int64(),
+    "routing_id": pl.String(),
+    "outcome": pl.String(),
+    "http_status": pl.Int64(),
+    "attempts": pl.Int64(),
+    "error_code": pl.String(),
+    "error_message": pl.String(),
+    "request": pl.String(),
+    "response": pl.String(),
+    "started_at": pl.Datetime("us", "UTC"),
+    "finished_at": pl.Datetime("us", "UTC"),
+    "duration_ms": pl.Int64(),
+}
+_TIMES: Final = ("started_at", "finished_at")
+_INTEGERS: Final = ("row", "http_status", "attempts", "duration_ms")
+# ISO-8601 UTC, milliseconds, "Z": what a person and every parser read the same way.
+TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.3fZ"
+_CHUNK = 50_000
+_EXTENSIONS = CSV_EXTENSIONS | PARQUET_EXTENSIONS | JSONL_EXTENSIONS
+
+
+def _check_extension(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in _EXTENSIONS:
+        raise InputFileError(
+            path,
+            f"unknown results file type {path.suffix or '(no extension)'!r}: "
+            "use .csv, .parquet, .jsonl or .ndjson",
+        )
+    return suffix
+
+
+def results_frame(results: Iterable[RowResult], passthrough: pl.DataFrame) -> pl.DataFrame:
+    """The results as a frame (RESULT_SCHEMA, then ``passthrough`` unchanged, side by side)."""
+    chunks = [_chunk(batch) for batch in _batched(iter(results))]
+    frame = pl.concat(chunks) if chunks else pl.DataFrame(schema=RESULT_SCHEMA)
+    if passthrough.width:
+        if passthrough.height != frame.height:
+            raise ValueError(
+                f"{frame.height} results for {passthrough.height} passthrough rows: "
+                "write_results needs one result per input row"
+            )
+        frame = frame.hstack(passthrough)
+    return frame
+
+
+def write_results(path: Path, results: Iterable[RowResult], passthrough: pl.DataFrame) -> None:
+    """Write one record per input row (input order), then ``passthrough``, atomically.
+
+    The format follows the extension: ``.csv``, ``.parquet``, ``.jsonl``/``.ndjson``. Times
+    are ISO-8601 UTC with ``Z`` in text formats, UTC timestamps in Parquet.
+    """
+    path = Path(path)
+    suffix = _check_extension(path)
+    frame = results_frame(results, passthrough)
+    if suffix not in PARQUET_EXTENSIONS:
+        frame = frame.with_columns(pl.col(name).dt.to_string(TIME_FORMAT) for name in _TIMES)
+    if suffix in CSV_EXTENSIONS:
+        # An empty text is an empty cell (polars would quote it as "").
+        frame = frame.with_columns(
+            pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name)).alias(name)
+            for name, dtype in frame.schema.items()
+            if dtype == pl.String
+        )
+        # CSV holds only flat cells: a nested passthrough value (from JSON lines) goes as JSON.
+        frame = frame.with_columns(
+            pl.col(name).map_elements(json.dumps, return_dtype=pl.String)
+            for name, dtype in frame.schema.items()
+            if dtype.is_nested()
+        )
+    with atomic_file(path) as file:
+        if suffix in CSV_EXTENSIONS:
+            frame.write_csv(file)
+        elif suffix in PARQUET_EXTENSIONS:
+            frame.write_parquet(file)
+        else:
+            frame.write_ndjson(file)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file that replaces ``path`` only when the block ends without an error.
+
+    The temp file sits beside ``path`` (same filesystem, so ``os.replace`` is atomic) and is
+    removed on failure; OSErrors become InputFileError naming ``path``.
+    """
+    directory = path.parent if str(path.parent) else Path()
+    try:
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be written: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise InputFileError(path, f"cannot be written: {exc.strerror or exc}") from exc
+        raise
+
+
+def read_results(path: Path) -> pl.DataFrame:
+    """A results file back: RESULT_COLUMNS typed as RESULT_SCHEMA, then its other columns.
+
+    Text columns come back "" where empty; raises InputFileError for a file that is not a
+    results file (naming the missing columns) or a cell that does not fit its column.
+    """
+    path = Path(path)
+    suffix = _check_extension(path)
+    if not path.is_file():
+        raise InputFileError(path, "no such results file")
+    try:
+        if suffix in CSV_EXTENSIONS:
+            frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False)
+        elif suffix in PARQUET_EXTENSIONS:
+            frame = pl.read_parquet(path)
+        else:
+            frame = pl.read_ndjson(
+                path,
+                schema_overrides={name: pl.String() for name in (*_TIMES, "routing_id")},
+                infer_schema_length=None,
+            )
+    except pl.exceptions.PolarsError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputFileError(path, f"cannot be read as a results file: {first}") from exc
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read: {exc.strerror or exc}") from exc
+    missing = [name for name in RESULT_COLUMNS if name not in frame.columns]
+    if missing:
+        raise InputFileError(
+            path,
+            f"is not a reroute results file: column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} missing",
+        )
+    typed = frame.with_columns(
+        _typed(name, frame.schema[name]).alias(name) for name in RESULT_COLUMNS
+    )
+    for name in (*_INTEGERS, *_TIMES):
+        bad = frame.get_column(name).is_not_null() & typed.get_column(name).is_null()
+        if bad.any():
+            index = int(bad.arg_true()[0])
+            kind = "an ISO-8601 time" if name in _TIMES else "an integer"
+            raise InputFileError(
+                path,
+                f"row {index + 1}, column {name}: value {frame[index, name]!r} is not {kind}; "
+                "was the file edited by hand?",
+            )
+    others = [name for name in frame.columns if name not in RESULT_COLUMNS]
+    return typed.select(*RESULT_COLUMNS, *others)
+
+
+def _typed(name: str, dtype: pl.DataType) -> pl.Expr:
+    col = pl.col(name)
+    if name in _TIMES:
+        if isinstance(dtype, pl.Datetime):
+            aware = (
+                col.dt.convert_time_zone("UTC")
+                if dtype.time_zone
+                else col.dt.replace_time_zone("UTC")
+            )
+            return aware.dt.cast_time_unit("us")
+        return col.cast(pl.String).str.to_datetime(time_zone="UTC", time_unit="us", strict=False)
+    if name in _INTEGERS:
+        text = col.cast(pl.String).str.strip_chars()
+        return pl.when(text == "").then(None).otherwise(text).cast(pl.Int64, strict=False)
+    return col.cast(pl.String).fill_null("")
+
+
+def _batched(results: Iterator[RowResult]) -> Iterator[list[RowResult]]:
+    while batch := list(islice(results, _CHUNK)):
+        yield batch
+
+
+def _chunk(batch: list[RowResult]) -> pl.DataFrame:
+    columns: dict[str, list[Any]] = {name: [] for name in RESULT_COLUMNS}
+    for result in batch:
+        columns["row"].append(result.row)
+        columns["routing_id"].append(result.routing_id)
+        columns["outcome"].append(str(result.outcome))
+        columns["http_status"].append(result.http_status)
+        columns["attempts"].append(result.attempts)
+        columns["error_code"].append(result.error_code)
+        columns["error_message"].append(result.error_message)
+        columns["request"].append(result.request)
+        columns["response"].append(result.response)
+        columns["started_at"].append(_utc(result.started_at))
+        columns["finished_at"].append(_utc(result.finished_at))
+        columns["duration_ms"].append(result.duration_ms)
+    return pl.DataFrame(columns, schema=RESULT_SCHEMA)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Aware UTC; a naive time is taken to be UTC already (what the runner records)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
