@@ -228,13 +228,13 @@ class Sender:
         if 200 <= status < 300:
             if ok:
                 return Answer(status, True, "", "", text, True)
+            # Even an error envelope: the contract calls any 2xx without success: true a bad
+            # response (the server contradicts itself); what it said goes into the message.
+            message = f"HTTP {status} answer is not the API's success envelope"
+            if error is not None:
+                message += f" (it says {error.code or 'error'}: {error.message})"
             return Answer(
-                status,
-                False,
-                "BAD_RESPONSE",
-                f"HTTP {status} answer is not the API's success envelope",
-                text,
-                True,
+                status, False, "BAD_RESPONSE", self._scrub(_one_line(message)), text, True
             )
         if status == 429:
             detail = f": {error.message}" if error and error.message else ""

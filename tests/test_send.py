@@ -437,3 +437,14 @@ async def test_cancellation_during_backoff_propagates() -> None:
         await sender.send(CALL)
         raise AssertionError("send returned despite the cancellation")
     assert scope.cancelled_caught
+
+
+async def test_two_xx_with_error_envelope_is_bad_response_saying_what_it_said() -> None:
+    """A 2xx carrying an error envelope is BAD_RESPONSE; the API's words go in the message."""
+    result = await send(Script(error(200, "NOT_FOUND", "no such record")))
+    assert (result.outcome, result.error_code, result.attempts) == (
+        Outcome.FAILED,
+        "BAD_RESPONSE",
+        1,
+    )
+    assert "NOT_FOUND: no such record" in result.error_message
