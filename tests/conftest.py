@@ -1,0 +1,48 @@
+"""Shared fixtures: live sandboxes on a free loopback port (sandbox fixtures only).
+
+    def test_x(live_sandbox): ...                     # limits and faults off
+    def test_y(start_sandbox):
+        sandbox = start_sandbox(faults=Faults(drop_rate=1.0), seed=1)   # SandboxConfig fields
+        sandbox.base_url, sandbox.api_key, sandbox.stats(), sandbox.record(17)
+
+Every sandbox started in a test is shut down when the test ends. For tests without sockets use
+``httpx.ASGITransport(app=create_app(config))`` directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from batch.sandbox import RunningSandbox, SandboxConfig, generate_api_key, serve_in_thread
+
+StartSandbox = Callable[..., RunningSandbox]
+
+
+@pytest.fixture
+def start_sandbox() -> Iterator[StartSandbox]:
+    """Start live sandboxes: ``start_sandbox(**SandboxConfig fields)`` or ``start_sandbox(config)``.
+
+    Without arguments the key is fresh and the rate and concurrency limits are off (tests should
+    not wait on the real 60/min); pass ``rate_limit=``/``max_concurrent=`` to test them.
+    """
+    with ExitStack() as stack:
+
+        def start(config: SandboxConfig | None = None, **fields: Any) -> RunningSandbox:
+            if config is None:
+                fields.setdefault("api_key", generate_api_key())
+                fields.setdefault("rate_limit", None)
+                fields.setdefault("max_concurrent", None)
+                config = SandboxConfig(**fields)
+            return stack.enter_context(serve_in_thread(config))
+
+        yield start
+
+
+@pytest.fixture
+def live_sandbox(start_sandbox: StartSandbox) -> RunningSandbox:
+    """A live sandbox on 127.0.0.1 with a fresh key, limits and faults off."""
+    return start_sandbox()
