@@ -67,7 +67,8 @@ def check_job(path: Path, env: Mapping[str, str], now: datetime) -> Report:
         return report
     sending = sum(n for *_, n in plan_counts(v))
     report.summary = (
-        f"{v.total} rows, {v.valid} valid, {v.invalid} invalid; would send {sending} request{'' if sending == 1 else 's'} "
+        f"{v.total} rows, {v.valid} valid, {v.invalid} invalid; "
+        f"would send {sending} request{'' if sending == 1 else 's'} "
         f"to {settings.base_url} at {settings.rate} (concurrency {settings.concurrency}, "
         f"about {window.format_duration(_pace_time(sending, settings))}); "
         f"window {_window_text(job, settings)}; results {settings.results}"
