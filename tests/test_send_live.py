@@ -14,10 +14,17 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import anyio
+import httpx
 import pytest
+from trio.testing import MockClock
 
 from batch.limiter import Limiter
 from batch.model import Call, Outcome, RowResult
+from batch.retry import stops_run
+from batch.sandbox.app import create_app
+from batch.sandbox.config import Faults, SandboxConfig
+from batch.sandbox.server import serve_in_thread
 from batch.send import Sender, SendPolicy, build_client
 from batch.settings import Rate
 
@@ -26,6 +33,7 @@ pytestmark = pytest.mark.slow
 KEY = "rg_live_LiveSocketKeyNeverShown77"
 CALL = Call(row=1, routing_id=5, body='{"for_inbound_call":1,"for_outbound_call":4,"status":1}')
 OK = b'{"success":true,"data":{"id":5}}'
+SANDBOX_KEY = "rg_test_SandboxKeyForSenderTests0001"
 
 Behaviour = Callable[[socket.socket, "Peer"], None]
 
@@ -202,3 +210,133 @@ async def test_html_gateway_page_over_the_wire(serve: Any) -> None:
     result = await send(url, max_attempts=2)
     assert (result.error_code, result.attempts, result.http_status) == ("HTTP_502", 2, 502)
     assert result.response == "<html> <head><title>502 Bad Gateway</title></head> </html>"
+
+
+# -- against the sandbox (H2's stand-in API): in-process over ASGI, and over a real socket ------
+
+
+def sandbox_call(routing_id: int, row: int | None = None) -> Call:
+    return Call(row=row or routing_id, routing_id=routing_id, body=CALL.body)
+
+
+async def send_all(sender: Sender, calls: list[Call], concurrency: int) -> list[RowResult]:
+    """Send ``calls`` with at most ``concurrency`` in flight (a minimal orchestrator)."""
+    results: list[RowResult] = []
+    slots = anyio.Semaphore(concurrency)
+
+    async def one(call: Call) -> None:
+        try:
+            results.append(await sender.send(call))
+        finally:
+            slots.release()
+
+    async with anyio.create_task_group() as tg:
+        for call in calls:
+            await slots.acquire()
+            tg.start_soon(one, call)
+    return sorted(results, key=lambda r: r.row)
+
+
+def asgi_sender(config: SandboxConfig, *, key: str | None = None, rate: str = "100/s",
+                **policy: Any) -> tuple[Sender, Any]:  # fmt: skip
+    app = create_app(config)
+    client = build_client(
+        "http://sandbox.test/api/v2",
+        key or config.api_key,
+        timeout=5,
+        concurrency=4,
+        transport=httpx.ASGITransport(app=app),
+    )
+    policy = {"backoff_initial": 0.1, **policy}
+    return Sender(client, Limiter(Rate.parse(rate)), SendPolicy(**policy)), app.sandbox.state
+
+
+class TestAgainstSandboxApp:
+    """The sender's reading of every answer the stand-in API gives, over httpx.ASGITransport."""
+
+    @pytest.fixture
+    def anyio_backend(self) -> tuple[str, dict[str, Any]]:
+        return ("trio", {"clock": MockClock(autojump_threshold=0)})
+
+    async def test_success_stores_the_record(self) -> None:
+        """A valid body succeeds and the sandbox stores exactly what was sent."""
+        sender, state = asgi_sender(SandboxConfig(api_key=SANDBOX_KEY, rate_limit=None))
+        result = await sender.send(sandbox_call(42))
+        assert (result.outcome, result.http_status, result.attempts) == (Outcome.SUCCEEDED, 200, 1)
+        assert state.get(42) == json.loads(CALL.body)
+        assert json.loads(result.response)["data"]["id"] == 42
+
+    async def test_wrong_key_is_final_401(self) -> None:
+        """A key the API does not accept: one attempt, UNAUTHORIZED, and the run must stop."""
+        config = SandboxConfig(api_key=SANDBOX_KEY, rate_limit=None)
+        sender, state = asgi_sender(config, key="rg_test_not_the_right_one")
+        result = await sender.send(sandbox_call(1))
+        assert (result.outcome, result.http_status, result.error_code) == (
+            Outcome.FAILED,
+            401,
+            "UNAUTHORIZED",
+        )
+        assert result.attempts == 1
+        assert stops_run(result)
+        assert state.stats()["total"] == 1
+
+    @pytest.mark.parametrize(("deny", "code"), [(401, "UNAUTHORIZED"), (403, "FORBIDDEN")])
+    async def test_denied_account_is_final(self, deny: int, code: str) -> None:
+        """A revoked key or a blocked account is answered once and never retried."""
+        config = SandboxConfig(api_key=SANDBOX_KEY, rate_limit=None, deny_status=deny)
+        sender, _ = asgi_sender(config)
+        result = await sender.send(sandbox_call(1))
+        assert (result.http_status, result.error_code, result.attempts) == (deny, code, 1)
+
+    async def test_not_found_and_validation_are_final(self) -> None:
+        """404 NOT_FOUND and 400 VALIDATION_ERROR fail the row at once with the API's code."""
+        config = SandboxConfig(api_key=SANDBOX_KEY, rate_limit=None, not_found_ids=frozenset({9}))
+        sender, _ = asgi_sender(config)
+        missing = await sender.send(sandbox_call(9))
+        assert (missing.http_status, missing.error_code, missing.attempts) == (404, "NOT_FOUND", 1)
+        bad = await sender.send(Call(row=2, routing_id=3, body='{"for_inbound_call":7}'))
+        assert (bad.http_status, bad.error_code, bad.attempts) == (400, "VALIDATION_ERROR", 1)
+        assert bad.error_message
+        assert "\n" not in bad.error_message
+
+    async def test_scripted_faults_are_retried_to_success(self) -> None:
+        """503, an HTML 502, a 429 and a dropped connection in a row: retried, then succeeded."""
+        config = SandboxConfig(
+            api_key=SANDBOX_KEY, rate_limit=None, script={5: ("503", "html", "429", "drop")}
+        )
+        sender, state = asgi_sender(config, max_attempts=5)
+        result = await sender.send(sandbox_call(5))
+        assert (result.outcome, result.attempts) == (Outcome.SUCCEEDED, 5)
+        assert state.stats()["by_routing_id"]["5"] == 5
+
+    async def test_rate_limited_run_settles_without_losing_rows(self) -> None:
+        """Sending at 10/s to a sandbox limited to 2/s: 429s pause and slow us, every row lands."""
+        config = SandboxConfig(api_key=SANDBOX_KEY, rate_limit=Rate.parse("2/s"))
+        sender, state = asgi_sender(config, rate="10/s", max_attempts=10)
+        results = await send_all(sender, [sandbox_call(i) for i in range(1, 21)], concurrency=4)
+        assert [r.outcome for r in results] == [Outcome.SUCCEEDED] * 20
+        stats = state.stats()
+        assert stats["by_status"].get("429", 0) > 0
+        for result in results:
+            assert stats["by_routing_id"][str(result.routing_id)] == result.attempts
+
+
+async def test_real_sandbox_with_faults_every_row_succeeds() -> None:
+    """Over a loopback sandbox with 5xx, HTML pages, drops and slow answers, retries suffice and
+    the sandbox saw no row more often than its attempts say."""
+    faults = Faults(error_rate=0.15, html_rate=0.1, drop_rate=0.1, slow_rate=0.05, slow_seconds=1)
+    config = SandboxConfig(
+        api_key=SANDBOX_KEY, rate_limit=None, max_concurrent=None, faults=faults, seed=7
+    )
+    with serve_in_thread(config) as sandbox:
+        async with build_client(sandbox.base_url, sandbox.api_key, timeout=0.5,
+                                concurrency=4) as client:  # fmt: skip
+            policy = SendPolicy(max_attempts=10, timeout=0.5, backoff_initial=0.01)
+            sender = Sender(client, Limiter(Rate.parse("500/s")), policy)
+            results = await send_all(sender, [sandbox_call(i) for i in range(1, 41)], 4)
+        stats = sandbox.stats()
+    assert [r.outcome for r in results] == [Outcome.SUCCEEDED] * 40
+    assert sum(r.attempts for r in results) > 40  # the faults really happened
+    for result in results:
+        assert 1 <= stats["by_routing_id"][str(result.routing_id)] <= result.attempts
+        assert sandbox.record(int(result.routing_id)) == json.loads(CALL.body)
