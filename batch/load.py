@@ -34,6 +34,9 @@ KNOWN_COLUMNS: tuple[str, ...] = (*voicelink.INPUT_COLUMNS, voicelink.CONNECTION
 _RESERVED = frozenset(name.lower() for name in RESULT_COLUMNS) - {voicelink.ROUTING_ID}
 
 _UTF8_CHUNK = 1 << 20
+# What polars raises on a file it cannot read; a Rust panic is a BaseException, caught too so a
+# strange file is one clear line, never a traceback.
+_POLARS_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def _read_csv(path: Path) -> pl.DataFrame:
             raise_if_empty=False,
             encoding="utf8",
         )
-    except pl.exceptions.PolarsError as exc:
+    except _POLARS_ERRORS as exc:
         raise InputFileError(path, _csv_problem(exc)) from exc
     if frame.width != len(header):
         raise InputFileError(
@@ -115,7 +118,7 @@ def _read_csv(path: Path) -> pl.DataFrame:
 def _read_parquet(path: Path) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(path)
-    except pl.exceptions.PolarsError as exc:
+    except _POLARS_ERRORS as exc:
         raise InputFileError(
             path, f"is not a readable Parquet file (corrupt or not Parquet): {_first_line(exc)}"
         ) from exc
@@ -145,7 +148,7 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
             if _known_name(name) is not None:
                 schema[name] = pl.String()
         frame = pl.read_ndjson(path, schema=schema)
-    except pl.exceptions.PolarsError as exc:
+    except _POLARS_ERRORS as exc:
         raise InputFileError(
             path, f"is not valid JSON lines (one JSON object per line): {_first_line(exc)}"
         ) from exc
