@@ -77,6 +77,11 @@ class Job:
         return self.path.stem
 
 
+def is_job_file(path: Path | str) -> bool:
+    """``reroute run`` takes a job file where it takes an input file: told apart by ``.toml``."""
+    return Path(path).suffix.lower() == ".toml"
+
+
 def looks_like_api_key(text: str) -> bool:
     """True for anything a reviewer should not see in a job file: a key or a long random token.
 
@@ -492,6 +497,7 @@ __all__ = [
     "DEFAULT_API_KEY_ENV",
     "ENV_VARS",
     "Job",
+    "is_job_file",
     "load_job",
     "looks_like_api_key",
     "resolve_run_settings",

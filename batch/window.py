@@ -212,6 +212,12 @@ async def close_at(
     on_close()
 
 
+def waiting_message(window: Window, remaining: timedelta) -> str:
+    """The countdown line shown (or logged) while a run waits for its window to open."""
+    opens = format_moment(window.not_before) if window.not_before else "now"
+    return f"waiting for the change window: opens at {opens}, in {format_duration(remaining)}"
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

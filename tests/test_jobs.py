@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from batch.errors import JobFileError, UsageError
-from batch.jobs import Job, load_job, looks_like_api_key, resolve_run_settings
+from batch.jobs import Job, is_job_file, load_job, looks_like_api_key, resolve_run_settings
 from batch.load import load_table
 from batch.settings import Rate, RunSettings
 from batch.validate import validate
@@ -405,3 +405,9 @@ def test_every_shipped_job_loads_and_plans(path: Path) -> None:
     validation = validate(load_table(settings.input), connection_id=settings.connection_id)
     assert validation.valid > 0
     assert next(iter(validation.calls())).body.startswith("{")
+
+
+def test_job_files_are_told_apart_by_extension() -> None:
+    """`reroute run X` treats X as a job file exactly when it ends in .toml."""
+    assert is_job_file("jobs/nightly.TOML")
+    assert not is_job_file("samples/routing-changes.csv")

@@ -20,6 +20,7 @@ from batch.window import (
     parse_bound,
     resolve,
     wait_for_open,
+    waiting_message,
 )
 
 BASE = datetime(2026, 12, 5, 0, 0, tzinfo=UTC)
@@ -242,3 +243,11 @@ async def test_a_stopped_run_resumes_in_the_next_nights_window() -> None:
     await wait_for_open(next_night, now=virtual_now)
     assert virtual_now() == at(1, day=6)
     assert is_open(next_night, virtual_now())
+
+
+def test_waiting_message_names_the_opening_and_time_left() -> None:
+    """The countdown line says when the window opens and how long is left."""
+    text = waiting_message(Window(at(1), at(5)), timedelta(minutes=62, seconds=3))
+    assert text == (
+        "waiting for the change window: opens at 2026-12-05 01:00:00 UTC, in 1h 02m 03s"
+    )
