@@ -107,7 +107,8 @@ class Sandbox:
     async def update(self, request: Request) -> Response:
         """``POST /api/v2/voicelink/call-routing/{routing_id}``."""
         raw_id = request.path_params["routing_id"]
-        self.state.arrived(raw_id)
+        client = request.client
+        self.state.arrived(raw_id, f"{client.host}:{client.port}" if client else "")
         status: int | None = None
         try:
             response = await self._update(request, raw_id)

@@ -44,6 +44,7 @@ class SandboxState:
         self._served: Counter[int] = Counter()
         self._in_flight = 0
         self._max_in_flight = 0
+        self._peers: set[str] = set()  # client host:port pairs: distinct connections seen
 
     # -- records -------------------------------------------------------------------------------
     def get(self, routing_id: int) -> dict[str, Any] | None:
@@ -75,9 +76,11 @@ class SandboxState:
             )
 
     # -- counts --------------------------------------------------------------------------------
-    def arrived(self, routing_key: str) -> None:
-        """An update request arrived for this path segment (counted even when it is refused)."""
+    def arrived(self, routing_key: str, peer: str = "") -> None:
+        """An update request arrived for this path segment (counted even when it is refused),
+        from ``peer`` (the client's host:port: one per TCP connection, so keep-alive shows)."""
         with self._lock:
+            self._peers.add(peer)
             self._total += 1
             self._by_routing_id[routing_key] += 1
             self._in_flight += 1
@@ -98,7 +101,8 @@ class SandboxState:
 
     def stats(self) -> dict[str, Any]:
         """JSON-ready counts: ``total``, ``by_routing_id``, ``by_status`` (``"dropped"`` for
-        connections closed without an answer), ``in_flight``, ``max_in_flight``, ``records``."""
+        connections closed without an answer), ``in_flight``, ``max_in_flight``,
+        ``connections`` (distinct client connections that sent updates), ``records``."""
         with self._lock:
             return {
                 "total": self._total,
@@ -106,6 +110,7 @@ class SandboxState:
                 "by_status": dict(self._by_status),
                 "in_flight": self._in_flight,
                 "max_in_flight": self._max_in_flight,
+                "connections": len(self._peers),
                 "records": len(self._records),
             }
 
