@@ -20,9 +20,13 @@ from enum import StrEnum
 from typing import Final
 
 import anyio
+import httpx
 
 from batch.journal import KEY_REJECTED_STATUSES, Journal
+from batch.limiter import Limiter
 from batch.model import Call, Outcome, RowResult
+from batch.send import Sender, SendPolicy
+from batch.settings import Rate
 
 SendFn = Callable[[Call], Awaitable[RowResult]]
 
@@ -197,6 +201,34 @@ async def execute(
     )
 
 
+async def run_calls(
+    calls: Iterable[Call],
+    *,
+    client: httpx.AsyncClient,
+    rate: Rate,
+    policy: SendPolicy,
+    concurrency: int,
+    journal: Journal,
+    observer: Observer | None = None,
+    stop: StopToken | None = None,
+) -> RunReport:
+    """Send ``calls`` over ``client``: one limiter shared by every request, retries included,
+    the journal told of each attempt before it is sent. The per-request timeout is also the
+    grace period a soft stop gives in-flight requests."""
+    observer = observer or Observer()
+    on_attempt, on_retry = sender_hooks(journal, observer)
+    sender = Sender(client, Limiter(rate), policy, on_attempt=on_attempt, on_retry=on_retry)
+    return await execute(
+        calls,
+        send=sender.send,
+        journal=journal,
+        concurrency=concurrency,
+        stop=stop,
+        observer=observer,
+        grace=policy.timeout,
+    )
+
+
 def pending(calls: Iterable[Call], journal: Journal) -> Iterator[Call]:
     """The calls a (resumed) run still has to send: not decided in the journal."""
     for call in calls:
@@ -219,10 +251,14 @@ def sender_hooks(
     return on_attempt, on_retry
 
 
-def merge_results(base: Iterable[RowResult], journal: Journal) -> Iterator[RowResult]:
+def merge_results(
+    base: Iterable[RowResult], journal: Journal, *, carry_attempts: bool = False
+) -> Iterator[RowResult]:
     """One result per row of ``base`` (every input row, in order): the journal's record when
     there is one, else ``base``'s row unchanged (``invalid`` or ``not_attempted``, or for a
     retry the row as the earlier results file had it). Streams: one journal lookup per row.
+    ``carry_attempts`` (retry): add the base row's attempts, so ``attempts`` keeps counting
+    every request ever sent for the row.
     """
     for row in base:
         if row.outcome is Outcome.INVALID:
@@ -233,7 +269,8 @@ def merge_results(base: Iterable[RowResult], journal: Journal) -> Iterator[RowRe
             yield row
         else:
             # routing_id as the user wrote it (the journal has the parsed integer).
-            yield replace(record, routing_id=row.routing_id)
+            attempts = record.attempts + (row.attempts if carry_attempts else 0)
+            yield replace(record, routing_id=row.routing_id, attempts=attempts)
 
 
 @dataclass
@@ -282,5 +319,6 @@ __all__ = [
     "execute",
     "merge_results",
     "pending",
+    "run_calls",
     "sender_hooks",
 ]

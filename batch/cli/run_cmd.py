@@ -1,3 +1,636 @@
-"""Placeholder: filled by its issue."""
+"""`reroute run` and `reroute retry`: send the changes, paced, retried, resumable.
+
+Everything here is the command-line edge: flags and environment in, settings out; signals;
+the confirmation prompt; progress and summary; exit statuses. The work is done by the stages
+(load, validate, journal, run, results).
+"""
 
 from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Final, NoReturn
+from urllib.parse import urlsplit
+
+import anyio
+import polars as pl
+import typer
+from anyio.abc import TaskStatus
+
+from batch import journal as journal_mod
+from batch import voicelink
+from batch.cli.app import Exit, app, console, err_console, fail, stdin_is_terminal
+from batch.cli.progress import LogFormat, RunProgress, summary_lines, summary_record
+from batch.errors import RerouteError, UsageError
+from batch.jobs import resolve_run_settings
+from batch.journal import Journal, RunIdentity
+from batch.lock import RunLock
+from batch.model import RESULT_COLUMNS, RETRYABLE_OUTCOMES, Call, Outcome, RowResult
+from batch.run import RunReport, StopReason, StopToken, Summary, merge_results, pending, run_calls
+from batch.send import SendPolicy, build_client
+from batch.settings import RunSettings, is_loopback_host
+
+SANDBOX_RATE: Final = "20/s"  # --sandbox without --rate: quick demo (40 rows in ~2 s)
+SANDBOX_IDENTITY: Final = "embedded-sandbox"  # its port changes each time; the run does not
+
+# -- options shared by run and retry ----------------------------------------------------------
+
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help=f"API base URL (env REROUTE_BASE_URL; default {voicelink.DEFAULT_BASE_URL}). "
+        "http:// only to loopback.",
+    ),
+]
+RateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rate",
+        help="Requests per unit: N/s, N/min or N/h (default 60/min; 20/s with --sandbox).",
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--concurrency", min=1, help="Requests in flight at most (4).")
+]
+MaxAttemptsOpt = Annotated[
+    int | None, typer.Option("--max-attempts", min=1, help="Requests per row at most (5).")
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Seconds per request (30); also how long a first Ctrl-C lets requests finish.",
+    ),
+]
+MaxRetryAfterOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-retry-after",
+        help="A 429 asking to wait longer than this many seconds fails the row (300).",
+    ),
+]
+FreshOpt = Annotated[
+    bool, typer.Option("--fresh", help="Forget the journal of an earlier run and start over.")
+]
+SandboxOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sandbox",
+        help="Start the embedded stand-in API on loopback and run against it (no key needed).",
+    ),
+]
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation on a terminal.")
+]
+LogFormatOpt = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        help="text: progress bar on a terminal, else a line every few seconds; json: JSON lines.",
+    ),
+]
+ApiKeyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--api-key-file",
+        help="Read the API key from this file instead of VOCOBASE_API_KEY.",
+        dir_okay=False,
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where requests go and with which key (never printed)."""
+
+    base_url: str
+    api_key: str | None
+    identity: str  # what the journal records as the target
+    host: str
+    sandbox: bool
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return not self.sandbox and not is_loopback_host(self.host)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one invocation sends, independent of where the rows came from (input or results).
+
+    ``calls()``: the candidate requests in row order; ``base()``: every row as it stands before
+    sending (invalid, not_attempted, or an earlier result), in row order.
+    """
+
+    calls: Callable[[], Iterator[Call]]
+    base: Callable[[], Iterator[RowResult]]
+    passthrough: pl.DataFrame
+    candidates: int
+    # retry: attempts of the earlier run are added, so `attempts` counts every request sent
+    carry_attempts: bool = False
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+def settings_from(
+    flags: Mapping[str, object | None], env: Mapping[str, str], *, sandbox: bool
+) -> RunSettings:
+    """Merge flags > (job file) > environment > defaults. The job-file layer slots in here."""
+    input_path = flags.get("input")
+    if isinstance(input_path, Path) and input_path.suffix.lower() == ".toml":
+        raise UsageError(
+            f"{input_path}: job files are not supported by `reroute run` yet; "
+            "give the input file and flags instead"
+        )
+    if sandbox:
+        if flags.get("base_url") is not None:
+            raise UsageError("--sandbox runs against the embedded sandbox: drop --base-url")
+        flags = {**flags, "rate": flags.get("rate") or SANDBOX_RATE}
+        env = {k: v for k, v in env.items() if k != "REROUTE_BASE_URL"}
+    return resolve_run_settings(flags, None, env)
+
+
+def read_api_key(settings: RunSettings, key_file: Path | None, env: Mapping[str, str]) -> str:
+    """The key from --api-key-file, else the environment; never echoed in any message."""
+    if key_file is not None:
+        try:
+            key = key_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise UsageError(f"--api-key-file {key_file}: cannot read it ({reason})") from None
+        if not key:
+            raise UsageError(f"--api-key-file {key_file} is empty: put the API key in it")
+        return key
+    key = env.get(settings.api_key_env, "").strip()
+    if not key:
+        raise UsageError(
+            f"no API key: set {settings.api_key_env} (or use --api-key-file PATH); "
+            "to rehearse without a key use --sandbox"
+        )
+    return key
+
+
+def _flags(**given: Any) -> dict[str, object | None]:
+    # Booleans pass None when off, so a job file's value can win (resolve_run_settings).
+    return {k: (None if v is False else v) for k, v in given.items()}
+
+
+def _command(
+    name: str, target: Path | str, flags: Mapping[str, object | None], **extra: Any
+) -> str:
+    """The shell command that repeats this invocation (resume) or retries its failures."""
+    words = ["reroute", name, str(target)]
+    for key, value in {**flags, **extra}.items():
+        if value is None or value is False or key == "input":
+            continue
+        option = "--" + key.replace("_", "-")
+        words += [option] if value is True else [option, str(value)]
+    return shlex.join(words)
+
+
+# -- the commands -----------------------------------------------------------------------------
+
+
+@app.command()
+def run(
+    input: Annotated[
+        Path, typer.Argument(help="Input file: .csv, .parquet, .jsonl or .ndjson.", metavar="INPUT")
+    ],
+    base_url: BaseUrlOpt = None,
+    rate: RateOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    max_attempts: MaxAttemptsOpt = None,
+    timeout: TimeoutOpt = None,
+    results: Annotated[
+        Path | None,
+        typer.Option("--results", help="Results file (default <input stem>.results.csv here)."),
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Send the valid rows even if some are invalid.")
+    ] = False,
+    connection_id: Annotated[
+        str | None,
+        typer.Option("--connection-id", help="Connection UUID for rows whose cell is empty."),
+    ] = None,
+    fresh: FreshOpt = False,
+    sandbox: SandboxOpt = False,
+    max_retry_after: MaxRetryAfterOpt = None,
+    yes: YesOpt = False,
+    log_format: LogFormatOpt = LogFormat.TEXT,
+    api_key_file: ApiKeyFileOpt = None,
+) -> None:
+    """Send the changes of INPUT: validated, paced, retried, resumable.
+
+    Running the same command again after an interruption resumes: rows already decided are
+    not sent again. Exit 0 all rows succeeded, 1 some did not, 2 nothing sent (bad usage,
+    unreadable input, invalid rows without --skip-invalid), 3 stopped early (resumable).
+    """
+    from batch.load import load_table
+    from batch.validate import validate
+
+    flags = _flags(
+        input=input,
+        base_url=base_url,
+        rate=rate,
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        results=results,
+        skip_invalid=skip_invalid,
+        connection_id=connection_id,
+        max_retry_after=max_retry_after,
+    )
+    with reporting_errors_and_interrupts():
+        settings = settings_from(flags, os.environ, sandbox=sandbox)
+        key = None if sandbox else read_api_key(settings, api_key_file, os.environ)
+        table = load_table(settings.input)
+        validation = validate(table, connection_id=settings.connection_id)
+        if validation.invalid and not settings.skip_invalid:
+            from batch.cli.summary import print_validation_summary
+
+            print_validation_summary(validation)
+            fail_nothing_sent(
+                f"{validation.invalid} of {validation.total} rows are invalid, so nothing was "
+                "sent: fix them (see above), or pass --skip-invalid to send the valid rows only"
+            )
+        batch = Batch(
+            calls=validation.calls,
+            base=validation.preview_results,
+            passthrough=table.passthrough_frame(),
+            candidates=validation.valid,
+        )
+        extra = {"fresh": None, "sandbox": sandbox, "yes": yes, "api_key_file": api_key_file}
+        code = send_batch(
+            batch,
+            settings=settings,
+            key=key,
+            sandbox=sandbox,
+            fresh=fresh,
+            yes=yes,
+            log_format=log_format,
+            resume_command=_command("run", input, flags, **extra),
+            retry_flags={"sandbox": sandbox, "api_key_file": api_key_file, "base_url": base_url},
+        )
+    raise typer.Exit(code)
+
+
+@app.command()
+def retry(
+    results_file: Annotated[
+        Path, typer.Argument(help="A results file of an earlier run or retry.", metavar="RESULTS")
+    ],
+    results: Annotated[
+        Path | None,
+        typer.Option("--results", help="Write here instead of updating RESULTS in place."),
+    ] = None,
+    base_url: BaseUrlOpt = None,
+    rate: RateOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    max_attempts: MaxAttemptsOpt = None,
+    timeout: TimeoutOpt = None,
+    fresh: FreshOpt = False,
+    sandbox: SandboxOpt = False,
+    max_retry_after: MaxRetryAfterOpt = None,
+    yes: YesOpt = False,
+    log_format: LogFormatOpt = LogFormat.TEXT,
+    api_key_file: ApiKeyFileOpt = None,
+) -> None:
+    """Send again the rows of RESULTS whose outcome is failed, unknown or not_attempted.
+
+    Each row's request body is taken from the results file's `request` column. Other rows are
+    kept as they were. Exit statuses as for `reroute run`.
+    """
+    from batch.results import read_results
+
+    flags = _flags(
+        input=results_file,
+        base_url=base_url,
+        rate=rate,
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        results=results or results_file,
+        max_retry_after=max_retry_after,
+    )
+    with reporting_errors_and_interrupts():
+        settings = settings_from(flags, os.environ, sandbox=sandbox)
+        key = None if sandbox else read_api_key(settings, api_key_file, os.environ)
+        frame = read_results(settings.input)
+        batch = batch_from_results(frame)
+        extra = {"sandbox": sandbox, "yes": yes, "api_key_file": api_key_file}
+        in_place = settings.results.resolve() == settings.input.resolve()
+        code = send_batch(
+            batch,
+            settings=settings,
+            key=key,
+            sandbox=sandbox,
+            fresh=fresh,
+            yes=yes,
+            log_format=log_format,
+            resume_command=_command("retry", results_file, {**flags, "results": results}, **extra),
+            retry_flags={"sandbox": sandbox, "api_key_file": api_key_file, "base_url": base_url},
+            # In place, the rewritten RESULTS holds everything a later retry needs (and its new
+            # content would not match this journal's identity anyway).
+            drop_journal_after=in_place,
+        )
+    raise typer.Exit(code)
+
+
+# -- retry: rows back from a results file ----------------------------------------------------
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _moment(value: object) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def _int_or_none(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    return int(float(str(value)))
+
+
+def results_rows(frame: pl.DataFrame) -> Iterator[RowResult]:
+    """The rows of a results file as RowResults, in file order."""
+    for chunk in frame.select(RESULT_COLUMNS).iter_slices(10_000):
+        for record in chunk.iter_rows(named=True):
+            yield RowResult(
+                row=int(record["row"]),
+                routing_id=_text(record["routing_id"]),
+                outcome=Outcome(str(record["outcome"])),
+                http_status=_int_or_none(record["http_status"]),
+                attempts=_int_or_none(record["attempts"]) or 0,
+                error_code=_text(record["error_code"]),
+                error_message=_text(record["error_message"]),
+                request=_text(record["request"]),
+                response=_text(record["response"]),
+                started_at=_moment(record["started_at"]),
+                finished_at=_moment(record["finished_at"]),
+                duration_ms=_int_or_none(record["duration_ms"]),
+            )
+
+
+def _routing_id(text: str) -> int | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() and number >= 1 else None
+
+
+def retry_calls(frame: pl.DataFrame) -> Iterator[Call]:
+    """The requests to send again: retryable outcomes with a recorded request body."""
+    for result in results_rows(frame):
+        routing_id = _routing_id(result.routing_id)
+        if result.outcome in RETRYABLE_OUTCOMES and result.request and routing_id is not None:
+            yield Call(row=result.row, routing_id=routing_id, body=result.request)
+
+
+def batch_from_results(frame: pl.DataFrame) -> Batch:
+    candidates = sum(1 for _ in retry_calls(frame))
+    passthrough = [c for c in frame.columns if c not in RESULT_COLUMNS]
+    return Batch(
+        calls=lambda: retry_calls(frame),
+        base=lambda: results_rows(frame),
+        passthrough=frame.select(passthrough),
+        candidates=candidates,
+        carry_attempts=True,
+    )
+
+
+# -- sending, common to run and retry ---------------------------------------------------------
+
+
+def send_batch(
+    batch: Batch,
+    *,
+    settings: RunSettings,
+    key: str | None,
+    sandbox: bool,
+    fresh: bool,
+    yes: bool,
+    log_format: LogFormat,
+    resume_command: str,
+    retry_flags: Mapping[str, object | None],
+    drop_journal_after: bool = False,
+) -> int:
+    """Lock, open the journal, confirm, send, write the results, summarise; the exit status."""
+    from batch.results import write_results
+
+    policy = SendPolicy(
+        max_attempts=settings.max_attempts,
+        timeout=settings.timeout,
+        max_retry_after=settings.max_retry_after,
+    )
+    with ExitStack() as stack:
+        stack.enter_context(RunLock(settings.results))
+        identity_url = SANDBOX_IDENTITY if sandbox else settings.base_url
+        journal = stack.enter_context(
+            Journal.open(
+                journal_mod.journal_path(settings.results),
+                RunIdentity.of(settings.input, identity_url, settings.results),
+                fresh=fresh,
+            )
+        )
+        done = journal.final_count()
+        if done:
+            _note(
+                log_format,
+                f"resuming: {done} of {batch.candidates} rows already decided in "
+                f"{journal.path.name} are not sent again (--fresh starts over)",
+            )
+        target = (
+            stack.enter_context(_sandbox(settings, log_format))
+            if sandbox
+            else Target(settings.base_url, key, identity_url, _host(settings.base_url), False)
+        )
+        if target.needs_confirmation and not yes and stdin_is_terminal():
+            _confirm(batch.candidates - done, target, settings)
+
+        progress = RunProgress(style=_style(log_format), err=err_console)
+        stop = StopToken()
+        progress.run_started(batch.candidates, done)
+        try:
+            report = anyio.run(
+                _drive, pending(batch.calls(), journal), settings, policy, target, journal,
+                progress, stop,
+            )  # fmt: skip
+        finally:
+            progress.close()
+
+        summary = Summary()
+        merged = merge_results(batch.base(), journal, carry_attempts=batch.carry_attempts)
+        write_results(settings.results, summary.tally(merged), batch.passthrough)
+        _print_summary(
+            log_format,
+            summary,
+            report,
+            requests=progress.requests,
+            results=str(settings.results),
+            resume_command=resume_command,
+            retry_command=_command("retry", settings.results, retry_flags),
+        )
+        if drop_journal_after:
+            journal.delete()
+    if summary.all_succeeded:
+        return Exit.OK
+    return Exit.STOPPED if report.stopped is not None else Exit.SOME_FAILED
+
+
+async def _drive(
+    calls: Iterator[Call],
+    settings: RunSettings,
+    policy: SendPolicy,
+    target: Target,
+    journal: Journal,
+    progress: RunProgress,
+    stop: StopToken,
+) -> RunReport:
+    """The async part: client, signal watcher, progress ticker, and the run itself."""
+    async with (
+        build_client(
+            target.base_url,
+            target.api_key,
+            timeout=settings.timeout,
+            concurrency=settings.concurrency,
+        ) as client,
+        anyio.create_task_group() as tasks,
+    ):
+        await tasks.start(_watch_signals, stop, settings.timeout)
+        tasks.start_soon(_tick, progress)
+        report = await run_calls(
+            calls,
+            client=client,
+            rate=settings.rate,
+            policy=policy,
+            concurrency=settings.concurrency,
+            journal=journal,
+            observer=progress,
+            stop=stop,
+        )
+        tasks.cancel_scope.cancel()
+    return report
+
+
+async def _watch_signals(
+    stop: StopToken, timeout: float, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    """First Ctrl-C or SIGTERM: soft stop. A second Ctrl-C: hard stop (cancel in-flight)."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for signum in signals:
+            name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+            if not stop.requested:
+                stop.request(
+                    StopReason.INTERRUPTED,
+                    f"interrupted ({name}): no new row starts; requests in flight get up to "
+                    f"{timeout:g} s to finish (press Ctrl-C again to cancel them)",
+                )
+            else:
+                stop.request(
+                    StopReason.INTERRUPTED,
+                    f"interrupted again ({name}): cancelling requests in flight; their rows "
+                    "are recorded as unknown and are resent on resume",
+                    hard=True,
+                )
+
+
+async def _tick(progress: RunProgress) -> None:
+    while True:
+        await anyio.sleep(1.0)
+        progress.tick()
+
+
+@contextmanager
+def _sandbox(settings: RunSettings, log_format: LogFormat) -> Iterator[Target]:
+    """The embedded stand-in API on a free loopback port, limited to the run's own pace."""
+    from batch.sandbox.config import SandboxConfig, generate_api_key
+    from batch.sandbox.server import serve_in_thread
+
+    config = SandboxConfig(
+        api_key=generate_api_key(),
+        rate_limit=settings.rate,
+        max_concurrent=max(5, settings.concurrency),
+    )
+    with serve_in_thread(config) as running:
+        _note(log_format, f"sandbox: embedded stand-in API at {running.base_url}")
+        yield Target(running.base_url, running.api_key, SANDBOX_IDENTITY, "127.0.0.1", True)
+
+
+def _host(base_url: str) -> str:
+    return urlsplit(base_url).hostname or base_url
+
+
+def _style(log_format: LogFormat) -> str:
+    if log_format is LogFormat.JSON:
+        return "json"
+    return "bar" if err_console.is_terminal else "plain"
+
+
+def _note(log_format: LogFormat, text: str) -> None:
+    if log_format is LogFormat.JSON:
+        print(json.dumps({"event": "note", "message": text}), file=sys.stderr, flush=True)
+    else:
+        err_console.print(f"reroute: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _confirm(rows: int, target: Target, settings: RunSettings) -> None:
+    """Show what is about to happen on a real target and ask once."""
+    seconds = rows / settings.rate.per_second
+    err_console.print(
+        f"About to send {rows} routing changes to {target.host} at {settings.rate} "
+        f"(concurrency {settings.concurrency}), about {_duration(seconds)}.",
+        markup=False,
+        highlight=False,
+    )
+    if not typer.confirm("Send them?", default=False, err=True):
+        fail("nothing sent (not confirmed); pass --yes to skip this question", Exit.NOTHING_SENT)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def _print_summary(
+    log_format: LogFormat, summary: Summary, report: RunReport, **details: Any
+) -> None:
+    if log_format is LogFormat.JSON:
+        record = summary_record(summary, elapsed=report.elapsed, stopped=report.stopped, **details)
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+        return
+    for line in summary_lines(summary, elapsed=report.elapsed, stopped=report.stopped, **details):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def fail_nothing_sent(message: str) -> NoReturn:
+    fail(message, Exit.NOTHING_SENT)
+
+
+@contextmanager
+def reporting_errors_and_interrupts() -> Iterator[None]:
+    """A RerouteError is one line and exit 2; a Ctrl-C outside the sending phase is exit 3."""
+    try:
+        yield
+    except RerouteError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted; run the same command again to continue", Exit.STOPPED)

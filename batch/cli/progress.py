@@ -1,0 +1,287 @@
+"""What a run shows while it works and when it ends: progress bar, log lines, summary.
+
+Three faces of one observer: a rich progress bar on a terminal; a plain line every few seconds
+when nobody watches (cron, CI, ``nohup``); JSON lines for log collectors (``--log-format json``).
+Progress goes to stderr so stdout keeps only the summary a script may want to read.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from batch.model import Call, Outcome, RowResult
+from batch.run import Observer, StopRequest, Summary
+
+RATE_WINDOW = 30.0  # seconds of recent requests the "current rate" is measured over
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class RunProgress(Observer):
+    """Counts rows as they move and shows them. ``tick()`` is called about once a second."""
+
+    def __init__(
+        self,
+        *,
+        style: str,  # "bar", "plain" or "json"
+        err: Console,
+        stream: TextIO | None = None,
+        every: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.style = style
+        self._err = err
+        self._stream = stream or sys.stderr
+        self._every = every
+        self._clock = clock
+        self.total = 0
+        self.requests = 0  # requests started by this invocation
+        self.done = 0  # decided rows, earlier invocations included
+        self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+        self.retrying_rows: set[int] = set()
+        self.in_flight: set[int] = set()
+        self._sent: deque[float] = deque()  # request start times within RATE_WINDOW
+        self._begun = clock()
+        self._last_line = -float("inf")
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    # -- Observer hooks ----------------------------------------------------------------------
+
+    def run_started(self, total: int, done: int) -> None:
+        self.total, self.done = total, done
+        self._begun = self._clock()
+        if self.style == "bar":
+            self._bar = Progress(
+                TextColumn("sending"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self._err,
+                transient=False,
+            )
+            self._task = self._bar.add_task("run", total=total, completed=done, status="")
+            self._bar.start()
+        elif self.style == "json":
+            self._json("run_started", total=total, already_done=done)
+        else:
+            self._line(f"sending {total - done} of {total} rows ({done} already done)")
+
+    def attempt(self, call: Call, n: int) -> None:
+        now = self._clock()
+        self.requests += 1
+        self._sent.append(now)
+        self.in_flight.add(call.row)
+        self.retrying_rows.discard(call.row)
+
+    def retrying(self, call: Call, n: int, code: str) -> None:
+        self.retrying_rows.add(call.row)
+
+    def row_finished(self, result: RowResult) -> None:
+        self.done += 1
+        self.counts[result.outcome] += 1
+        self.retrying_rows.discard(result.row)
+        self.in_flight.discard(result.row)
+        if self.style == "json" and result.outcome is not Outcome.SUCCEEDED:
+            self._json(
+                "row_failed",
+                row=result.row,
+                routing_id=result.routing_id,
+                http_status=result.http_status,
+                attempts=result.attempts,
+                error_code=result.error_code,
+                error_message=result.error_message,
+            )
+        self._refresh()
+
+    def row_cancelled(self, call: Call, record: RowResult | None) -> None:
+        self.retrying_rows.discard(call.row)
+        self.in_flight.discard(call.row)
+        self.counts[record.outcome if record else Outcome.NOT_ATTEMPTED] += 1
+
+    def stopping(self, stop: StopRequest) -> None:
+        if self.style == "json":
+            self._json("stopping", reason=stop.reason, hard=stop.hard, message=stop.message)
+        else:
+            self._print(f"reroute: stopping: {stop.message}")
+
+    # -- display ---------------------------------------------------------------------------
+
+    @property
+    def current_rate(self) -> float:
+        """Requests per second over the last RATE_WINDOW seconds."""
+        now = self._clock()
+        while self._sent and self._sent[0] < now - RATE_WINDOW:
+            self._sent.popleft()
+        span = min(RATE_WINDOW, now - self._begun)
+        return len(self._sent) / span if span > 0 else 0.0
+
+    def status(self) -> str:
+        return (
+            f"ok {self.counts[Outcome.SUCCEEDED]}  failed {self.counts[Outcome.FAILED]}  "
+            f"retrying {len(self.retrying_rows)}  {self.current_rate:.2f} req/s"
+        )
+
+    def tick(self) -> None:
+        """Called about once a second: refresh the bar, or log a line every few seconds."""
+        self._refresh(force_line=False)
+
+    def _refresh(self, force_line: bool = False) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=self.done, status=self.status())
+            return
+        now = self._clock()
+        if not force_line and now - self._last_line < self._every:
+            return
+        self._last_line = now
+        if self.style == "json":
+            self._json(
+                "progress",
+                done=self.done,
+                total=self.total,
+                succeeded=self.counts[Outcome.SUCCEEDED],
+                failed=self.counts[Outcome.FAILED],
+                retrying=len(self.retrying_rows),
+                rate_per_s=round(self.current_rate, 3),
+                eta_s=self.eta(),
+            )
+        else:
+            eta = self.eta()
+            shown = "?" if eta is None else _duration(eta)
+            self._line(f"{self.done}/{self.total} done  {self.status()}  ETA {shown}")
+
+    def eta(self) -> float | None:
+        rate = self.current_rate
+        left = self.total - self.done
+        if left <= 0:
+            return 0.0
+        return None if rate <= 0 else round(left / rate, 1)
+
+    def close(self) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=self.done, status=self.status())
+            self._bar.stop()
+            self._bar = None
+
+    def _line(self, text: str) -> None:
+        self._print(f"{_stamp()} reroute: {text}")
+
+    def _print(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=self._stream, flush=True)
+
+    def _json(self, event: str, **fields: Any) -> None:
+        record = {"time": _stamp(), "event": event, **fields}
+        print(json.dumps(record, ensure_ascii=False), file=self._stream, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def summary_lines(
+    summary: Summary,
+    *,
+    elapsed: float,
+    requests: int,
+    results: str,
+    stopped: StopRequest | None,
+    resume_command: str,
+    retry_command: str,
+) -> list[str]:
+    """The end-of-run summary, as plain lines (the text log format)."""
+    rate = requests / elapsed if elapsed > 0 else 0.0
+    head = "stopped early" if stopped else "finished"
+    lines = [
+        f"reroute: run {head} in {_duration(elapsed)}: {summary.total} rows, "
+        f"{requests} requests sent ({rate:.2f}/s effective)"
+    ]
+    for outcome in Outcome:
+        if summary.counts[outcome]:
+            lines.append(f"  {outcome.value:<14}{summary.counts[outcome]:>8}")
+    top = summary.top_codes()
+    if top:
+        lines.append("top error codes:")
+        for code, count, example in top:
+            detail = example.error_message or "-"
+            lines.append(
+                f"  {code:<26}{count:>6}  e.g. row {example.row} "
+                f"(routing_id {example.routing_id}): {detail}"
+            )
+    lines.append(f"results: {results}")
+    if stopped is not None:
+        lines.append(f"why: {stopped.message}")
+        lines.append(f"to resume, run the same command again: {resume_command}")
+    elif summary.retryable:
+        lines.append(f"to send the {summary.retryable} rows that did not succeed again: "
+                     f"{retry_command}")  # fmt: skip
+    return lines
+
+
+def summary_record(
+    summary: Summary,
+    *,
+    elapsed: float,
+    requests: int,
+    results: str,
+    stopped: StopRequest | None,
+    resume_command: str,
+    retry_command: str,
+) -> dict[str, Any]:
+    """The end-of-run summary as one JSON object (the json log format)."""
+    return {
+        "time": _stamp(),
+        "event": "summary",
+        "status": "stopped" if stopped else "finished",
+        "stop_reason": stopped.reason if stopped else None,
+        "stop_message": stopped.message if stopped else None,
+        "rows": summary.total,
+        "outcomes": {o.value: summary.counts[o] for o in Outcome},
+        "top_error_codes": [
+            {"code": code, "count": count, "example_row": ex.row, "example": ex.error_message}
+            for code, count, ex in summary.top_codes()
+        ],
+        "elapsed_s": round(elapsed, 3),
+        "requests": requests,
+        "effective_rate_per_s": round(requests / elapsed, 3) if elapsed > 0 else 0.0,
+        "results": results,
+        "resume_command": resume_command if stopped else None,
+        "retry_command": retry_command if summary.retryable and not stopped else None,
+    }
