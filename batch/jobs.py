@@ -303,6 +303,8 @@ def resolve_run_settings(
     unknown = set(flags) - _SETTING_NAMES
     if unknown:
         raise ValueError(f"not RunSettings fields: {sorted(unknown)}")
+    if job is not None and is_job_file(str(flags.get("input") or "")):
+        flags = {**flags, "input": None}  # `run JOB.toml`: the positional argument is the job
     values: dict[str, object] = {}
     for name in _SETTING_NAMES:
         picked = _pick(name, flags, job, env)

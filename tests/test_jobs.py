@@ -411,3 +411,9 @@ def test_job_files_are_told_apart_by_extension() -> None:
     """`reroute run X` treats X as a job file exactly when it ends in .toml."""
     assert is_job_file("jobs/nightly.TOML")
     assert not is_job_file("samples/routing-changes.csv")
+
+
+def test_the_job_path_given_as_input_is_not_taken_for_the_input() -> None:
+    """`run jobs/j.toml`: the positional argument names the job; the job's input is used."""
+    settings = resolve_run_settings({"input": JOB_PATH}, job(), {}, now=NOW)
+    assert settings.input == Path("jobs/in.csv")
