@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta, timezone
+from pathlib import Path
 
 import anyio
 import pytest
 from trio.testing import MockClock
 
+from batch.journal import Journal, RunIdentity, journal_path
+from batch.model import Call, Outcome, RowResult
+from batch.run import RunReport, StopToken, execute, pending
 from batch.settings import Rate
 from batch.window import (
     Window,
@@ -251,3 +255,47 @@ def test_waiting_message_names_the_opening_and_time_left() -> None:
     assert text == (
         "waiting for the change window: opens at 2026-12-05 01:00:00 UTC, in 1h 02m 03s"
     )
+
+
+async def test_the_orchestrator_stops_at_the_close_and_resumes_in_the_next_window(
+    tmp_path: Path,
+) -> None:
+    """With the real orchestrator and journal: the close stops new rows, in-flight ones finish,
+    and the same run in the next window sends only the rest, none twice."""
+    calls = [Call(row=n, routing_id=n, body="{}") for n in range(1, 21)]
+    (tmp_path / "in.csv").write_text("routing_id\n")
+    results = tmp_path / "in.results.csv"
+    identity = RunIdentity.of(tmp_path / "in.csv", "http://127.0.0.1:1/api/v2", results)
+    sent: list[int] = []
+
+    async def send(call: Call) -> RowResult:
+        sent.append(call.row)
+        await anyio.sleep(3)  # every request takes 3 s: two in flight at a time
+        return RowResult(call.row, str(call.routing_id), Outcome.SUCCEEDED, 200, 1, request="{}")
+
+    async def one_window(win: Window) -> RunReport:
+        await wait_for_open(win, now=virtual_now)
+        stop = StopToken()
+        with Journal.open(journal_path(results), identity) as journal:
+            async with anyio.create_task_group() as tg:
+
+                def closing() -> None:
+                    stop.request("window_closed", "the change window closed")
+
+                tg.start_soon(lambda: close_at(win, now=virtual_now, on_close=closing))
+                report = await execute(
+                    pending(calls, journal), send=send, journal=journal, concurrency=2, stop=stop
+                )
+                tg.cancel_scope.cancel()
+        return report
+
+    first = await one_window(Window(None, BASE + timedelta(seconds=10)))
+    assert first.stopped is not None
+    assert first.stopped.reason == "window_closed"
+    assert sent == list(range(1, 9))  # started at 0, 0, 3, 3, 6, 6, 9, 9; none after 10 s
+    assert first.outcomes == {Outcome.SUCCEEDED: 8}  # the two in flight at the close finished
+    assert anyio.current_time() == 12
+    second = await one_window(Window(BASE + timedelta(days=1), BASE + timedelta(days=1, hours=4)))
+    assert second.stopped is None
+    assert sorted(sent) == list(range(1, 21))  # the rest, and no row sent twice
+    assert virtual_now() == BASE + timedelta(days=1, seconds=18)
