@@ -31,6 +31,7 @@ from batch.errors import JournalError
 from batch.model import Call, Outcome, RowResult
 
 SUFFIX: Final = ".journal"
+RETRY_SUFFIX: Final = ".retry.journal"
 _FORMAT: Final = "1"
 # A row rejected with 401/403 failed because of the key or account, not because of the row: a
 # resumed run (after the key is fixed) sends it again instead of treating it as decided.
@@ -63,9 +64,10 @@ _COLUMNS = (
 )
 
 
-def journal_path(results: Path) -> Path:
-    """Where the journal of a run writing ``results`` lives: beside it, ``<name>.journal``."""
-    return results.with_name(results.name + SUFFIX)
+def journal_path(results: Path, *, retry: bool = False) -> Path:
+    """Where the journal of a run writing ``results`` lives: beside it, ``<name>.journal``
+    (``<name>.retry.journal`` for `reroute retry`, whose input is a results file)."""
+    return results.with_name(results.name + (RETRY_SUFFIX if retry else SUFFIX))
 
 
 def sha256_file(path: Path) -> str:
@@ -164,14 +166,18 @@ class Journal:
         self._prior: dict[int, tuple[int, datetime | None]] = {}
 
     @classmethod
-    def open(cls, path: Path, identity: RunIdentity, *, fresh: bool = False) -> Journal:
+    def open(cls, path: Path, identity: RunIdentity | None, *, fresh: bool = False) -> Journal:
         """Open (or create) the journal at ``path`` for the run ``identity``.
 
         Raises JournalError when the file is not a journal, or records a different run (the
         message says to use --fresh or another --results). ``fresh`` discards it first.
+        ``identity=None`` opens an existing journal whatever run it records (a retry in place
+        updates the journal of the run that wrote the results file).
         """
         if fresh:
             _discard(path)
+        if identity is None and not path.exists():
+            raise JournalError(f"{path}: no such journal")
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -183,6 +189,8 @@ class Journal:
             db.executescript(_SCHEMA)
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             if not meta:
+                if identity is None:
+                    raise JournalError(f"{path}: not a run journal")
                 with db:
                     db.executemany(
                         "INSERT INTO meta(key, value) VALUES (?, ?)",
@@ -190,7 +198,8 @@ class Journal:
                     )
                 resumed = False
             else:
-                _check_identity(path, meta, identity)
+                if identity is not None:
+                    _check_identity(path, meta, identity)
                 resumed = db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
         except sqlite3.Error as exc:
             db.close()
@@ -291,6 +300,10 @@ class Journal:
             result = replace(result, attempts=result.attempts + prior)
         self._write(result)
         return result
+
+    def absorb(self, result: RowResult) -> None:
+        """Record a row decided elsewhere (a retry in place updating the run's journal)."""
+        self._write(result)
 
     def abandon(self, call: Call) -> RowResult | None:
         """The row was cancelled before its answer: its record (``unknown``) stays as it is.

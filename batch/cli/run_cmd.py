@@ -444,7 +444,7 @@ def send_batch(
         identity_url = SANDBOX_IDENTITY if sandbox else settings.base_url
         journal = stack.enter_context(
             Journal.open(
-                journal_mod.journal_path(settings.results),
+                journal_mod.journal_path(settings.results, retry=batch.carry_attempts),
                 RunIdentity.of(settings.input, identity_url, settings.results),
                 fresh=fresh,
             )
@@ -488,10 +488,26 @@ def send_batch(
             retry_command=_command("retry", settings.results, retry_flags),
         )
         if drop_journal_after:
+            _update_run_journal(batch, journal, settings.results)
             journal.delete()
     if summary.all_succeeded:
         return Exit.OK
     return Exit.STOPPED if report.stopped is not None else Exit.SOME_FAILED
+
+
+def _update_run_journal(batch: Batch, journal: Journal, results: Path) -> None:
+    """After a retry in place: tell the journal of the run that wrote ``results`` (if any)
+    what the retry decided, so running that `reroute run` command again reproduces the
+    updated file instead of bringing the old failures back."""
+    path = journal_mod.journal_path(results)
+    if not path.exists():
+        return
+    with Journal.open(path, None) as run_journal:
+        for base, merged in zip(
+            batch.base(), merge_results(batch.base(), journal, carry_attempts=True), strict=True
+        ):
+            if merged is not base and merged.outcome is not Outcome.INVALID:
+                run_journal.absorb(merged)
 
 
 async def _drive(

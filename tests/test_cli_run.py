@@ -1,0 +1,334 @@
+"""`reroute run` and `reroute retry` end to end, in process, against a live loopback sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from batch.cli import app
+from batch.journal import journal_path
+from batch.sandbox import RunningSandbox
+from batch.sandbox.config import Faults
+from tests.conftest import StartSandbox
+
+HEADER = "routing_id,for_inbound_call,for_outbound_call,status,outbound_sip_trunk_id,ticket"
+
+
+def write_input(path: Path, n: int, *, bad_rows: tuple[int, ...] = ()) -> Path:
+    """n rows for routing ids 1001.., row numbers in `bad_rows` get an unknown outbound mode."""
+    lines = [HEADER]
+    for row in range(1, n + 1):
+        outbound = "9" if row in bad_rows else "2"
+        lines.append(f"{1000 + row},1,{outbound},1,{row + 500},T-{row}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def invoke(*args: str, key: str | None = None, input: str | None = None) -> Any:
+    env = {"VOCOBASE_API_KEY": key or "", "REROUTE_BASE_URL": ""}
+    return CliRunner().invoke(app, list(args), env=env, input=input)
+
+
+def read(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema=False)
+
+
+def run_args(sandbox: RunningSandbox, source: Path, results: Path, *extra: str) -> list[str]:
+    return [
+        "run",
+        str(source),
+        "--base-url",
+        sandbox.base_url,
+        "--results",
+        str(results),
+        "--rate",
+        "200/s",
+        *extra,
+    ]
+
+
+def test_run_sends_every_row_and_writes_results(
+    live_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """A clean run: exit 0, every row succeeded once, results in input order with passthrough."""
+    source = write_input(tmp_path / "in.csv", 30)
+    out = tmp_path / "out.csv"
+    result = invoke(*run_args(live_sandbox, source, out), key=live_sandbox.api_key)
+    assert result.exit_code == 0, result.output
+    frame = read(out)
+    assert frame["row"].to_list() == [str(i) for i in range(1, 31)]
+    assert set(frame["outcome"]) == {"succeeded"}
+    assert frame["ticket"].to_list() == [f"T-{i}" for i in range(1, 31)]
+    assert live_sandbox.stats()["total"] == 30
+    assert live_sandbox.record(1007) is not None
+    assert "30 rows" in result.stdout
+    assert "succeeded" in result.stdout
+
+
+def test_default_results_path_is_input_stem_in_cwd(
+    live_sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --results the file is `<input stem>.results.csv` in the current directory."""
+    source = write_input(tmp_path / "changes.csv", 2)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    args = ["run", str(source), "--base-url", live_sandbox.base_url, "--rate", "100/s"]
+    result = invoke(*args, key=live_sandbox.api_key)
+    assert result.exit_code == 0, result.output
+    assert (work / "changes.results.csv").exists()
+
+
+def test_faults_are_retried_and_attempts_match_the_server(
+    start_sandbox: StartSandbox, tmp_path: Path
+) -> None:
+    """5xx, 429, dropped, HTML and slow answers: all rows end succeeded, and the server saw
+    each row exactly as many times as its `attempts` say."""
+    sandbox = start_sandbox(
+        script={
+            1001: ("503", "ok"),
+            1002: ("html", "ok"),
+            1003: ("drop", "ok"),
+            1004: ("429", "ok"),
+            1005: ("slow", "ok"),
+            1006: ("500", "502", "ok"),
+        },
+        faults=Faults(slow_seconds=3.0),
+    )
+    source = write_input(tmp_path / "in.csv", 8)
+    out = tmp_path / "out.csv"
+    args = run_args(sandbox, source, out, "--timeout", "1", "--concurrency", "4")
+    result = invoke(*args, key=sandbox.api_key)
+    assert result.exit_code == 0, result.output
+    frame = read(out)
+    assert set(frame["outcome"]) == {"succeeded"}
+    seen = sandbox.stats()["by_routing_id"]
+    attempts = dict(zip(frame["routing_id"], frame["attempts"].cast(int), strict=True))
+    for routing_id, count in attempts.items():
+        assert seen[routing_id] == count, routing_id
+    assert attempts["1006"] == 3
+    assert attempts["1007"] == 1
+
+
+def test_final_errors_fail_the_row_and_exit_1(start_sandbox: StartSandbox, tmp_path: Path) -> None:
+    """A 404 is final: the row fails with NOT_FOUND after one attempt; exit 1; retry hint."""
+    sandbox = start_sandbox(not_found_ids=frozenset({1002}))
+    source = write_input(tmp_path / "in.csv", 3)
+    out = tmp_path / "out.csv"
+    result = invoke(*run_args(sandbox, source, out), key=sandbox.api_key)
+    assert result.exit_code == 1, result.output
+    frame = read(out)
+    assert frame["outcome"].to_list() == ["succeeded", "failed", "succeeded"]
+    assert frame["attempts"].to_list() == ["1", "1", "1"]
+    assert frame["http_status"][1] == "404"
+    assert "NOT_FOUND" in result.stdout
+    assert f"reroute retry {out}" in result.stdout
+
+
+def test_invalid_rows_send_nothing_and_exit_2(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
+    """With invalid rows and no --skip-invalid: nothing is sent, the summary shows why, exit 2."""
+    source = write_input(tmp_path / "in.csv", 5, bad_rows=(2, 4))
+    out = tmp_path / "out.csv"
+    result = invoke(*run_args(live_sandbox, source, out), key=live_sandbox.api_key)
+    assert result.exit_code == 2, result.output
+    assert live_sandbox.stats()["total"] == 0
+    assert "--skip-invalid" in result.stderr
+    assert "UNKNOWN_MODE" in result.output
+    assert not out.exists()
+
+
+def test_skip_invalid_sends_the_valid_rows(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
+    """--skip-invalid sends the valid rows; invalid rows are in the results; exit 1."""
+    source = write_input(tmp_path / "in.csv", 5, bad_rows=(2, 4))
+    out = tmp_path / "out.csv"
+    args = run_args(live_sandbox, source, out, "--skip-invalid")
+    result = invoke(*args, key=live_sandbox.api_key)
+    assert result.exit_code == 1, result.output
+    frame = read(out)
+    assert frame["outcome"].to_list() == [
+        "succeeded",
+        "invalid",
+        "succeeded",
+        "invalid",
+        "succeeded",
+    ]
+    assert live_sandbox.stats()["total"] == 3
+
+
+def test_missing_key_is_one_line_exit_2(tmp_path: Path) -> None:
+    """No VOCOBASE_API_KEY and no --api-key-file: one line naming both, exit 2."""
+    source = write_input(tmp_path / "in.csv", 1)
+    result = invoke("run", str(source), "--base-url", "http://127.0.0.1:9/api/v2")
+    assert result.exit_code == 2
+    assert "VOCOBASE_API_KEY" in result.stderr
+    assert "--api-key-file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_api_key_file_is_used(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
+    """--api-key-file supplies the key when the environment has none."""
+    source = write_input(tmp_path / "in.csv", 2)
+    key_file = tmp_path / "key"
+    key_file.write_text(live_sandbox.api_key + "\n")
+    out = tmp_path / "out.csv"
+    args = run_args(live_sandbox, source, out, "--api-key-file", str(key_file))
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+
+
+def test_http_to_a_remote_host_is_refused(tmp_path: Path) -> None:
+    """Plain http:// to a non-loopback host is refused before anything happens (exit 2)."""
+    source = write_input(tmp_path / "in.csv", 1)
+    result = invoke("run", str(source), "--base-url", "http://example.com/api/v2", key="k")
+    assert result.exit_code == 2
+    assert "https://" in result.stderr
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_key_rejected_stops_with_exit_3(
+    start_sandbox: StartSandbox, tmp_path: Path, status: int
+) -> None:
+    """401/403: the run stops at once, other rows not_attempted, message says check the key."""
+    sandbox = start_sandbox(deny_status=status)
+    source = write_input(tmp_path / "in.csv", 20)
+    out = tmp_path / "out.csv"
+    result = invoke(*run_args(sandbox, source, out, "--concurrency", "1"), key=sandbox.api_key)
+    assert result.exit_code == 3, result.output
+    frame = read(out)
+    assert frame["outcome"][0] == "failed"
+    assert frame["outcome"][1:].to_list() == ["not_attempted"] * 19
+    assert sandbox.stats()["total"] == 1
+    assert "check VOCOBASE_API_KEY" in result.stdout
+    assert "run the same command again" in result.stdout
+
+
+def test_rerun_resumes_without_resending(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
+    """The same command again sends nothing that is decided, and writes the same outcomes."""
+    source = write_input(tmp_path / "in.csv", 10)
+    out = tmp_path / "out.csv"
+    args = run_args(live_sandbox, source, out)
+    assert invoke(*args, key=live_sandbox.api_key).exit_code == 0
+    again = invoke(*args, key=live_sandbox.api_key)
+    assert again.exit_code == 0, again.output
+    assert live_sandbox.stats()["total"] == 10
+    assert "resuming" in again.stderr
+    assert set(read(out)["outcome"]) == {"succeeded"}
+
+
+def test_changed_input_is_refused_unless_fresh(
+    live_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """A different input at the same results path is refused (exit 2); --fresh starts over."""
+    source = write_input(tmp_path / "in.csv", 3)
+    out = tmp_path / "out.csv"
+    args = run_args(live_sandbox, source, out)
+    assert invoke(*args, key=live_sandbox.api_key).exit_code == 0
+    write_input(source, 4)
+    refused = invoke(*args, key=live_sandbox.api_key)
+    assert refused.exit_code == 2
+    assert "--fresh" in refused.stderr
+    fresh = invoke(*args, "--fresh", key=live_sandbox.api_key)
+    assert fresh.exit_code == 0, fresh.output
+    assert live_sandbox.stats()["total"] == 7
+
+
+def test_retry_resends_only_failures_in_place(start_sandbox: StartSandbox, tmp_path: Path) -> None:
+    """`reroute retry RESULTS` sends only failed rows, updates RESULTS in place, counts all
+    attempts, and leaves no journal behind."""
+    sandbox = start_sandbox(script={1002: ("404",), 1004: ("409",)})
+    source = write_input(tmp_path / "in.csv", 5)
+    out = tmp_path / "out.csv"
+    assert invoke(*run_args(sandbox, source, out), key=sandbox.api_key).exit_code == 1
+    result = invoke(
+        "retry", str(out), "--base-url", sandbox.base_url, "--rate", "100/s", key=sandbox.api_key
+    )
+    assert result.exit_code == 0, result.output
+    frame = read(out)
+    assert set(frame["outcome"]) == {"succeeded"}
+    assert frame["attempts"].to_list() == ["1", "2", "1", "2", "1"]
+    assert frame["ticket"].to_list() == [f"T-{i}" for i in range(1, 6)]
+    assert sandbox.stats()["total"] == 7
+    assert not journal_path(out, retry=True).exists()
+    # The run's own journal learnt the retry's outcomes: the same `run` again changes nothing.
+    again = invoke(*run_args(sandbox, source, out), key=sandbox.api_key)
+    assert again.exit_code == 0, again.output
+    assert set(read(out)["outcome"]) == {"succeeded"}
+    assert sandbox.stats()["total"] == 7
+
+
+def test_retry_to_another_file_keeps_the_original(
+    start_sandbox: StartSandbox, tmp_path: Path
+) -> None:
+    """`retry --results NEW` writes NEW and leaves RESULTS untouched."""
+    sandbox = start_sandbox(script={1001: ("404",)})
+    source = write_input(tmp_path / "in.csv", 2)
+    out = tmp_path / "out.csv"
+    invoke(*run_args(sandbox, source, out), key=sandbox.api_key)
+    before = out.read_bytes()
+    new = tmp_path / "new.csv"
+    args = ["retry", str(out), "--results", str(new), "--base-url", sandbox.base_url]
+    result = invoke(*args, key=sandbox.api_key)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == before
+    assert read(new)["outcome"].to_list() == ["succeeded", "succeeded"]
+
+
+def test_json_log_format_ends_with_a_summary_object(
+    live_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """--log-format json: progress events are JSON lines and stdout is one summary object."""
+    source = write_input(tmp_path / "in.csv", 3)
+    out = tmp_path / "out.csv"
+    args = run_args(live_sandbox, source, out, "--log-format", "json")
+    result = invoke(*args, key=live_sandbox.api_key)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["event"] == "summary"
+    assert summary["outcomes"]["succeeded"] == 3
+    assert summary["requests"] == 3
+    events = [json.loads(line)["event"] for line in result.stderr.strip().splitlines()]
+    assert "run_started" in events
+
+
+def test_sandbox_flag_needs_no_key(tmp_path: Path) -> None:
+    """`run --sandbox` starts the embedded sandbox and succeeds without any key."""
+    source = write_input(tmp_path / "in.csv", 10)
+    out = tmp_path / "out.csv"
+    result = invoke("run", str(source), "--sandbox", "--results", str(out))
+    assert result.exit_code == 0, result.output
+    assert set(read(out)["outcome"]) == {"succeeded"}
+
+
+def test_sandbox_and_base_url_conflict(tmp_path: Path) -> None:
+    """--sandbox with --base-url is a usage error (exit 2)."""
+    source = write_input(tmp_path / "in.csv", 1)
+    result = invoke("run", str(source), "--sandbox", "--base-url", "https://x.example/api/v2")
+    assert result.exit_code == 2
+    assert "--sandbox" in result.stderr
+
+
+def test_job_file_is_not_supported_yet(tmp_path: Path) -> None:
+    """A .toml INPUT is a clear usage error for now (job files land with issue 5)."""
+    job = tmp_path / "job.toml"
+    job.write_text('input = "x.csv"\n')
+    result = invoke("run", str(job), key="k")
+    assert result.exit_code == 2
+    assert "job file" in result.stderr
+
+
+def test_confirmation_on_a_terminal_can_decline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal, a real target asks first; answering no sends nothing (exit 2)."""
+    monkeypatch.setattr("batch.cli.run_cmd.stdin_is_terminal", lambda: True)
+    source = write_input(tmp_path / "in.csv", 3)
+    args = ["run", str(source), "--base-url", "https://api.example.invalid/api/v2"]
+    result = invoke(*args, "--results", str(tmp_path / "o.csv"), key="k", input="n\n")
+    assert result.exit_code == 2
+    assert "About to send 3 routing changes to api.example.invalid" in result.stderr
+    assert "not confirmed" in result.stderr
