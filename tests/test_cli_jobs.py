@@ -49,9 +49,10 @@ def test_good_job_is_one_ok_line_with_the_plan(tmp_path: Path) -> None:
 
 def test_missing_key_variable_is_a_note_not_a_failure(tmp_path: Path) -> None:
     """Checking in CI without the key works; the note names the variable the job uses."""
-    body = '[target]\napi_key_env = "ACME_KEY"\n'
+    body = 'description = "CHG-1 move trunks"\n[target]\napi_key_env = "ACME_KEY"\n'
     code, out = check(make_job(tmp_path, "j.toml", body))
     assert code == 0
+    assert out.splitlines()[1] == "  about: CHG-1 move trunks"
     assert "note: ACME_KEY is not set here" in out
 
 
@@ -133,7 +134,7 @@ def test_daily_window_shows_the_next_night(tmp_path: Path) -> None:
     """A daily window is shown as the next occurrence."""
     body = '[window]\nnot_before = "01:00:00+00:00"\nnot_after = "05:00:00+00:00"\n'
     _, out = check(make_job(tmp_path, "nightly.toml", body))
-    assert "window every night, next 20" in out
+    assert "window every night, " in out
     assert "01:00:00 UTC -> 20" in out
 
 

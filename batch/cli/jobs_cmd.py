@@ -47,6 +47,7 @@ class Report:
     path: Path
     status: Exit = Exit.OK
     summary: str = ""
+    about: str = ""  # the job's description
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -71,7 +72,7 @@ def check_job(path: Path, env: Mapping[str, str], now: datetime) -> Report:
         f"would send {sending} request{'' if sending == 1 else 's'} "
         f"to {settings.base_url} at {settings.rate} (concurrency {settings.concurrency}, "
         f"about {window.format_duration(_pace_time(sending, settings))}); "
-        f"window {_window_text(job, settings)}; results {settings.results}"
+        f"window {_window_text(job, settings, now)}; results {settings.results}"
     )
     if v.invalid:
         report.status = Exit.SOME_FAILED
@@ -90,6 +91,8 @@ def check_job(path: Path, env: Mapping[str, str], now: datetime) -> Report:
                 f"... and {v.invalid - SHOWN_PROBLEMS} more "
                 f"(reroute validate {settings.input} --results PATH lists them all)"
             )
+    if job.description:
+        report.about = job.description
     report.notes += _notes(settings, sending, env, now)
     return report
 
@@ -128,13 +131,14 @@ def _pace_time(rows: int, settings: RunSettings) -> timedelta:
     return window.eta(start, rows, settings.rate) - start
 
 
-def _window_text(job: Job, settings: RunSettings) -> str:
+def _window_text(job: Job, settings: RunSettings, now: datetime) -> str:
     if job.not_before is None and job.not_after is None:
         return "none (sends as soon as it starts)"
-    daily = (
-        "every night, next " if not isinstance(job.not_before or job.not_after, datetime) else ""
-    )
-    return daily + window.Window(settings.not_before, settings.not_after).describe()
+    win = window.Window(settings.not_before, settings.not_after)
+    if isinstance(job.not_before or job.not_after, datetime):
+        return win.describe()
+    # A daily window was resolved at the time of the check: say which night that is.
+    return f"every night, {'open now' if window.is_open(win, now) else 'next'}: {win.describe()}"
 
 
 def _say(text: str) -> None:
@@ -159,6 +163,8 @@ def check_command(
         verdict = {Exit.OK: "ok", Exit.SOME_FAILED: "invalid rows"}.get(report.status, "")
         head = f"{path}: {verdict}: {report.summary}" if verdict else f"{path}: unusable"
         _say(head)
+        if report.about:
+            _say(f"  about: {report.about}")
         for problem in report.problems:
             _say(f"  problem: {problem}")
         for note in report.notes:
