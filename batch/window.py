@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 
 import anyio
 
@@ -210,6 +212,38 @@ async def close_at(
     while (remaining := (window.not_after - now()).total_seconds()) > 0:
         await sleep(min(remaining, every))
     on_close()
+
+
+@asynccontextmanager
+async def enforce(
+    window: Window,
+    *,
+    now: Callable[[], datetime],
+    on_close: Callable[[], None],
+    on_wait: Callable[[timedelta], None] | None = None,
+    sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+    every: float = 60.0,
+) -> AsyncIterator[None]:
+    """Wait for the window to open, then run the body while watching for the close.
+
+    ``on_close`` is called once: before the body starts if the window has already closed (so
+    the run starts no row at all), else when ``not_after`` comes. It should ask the run to stop
+    gracefully; the body decides what stopping means. Use it around the sending::
+
+        async with window.enforce(win, now=utc_now, on_close=lambda: stop.request(...)):
+            report = await execute(...)
+    """
+    await wait_for_open(window, now=now, sleep=sleep, on_wait=on_wait, every=every)
+    if is_closed(window, now()):
+        on_close()  # synchronously, so not even the first row can slip in
+        yield
+        return
+    async with anyio.create_task_group() as watcher:
+        watcher.start_soon(partial(close_at, window, now=now, on_close=on_close, sleep=sleep))
+        try:
+            yield
+        finally:
+            watcher.cancel_scope.cancel()
 
 
 def waiting_message(window: Window, remaining: timedelta) -> str:

@@ -16,6 +16,7 @@ from batch.settings import Rate
 from batch.window import (
     Window,
     close_at,
+    enforce,
     fit_warning,
     fits,
     format_duration,
@@ -274,20 +275,16 @@ async def test_the_orchestrator_stops_at_the_close_and_resumes_in_the_next_windo
         return RowResult(call.row, str(call.routing_id), Outcome.SUCCEEDED, 200, 1, request="{}")
 
     async def one_window(win: Window) -> RunReport:
-        await wait_for_open(win, now=virtual_now)
         stop = StopToken()
+
+        def closing() -> None:
+            stop.request("window_closed", "the change window closed")
+
         with Journal.open(journal_path(results), identity) as journal:
-            async with anyio.create_task_group() as tg:
-
-                def closing() -> None:
-                    stop.request("window_closed", "the change window closed")
-
-                tg.start_soon(lambda: close_at(win, now=virtual_now, on_close=closing))
-                report = await execute(
+            async with enforce(win, now=virtual_now, on_close=closing):
+                return await execute(
                     pending(calls, journal), send=send, journal=journal, concurrency=2, stop=stop
                 )
-                tg.cancel_scope.cancel()
-        return report
 
     first = await one_window(Window(None, BASE + timedelta(seconds=10)))
     assert first.stopped is not None
@@ -299,3 +296,32 @@ async def test_the_orchestrator_stops_at_the_close_and_resumes_in_the_next_windo
     assert second.stopped is None
     assert sorted(sent) == list(range(1, 21))  # the rest, and no row sent twice
     assert virtual_now() == BASE + timedelta(days=1, seconds=18)
+
+
+async def test_enforce_stops_before_the_first_row_when_already_closed() -> None:
+    """A run started after its window closed asks to stop once, before its body runs."""
+    calls: list[float] = []
+    win = Window(None, BASE - timedelta(minutes=1))
+    async with enforce(win, now=virtual_now, on_close=lambda: calls.append(anyio.current_time())):
+        assert calls == [0]
+        await anyio.sleep(3600)
+    assert calls == [0]  # not a second time from a watcher
+
+
+async def test_enforce_waits_then_closes_once_during_the_body() -> None:
+    """enforce waits for the opening, calls on_close at not_after during the body, and once."""
+    closes: list[float] = []
+    waits: list[timedelta] = []
+    win = Window(BASE + timedelta(seconds=30), BASE + timedelta(seconds=90))
+    async with enforce(
+        win,
+        now=virtual_now,
+        on_close=lambda: closes.append(anyio.current_time()),
+        on_wait=waits.append,
+        every=10,
+    ):
+        assert anyio.current_time() == 30
+        await anyio.sleep(120)
+    assert closes == [90]
+    assert waits[0] == timedelta(seconds=30)
+    assert len(waits) == 3
