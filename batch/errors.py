@@ -19,7 +19,9 @@ boundary where they happen, with ``raise X(...) from exc``.
     └── TransportError            one request got no usable HTTP answer (raised per attempt by
         │                         the sender; the retry layer turns it into an outcome)
         ├── RequestTimeout        no answer within --timeout (code TIMEOUT)
-        └── ConnectionFailed      connect refused/reset/dropped (code CONNECTION_ERROR)
+        ├── ConnectionFailed      connect refused/reset/dropped (code CONNECTION_ERROR)
+        └── CertificateRejected   the server's TLS certificate failed verification (code
+                                  CONNECTION_ERROR; final: retrying cannot fix it)
 """
 
 from __future__ import annotations
@@ -75,5 +77,11 @@ class RequestTimeout(TransportError):
 
 class ConnectionFailed(TransportError):
     """The connection could not be made, or was dropped before an answer."""
+
+    code = "CONNECTION_ERROR"
+
+
+class CertificateRejected(TransportError):
+    """The server's TLS certificate did not verify. Not retried: every attempt would fail alike."""
 
     code = "CONNECTION_ERROR"

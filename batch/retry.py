@@ -18,7 +18,7 @@ from typing import Final
 import httpx
 import tenacity
 
-from batch.errors import ConnectionFailed, RequestTimeout
+from batch.errors import ConnectionFailed, RequestTimeout, TransportError
 from batch.model import RowResult
 
 # Statuses worth another try: rate limited, and the server or a gateway failing for now.
@@ -130,7 +130,7 @@ def backoff(attempt: int, *, initial: float, maximum: float, jitter: float, rnd:
 
 # What an attempt hands tenacity: an answer, or the transport error, as a value. Exceptions that
 # escape an attempt (cancellation above all) are never retried and propagate as they are.
-AttemptOutcome = Answer | RequestTimeout | ConnectionFailed
+AttemptOutcome = Answer | TransportError
 
 
 def build_retrying(

@@ -8,7 +8,13 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from batch.errors import ConnectionFailed, JournalError, RequestTimeout, TransportError
+from batch.errors import (
+    CertificateRejected,
+    ConnectionFailed,
+    JournalError,
+    RequestTimeout,
+    TransportError,
+)
 from batch.model import Outcome, RowResult
 from batch.retry import (
     Answer,
@@ -62,6 +68,7 @@ def test_success_is_never_transient() -> None:
         (RequestTimeout("t"), True),
         (ConnectionFailed("c"), True),
         (TransportError("other"), False),
+        (CertificateRejected("tls"), False),
         (JournalError("j"), False),
         (ValueError("bug"), False),
         (KeyboardInterrupt(), False),

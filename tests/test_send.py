@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -448,3 +449,28 @@ async def test_two_xx_with_error_envelope_is_bad_response_saying_what_it_said() 
         1,
     )
     assert "NOT_FOUND: no such record" in result.error_message
+
+
+async def test_certificate_failure_is_final_and_says_so() -> None:
+    """A TLS certificate that does not verify fails the row at once: retrying cannot fix it."""
+
+    def reject(request: httpx.Request) -> httpx.Response:
+        try:
+            raise ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed")
+        except ssl.SSLError as exc:
+            raise httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED]") from exc
+
+    result = await send(Script(reject, reject))
+    assert (result.outcome, result.error_code, result.attempts) == (
+        Outcome.FAILED,
+        "CONNECTION_ERROR",
+        1,
+    )
+    assert "TLS certificate did not verify" in result.error_message
+
+
+async def test_connection_error_message_is_never_empty() -> None:
+    """httpx errors with no text still give a message saying what happened."""
+    result = await send(Script(httpx.ReadError("")), max_attempts=1)
+    assert result.error_message.startswith("the connection dropped before the answer")
+    assert "ReadError" in result.error_message
