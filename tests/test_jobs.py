@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import fields, replace
 from datetime import UTC, datetime, time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batch.errors import JobFileError, UsageError
 from batch.jobs import Job, is_job_file, load_job, looks_like_api_key, resolve_run_settings
@@ -417,3 +420,57 @@ def test_the_job_path_given_as_input_is_not_taken_for_the_input() -> None:
     """`run jobs/j.toml`: the positional argument names the job; the job's input is used."""
     settings = resolve_run_settings({"input": JOB_PATH}, job(), {}, now=NOW)
     assert settings.input == Path("jobs/in.csv")
+
+
+# --- any job file: a Job or one JobFileError, never a traceback ----------------------------
+
+SCALARS = st.one_of(
+    st.text(max_size=40),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.datetimes(timezones=st.sampled_from([UTC, None])),
+)
+KEYS = st.sampled_from(
+    ["input", "results", "description", "rate", "concurrency", "timeout", "not_before", "x"]
+)
+TABLES = st.sampled_from(["", "target", "pace", "window", "safety", "other"])
+
+
+def toml_value(value: object) -> str:
+    """A scalar written as TOML (just enough for the property test)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return {"nan": "nan", "inf": "inf", "-inf": "-inf"}.get(str(value), repr(value))
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a TOML basic string
+    return str(value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(TABLES, KEYS, SCALARS), max_size=8))
+def test_any_job_document_loads_or_is_one_clear_error(
+    tmp_path_factory: pytest.TempPathFactory, entries: list[tuple[str, str, object]]
+) -> None:
+    """Whatever a job file holds, loading gives a Job or one JobFileError line, nothing else."""
+    folder = tmp_path_factory.mktemp("job")
+    grouped: dict[str, dict[str, object]] = {}
+    for table, key, value in entries:
+        grouped.setdefault(table, {})[key] = value
+    lines = [f"{k} = {toml_value(v)}" for k, v in grouped.pop("", {}).items()]
+    for table, items in grouped.items():
+        lines += [f"[{table}]", *(f"{k} = {toml_value(v)}" for k, v in items.items())]
+    path = write_job(folder, "\n".join(lines) + "\n")
+    outcome: Job | JobFileError
+    try:
+        outcome = load_job(path)
+    except JobFileError as exc:
+        outcome = exc
+    if isinstance(outcome, JobFileError):
+        assert str(outcome).startswith(f"{path}: ")
+        assert "\n" not in str(outcome)
+    else:
+        assert outcome.input.is_file()
