@@ -386,3 +386,16 @@ async def test_unknown_paths_answer_the_envelope(sandbox: httpx.AsyncClient) -> 
         error_code(await sandbox.put("/voicelink/call-routing/1", json=BODY))
         == "METHOD_NOT_ALLOWED"
     )
+
+
+async def test_seeded_records_bring_their_connections(tmp_path: Path) -> None:
+    """Connection ids named in --state are the account's too, in any UUID spelling."""
+    mine = "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE"
+    path = tmp_path / "state.csv"
+    path.write_text(
+        f"routing_id,for_inbound_call,for_outbound_call,status,connectionId\n5,1,4,1,{mine}\n"
+    )
+    async with client(SandboxConfig(api_key=KEY, connections=2, state=path, **OPEN)) as c:
+        assert (await c.get("/voicelink/call-routing/5")).json()["data"]["connection_id"] == mine
+        answer = await post(c, 5, {**BODY, "connection_id": mine.lower()})
+        assert answer.status_code == 200

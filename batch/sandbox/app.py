@@ -70,6 +70,14 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def _canonical_uuid(text: str) -> str | None:
+    """Lower-case hyphenated form, so any spelling of the same UUID compares equal."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
 def _routing_id(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and int(raw) >= 1 else None
 
@@ -85,8 +93,8 @@ class Sandbox:
         self.config = config
         records = load_state(config.state) if config.state is not None else None
         self.state = SandboxState(records)
-        known = {c.lower() for c in config.known_connection_ids()}
-        self.connections = frozenset(known | self.state.connection_ids())
+        named = (*config.known_connection_ids(), *self.state.connection_ids())
+        self.connections = frozenset(filter(None, map(_canonical_uuid, named)))
         self.rate = RateLimiter(config.rate_limit, clock) if config.rate_limit else None
         self.concurrency = ConcurrencyLimiter(config.max_concurrent)
         self.dice = Dice(config.faults, config.seed, config.script)
@@ -199,7 +207,7 @@ class Sandbox:
                     "VoiceLink connections; say which one"
                 )
             return None
-        if self.config.connections > 1 and str(uuid.UUID(connection)) not in self.connections:
+        if self.config.connections > 1 and _canonical_uuid(connection) not in self.connections:
             return f"connection_id: {connection} is not a VoiceLink connection of this account"
         return None
 

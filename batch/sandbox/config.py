@@ -85,13 +85,6 @@ class Faults:
                 "must be at most 1"
             )
 
-    @property
-    def any(self) -> bool:
-        """True when some fault or delay is switched on."""
-        return any(
-            (self.error_rate, self.html_rate, self.drop_rate, self.slow_rate, self.latency)
-        ) or bool(self.jitter)
-
 
 @dataclass(frozen=True, slots=True)
 class SandboxConfig:

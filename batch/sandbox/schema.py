@@ -29,7 +29,7 @@ _NEEDS = {
 }
 
 
-def _one_of(field: str, value: int, allowed: dict[int, str]) -> int:
+def _one_of(value: int, allowed: dict[int, str]) -> int:
     if value not in allowed:
         listed = ", ".join(f"{k} ({v})" for k, v in allowed.items())
         raise ValueError(f"must be one of {listed}")
@@ -55,17 +55,17 @@ class UpdateBody(BaseModel):
     @field_validator("for_inbound_call")
     @classmethod
     def _inbound(cls, value: int) -> int:
-        return _one_of("for_inbound_call", value, _INBOUND)
+        return _one_of(value, _INBOUND)
 
     @field_validator("for_outbound_call")
     @classmethod
     def _outbound(cls, value: int) -> int:
-        return _one_of("for_outbound_call", value, _OUTBOUND)
+        return _one_of(value, _OUTBOUND)
 
     @field_validator("status")
     @classmethod
     def _status(cls, value: int) -> int:
-        return _one_of("status", value, _STATUS)
+        return _one_of(value, _STATUS)
 
     @field_validator("connection_id", "connectionId")
     @classmethod

@@ -70,9 +70,7 @@ class SandboxState:
         """Connection ids named by stored records (a seeded account's real connections)."""
         with self._lock:
             return frozenset(
-                str(r["connection_id"]).lower()
-                for r in self._records.values()
-                if "connection_id" in r
+                str(r["connection_id"]) for r in self._records.values() if "connection_id" in r
             )
 
     # -- counts --------------------------------------------------------------------------------
