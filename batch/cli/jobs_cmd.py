@@ -149,7 +149,9 @@ def _say(text: str) -> None:
 def check_command(
     jobs: Annotated[
         list[Path],
-        typer.Argument(help="Job files (.toml), e.g. jobs/*.toml", show_default=False),
+        typer.Argument(
+            help="Job files (.toml), e.g. jobs/*.toml", metavar="JOB", show_default=False
+        ),
     ],
 ) -> None:
     """Load, validate and plan each job file; send nothing.
