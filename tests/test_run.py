@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from trio.testing import MockClock
 
@@ -21,8 +22,12 @@ from batch.run import (
     execute,
     merge_results,
     pending,
+    run_calls,
     sender_hooks,
 )
+from batch.sandbox import SandboxConfig, create_app
+from batch.send import SendPolicy, build_client
+from batch.settings import Rate
 
 
 @pytest.fixture
@@ -41,7 +46,8 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 
 def _calls(n: int) -> Iterator[Call]:
     for row in range(1, n + 1):
-        yield Call(row=row, routing_id=1000 + row, body=f'{{"status":{row % 2}}}')
+        body = f'{{"for_inbound_call":1,"for_outbound_call":4,"status":{row % 2}}}'
+        yield Call(row=row, routing_id=1000 + row, body=body)
 
 
 def _result(call: Call, outcome: Outcome = Outcome.SUCCEEDED, status: int = 200) -> RowResult:
@@ -285,3 +291,70 @@ def test_summary_counts_codes_with_examples() -> None:
     top = summary.top_codes()
     assert (top[0][0], top[0][1], top[0][2].row) == ("NOT_FOUND", 2, 2)
     assert {code for code, _, _ in top} == {"NOT_FOUND", "A", "B"}
+
+
+# -- the whole run over httpx.ASGITransport on the sandbox app (no sockets, virtual time) ----
+
+
+def _sandbox_client(**config: Any) -> tuple[httpx.AsyncClient, Any]:
+    sandbox = SandboxConfig(api_key="rg_test_asgi", rate_limit=None, max_concurrent=None, **config)
+    app = create_app(sandbox)
+    transport = httpx.ASGITransport(app=app)
+    base = "http://sandbox.test/api/v2"
+    return build_client(base, "rg_test_asgi", timeout=5, concurrency=4, transport=transport), app
+
+
+async def test_whole_run_over_asgi_is_paced_exactly(journal: Journal) -> None:
+    """20 rows at 4/s over the sandbox app: all succeed, the last starts at exactly 4.75 s."""
+    client, app = _sandbox_client()
+    async with client:
+        report = await run_calls(
+            _calls(20),
+            client=client,
+            rate=Rate.parse("4/s"),
+            policy=SendPolicy(),
+            concurrency=4,
+            journal=journal,
+        )
+    assert report.outcomes == {Outcome.SUCCEEDED: 20}
+    assert report.elapsed == 4.75
+    assert app.sandbox.state.stats()["total"] == 20
+
+
+async def test_whole_run_over_asgi_retries_faults(journal: Journal) -> None:
+    """Scripted 503, HTML page, 429 and 500s: every row ends succeeded and the server saw
+    each row exactly `attempts` times."""
+    script = {1001: ("503", "ok"), 1002: ("html", "ok"), 1003: ("429", "ok"), 1004: ("500",) * 3}
+    client, app = _sandbox_client(script=script)
+    async with client:
+        await run_calls(
+            _calls(6),
+            client=client,
+            rate=Rate.parse("10/s"),
+            policy=SendPolicy(max_attempts=5),
+            concurrency=3,
+            journal=journal,
+        )
+    seen = app.sandbox.state.stats()["by_routing_id"]
+    for record in journal.results():
+        assert record.outcome is Outcome.SUCCEEDED
+        assert seen[record.routing_id] == record.attempts
+    assert journal.get(4).attempts == 4  # type: ignore[union-attr]
+
+
+async def test_whole_run_over_asgi_stops_on_401(journal: Journal) -> None:
+    """A 401 from the server stops the run: one request sent, the rest never."""
+    client, app = _sandbox_client(deny_status=401)
+    async with client:
+        report = await run_calls(
+            _calls(10),
+            client=client,
+            rate=Rate.parse("10/s"),
+            policy=SendPolicy(),
+            concurrency=1,
+            journal=journal,
+        )
+    assert report.stopped is not None
+    assert report.stopped.reason == StopReason.KEY_REJECTED
+    assert app.sandbox.state.stats()["total"] == 1
+    assert [r.error_code for r in journal.results()] == ["UNAUTHORIZED"]
