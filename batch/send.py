@@ -243,7 +243,8 @@ class Sender:
         status = response.status_code
         try:
             payload: Any = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
+            # Not JSON, not UTF-8, or nested deeper than Python parses: all the same to us.
             return self._non_json(response)
         text = self._scrub(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
         ok, error = voicelink.parse_envelope(payload)

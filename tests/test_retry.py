@@ -7,6 +7,8 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from batch.errors import (
     CertificateRejected,
@@ -143,3 +145,10 @@ def test_stops_run(status: int | None, stops: bool) -> None:
     """Only a 401 or 403 answer stops the whole run."""
     result = RowResult(row=1, routing_id="1", outcome=Outcome.FAILED, http_status=status)
     assert stops_run(result) is stops
+
+
+@given(st.text())
+def test_parse_retry_after_never_raises(value: str) -> None:
+    """Any header text gives a wait of 0 or more seconds, or None: never an exception."""
+    seconds = parse_retry_after(value, NOW)
+    assert seconds is None or seconds >= 0

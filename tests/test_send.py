@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import ssl
 from collections.abc import Callable, Iterator
@@ -12,6 +13,8 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trio.testing import MockClock
 
 from batch import voicelink
@@ -474,3 +477,40 @@ async def test_connection_error_message_is_never_empty() -> None:
     result = await send(Script(httpx.ReadError("")), max_attempts=1)
     assert result.error_message.startswith("the connection dropped before the answer")
     assert "ReadError" in result.error_message
+
+
+@functools.cache
+def classifier() -> Sender:
+    # One for all examples: building a client (its TLS context) costs tens of milliseconds.
+    client = build_client("https://x.test", KEY, timeout=3, concurrency=1)
+    return Sender(client, Limiter(Rate.parse("1/s"), clock=lambda: 0.0), SendPolicy())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    status=st.integers(min_value=100, max_value=599),
+    body=st.one_of(
+        st.binary(max_size=600),
+        st.builds(lambda t: t.encode(), st.text(max_size=600)),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+            max_leaves=12,
+        ).map(lambda v: json.dumps({"success": False, "error": v}).encode()),
+    ),
+)
+def test_any_answer_is_classified_without_raising(status: int, body: bytes) -> None:
+    """Any status and any body: a code, a one-line message, a short excerpt; never a crash."""
+    answer = classifier()._classify(httpx.Response(status, content=body))
+    assert answer.status == status
+    assert answer.success or answer.error_code
+    assert "\n" not in answer.error_message
+    if not answer.is_json:
+        assert len(answer.response) <= 200
+        assert "\n" not in answer.response
+
+
+def test_deeply_nested_json_is_not_json_to_us() -> None:
+    """A body nested deeper than Python can parse is read as a non-JSON page, not a crash."""
+    answer = classifier()._classify(httpx.Response(502, content=b"[" * 100_000))
+    assert (answer.error_code, answer.is_json) == ("HTTP_502", False)
