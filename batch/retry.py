@@ -23,6 +23,8 @@ from batch.model import RowResult
 
 # Statuses worth another try: rate limited, and the server or a gateway failing for now.
 TRANSIENT_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+# Statuses whose Retry-After we honour (429: everyone pauses; 503: this row waits).
+RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
 # Statuses that mean every other row would fail the same way: the run stops on them.
 STOP_RUN_STATUSES: Final = frozenset({401, 403})
 # A reset header above this is an epoch timestamp rather than a number of seconds.
@@ -40,6 +42,9 @@ class Answer:
     response: str  # the envelope as received (compact JSON) or a one-line excerpt
     is_json: bool
     retry_after: float | None = None  # seconds the server asked us to wait, if it said
+    # Seconds to wait before the next attempt when this answer decides it (a 429, or a 503 with
+    # Retry-After); None: the usual exponential backoff. Set by the sender, once per answer.
+    wait: float | None = None
 
 
 def is_transient(outcome: Answer | BaseException) -> bool:

@@ -12,7 +12,7 @@ import math
 import random as _random
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -31,6 +31,7 @@ from batch.errors import (
 from batch.limiter import Limiter
 from batch.model import Call, Outcome, RowResult
 from batch.retry import (
+    RETRY_AFTER_STATUSES,
     Answer,
     AttemptOutcome,
     backoff,
@@ -172,14 +173,15 @@ class Sender:
                 answer = await self._request(call)
             except TransportError as exc:
                 return exc
-            self._adjust_pace(answer, attempts)
+            answer = self._decide_wait(answer, attempts)
+            self._adjust_pace(answer)
             return answer
 
         def wait(state: tenacity.RetryCallState) -> float:
             assert state.outcome is not None
             outcome: AttemptOutcome = state.outcome.result()
-            if isinstance(outcome, Answer) and outcome.status == 429:
-                return self._rate_limit_wait(outcome, state.attempt_number)
+            if isinstance(outcome, Answer) and outcome.wait is not None:
+                return outcome.wait  # the same wait the limiter's pause got, drawn once
             return self._backoff(state.attempt_number)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
@@ -248,9 +250,7 @@ class Sender:
             return self._non_json(response)
         text = self._scrub(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
         ok, error = voicelink.parse_envelope(payload)
-        retry_after = (
-            retry_after_from_headers(response.headers, self._now()) if status == 429 else None
-        )
+        retry_after = self._retry_after(response)
         if 200 <= status < 300:
             if ok:
                 return Answer(status, True, "", "", text, True)
@@ -267,10 +267,10 @@ class Sender:
             message = f"rate limited (HTTP 429){detail}"
             return Answer(status, False, "RATE_LIMITED", message, text, True, retry_after)
         if error is not None and error.code:
-            message = error.message or f"HTTP {status} {error.code}"
-            return Answer(status, False, error.code, self._scrub(_one_line(message)), text, True)
+            message = self._scrub(_one_line(error.message or f"HTTP {status} {error.code}"))
+            return Answer(status, False, error.code, message, text, True, retry_after)
         message = f"HTTP {status} {_reason(response)} without the API's error envelope"
-        return Answer(status, False, f"HTTP_{status}", message, text, True)
+        return Answer(status, False, f"HTTP_{status}", message, text, True, retry_after)
 
     def _non_json(self, response: httpx.Response) -> Answer:
         """An answer whose body is not JSON: a gateway page, a captive portal, an empty body."""
@@ -279,41 +279,40 @@ class Sender:
         what = f"HTTP {status} {_reason(response)} with a body that is not JSON"
         if 200 <= status < 300:
             return Answer(status, False, "BAD_RESPONSE", what, excerpt, False)
+        retry_after = self._retry_after(response)
         if status == 429:
-            retry_after = retry_after_from_headers(response.headers, self._now())
-            return Answer(
-                status,
-                False,
-                "RATE_LIMITED",
-                "rate limited (HTTP 429)",
-                excerpt,
-                False,
-                retry_after,
-            )
-        return Answer(
-            status, False, f"HTTP_{status}", f"{what} (a proxy or gateway page?)", excerpt, False
-        )
+            message = "rate limited (HTTP 429)"
+            return Answer(status, False, "RATE_LIMITED", message, excerpt, False, retry_after)
+        what += " (a proxy or gateway page?)"
+        return Answer(status, False, f"HTTP_{status}", what, excerpt, False, retry_after)
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        if response.status_code not in RETRY_AFTER_STATUSES:
+            return None
+        return retry_after_from_headers(response.headers, self._now())
 
     # -- pacing and retry decisions ------------------------------------------------------------
 
-    def _adjust_pace(self, answer: Answer, attempt: int) -> None:
+    def _decide_wait(self, answer: Answer, attempt: int) -> Answer:
+        """Fix, once, how long a 429 (or a 503 that says) keeps us from the next attempt."""
+        if answer.status not in RETRY_AFTER_STATUSES:
+            return answer
+        if answer.retry_after is not None and answer.retry_after <= self._policy.max_retry_after:
+            return replace(answer, wait=answer.retry_after)
+        if answer.status == 429:
+            # No word from the server, or a wait above the cap (the row then fails rather than
+            # stall the run): everyone pauses for a backoff, so the run goes on carefully.
+            return replace(answer, wait=self._backoff(attempt))
+        return answer  # a 503 without a usable Retry-After: the usual backoff
+
+    def _adjust_pace(self, answer: Answer) -> None:
         """Tell the shared limiter what the server thinks of our pace."""
         if answer.status != 429:
             self._limiter.succeeded()
             return
         # Pause everyone, not only this row: the limit is per key, every request would get 429.
-        self._limiter.pause(self._rate_limit_wait(answer, attempt))
+        self._limiter.pause(answer.wait or 0.0)
         self._limiter.throttled()
-
-    def _rate_limit_wait(self, answer: Answer, attempt: int) -> float:
-        """How long a 429 keeps us quiet: the server's word (within the cap), else a backoff."""
-        if answer.retry_after is None:
-            return self._backoff(attempt)
-        # Above the cap the row fails rather than stalling the run; the pause then only lasts
-        # a backoff, so the rest of the run goes on (and meets the server's judgement itself).
-        if answer.retry_after > self._policy.max_retry_after:
-            return self._backoff(attempt)
-        return answer.retry_after
 
     def _backoff(self, attempt: int) -> float:
         return backoff(
@@ -330,7 +329,12 @@ class Sender:
         return is_transient(outcome)
 
     def _waits_too_long(self, answer: Answer) -> bool:
-        return answer.retry_after is not None and answer.retry_after > self._policy.max_retry_after
+        """A 429 asking for more than --max-retry-after: the row fails rather than stall."""
+        return (
+            answer.status == 429
+            and answer.retry_after is not None
+            and answer.retry_after > self._policy.max_retry_after
+        )
 
     # -- the row's result ----------------------------------------------------------------------
 

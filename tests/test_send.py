@@ -514,3 +514,29 @@ def test_deeply_nested_json_is_not_json_to_us() -> None:
     """A body nested deeper than Python can parse is read as a non-JSON page, not a crash."""
     answer = classifier()._classify(httpx.Response(502, content=b"[" * 100_000))
     assert (answer.error_code, answer.is_json) == ("HTTP_502", False)
+
+
+async def test_503_retry_after_is_honoured_for_that_row_only() -> None:
+    """A 503 with Retry-After: 9 resends at t=9, without pausing the other rows."""
+    script = Script(
+        httpx.Response(503, headers={"Retry-After": "9"}, json={"success": False}),
+        httpx.Response(200, json=OK_BODY),
+    )
+    sender, limiter = make_sender(script)
+    result = await sender.send(CALL)
+    assert (result.outcome, result.attempts) == (Outcome.SUCCEEDED, 2)
+    assert script.times == [0, 9]
+    assert limiter.paused_until == float("-inf")
+
+
+async def test_bare_429_pause_and_row_wait_are_one_draw() -> None:
+    """With jitter, the row waits exactly as long as everyone is paused (one random draw)."""
+    draws = iter([0.9, 0.2, 0.4, 0.7])  # a second draw would make the row wait longer
+    script = Script(httpx.Response(429), httpx.Response(200, json=OK_BODY))
+    client = build_client("https://x.test", None, timeout=5, concurrency=1,
+                          transport=httpx.MockTransport(script))  # fmt: skip
+    limiter = Limiter(Rate.parse("100/s"))
+    sender = Sender(client, limiter, SendPolicy(), random=lambda: next(draws))
+    await sender.send(CALL)
+    assert script.times == [0, pytest.approx(0.55)]  # 1 s minus 0.5 * 0.9 of it
+    assert limiter.paused_until == pytest.approx(0.55)
