@@ -119,5 +119,11 @@ class Limiter:
         self._hold_decrease_until = max(now + self.interval, self._paused_until)
 
     def succeeded(self) -> None:
-        """Additive increase after an answer that was not a 429, up to the configured rate."""
+        """Additive increase after an answer that was not a 429, up to the configured rate.
+
+        Not while a 429 episode lasts (its pause, and one interval after): answers to requests
+        that were already in flight say nothing about the new pace.
+        """
+        if self._clock() < self._hold_decrease_until:
+            return
         self._per_second = min(self._rate.per_second, self._per_second + self._step)

@@ -131,6 +131,7 @@ async def test_succeeded_climbs_back_additively_up_to_the_rate() -> None:
     limiter = Limiter(Rate.parse("10/s"), increase=0.1)
     limiter.throttled()
     assert limiter.current_rate.per_second == 5
+    await anyio.sleep(1)
     limiter.succeeded()
     assert limiter.current_rate.per_second == pytest.approx(6)
     for _ in range(20):
@@ -163,3 +164,16 @@ async def test_cancelled_waiter_does_not_block_others() -> None:
         await limiter.acquire()
     # The cancelled waiter took no slot: the next one still starts at t = 1.
     assert await starts(limiter, 1) == [1]
+
+
+async def test_no_increase_during_the_429_episode() -> None:
+    """Answers arriving during a 429's pause do not speed the pace back up."""
+    limiter = Limiter(Rate.parse("10/s"), increase=0.1)
+    limiter.pause(5)
+    limiter.throttled()
+    limiter.succeeded()
+    limiter.succeeded()
+    assert limiter.current_rate.per_second == 5
+    await anyio.sleep(5.2)  # past the pause and one interval at the new pace
+    limiter.succeeded()
+    assert limiter.current_rate.per_second == pytest.approx(6)
