@@ -1,9 +1,9 @@
 """The stand-in VoiceLink API as an ASGI app (starlette), for uvicorn or ``httpx.ASGITransport``.
 
 Order of checks for an update, and why:
-  key (401) -> forced denial (401/403) -> concurrency (429) -> rate (429) -> fault draw
-  (5xx/HTML before the record is touched) -> routing id and body (400) -> connection (400)
-  -> record exists (404) -> store -> fault draw (drop/slow after storing) -> latency -> answer.
+  key (401) -> forced denial (401/403) -> concurrency (429) -> rate (429) -> routing id (400)
+  -> fault draw (5xx/HTML: before the record is touched) -> body (400) -> connection (400)
+  -> record exists (404) -> store -> drop/slow (after storing) -> latency -> answer.
 Limits come after the key because they are per key; faults come after the limits so a 429 does
 not use up a routing id's scripted answers.
 """
