@@ -117,8 +117,8 @@ def serve_in_thread(
     Returns once the socket accepts connections; on exit asks uvicorn to stop, lets requests
     in flight finish (at most 2 s) and joins the thread. Port 0 picks a free port.
     """
+    app = create_app(config, clock=clock)  # first: a bad state file must not leak a socket
     sock = listen(host, port)
-    app = create_app(config, clock=clock)
     server = _server(app, access_log=False, grace=2)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="reroute-sandbox", daemon=True
@@ -153,9 +153,9 @@ def serve_forever(
     ``on_ready`` runs once the socket is listening (connections wait in its backlog). uvicorn
     re-raises the signal after its graceful shutdown, so Ctrl-C ends in KeyboardInterrupt.
     """
+    app = create_app(config)
     sock = listen(host, port)
     try:
-        app = create_app(config)
         on_ready(_running(config, app, sock))
         _server(app, access_log=access_log, grace=5).run(sockets=[sock])
     finally:
