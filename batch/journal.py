@@ -269,6 +269,9 @@ class Journal:
 
     def begin(self, call: Call) -> None:
         """The run is about to send ``call``: remember attempts an earlier invocation made."""
+        if not self.resumed:  # nothing earlier to remember: skip the lookup
+            self._prior[call.row] = (0, None)
+            return
         earlier = self.get(call.row)
         if earlier is not None and earlier.outcome is Outcome.UNKNOWN:
             self._prior[call.row] = (earlier.attempts, earlier.started_at)

@@ -231,6 +231,9 @@ async def run_calls(
 
 def pending(calls: Iterable[Call], journal: Journal) -> Iterator[Call]:
     """The calls a (resumed) run still has to send: not decided in the journal."""
+    if not journal.resumed:
+        yield from calls  # a new journal decides nothing: skip a lookup per row
+        return
     for call in calls:
         if not journal.is_final(call.row):
             yield call
@@ -256,21 +259,22 @@ def merge_results(
 ) -> Iterator[RowResult]:
     """One result per row of ``base`` (every input row, in order): the journal's record when
     there is one, else ``base``'s row unchanged (``invalid`` or ``not_attempted``, or for a
-    retry the row as the earlier results file had it). Streams: one journal lookup per row.
+    retry the row as the earlier results file had it). Streams: both sides are read in row order.
     ``carry_attempts`` (retry): add the base row's attempts, so ``attempts`` keeps counting
     every request ever sent for the row.
     """
+    # A merge join: both sides are in row order, so one pass over each, nothing held.
+    records = journal.results()
+    record = next(records, None)
     for row in base:
-        if row.outcome is Outcome.INVALID:
+        while record is not None and record.row < row.row:
+            record = next(records, None)  # a journal row the base does not have: ignore
+        if record is None or record.row != row.row or row.outcome is Outcome.INVALID:
             yield row
             continue
-        record = journal.get(row.row)
-        if record is None:
-            yield row
-        else:
-            # routing_id as the user wrote it (the journal has the parsed integer).
-            attempts = record.attempts + (row.attempts if carry_attempts else 0)
-            yield replace(record, routing_id=row.routing_id, attempts=attempts)
+        # routing_id as the user wrote it (the journal has the parsed integer).
+        attempts = record.attempts + (row.attempts if carry_attempts else 0)
+        yield replace(record, routing_id=row.routing_id, attempts=attempts)
 
 
 @dataclass

@@ -232,10 +232,12 @@ async def test_resume_skips_decided_rows(journal: Journal) -> None:
     journal.finish(_result(Call(2, 1002, "{}"), Outcome.FAILED, 404))
     journal.begin(Call(3, 1003, "{}"))
     journal.attempt(Call(3, 1003, "{}"), 1)
-    fake = FakeSender(journal)
-    await execute(pending(_calls(5), journal), send=fake.send, journal=journal, concurrency=2)
-    assert fake.sent == [3, 4, 5]
-    record = journal.get(3)
+    with Journal.open(journal.path, None) as again:  # as the next invocation opens it
+        assert again.resumed
+        fake = FakeSender(again)
+        await execute(pending(_calls(5), again), send=fake.send, journal=again, concurrency=2)
+        assert fake.sent == [3, 4, 5]
+        record = again.get(3)
     assert record is not None
     assert (record.outcome, record.attempts) == (Outcome.SUCCEEDED, 2)
 

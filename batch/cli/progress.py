@@ -23,7 +23,6 @@ from rich.progress import (
     Progress,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
@@ -38,7 +37,7 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
-def _stamp() -> str:
+def stamp() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -79,10 +78,9 @@ class RunProgress(Observer):
         if self.style == "bar":
             self._bar = Progress(
                 TextColumn("sending"),
-                BarColumn(),
+                BarColumn(bar_width=24),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=self._err,
@@ -186,13 +184,16 @@ class RunProgress(Observer):
         return None if rate <= 0 else round(left / rate, 1)
 
     def close(self) -> None:
+        """The last word of the display: the bar at its final state, or a last log line."""
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=self.done, status=self.status())
             self._bar.stop()
             self._bar = None
+        else:
+            self._refresh(force_line=True)
 
     def _line(self, text: str) -> None:
-        self._print(f"{_stamp()} reroute: {text}")
+        self._print(f"{stamp()} reroute: {text}")
 
     def _print(self, text: str) -> None:
         if self._bar is not None:
@@ -201,7 +202,7 @@ class RunProgress(Observer):
             print(text, file=self._stream, flush=True)
 
     def _json(self, event: str, **fields: Any) -> None:
-        record = {"time": _stamp(), "event": event, **fields}
+        record = {"time": stamp(), "event": event, **fields}
         print(json.dumps(record, ensure_ascii=False), file=self._stream, flush=True)
 
 
@@ -267,7 +268,7 @@ def summary_record(
 ) -> dict[str, Any]:
     """The end-of-run summary as one JSON object (the json log format)."""
     return {
-        "time": _stamp(),
+        "time": stamp(),
         "event": "summary",
         "status": "stopped" if stopped else "finished",
         "stop_reason": stopped.reason if stopped else None,

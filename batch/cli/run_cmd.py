@@ -28,7 +28,7 @@ from anyio.abc import TaskStatus
 from batch import journal as journal_mod
 from batch import voicelink
 from batch.cli.app import Exit, app, console, err_console, fail, stdin_is_terminal
-from batch.cli.progress import LogFormat, RunProgress, summary_lines, summary_record
+from batch.cli.progress import LogFormat, RunProgress, stamp, summary_lines, summary_record
 from batch.errors import RerouteError, UsageError
 from batch.jobs import resolve_run_settings
 from batch.journal import Journal, RunIdentity
@@ -602,7 +602,8 @@ def _style(log_format: LogFormat) -> str:
 
 def _note(log_format: LogFormat, text: str) -> None:
     if log_format is LogFormat.JSON:
-        print(json.dumps({"event": "note", "message": text}), file=sys.stderr, flush=True)
+        record = {"time": stamp(), "event": "note", "message": text}
+        print(json.dumps(record), file=sys.stderr, flush=True)
     else:
         err_console.print(f"reroute: {text}", markup=False, highlight=False, soft_wrap=True)
 

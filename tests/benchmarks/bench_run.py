@@ -1,0 +1,248 @@
+"""Benchmarks of `reroute run` (issue 4): overhead, pacing, memory.
+
+    uv run python tests/benchmarks/bench_run.py overhead [--rows 3000] [--concurrency 8]
+    uv run python tests/benchmarks/bench_run.py pacing   [--rows 300]
+    uv run python tests/benchmarks/bench_run.py memory   [--sizes 50000 200000]
+
+overhead: the same N rows against `reroute sandbox` (own process, limits and faults off), sent
+  by `reroute run` (load, validate, journal, limiter, retries, results file: everything from
+  reading the input to writing the results) and by a bare anyio + httpx loop (same concurrency,
+  no validation, no journal). Goal: reroute >= 0.9x the bare loop's rows per second.
+pacing: `reroute run --rate 20/s` against a sandbox limited to 20/s. Goal: no 429, effective
+  rate (requests / time from first to last request) >= 97% of the limit.
+memory: peak RSS of whole `reroute run` processes at two sizes. Goal: < 400 MiB at 200,000
+  rows and no growth with the row count.
+
+Each figure comes from one run on this machine; the goals are side-by-side ratios so a noisy
+machine shifts both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "rg_test_benchmark_run"
+HEADER = "routing_id,for_inbound_call,for_outbound_call,status,ticket\n"
+
+
+def write_input(path: Path, rows: int) -> Path:
+    with path.open("w") as handle:
+        handle.write(HEADER)
+        for row in range(1, rows + 1):
+            handle.write(f"{row},1,4,{row % 2},T-{row}\n")
+    return path
+
+
+def start_sandbox(*extra: str) -> tuple[subprocess.Popen[str], str]:
+    command = [sys.executable, "-m", "batch", "sandbox", "--port", "0", "--api-key", KEY, *extra]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=_env())
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.strip().startswith("base URL"):
+            return process, line.split()[2]
+    raise SystemExit("the sandbox did not start")
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    process.wait(timeout=15)
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "VOCOBASE_API_KEY": KEY, "PYTHONPATH": str(ROOT)}
+    env.pop("REROUTE_BASE_URL", None)
+    return env
+
+
+def stats(base_url: str) -> dict[str, object]:
+    root = base_url.removesuffix("/api/v2")
+    return dict(httpx.get(f"{root}/sandbox/stats").json())
+
+
+def reroute(source: Path, out: Path, base_url: str, *extra: str) -> tuple[float, dict[str, object]]:
+    """Run `reroute run` as its own process; wall seconds inside it and its JSON summary.
+
+    The wall time is measured by a wrapper around the command function so the interpreter's
+    start-up (imports) is left out of both sides of the comparison.
+    """
+    code = (
+        "import sys, time, json\n"
+        "from batch.cli import app\n"
+        "t = time.perf_counter()\n"
+        "try:\n"
+        "    app(args=sys.argv[1:], prog_name='reroute', standalone_mode=False)\n"
+        "finally:\n"
+        "    print(json.dumps({'wall': time.perf_counter() - t}), file=sys.stderr)\n"
+    )
+    args = ["run", str(source), "--base-url", base_url, "--results", str(out), "--fresh"]
+    args += ["--log-format", "json", *extra]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"reroute run failed ({done.returncode}): {done.stderr[-2000:]}")
+    wall = json.loads(done.stderr.strip().splitlines()[-1])["wall"]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    return wall, summary
+
+
+async def bare_loop(base_url: str, rows: int, concurrency: int) -> float:
+    """The floor: a plain anyio + httpx loop posting the same bodies, nothing else."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    next_row = iter(range(1, rows + 1))
+    ok = 0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal ok
+        for row in next_row:
+            body = f'{{"for_inbound_call":1,"for_outbound_call":4,"status":{row % 2}}}'
+            response = await client.post(f"/voicelink/call-routing/{row}", content=body)
+            ok += response.status_code == 200
+
+    began = time.perf_counter()
+    async with (
+        httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits) as client,
+        anyio.create_task_group() as tg,
+    ):
+        for _ in range(concurrency):
+            tg.start_soon(worker, client)
+    elapsed = time.perf_counter() - began
+    assert ok == rows, f"bare loop: only {ok} of {rows} answers were 200"
+    return elapsed
+
+
+def overhead(rows: int, concurrency: int) -> None:
+    server, base_url = start_sandbox("--rate-limit", "off", "--max-concurrent", "off")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = write_input(Path(tmp) / "in.csv", rows)
+            anyio.run(bare_loop, base_url, min(rows, 500), concurrency)  # warm the server up
+            bare = anyio.run(bare_loop, base_url, rows, concurrency)
+            wall, summary = reroute(
+                source, Path(tmp) / "out.csv", base_url, "--rate", "1000000/s",
+                "--concurrency", str(concurrency),
+            )  # fmt: skip
+        outcomes = summary["outcomes"]
+        assert isinstance(outcomes, dict), summary
+        assert outcomes["succeeded"] == rows, summary
+    finally:
+        stop(server)
+    bare_rate, reroute_rate = rows / bare, rows / wall
+    print(f"overhead: {rows} rows, concurrency {concurrency}")
+    print(f"  bare anyio+httpx loop : {bare:7.2f} s  {bare_rate:8.0f} rows/s")
+    print(f"  reroute run (all in)  : {wall:7.2f} s  {reroute_rate:8.0f} rows/s")
+    print(f"  ratio reroute / bare  : {reroute_rate / bare_rate:.2f}x  (goal >= 0.90x)")
+
+
+def pacing(rows: int) -> None:
+    server, base_url = start_sandbox("--rate-limit", "20/s", "--max-concurrent", "5")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = write_input(Path(tmp) / "in.csv", rows)
+            out = Path(tmp) / "out.csv"
+            _, summary = reroute(source, out, base_url, "--rate", "20/s", "--concurrency", "4")
+            first_last = _first_last_request(out)
+        by_status = stats(base_url)["by_status"]
+    finally:
+        stop(server)
+    assert isinstance(by_status, dict)
+    limited = int(by_status.get("429", 0))
+    requests = int(str(summary["requests"]))
+    rate = (requests - 1) / first_last
+    print(f"pacing: {rows} rows at --rate 20/s against a sandbox limited to 20/s")
+    print(f"  429 answers           : {limited}  (goal 0)")
+    print(f"  effective rate        : {rate:.2f}/s = {rate / 20:.1%} of the limit (goal >= 97%)")
+
+
+def _first_last_request(out: Path) -> float:
+    import polars as pl
+
+    frame = pl.read_csv(out, infer_schema=False)
+    starts = frame["started_at"].str.to_datetime(time_zone="UTC")
+    return float((starts.max() - starts.min()).total_seconds())  # type: ignore[operator, union-attr]
+
+
+def memory(sizes: list[int]) -> None:
+    server, base_url = start_sandbox("--rate-limit", "off", "--max-concurrent", "off")
+    figures = []
+    try:
+        for rows in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                source = write_input(Path(tmp) / "in.csv", rows)
+                out = Path(tmp) / "out.csv"
+                began = time.perf_counter()
+                peak = _peak_rss_mib(
+                    ["run", str(source), "--base-url", base_url, "--results", str(out),
+                     "--rate", "1000000/s", "--concurrency", "8", "--log-format", "json"]
+                )  # fmt: skip
+                figures.append((rows, peak, time.perf_counter() - began))
+    finally:
+        stop(server)
+    print("memory: peak RSS of a whole `reroute run` process")
+    for rows, peak, seconds in figures:
+        print(f"  {rows:>8} rows : {peak:7.1f} MiB  ({seconds:.0f} s)")
+    if len(figures) >= 2:
+        growth = figures[-1][1] / figures[0][1]
+        print(f"  growth {figures[0][0]} -> {figures[-1][0]} rows: {growth:.2f}x "
+              "(goal < 400 MiB and roughly flat)")  # fmt: skip
+
+
+def _peak_rss_mib(args: list[str]) -> float:
+    """Peak RSS of one reroute process, measured by a wrapper process that only waits."""
+    wrapper = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run(sys.argv[1:], check=False, stdout=subprocess.DEVNULL,"
+        " stderr=subprocess.DEVNULL)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", wrapper, sys.executable, "-m", "batch", *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout.strip()) / 1024  # ru_maxrss is KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="which", required=True)
+    o = sub.add_parser("overhead")
+    o.add_argument("--rows", type=int, default=3000)
+    o.add_argument("--concurrency", type=int, default=8)
+    p = sub.add_parser("pacing")
+    p.add_argument("--rows", type=int, default=300)
+    m = sub.add_parser("memory")
+    m.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000])
+    args = parser.parse_args()
+    assert resource  # Linux/macOS only: ru_maxrss
+    if args.which == "overhead":
+        overhead(args.rows, args.concurrency)
+    elif args.which == "pacing":
+        pacing(args.rows)
+    else:
+        memory(args.sizes)
+
+
+if __name__ == "__main__":
+    main()
