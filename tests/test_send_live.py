@@ -198,7 +198,7 @@ async def test_no_answer_is_a_timeout(serve: Any) -> None:
 async def test_timeout_then_success(serve: Any) -> None:
     """A timed-out update is sent again (safe: it replaces the record) and can succeed."""
     url, peer = serve([hang, answer(200, OK)])
-    result = await send(url, timeout=0.2)
+    result = await send(url, timeout=1.0)  # roomy: the second answer must beat it on a busy machine
     assert (result.outcome, result.attempts) == (Outcome.SUCCEEDED, 2)
     assert peer.bodies == [CALL.body.encode()] * 2
 
@@ -340,3 +340,34 @@ async def test_real_sandbox_with_faults_every_row_succeeds() -> None:
     for result in results:
         assert 1 <= stats["by_routing_id"][str(result.routing_id)] <= result.attempts
         assert sandbox.record(int(result.routing_id)) == json.loads(CALL.body)
+
+
+async def test_cancelled_during_a_retry_propagates() -> None:
+    """Cancelling attempt 2 (inside tenacity's loop) raises out of send on either backend."""
+    second = anyio.Event()
+    count = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal count
+        count += 1
+        if count == 1:
+            return httpx.Response(503, json={"success": False})
+        second.set()
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    client = build_client("https://x.test", None, timeout=60, concurrency=1,
+                          transport=httpx.MockTransport(handler))  # fmt: skip
+    policy = SendPolicy(backoff_initial=0.0)
+    sender = Sender(client, Limiter(Rate.parse("1000/s")), policy)
+    done: list[RowResult] = []
+
+    async def run() -> None:
+        done.append(await sender.send(CALL))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await second.wait()
+        tg.cancel_scope.cancel()
+    assert done == []
+    assert count == 2
