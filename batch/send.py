@@ -177,6 +177,8 @@ class Sender:
             self._adjust_pace(answer)
             return answer
 
+        # Not tenacity's wait_exception (our outcomes are values, not exceptions: a bad row is
+        # a value) nor wait_exponential_jitter (its random is global; ours is injected).
         def wait(state: tenacity.RetryCallState) -> float:
             assert state.outcome is not None
             outcome: AttemptOutcome = state.outcome.result()
