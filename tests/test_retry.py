@@ -21,6 +21,7 @@ from batch.model import Outcome, RowResult
 from batch.retry import (
     Answer,
     backoff,
+    build_retrying,
     is_transient,
     parse_retry_after,
     retry_after_from_headers,
@@ -152,3 +153,39 @@ def test_parse_retry_after_never_raises(value: str) -> None:
     """Any header text gives a wait of 0 or more seconds, or None: never an exception."""
     seconds = parse_retry_after(value, NOW)
     assert seconds is None or seconds >= 0
+
+
+async def no_sleep(seconds: float) -> None:
+    """Tenacity's sleep, injected: these tests are about decisions, not time."""
+
+
+async def test_exception_escaping_an_attempt_is_never_retried() -> None:
+    """A bug (any exception that is not an outcome) propagates after one call, as it is."""
+    calls = 0
+
+    async def boom() -> Answer:
+        nonlocal calls
+        calls += 1
+        raise ValueError("bug")
+
+    retrying = build_retrying(
+        max_attempts=5, should_retry=lambda o: True, wait=lambda s: 0.0, sleep=no_sleep
+    )
+    with pytest.raises(ValueError, match="bug"):
+        await retrying(boom)
+    assert calls == 1
+
+
+async def test_attempts_running_out_return_the_last_outcome() -> None:
+    """When max_attempts is reached the last outcome comes back as a value, not a RetryError."""
+    outcomes = iter([RequestTimeout("1"), ConnectionFailed("2"), answer(503)])
+
+    async def attempt() -> Answer | TransportError:
+        return next(outcomes)
+
+    retrying = build_retrying(
+        max_attempts=3, should_retry=is_transient, wait=lambda s: 0.0, sleep=no_sleep
+    )
+    last = await retrying(attempt)
+    assert isinstance(last, Answer)
+    assert last.status == 503
