@@ -141,6 +141,8 @@ class Sender:
         self._random = random
         self._on_attempt = on_attempt
         self._on_retry = on_retry
+        self._stopping = False
+        self._waiting: set[anyio.CancelScope] = set()  # rows between attempts, to wake on stop
         # The secret as it travels, to scrub from anything a server or library echoes back.
         auth = client.headers.get("authorization", "")
         token = auth.split(" ", 1)[1] if " " in auth else auth
@@ -149,6 +151,33 @@ class Sender:
     @property
     def policy(self) -> SendPolicy:
         return self._policy
+
+    def stop_retrying(self) -> None:
+        """The run is stopping gently: try nothing again.
+
+        Rows waiting for a retry (a backoff, a 429 pause) end now with the answer they have,
+        as ``failed``, instead of sending again or being cancelled into ``unknown``; requests in
+        flight finish and are not retried. First attempts are the orchestrator's to hold back.
+        """
+        self._stopping = True
+        for scope in self._waiting:
+            scope.cancel()
+
+    async def _between_attempts(self, wait: Callable[[], Awaitable[None]]) -> bool:
+        """Await ``wait()`` between two attempts; False when ``stop_retrying`` cut it short."""
+        if self._stopping:
+            return False
+        with anyio.CancelScope() as scope:
+            self._waiting.add(scope)
+            try:
+                await wait()
+            finally:
+                self._waiting.discard(scope)
+        return not scope.cancel_called
+
+    async def _retry_sleep(self, seconds: float) -> None:
+        # A stop cuts the sleep short; the attempt that follows then sees it and sends nothing.
+        await self._between_attempts(lambda: self._sleep(seconds))
 
     async def send(self, call: Call) -> RowResult:
         """Send ``call`` until it succeeds, fails for good, or runs out of attempts.
@@ -159,10 +188,14 @@ class Sender:
         attempts = 0
         started_at: datetime | None = None
         started_clock = 0.0
+        last: AttemptOutcome | None = None
 
         async def attempt() -> AttemptOutcome:
-            nonlocal attempts, started_at, started_clock
-            await self._limiter.acquire()
+            nonlocal attempts, started_at, started_clock, last
+            if last is None:
+                await self._limiter.acquire()
+            elif not await self._between_attempts(self._limiter.acquire):
+                return last  # the run is stopping: no retry, the row keeps the answer it has
             attempts += 1
             if started_at is None:
                 started_at = self._now()
@@ -172,9 +205,11 @@ class Sender:
             try:
                 answer = await self._request(call)
             except TransportError as exc:
+                last = exc
                 return exc
             answer = self._decide_wait(answer, attempts)
             self._adjust_pace(answer)
+            last = answer
             return answer
 
         # Not tenacity's wait_exception (our outcomes are values, not exceptions: a bad row is
@@ -205,7 +240,7 @@ class Sender:
                 max_attempts=self._policy.max_attempts,
                 should_retry=self._should_retry,
                 wait=wait,
-                sleep=self._sleep,
+                sleep=self._retry_sleep,
                 before_sleep=before_sleep,
             )
             final = await retrying(first_then_more)
@@ -326,6 +361,8 @@ class Sender:
         )
 
     def _should_retry(self, outcome: AttemptOutcome) -> bool:
+        if self._stopping:
+            return False
         if isinstance(outcome, Answer) and self._waits_too_long(outcome):
             return False
         return is_transient(outcome)
@@ -358,7 +395,11 @@ class Sender:
             "finished_at": finished_at,
             "duration_ms": duration_ms,
         }
-        gave_up = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+        if self._stopping and attempts < self._policy.max_attempts:
+            plural = "s" if attempts != 1 else ""
+            gave_up = f" (not tried again after {attempts} attempt{plural}: the run was stopping)"
+        else:
+            gave_up = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
         if not isinstance(final, Answer):
             return RowResult(
                 outcome=Outcome.FAILED,

@@ -540,3 +540,101 @@ async def test_bare_429_pause_and_row_wait_are_one_draw() -> None:
     await sender.send(CALL)
     assert script.times == [0, pytest.approx(0.55)]  # 1 s minus 0.5 * 0.9 of it
     assert limiter.paused_until == pytest.approx(0.55)
+
+
+async def test_stop_retrying_ends_a_backoff_at_once() -> None:
+    """A row waiting 50 s to retry ends the moment the run stops, failed with what it has."""
+    script = Script(error(503, "UNAVAILABLE", "down"), httpx.Response(200, json=OK_BODY))
+    sender, _ = make_sender(script, backoff_initial=50)
+    results: list[RowResult] = []
+
+    async def run() -> None:
+        results.append(await sender.send(CALL))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await anyio.sleep(3)
+        sender.stop_retrying()
+    assert anyio.current_time() == 3
+    [result] = results
+    assert (result.outcome, result.error_code, result.attempts) == (
+        Outcome.FAILED,
+        "UNAVAILABLE",
+        1,
+    )
+    assert result.error_message == "down (not tried again after 1 attempt: the run was stopping)"
+    assert len(script.times) == 1
+
+
+async def test_stop_retrying_ends_a_wait_for_the_429_pause() -> None:
+    """A row queued behind a 60 s 429 pause ends at the stop instead of sending again."""
+    script = Script(httpx.Response(429, headers={"Retry-After": "60"}))
+    sender, _ = make_sender(script)
+    results: list[RowResult] = []
+
+    async def run() -> None:
+        results.append(await sender.send(CALL))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await anyio.sleep(10)
+        sender.stop_retrying()
+    assert anyio.current_time() == 10
+    assert (results[0].error_code, results[0].attempts) == ("RATE_LIMITED", 1)
+
+
+async def test_after_stop_retrying_in_flight_requests_finish_but_are_not_retried() -> None:
+    """A request in flight at the stop gets its answer; a transient one is not tried again."""
+
+    async def slow_503(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(5)
+        return error(503, "UNAVAILABLE")
+
+    script = Script(slow_503, httpx.Response(200, json=OK_BODY))
+    sender, _ = make_sender(script)
+    results: list[RowResult] = []
+
+    async def run() -> None:
+        results.append(await sender.send(CALL))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await anyio.sleep(1)
+        sender.stop_retrying()
+    assert anyio.current_time() == 5
+    assert (results[0].http_status, results[0].attempts) == (503, 1)
+
+
+async def test_after_stop_retrying_successes_still_succeed() -> None:
+    """Stopping retries changes nothing for a request that succeeds."""
+    sender, _ = make_sender(Script(httpx.Response(200, json=OK_BODY)))
+    sender.stop_retrying()
+    result = await sender.send(CALL)
+    assert result.outcome is Outcome.SUCCEEDED
+
+
+async def test_stop_retrying_frees_a_row_queued_for_a_slot() -> None:
+    """A row whose retry waits for a slot behind another row's 429 pause ends at the stop."""
+    script = Script(
+        error(503, "UNAVAILABLE"),  # row 8, at t=0: retries after 1 s, into the pause
+        httpx.Response(429, headers={"Retry-After": "60"}),  # row 7, at t=0.01: pauses all
+    )
+    sender, limiter = make_sender(script)
+    results: list[RowResult] = []
+
+    async def run(call: Call) -> None:
+        results.append(await sender.send(call))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run, Call(row=8, routing_id=94, body=BODY))
+        await anyio.sleep(0.001)
+        tg.start_soon(run, CALL)
+        await anyio.sleep(10)
+        sender.stop_retrying()
+    assert anyio.current_time() == pytest.approx(10.001)
+    assert limiter.paused_until == pytest.approx(60.01)
+    assert sorted((r.row, r.error_code, r.attempts) for r in results) == [
+        (7, "RATE_LIMITED", 1),
+        (8, "UNAVAILABLE", 1),
+    ]
+    assert len(script.times) == 2
