@@ -13,6 +13,7 @@ import csv
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import polars as pl
 
@@ -47,7 +48,8 @@ class Table:
     names (the old spelling stays ``connectionId``) and hold ``pl.String`` cells as written,
     null for an empty cell; a known, non-required column absent from the file is present and
     all null. ``passthrough`` names the other columns, in file order (they are in ``frame``
-    too, under their original names and types).
+    too, under their original names and types). A blank known cell ("  ") is kept as written;
+    validation treats it as empty.
     """
 
     path: Path
@@ -92,7 +94,7 @@ def load_table(path: Path | str, *, required: Collection[str] = voicelink.REQUIR
 
 
 def _read_csv(path: Path) -> pl.DataFrame:
-    _check_utf8(path)
+    # The header is decoded here (strict UTF-8); polars checks the rest as it reads.
     header = _csv_header(path)
     if not header:
         raise InputFileError(path, "is empty: expected a header row naming the columns")
@@ -171,14 +173,11 @@ def _to_table(path: Path, frame: pl.DataFrame, required: Collection[str]) -> Tab
     if missing:
         raise InputFileError(path, _missing_columns_problem(missing, frame.columns))
     frame = frame.rename(renames)
-    # An empty (or blank) known cell means "not set": hold it as null, whatever the reader did.
+    # An empty known cell (quoted "" too) means "not set": hold it as null. Blank cells ("  ")
+    # stay as written; validation reads them as empty too.
     known = [name for name in frame.columns if name in KNOWN_COLUMNS]
     frame = frame.with_columns(
-        pl.when(pl.col(name).str.strip_chars(WHITESPACE) == "")
-        .then(None)
-        .otherwise(pl.col(name))
-        .alias(name)
-        for name in known
+        pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name)).alias(name) for name in known
     )
     absent = [name for name in KNOWN_COLUMNS if name not in frame.columns]
     frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in absent)
@@ -272,7 +271,7 @@ def _check_utf8(path: Path) -> None:
             _not_utf8(path, offset, exc)
 
 
-def _not_utf8(path: Path, offset: int, exc: UnicodeDecodeError) -> None:
+def _not_utf8(path: Path, offset: int, exc: UnicodeDecodeError) -> NoReturn:
     raise InputFileError(
         path,
         f"is not UTF-8 text (bad byte near offset {offset}): save or export it as UTF-8",
@@ -286,6 +285,9 @@ def _csv_header(path: Path) -> list[str]:
             return next(csv.reader(file), [])
         except csv.Error as exc:
             raise InputFileError(path, f"header row cannot be read as CSV: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            _not_utf8(path, exc.start, exc)
+            raise  # unreachable: _not_utf8 raises
 
 
 def _csv_problem(exc: Exception) -> str:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Final
 
 import polars as pl
@@ -44,40 +45,52 @@ _CHUNK = 10_000  # rows turned into Python values at a time (calls, results)
 _EXAMPLE_UUID = "123e4567-e89b-12d3-a456-426614174000"
 
 
+VERDICT_COLUMNS: Final = ("row", "routing_id", "error_code", "error_message", "request", "id")
+
+
 @dataclass(frozen=True)
 class Validation:
     """The verdict on every row of ``table``, and what valid rows would send.
 
-    ``verdicts``: ``row`` (Int64, 1-based), ``routing_id`` (String as read, "" when empty),
+    ``judged``: ``row`` (Int64, 1-based), ``routing_id`` (String as read, "" when empty),
     ``error_code`` ("" when valid, codes joined by ";"), ``error_message`` ("" when valid),
-    ``request`` (compact JSON body, "" when invalid), ``id`` (Int64 routing id of valid rows).
-    ``numbers``: each integer field as Int64, null where empty or not a usable integer.
+    ``id`` (Int64 routing id of valid rows, else null).
+    ``numbers``: each integer field as Int64 (null where empty or not a usable integer), and
+    ``connection_id``: the connection id the row sends (its own, the old spelling, or the
+    default; null for none).
+    ``verdicts`` is ``judged`` plus ``request`` (the compact JSON body, "" when invalid), built
+    on first use: checking a file never pays for a million request bodies it does not need.
     """
 
     table: Table
-    verdicts: pl.DataFrame
+    judged: pl.DataFrame
     numbers: pl.DataFrame
+
+    @cached_property
+    def verdicts(self) -> pl.DataFrame:
+        """Columns VERDICT_COLUMNS, one row per input row."""
+        return _with_requests(self.judged, self.numbers)
 
     @property
     def total(self) -> int:
-        return self.verdicts.height
+        return self.judged.height
 
     @property
     def invalid(self) -> int:
-        return self.verdicts.height - self.valid
+        return self.judged.height - self.valid
 
-    @property
+    @cached_property
     def valid(self) -> int:
-        return int(self.verdicts.select((pl.col("error_code") == "").sum()).item())
+        return int(self.judged.select((pl.col("error_code") == "").sum()).item())
 
     def valid_mask(self) -> pl.Series:
         """True for each valid row, in input order."""
-        return self.verdicts.get_column("error_code") == ""
+        return self.judged.get_column("error_code") == ""
 
     def code_counts(self) -> dict[str, int]:
         """How many rows carry each code, in the contract's order of codes."""
         codes = (
-            self.verdicts.filter(pl.col("error_code") != "")
+            self.judged.filter(pl.col("error_code") != "")
             .select(pl.col("error_code").str.split(CODE_SEPARATOR).explode())
             .get_column("error_code")
             .value_counts()
@@ -87,24 +100,38 @@ class Validation:
 
     def invalid_results(self, limit: int | None = None) -> list[RowResult]:
         """The invalid rows as results (outcome ``invalid``), first ``limit`` of them."""
-        rows = self.verdicts.filter(pl.col("error_code") != "")
+        rows = self.judged.filter(pl.col("error_code") != "").with_columns(request=pl.lit(""))
         if limit is not None:
             rows = rows.head(limit)
         return [_result(*values) for values in _values(rows)]
 
     def calls(self) -> Iterator[Call]:
         """The requests of the valid rows, in input order, made a chunk at a time."""
-        valid = self.verdicts.filter(pl.col("error_code") == "").select("row", "id", "request")
-        for chunk in valid.iter_slices(_CHUNK):
+        mask = self.valid_mask()
+        judged = self.judged.filter(mask)
+        numbers = self.numbers.filter(mask)
+        for offset in range(0, judged.height, _CHUNK):
+            chunk = _with_requests(judged.slice(offset, _CHUNK), numbers.slice(offset, _CHUNK))
             yield from (
                 Call(row=row, routing_id=routing_id, body=body)
-                for row, routing_id, body in chunk.iter_rows()
+                for row, routing_id, body in chunk.select("row", "id", "request").iter_rows()
             )
 
     def preview_results(self) -> Iterator[RowResult]:
         """Every row as a result before anything is sent: ``invalid``, or ``not_attempted``."""
-        for chunk in self.verdicts.iter_slices(_CHUNK):
+        for offset in range(0, self.judged.height, _CHUNK):
+            chunk = _with_requests(
+                self.judged.slice(offset, _CHUNK), self.numbers.slice(offset, _CHUNK)
+            )
             yield from (_result(*values) for values in _values(chunk))
+
+
+def _with_requests(judged: pl.DataFrame, numbers: pl.DataFrame) -> pl.DataFrame:
+    """``judged`` with the ``request`` column (rows aligned with ``numbers``)."""
+    bodies = numbers.select(_request().alias("request")).get_column("request")
+    return judged.with_columns(
+        pl.when(pl.col("error_code") == "").then(bodies).otherwise(pl.lit("")).alias("request")
+    ).select(VERDICT_COLUMNS)
 
 
 def _values(frame: pl.DataFrame) -> Iterator[tuple[int, str, str, str, str]]:
@@ -138,19 +165,114 @@ def validate(table: Table, *, connection_id: str | None = None) -> Validation:
     cells are empty. Raises UsageError only for a bad default; bad rows are verdicts.
     """
     default = check_connection_id(connection_id) if connection_id is not None else None
-    known = [*vl.INTEGER_FIELDS, vl.CONNECTION_ID, vl.CONNECTION_ID_OLD]
-    cells = table.frame.select(
-        [_text(name) for name in known], routing_raw=pl.col(vl.ROUTING_ID)
-    ).with_row_index("row", offset=1)
-    cells = cells.with_columns(pl.col("row").cast(pl.Int64))
+    # Every row gets one yes/no (any check failed?); which checks failed is worked out again
+    # for the invalid rows only, so a million rows never carry two dozen flag columns.
+    cells = _cells(table.frame)
     checked = (
         cells.lazy()
-        .with_columns(expr for name in vl.INTEGER_FIELDS for expr in _parsed(name))
-        .with_columns(_duplicates())
-        .with_columns(_flags())
+        .with_columns(_duplicates(cells.get_column(_num(vl.ROUTING_ID))))
+        .with_columns(pl.any_horizontal(_flags()).alias("#invalid"))
         .collect()
     )
+    invalid = checked.get_column("#invalid")
+    judged = checked.select(
+        "row",
+        pl.col(vl.ROUTING_ID).fill_null("").alias("routing_id"),
+        pl.lit("").alias("error_code"),
+        pl.lit("").alias("error_message"),
+        pl.when(~pl.col("#invalid")).then(pl.col(_num(vl.ROUTING_ID))).alias("id"),
+    )
+    if invalid.any():
+        # Codes and messages are text work: do it for the invalid rows only.
+        index = invalid.arg_true()
+        bad = _explained(checked.filter(invalid).with_columns(_flags()))
+        judged = judged.with_columns(
+            judged.get_column("error_code").scatter(index, bad.get_column("error_code")),
+            judged.get_column("error_message").scatter(index, bad.get_column("error_message")),
+        )
+    new, old = _CONNECTION_FIELDS
+    connection = (
+        pl.when(pl.col(_set(new)))
+        .then(pl.col(new))
+        .when(pl.col(_set(old)))
+        .then(pl.col(old))
+        .otherwise(pl.lit(default, dtype=pl.String))
+    )
+    numbers = checked.select(
+        *[pl.col(_num(name)).alias(name) for name in vl.INTEGER_FIELDS],
+        connection.str.strip_chars(WHITESPACE).alias(vl.CONNECTION_ID),
+    )
+    return Validation(table=table, judged=judged, numbers=numbers)
 
+
+_CONNECTION_FIELDS: Final = (vl.CONNECTION_ID, vl.CONNECTION_ID_OLD)
+_KNOWN_FIELDS: Final = (*vl.INTEGER_FIELDS, *_CONNECTION_FIELDS)
+
+
+def _cells(frame: pl.DataFrame) -> pl.DataFrame:
+    """The known cells as read, and what they hold: set?, integer?, its value, UUID?
+
+    The fast path casts every integer cell as written, which settles ``93``, ``+93`` and
+    ``093``, and takes a UUID as written. Only rows with a cell it cannot settle (a blank,
+    ``93.0``, text, a UUID with spaces, two connection ids that differ) take the slow path of
+    trimming and pattern matching, and its answers are written back in place. Only flags and
+    numbers are rewritten, never text, so a million-row file is not copied again.
+    """
+    new, old = (pl.col(name) for name in _CONNECTION_FIELDS)
+    unsettled = [
+        pl.col(name).is_not_null() & pl.col(_num(name)).is_null() for name in vl.INTEGER_FIELDS
+    ] + [pl.col(_set(name)) & ~pl.col(_uuid(name)) for name in _CONNECTION_FIELDS]
+    unsettled.append((new != old).fill_null(False))
+    cells = (
+        frame.lazy()
+        .select(
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("row"),
+            *[pl.col(name).cast(pl.String) for name in _KNOWN_FIELDS],
+        )
+        .with_columns(
+            *[pl.col(name).is_not_null().alias(_set(name)) for name in _KNOWN_FIELDS],
+            *[
+                pl.col(name).cast(pl.Int64, strict=False).alias(_num(name))
+                for name in vl.INTEGER_FIELDS
+            ],
+            *[
+                pl.col(name).str.contains(vl.UUID_PATTERN).fill_null(False).alias(_uuid(name))
+                for name in _CONNECTION_FIELDS
+            ],
+            pl.lit(False).alias("#conflict"),
+        )
+        .with_columns(
+            pl.col(_num(name)).is_not_null().alias(_intlike(name)) for name in vl.INTEGER_FIELDS
+        )
+        .with_columns(pl.any_horizontal(unsettled).alias("#slow"))
+        .collect()
+    )
+    slow = cells.get_column("#slow")
+    if not slow.any():
+        return cells
+    index = slow.arg_true()
+    settled = (
+        cells.lazy()
+        .filter(pl.col("#slow"))
+        .select(_text(name) for name in _KNOWN_FIELDS)
+        .select(
+            *[pl.col(name).is_not_null().alias(_set(name)) for name in _KNOWN_FIELDS],
+            *[expr for name in vl.INTEGER_FIELDS for expr in _parsed(name)],
+            *[
+                pl.col(name).str.contains(vl.UUID_PATTERN).fill_null(False).alias(_uuid(name))
+                for name in _CONNECTION_FIELDS
+            ],
+            (new.str.to_lowercase() != old.str.to_lowercase()).fill_null(False).alias("#conflict"),
+        )
+        .collect()
+    )
+    return cells.with_columns(
+        cells.get_column(name).scatter(index, settled.get_column(name)) for name in settled.columns
+    )
+
+
+def _explained(bad: pl.DataFrame) -> pl.DataFrame:
+    """``error_code`` and ``error_message`` of the invalid rows (``bad`` holds only those)."""
     # One mention of each code per row, in the contract's order of codes.
     codes = pl.concat_str(
         [
@@ -160,34 +282,8 @@ def validate(table: Table, *, connection_id: str | None = None) -> Validation:
         separator=CODE_SEPARATOR,
         ignore_nulls=True,
     )
-    verdicts = checked.select(
-        "row",
-        pl.col("routing_raw").fill_null("").alias("routing_id"),
-        codes.alias("error_code"),
-        pl.lit("").alias("error_message"),
-        *_request(default),
-    )
-    valid = verdicts.get_column("error_code") == ""
-    verdicts = verdicts.with_columns(
-        pl.when(valid).then(pl.col("request")).otherwise(pl.lit("")).alias("request"),
-        pl.when(valid).then(checked.get_column(_num(vl.ROUTING_ID))).alias("id"),
-    )
-    if not valid.all():
-        messages = _messages(checked.filter(~valid))
-        verdicts = (
-            verdicts.drop("error_message")
-            .join(messages, on="row", how="left", maintain_order="left")
-            .select(
-                "row",
-                "routing_id",
-                "error_code",
-                pl.col("error_message").fill_null(""),
-                "request",
-                "id",
-            )
-        )
-    numbers = checked.select(pl.col(_num(name)).alias(name) for name in vl.INTEGER_FIELDS)
-    return Validation(table=table, verdicts=verdicts, numbers=numbers)
+    messages = _messages(bad.with_columns(_text(name) for name in _KNOWN_FIELDS))
+    return bad.select(codes.alias("error_code")).with_columns(messages.get_column("error_message"))
 
 
 # --- column names and per-field expressions ---
@@ -216,11 +312,20 @@ def _parsed(name: str) -> list[pl.Expr]:
     ]
 
 
-def _set(name: str) -> pl.Expr:
-    return pl.col(name).is_not_null()
+def _set(name: str) -> str:
+    return f"{name}#set"
 
 
-def _duplicates() -> pl.Expr:
+def _uuid(name: str) -> str:
+    return f"{name}#uuid"
+
+
+def _duplicates(ids: pl.Series) -> pl.Expr:
+    """``#duplicate``: the row's usable routing id is in another row too."""
+    usable_ids = ids.filter(ids >= vl.MIN_ID)
+    if usable_ids.n_unique() == usable_ids.len():
+        # The usual case, settled by one count (near free on a sorted sheet).
+        return pl.lit(False).alias("#duplicate")
     rid = pl.col(_num(vl.ROUTING_ID))
     usable = rid >= vl.MIN_ID
     # Nulls count as duplicates of each other: only usable ids can be duplicates.
@@ -246,7 +351,7 @@ def _build_checks() -> dict[str, _Check]:
     def integer_checks(field: str, applies: pl.Expr) -> None:
         value = pl.col(_num(field))
         intlike = pl.col(_intlike(field))
-        checks.append(_Check(field, Code.NOT_AN_INTEGER, applies & _set(field) & ~intlike))
+        checks.append(_Check(field, Code.NOT_AN_INTEGER, applies & pl.col(_set(field)) & ~intlike))
         if field in vl.ALLOWED:
             checks.append(_Check(field, Code.UNKNOWN_MODE, intlike & ~_mode_known(field)))
         else:
@@ -254,7 +359,7 @@ def _build_checks() -> dict[str, _Check]:
             checks.append(_Check(field, Code.OUT_OF_RANGE, applies & intlike & out))
 
     for field in vl.REQUIRED_FIELDS:
-        checks.append(_Check(field, Code.MISSING_FIELD, ~_set(field)))
+        checks.append(_Check(field, Code.MISSING_FIELD, ~pl.col(_set(field))))
         integer_checks(field, pl.lit(True))
         if field == vl.ROUTING_ID:
             checks.append(_Check(field, Code.DUPLICATE_ROUTING_ID, pl.col("#duplicate")))
@@ -263,16 +368,14 @@ def _build_checks() -> dict[str, _Check]:
         known = _mode_known(mode_field)
         uses = pl.col(_num(mode_field)) == mode_value
         unused = known & ~uses
-        checks.append(_Check(target, Code.MISSING_TARGET, known & uses & ~_set(target)))
-        checks.append(_Check(target, Code.UNUSED_TARGET, unused & _set(target)))
+        checks.append(_Check(target, Code.MISSING_TARGET, known & uses & ~pl.col(_set(target))))
+        checks.append(_Check(target, Code.UNUSED_TARGET, unused & pl.col(_set(target))))
         # A cell to be cleared anyway is not also judged as a number.
         integer_checks(target, ~unused)
     new, old = vl.CONNECTION_ID, vl.CONNECTION_ID_OLD
     for field in (new, old):
-        is_uuid = pl.col(field).str.contains(vl.UUID_PATTERN).fill_null(False)
-        checks.append(_Check(field, Code.BAD_UUID, _set(field) & ~is_uuid))
-    differ = pl.col(new).str.to_lowercase() != pl.col(old).str.to_lowercase()
-    checks.append(_Check(new, Code.CONFLICTING_CONNECTION_ID, differ.fill_null(False)))
+        checks.append(_Check(field, Code.BAD_UUID, pl.col(_set(field)) & ~pl.col(_uuid(field))))
+    checks.append(_Check(new, Code.CONFLICTING_CONNECTION_ID, pl.col("#conflict")))
     return {f"#{i}:{c.field}:{c.code}": c for i, c in enumerate(checks)}
 
 
@@ -290,26 +393,24 @@ def _flags() -> list[pl.Expr]:
     return [check.when.fill_null(False).alias(flag) for flag, check in _CHECKS.items()]
 
 
-def _request(default: str | None) -> list[pl.Expr]:
-    """The compact JSON body of every row (meaningful where the row is valid).
+def _request() -> pl.Expr:
+    """The compact JSON body of a row of ``numbers`` (meaningful where the row is valid).
 
     Built as text in the key order of ``voicelink.BODY_FIELDS``, which is what
-    ``voicelink.encode_body`` produces for the same dict (pinned by a test).
+    ``voicelink.encode_body`` produces for the same dict (pinned by a test). A valid row has
+    exactly the target ids its modes use, so "set" is "used" here.
     """
-    new, old = pl.col(vl.CONNECTION_ID), pl.col(vl.CONNECTION_ID_OLD)
-    connection = pl.coalesce(new, old, pl.lit(default, dtype=pl.String))
     parts: list[pl.Expr] = [pl.lit("{")]
     for index, field in enumerate(vl.BODY_FIELDS):
         comma = "," if index else ""
         if field == vl.CONNECTION_ID:
-            # A UUID needs no JSON escaping (hex digits and hyphens), and only valid rows keep
-            # their body.
-            value = pl.concat_str(pl.lit(f'{comma}"{field}":"'), connection, pl.lit('"'))
+            # A valid UUID needs no JSON escaping: hex digits and hyphens.
+            value = pl.concat_str(pl.lit(f'{comma}"{field}":"'), pl.col(field), pl.lit('"'))
         else:
-            value = pl.concat_str(pl.lit(f'{comma}"{field}":'), pl.col(_num(field)).cast(pl.String))
+            value = pl.concat_str(pl.lit(f'{comma}"{field}":'), pl.col(field).cast(pl.String))
         parts.append(value)
     parts.append(pl.lit("}"))
-    return [pl.concat_str(parts, ignore_nulls=True).alias("request")]
+    return pl.concat_str(parts, ignore_nulls=True)
 
 
 # --- messages: built only for the invalid rows ---

@@ -93,10 +93,14 @@ def test_absent_optional_columns_are_present_and_null(tmp_path: Path) -> None:
         assert cells(t, name) == [None]
 
 
-def test_blank_known_cells_are_null(tmp_path: Path) -> None:
-    """An empty, quoted-empty or blank known cell means not set (null)."""
-    t = load_table(write(tmp_path, "c.csv", f'{HEADER},connection_id\n1,1,4,1,""\n2,1,4,1,  \n'))
-    assert cells(t, vl.CONNECTION_ID) == [None, None]
+def test_empty_known_cells_are_null_and_blank_ones_read_as_empty(tmp_path: Path) -> None:
+    """An empty or quoted-empty known cell is null; a blank one is kept but judged empty."""
+    path = write(tmp_path, "c.csv", f'{HEADER},connection_id\n1,1,4,1,""\n2,1,4,1,\n3,1,4,1,  \n')
+    t = load_table(path)
+    assert cells(t, vl.CONNECTION_ID) == [None, None, "  "]
+    v = validate(t)
+    assert v.verdicts["error_code"].to_list() == ["", "", ""]
+    assert "connection_id" not in v.verdicts["request"][2]
 
 
 def test_trailing_blank_lines_are_not_rows(tmp_path: Path) -> None:
