@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import anyio
 import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from trio.testing import MockClock
 
 from batch.limiter import Limiter
@@ -177,3 +181,36 @@ async def test_no_increase_during_the_429_episode() -> None:
     await anyio.sleep(5.2)  # past the pause and one interval at the new pace
     limiter.succeeded()
     assert limiter.current_rate.per_second == pytest.approx(6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gaps=st.lists(st.floats(min_value=0, max_value=3, allow_nan=False), min_size=1, max_size=25),
+    per_second=st.sampled_from([0.5, 1.0, 2.0, 7.0]),
+)
+def test_grants_are_exactly_gcra(gaps: list[float], per_second: float) -> None:
+    """For any arrivals, the n-th grant is at max(n-th arrival, previous grant + interval):
+    never early (no burst), never later than needed (no wasted capacity)."""
+    limiter_rate = Rate(per_second, 1.0)
+    arrivals = list(itertools.accumulate(gaps))
+    grants: dict[int, float] = {}
+
+    async def main() -> None:
+        limiter = Limiter(limiter_rate)
+
+        async def caller(i: int, at: float) -> None:
+            await trio.sleep_until(at)
+            await limiter.acquire()
+            grants[i] = trio.current_time()
+
+        async with trio.open_nursery() as nursery:
+            for i, at in enumerate(arrivals):
+                nursery.start_soon(caller, i, at)
+
+    # trio directly, with a clock whose epoch is 0, so arrival times are absolute.
+    trio.run(main, clock=MockClock(autojump_threshold=0))
+    expected: list[float] = []
+    for at in arrivals:
+        expected.append(at if not expected else max(at, expected[-1] + 1 / per_second))
+    # Callers arriving at the same instant may be served in either order: compare the times.
+    assert sorted(grants.values()) == pytest.approx(expected)
