@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from batch.cli import app
-from batch.journal import journal_path
+from batch.errors import JournalError
+from batch.journal import Journal, journal_path
 from batch.sandbox import RunningSandbox
 from batch.sandbox.config import Faults
 from tests.conftest import StartSandbox
@@ -332,3 +333,19 @@ def test_confirmation_on_a_terminal_can_decline(
     assert result.exit_code == 2
     assert "About to send 3 routing changes to api.example.invalid" in result.stderr
     assert "not confirmed" in result.stderr
+
+
+def test_journal_failure_mid_run_is_one_line_exit_3(
+    live_sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal that cannot be written mid-run stops the run with one line, no traceback."""
+
+    def broken(self: Journal, result: object) -> None:
+        raise JournalError(f"{self.path}: cannot write the run journal (disk I/O error)")
+
+    monkeypatch.setattr(Journal, "finish", broken)
+    source = write_input(tmp_path / "in.csv", 3)
+    result = invoke(*run_args(live_sandbox, source, tmp_path / "out.csv"), key=live_sandbox.api_key)
+    assert result.exit_code == 3
+    assert "disk I/O error" in result.stderr
+    assert "Traceback" not in result.output

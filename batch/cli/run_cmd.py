@@ -472,6 +472,14 @@ def send_batch(
                 _drive, pending(batch.calls(), journal), settings, policy, target, journal,
                 progress, stop,
             )  # fmt: skip
+        except BaseExceptionGroup as group:
+            # A task group wraps what escapes it; our own errors (a journal that cannot be
+            # written) still deserve their one clear line rather than a traceback.
+            error = _first_reroute_error(group)
+            if error is None:
+                raise
+            progress.close()
+            fail(f"{error}; the run stopped: fix that, then run the same command again", 3)
         finally:
             progress.close()
 
@@ -508,6 +516,17 @@ def _update_run_journal(batch: Batch, journal: Journal, results: Path) -> None:
         ):
             if merged is not base and merged.outcome is not Outcome.INVALID:
                 run_journal.absorb(merged)
+
+
+def _first_reroute_error(group: BaseExceptionGroup[BaseException]) -> RerouteError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, RerouteError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_reroute_error(exc)
+            if found is not None:
+                return found
+    return None
 
 
 async def _drive(
