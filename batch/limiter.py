@@ -88,6 +88,7 @@ class Limiter:
     async def acquire(self) -> None:
         """Wait for this request's slot: after the pause, and one interval after the last."""
         async with self._lock:
+            waited = False
             while True:
                 now = self._clock()
                 tolerance = (self._burst - 1) * self.interval
@@ -96,9 +97,15 @@ class Limiter:
                     break
                 # Loop rather than trust one sleep: a pause or a slower pace may have been set
                 # while we slept, and it must hold for us too.
+                waited = True
                 await self._sleep(start - now)
+            # A caller that waited counts as sent at its slot, not when the event loop woke it:
+            # oversleeping a millisecond per request would otherwise add up to a pace a few
+            # percent under --rate. At most a quarter interval is made up, so a stalled event
+            # loop never turns into a burst.
+            at = max(start, now - self.interval / 4) if waited else now
             self._last_grant = now
-            self._tat = max(self._tat, now) + self.interval
+            self._tat = max(self._tat, at) + self.interval
 
     def pause(self, seconds: float) -> None:
         """Stop all sending for ``seconds`` from now (a 429). Only ever extends a pause."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -214,3 +215,27 @@ def test_grants_are_exactly_gcra(gaps: list[float], per_second: float) -> None:
         expected.append(at if not expected else max(at, expected[-1] + 1 / per_second))
     # Callers arriving at the same instant may be served in either order: compare the times.
     assert sorted(grants.values()) == pytest.approx(expected)
+
+
+def oversleeping(extra: float) -> Callable[[float], Awaitable[None]]:
+    """A sleep that wakes ``extra`` seconds late, like a busy event loop."""
+
+    async def sleep(seconds: float) -> None:
+        await anyio.sleep(seconds + extra)
+
+    return sleep
+
+
+async def test_late_wake_ups_do_not_slow_the_pace() -> None:
+    """Waking 10 ms late every time still gives exactly the configured rate on average."""
+    limiter = Limiter(Rate.parse("1/s"), sleep=oversleeping(0.01))
+    times = await starts(limiter, 10)
+    assert times == pytest.approx([0] + [n + 0.01 for n in range(1, 10)])
+
+
+async def test_a_stalled_loop_never_makes_a_burst() -> None:
+    """Waking far too late is made up for by at most a quarter interval: no back-to-back."""
+    limiter = Limiter(Rate.parse("1/s"), sleep=oversleeping(0.6))
+    times = await starts(limiter, 6, tasks=3)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.75 - 1e-9
