@@ -158,6 +158,7 @@ class Sender:
         Rows waiting for a retry (a backoff, a 429 pause) end now with the answer they have,
         as ``failed``, instead of sending again or being cancelled into ``unknown``; requests in
         flight finish and are not retried. First attempts are the orchestrator's to hold back.
+        Call it from the run's event loop (a stop token's listener, a signal watcher task).
         """
         self._stopping = True
         for scope in self._waiting:
