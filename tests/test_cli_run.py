@@ -8,11 +8,15 @@ from typing import Any
 
 import polars as pl
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from batch.cli import app
+from batch.cli.progress import RunProgress, summary_lines
 from batch.errors import JournalError
 from batch.journal import Journal, journal_path
+from batch.model import Call, Outcome, RowResult
+from batch.run import StopRequest, Summary
 from batch.sandbox import RunningSandbox
 from batch.sandbox.config import Faults
 from tests.conftest import StartSandbox
@@ -349,3 +353,46 @@ def test_journal_failure_mid_run_is_one_line_exit_3(
     assert result.exit_code == 3
     assert "disk I/O error" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_plain_progress_lines_and_stopped_summary() -> None:
+    """Off a terminal: a dated line every 5 s; a stopped summary gives the resume command."""
+    lines: list[str] = []
+
+    class Sink:
+        def write(self, text: str) -> int:
+            lines.extend(t for t in text.splitlines() if t)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    now = [0.0]
+    progress = RunProgress(
+        style="plain", err=Console(), stream=Sink(), every=5.0, clock=lambda: now[0]
+    )  # type: ignore[arg-type]
+    progress.run_started(total=10, done=2)
+    call = Call(row=3, routing_id=1003, body="{}")
+    progress.attempt(call, 1)
+    progress.retrying(call, 1, "HTTP_503")
+    assert len(lines) == 1  # "sending 8 of 10 rows"
+    now[0] = 1.0
+    progress.tick()
+    assert len(lines) == 1  # a tick before 5 s prints nothing new
+    now[0] = 6.0
+    progress.tick()
+    assert "2/10 done" in lines[-1]
+    assert "retrying 1" in lines[-1]
+    summary = Summary()
+    list(summary.tally([RowResult(row=1, routing_id="1", outcome=Outcome.NOT_ATTEMPTED)]))
+    text = summary_lines(
+        summary,
+        elapsed=3.0,
+        requests=2,
+        results="out.csv",
+        stopped=StopRequest("interrupted", "interrupted (Ctrl-C)"),
+        resume_command="reroute run in.csv",
+        retry_command="reroute retry out.csv",
+    )
+    assert text[-1] == "to resume, run the same command again: reroute run in.csv"
+    assert "why: interrupted (Ctrl-C)" in text
