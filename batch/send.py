@@ -82,6 +82,10 @@ def build_client(
     redirects are not followed (a redirected POST is an answer to report, not to chase).
     ``api_key=None`` sends no Authorization header (the embedded sandbox needs none).
     """
+    if concurrency < 1:
+        raise UsageError(f"concurrency is {concurrency}: use 1 or more requests in flight")
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise UsageError(f"timeout is {timeout}: use a positive number of seconds")
     headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
     if api_key is not None:
         key = api_key.strip()

@@ -638,3 +638,20 @@ async def test_stop_retrying_frees_a_row_queued_for_a_slot() -> None:
         (8, "UNAVAILABLE", 1),
     ]
     assert len(script.times) == 2
+
+
+@pytest.mark.parametrize(("concurrency", "timeout"), [(0, 5.0), (4, 0.0), (4, float("nan"))])
+def test_client_rejects_nonsense_limits(concurrency: int, timeout: float) -> None:
+    """No connections or no time to answer would hang or fail every row: refused up front."""
+    with pytest.raises(UsageError, match="use"):
+        build_client("https://x.test", None, timeout=timeout, concurrency=concurrency)
+
+
+def test_client_pool_and_timeouts_follow_the_settings() -> None:
+    """The pool holds --concurrency connections; every httpx timeout is --timeout."""
+    client = build_client("https://x.test/api/v2", None, timeout=7, concurrency=3)
+    assert client.timeout == httpx.Timeout(7)
+    pool = client._transport._pool  # type: ignore[attr-defined]
+    assert pool._max_connections == 3
+    assert pool._max_keepalive_connections == 3
+    assert client.follow_redirects is False
