@@ -378,9 +378,13 @@ def test_plain_progress_lines_and_stopped_summary() -> None:
     assert len(lines) == 1  # "sending 8 of 10 rows"
     now[0] = 1.0
     progress.tick()
-    assert len(lines) == 1  # a tick before 5 s prints nothing new
+    assert len(lines) == 2  # the first progress line comes at once
+    now[0] = 5.9
+    progress.tick()
+    assert len(lines) == 2  # then nothing new before 5 s have passed
     now[0] = 6.0
     progress.tick()
+    assert len(lines) == 3
     assert "2/10 done" in lines[-1]
     assert "retrying 1" in lines[-1]
     summary = Summary()
