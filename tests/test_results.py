@@ -168,3 +168,13 @@ def test_reading_a_hand_broken_cell_names_row_and_column(tmp_path: Path) -> None
         read_results(path)
     with pytest.raises(InputFileError, match="no such results file"):
         read_results(tmp_path / "missing.csv")
+
+
+def test_nested_passthrough_values_go_to_csv_as_json(tmp_path: Path) -> None:
+    """A JSON-lines passthrough object or list is written to a CSV cell as its JSON text."""
+    passthrough = pl.DataFrame({"meta": [{"team": "ops", "n": 1}, None], "tags": [["a"], []]})
+    path = tmp_path / "out.csv"
+    write_results(path, RESULTS, passthrough)
+    frame = read_results(path)
+    assert json.loads(frame["meta"][0]) == {"team": "ops", "n": 1}
+    assert json.loads(frame["tags"][0]) == ["a"]
