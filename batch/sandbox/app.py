@@ -82,6 +82,9 @@ def _routing_id(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and int(raw) >= 1 else None
 
 
+_COUNTED: Final = "reroute.sandbox.counted"
+
+
 class _Dropped(Exception):
     """Internal: the connection was closed on purpose; there is no answer to count."""
 
@@ -120,17 +123,18 @@ class Sandbox:
         """The update, for a routing id as written in the path."""
         client = request.client
         self.state.arrived(raw_id, f"{client.host}:{client.port}" if client else "")
-        status: int | None = None
         try:
             response = await self._update(request, raw_id)
         except _Dropped:
-            # Nothing reaches the client: uvicorn ignores sends after the disconnect.
+            # Counted by _serve before the socket closed; nothing reaches the client (uvicorn
+            # ignores sends after the disconnect).
             return Response(status_code=204)
-        else:
-            status = response.status_code
-            return response
-        finally:
-            self.state.answered(status)
+        except BaseException:
+            if not request.scope.get(_COUNTED):
+                self.state.answered(500)
+            raise
+        self.state.answered(response.status_code)
+        return response
 
     async def _update(self, request: Request, raw_id: str) -> Response:
         refused = self._authorised(request)
@@ -187,6 +191,10 @@ class Sandbox:
         record = body.record()
         self.state.put(routing_id, record)
         if draw.fate is Fate.DROP:
+            # Count the drop before the socket closes: a client that sees the hang-up and then
+            # reads /sandbox/stats must find it there.
+            self.state.answered(None)
+            request.scope[_COUNTED] = True
             await _drop(request)
         if draw.fate is Fate.SLOW:
             await anyio.sleep(self.config.faults.slow_seconds)
