@@ -55,9 +55,9 @@ class Validation:
     ``judged``: ``row`` (Int64, 1-based), ``routing_id`` (String as read, "" when empty),
     ``error_code`` ("" when valid, codes joined by ";"), ``error_message`` ("" when valid),
     ``id`` (Int64 routing id of valid rows, else null).
-    ``numbers``: each integer field as Int64 (null where empty or not a usable integer), and
-    ``connection_id``: the connection id the row sends (its own, the old spelling, or the
-    default; null for none).
+    ``numbers``: each integer field as Int64 (null where empty or not a usable integer).
+    ``connections``: ``connection_id`` and ``connectionId`` as read, and whether each is set;
+    a row sends its own, else the old spelling, else ``default_connection_id``.
     ``verdicts`` is ``judged`` plus ``request`` (the compact JSON body, "" when invalid), built
     on first use: checking a file never pays for a million request bodies it does not need.
     """
@@ -65,11 +65,13 @@ class Validation:
     table: Table
     judged: pl.DataFrame
     numbers: pl.DataFrame
+    connections: pl.DataFrame
+    default_connection_id: str | None = None
 
     @cached_property
     def verdicts(self) -> pl.DataFrame:
         """Columns VERDICT_COLUMNS, one row per input row."""
-        return _with_requests(self.judged, self.numbers)
+        return self._with_requests(self.judged, self.numbers, self.connections)
 
     @property
     def total(self) -> int:
@@ -108,10 +110,11 @@ class Validation:
     def calls(self) -> Iterator[Call]:
         """The requests of the valid rows, in input order, made a chunk at a time."""
         mask = self.valid_mask()
-        judged = self.judged.filter(mask)
-        numbers = self.numbers.filter(mask)
-        for offset in range(0, judged.height, _CHUNK):
-            chunk = _with_requests(judged.slice(offset, _CHUNK), numbers.slice(offset, _CHUNK))
+        frames = (self.judged.filter(mask), self.numbers.filter(mask))
+        connections = self.connections.filter(mask)
+        for offset in range(0, frames[0].height, _CHUNK):
+            judged, numbers = (frame.slice(offset, _CHUNK) for frame in frames)
+            chunk = self._with_requests(judged, numbers, connections.slice(offset, _CHUNK))
             yield from (
                 Call(row=row, routing_id=routing_id, body=body)
                 for row, routing_id, body in chunk.select("row", "id", "request").iter_rows()
@@ -120,18 +123,31 @@ class Validation:
     def preview_results(self) -> Iterator[RowResult]:
         """Every row as a result before anything is sent: ``invalid``, or ``not_attempted``."""
         for offset in range(0, self.judged.height, _CHUNK):
-            chunk = _with_requests(
-                self.judged.slice(offset, _CHUNK), self.numbers.slice(offset, _CHUNK)
+            chunk = self._with_requests(
+                self.judged.slice(offset, _CHUNK),
+                self.numbers.slice(offset, _CHUNK),
+                self.connections.slice(offset, _CHUNK),
             )
             yield from (_result(*values) for values in _values(chunk))
 
-
-def _with_requests(judged: pl.DataFrame, numbers: pl.DataFrame) -> pl.DataFrame:
-    """``judged`` with the ``request`` column (rows aligned with ``numbers``)."""
-    bodies = numbers.select(_request().alias("request")).get_column("request")
-    return judged.with_columns(
-        pl.when(pl.col("error_code") == "").then(bodies).otherwise(pl.lit("")).alias("request")
-    ).select(VERDICT_COLUMNS)
+    def _with_requests(
+        self, judged: pl.DataFrame, numbers: pl.DataFrame, connections: pl.DataFrame
+    ) -> pl.DataFrame:
+        """``judged`` with the ``request`` column (the three frames' rows aligned)."""
+        new, old = _CONNECTION_FIELDS
+        connection = (
+            pl.when(pl.col(_set(new)))
+            .then(pl.col(new))
+            .when(pl.col(_set(old)))
+            .then(pl.col(old))
+            .otherwise(pl.lit(self.default_connection_id, dtype=pl.String))
+            .str.strip_chars(WHITESPACE)
+        )
+        sent = numbers.with_columns(connections.select(connection.alias(vl.CONNECTION_ID)))
+        bodies = sent.select(_request().alias("request")).get_column("request")
+        return judged.with_columns(
+            pl.when(pl.col("error_code") == "").then(bodies).otherwise(pl.lit("")).alias("request")
+        ).select(VERDICT_COLUMNS)
 
 
 def _values(frame: pl.DataFrame) -> Iterator[tuple[int, str, str, str, str]]:
@@ -190,19 +206,18 @@ def validate(table: Table, *, connection_id: str | None = None) -> Validation:
             judged.get_column("error_code").scatter(index, bad.get_column("error_code")),
             judged.get_column("error_message").scatter(index, bad.get_column("error_message")),
         )
-    new, old = _CONNECTION_FIELDS
-    connection = (
-        pl.when(pl.col(_set(new)))
-        .then(pl.col(new))
-        .when(pl.col(_set(old)))
-        .then(pl.col(old))
-        .otherwise(pl.lit(default, dtype=pl.String))
+    numbers = checked.select(pl.col(_num(name)).alias(name) for name in vl.INTEGER_FIELDS)
+    # As read, with whether each is set: the one a row sends is picked when bodies are built.
+    connections = checked.select(
+        *_CONNECTION_FIELDS, *[pl.col(_set(name)) for name in _CONNECTION_FIELDS]
     )
-    numbers = checked.select(
-        *[pl.col(_num(name)).alias(name) for name in vl.INTEGER_FIELDS],
-        connection.str.strip_chars(WHITESPACE).alias(vl.CONNECTION_ID),
+    return Validation(
+        table=table,
+        judged=judged,
+        numbers=numbers,
+        connections=connections,
+        default_connection_id=default,
     )
-    return Validation(table=table, judged=judged, numbers=numbers)
 
 
 _CONNECTION_FIELDS: Final = (vl.CONNECTION_ID, vl.CONNECTION_ID_OLD)
