@@ -103,6 +103,39 @@ class Observer:
         """The run was asked to stop."""
 
 
+class FirstAttempts:
+    """Holds back, on a soft stop, rows that were started but have not sent anything yet.
+
+    A row's task may wait a while for the limiter before its first request; "start nothing
+    new" means such a row must not send once a stop is asked for. Each row waits inside a
+    cancel scope until the sender reports its first attempt (:meth:`started`, wired through
+    :func:`sender_hooks`); :meth:`hold_back` cancels the scopes of rows still waiting.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[int, anyio.CancelScope] = {}
+        self._held = False
+
+    def guard(self, call: Call) -> anyio.CancelScope:
+        scope = anyio.CancelScope()
+        if self._held:
+            scope.cancel()
+        self._waiting[call.row] = scope
+        return scope
+
+    def started(self, call: Call) -> None:
+        self._waiting.pop(call.row, None)
+
+    def done(self, call: Call) -> None:
+        self._waiting.pop(call.row, None)
+
+    def hold_back(self) -> None:
+        self._held = True
+        for scope in self._waiting.values():
+            scope.cancel()
+        self._waiting.clear()
+
+
 @dataclass(frozen=True, slots=True)
 class RunReport:
     """What one invocation of :func:`execute` did (the whole picture is in the journal)."""
@@ -129,13 +162,16 @@ async def execute(
     stop: StopToken | None = None,
     observer: Observer | None = None,
     grace: float = 30.0,
+    first_attempts: FirstAttempts | None = None,
 ) -> RunReport:
     """Send every call with at most ``concurrency`` in flight, journaling each result.
 
     Stops early when ``stop`` is requested: no new row starts; on a soft stop in-flight rows
     get ``grace`` seconds (the per-request timeout) to finish, then are cancelled. A 401 or
     403 answer stops the run at once (hard). Rows cancelled mid-request stay ``unknown`` in the
-    journal; rows never started have no record (``not_attempted``).
+    journal; rows never started have no record (``not_attempted``). With ``first_attempts``
+    (wired to the sender's attempt hook), a soft stop also holds back rows that are started
+    but have not sent their first request yet.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
@@ -146,17 +182,29 @@ async def execute(
     started = 0
     begun = anyio.current_time()
 
+    def abandoned(call: Call) -> None:
+        record = journal.abandon(call)
+        outcomes[record.outcome if record else Outcome.NOT_ATTEMPTED] += 1
+        observer.row_cancelled(call, record)
+
     async def worker(call: Call) -> None:
         # The slot is released last, after a 401 has stopped the run, so no new row slips in.
         try:
             try:
-                result = await send(call)
+                if first_attempts is None:
+                    result: RowResult | None = await send(call)
+                else:
+                    result = None
+                    with first_attempts.guard(call):
+                        result = await send(call)
+                    first_attempts.done(call)
             except anyio.get_cancelled_exc_class():
                 # Journal writes are synchronous, so this one cannot itself be cancelled.
-                record = journal.abandon(call)
-                outcomes[record.outcome if record else Outcome.NOT_ATTEMPTED] += 1
-                observer.row_cancelled(call, record)
+                abandoned(call)
                 raise
+            if result is None:  # held back by a soft stop before its first request
+                abandoned(call)
+                return
             result = journal.finish(result)
             outcomes[result.outcome] += 1
             observer.row_finished(result)
@@ -176,6 +224,8 @@ async def execute(
             def on_stop(request: StopRequest) -> None:
                 observer.stopping(request)
                 spawning.cancel()
+                if first_attempts is not None:
+                    first_attempts.hold_back()
                 if request.hard:
                     workers.cancel_scope.cancel()
                 else:
@@ -216,7 +266,8 @@ async def run_calls(
     the journal told of each attempt before it is sent. The per-request timeout is also the
     grace period a soft stop gives in-flight requests."""
     observer = observer or Observer()
-    on_attempt, on_retry = sender_hooks(journal, observer)
+    first_attempts = FirstAttempts()
+    on_attempt, on_retry = sender_hooks(journal, observer, first_attempts)
     sender = Sender(client, Limiter(rate), policy, on_attempt=on_attempt, on_retry=on_retry)
     return await execute(
         calls,
@@ -226,6 +277,7 @@ async def run_calls(
         stop=stop,
         observer=observer,
         grace=policy.timeout,
+        first_attempts=first_attempts,
     )
 
 
@@ -240,11 +292,13 @@ def pending(calls: Iterable[Call], journal: Journal) -> Iterator[Call]:
 
 
 def sender_hooks(
-    journal: Journal, observer: Observer
+    journal: Journal, observer: Observer, first_attempts: FirstAttempts | None = None
 ) -> tuple[Callable[[Call, int], None], Callable[[Call, int, str], None]]:
     """``on_attempt`` and ``on_retry`` for the sender: journal first (durability), then show."""
 
     def on_attempt(call: Call, n: int) -> None:
+        if first_attempts is not None:
+            first_attempts.started(call)
         journal.attempt(call, n)
         observer.attempt(call, n)
 
@@ -313,6 +367,7 @@ class Summary:
 
 __all__ = [
     "KEY_REJECTED_MESSAGE",
+    "FirstAttempts",
     "Observer",
     "RunReport",
     "SendFn",

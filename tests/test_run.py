@@ -360,3 +360,30 @@ async def test_whole_run_over_asgi_stops_on_401(journal: Journal) -> None:
     assert report.stopped.reason == StopReason.KEY_REJECTED
     assert app.sandbox.state.stats()["total"] == 1
     assert [r.error_code for r in journal.results()] == ["UNAUTHORIZED"]
+
+
+async def test_soft_stop_holds_back_rows_waiting_for_their_first_slot(journal: Journal) -> None:
+    """On a soft stop, started rows still waiting for the limiter send nothing (not_attempted);
+    the row already answered stays succeeded."""
+    client, app = _sandbox_client()
+    stop = StopToken()
+
+    async def interrupt() -> None:
+        await anyio.sleep(1.5)  # rows 1, 2 answered (t=0, t=1); rows 3-6 wait for the limiter
+        stop.request(StopReason.INTERRUPTED, "interrupted")
+
+    async with client, anyio.create_task_group() as tg:
+        tg.start_soon(interrupt)
+        report = await run_calls(
+            _calls(10),
+            client=client,
+            rate=Rate.parse("1/s"),
+            policy=SendPolicy(),
+            concurrency=4,
+            journal=journal,
+            stop=stop,
+        )
+    assert report.outcomes == {Outcome.SUCCEEDED: 2, Outcome.NOT_ATTEMPTED: 4}
+    assert report.elapsed == 1.5
+    assert app.sandbox.state.stats()["total"] == 2
+    assert [r.row for r in journal.results()] == [1, 2]
