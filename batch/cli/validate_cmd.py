@@ -20,7 +20,11 @@ from batch.validate import Validation, validate
 
 InputArg = Annotated[
     Path,
-    typer.Argument(help="Routing changes: .csv, .parquet, .jsonl or .ndjson", show_default=False),
+    typer.Argument(
+        help="Routing changes: .csv, .parquet, .jsonl or .ndjson",
+        metavar="INPUT",
+        show_default=False,
+    ),
 ]
 ConnectionOpt = Annotated[
     str | None,
