@@ -65,7 +65,7 @@ class RunProgress(Observer):
         self.retrying_rows: set[int] = set()
         self.in_flight: set[int] = set()
         self._sent: deque[float] = deque()  # request start times within RATE_WINDOW
-        self._begun = clock()
+        self._first: float | None = None  # when this invocation's first request started
         self._last_line = -float("inf")
         self._bar: Progress | None = None
         self._task: TaskID | None = None
@@ -74,7 +74,6 @@ class RunProgress(Observer):
 
     def run_started(self, total: int, done: int) -> None:
         self.total, self.done = total, done
-        self._begun = self._clock()
         if self.style == "bar":
             self._bar = Progress(
                 TextColumn("sending"),
@@ -95,6 +94,8 @@ class RunProgress(Observer):
 
     def attempt(self, call: Call, n: int) -> None:
         now = self._clock()
+        if self._first is None:
+            self._first = now
         self.requests += 1
         self._sent.append(now)
         self.in_flight.add(call.row)
@@ -139,7 +140,10 @@ class RunProgress(Observer):
         now = self._clock()
         while self._sent and self._sent[0] < now - RATE_WINDOW:
             self._sent.popleft()
-        span = min(RATE_WINDOW, now - self._begun)
+        if self._first is None:
+            return 0.0
+        # Over the window, or since the first request while the run is younger than that.
+        span = min(RATE_WINDOW, now - self._first)
         return len(self._sent) / span if span > 0 else 0.0
 
     def status(self) -> str:
