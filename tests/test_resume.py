@@ -45,7 +45,7 @@ def command(sandbox: RunningSandbox, source: Path, out: Path, *extra: str) -> li
         "--results",
         str(out),
         "--rate",
-        "20/s",
+        "40/s",
         "--concurrency",
         "4",
         *extra,
