@@ -176,3 +176,15 @@ def test_python_dash_m_batch_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     assert "validate" in result.stdout
     assert "plan" in result.stdout
+
+
+def test_writing_over_the_input_is_refused(tmp_path: Path) -> None:
+    """--results or --out naming the input itself is a usage error; the sheet is untouched."""
+    path = tmp_path / "c.csv"
+    path.write_text(HEADER + "\n1,1,4,1\n")
+    for command, flag in (("validate", "--results"), ("plan", "--out")):
+        code, out, err = invoke(command, path, flag, path)
+        assert code == 2
+        assert out == ""
+        assert f"{flag} {path} is the input file" in err
+    assert path.read_text() == HEADER + "\n1,1,4,1\n"

@@ -13,6 +13,7 @@ import typer
 
 from batch.cli.app import Exit, app, console, reporting_errors
 from batch.cli.summary import print_plan_counts, print_validation_summary
+from batch.errors import UsageError
 from batch.load import load_table
 from batch.plan import plan_counts, write_plan
 from batch.results import write_results
@@ -37,6 +38,12 @@ ConnectionOpt = Annotated[
 ]
 
 
+def _not_the_input(input_path: Path, output: Path | None, flag: str) -> None:
+    """Refuse to write over the input: a typo there would destroy the sheet being checked."""
+    if output is not None and output.resolve() == input_path.resolve():
+        raise UsageError(f"{flag} {output} is the input file; write to another path")
+
+
 def _exit_status(v: Validation) -> Exit:
     return Exit.OK if v.invalid == 0 else Exit.SOME_FAILED
 
@@ -58,6 +65,7 @@ def validate_command(
 ) -> None:
     """Read and check every row; send nothing. Exit 0 all valid, 1 some invalid, 2 unreadable."""
     with reporting_errors():
+        _not_the_input(input_path, results, "--results")
         table = load_table(input_path)
         v = validate(table, connection_id=connection_id)
         if results is not None:
@@ -87,6 +95,7 @@ def plan_command(
 ) -> None:
     """Dry run: what `run` would send, per row; send nothing. Exit statuses as `validate`."""
     with reporting_errors():
+        _not_the_input(input_path, out, "--out")
         table = load_table(input_path)
         v = validate(table, connection_id=connection_id)
         if out is not None:
