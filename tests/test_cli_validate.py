@@ -170,7 +170,7 @@ def test_plan_prints_counts_and_writes_the_plan(tmp_path: Path) -> None:
     assert code == 0
 
 
-def test_python_dash_m_batch_help_lists_the_commands() -> None:
+def test_help_lists_validate_and_plan() -> None:
     """The app knows both commands (registration through batch.cli)."""
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
