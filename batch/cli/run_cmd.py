@@ -478,7 +478,6 @@ def send_batch(
             error = _first_reroute_error(group)
             if error is None:
                 raise
-            progress.close()
             fail(f"{error}; the run stopped: fix that, then run the same command again", 3)
         finally:
             progress.close()
