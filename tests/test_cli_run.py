@@ -400,3 +400,17 @@ def test_plain_progress_lines_and_stopped_summary() -> None:
     )
     assert text[-1] == "to resume, run the same command again: reroute run in.csv"
     assert "why: interrupted (Ctrl-C)" in text
+
+
+def test_retry_reads_and_writes_parquet(start_sandbox: StartSandbox, tmp_path: Path) -> None:
+    """A Parquet results file retries in place like a CSV one (typed columns read back)."""
+    sandbox = start_sandbox(script={1002: ("404",)})
+    source = write_input(tmp_path / "in.csv", 3)
+    out = tmp_path / "out.parquet"
+    assert invoke(*run_args(sandbox, source, out), key=sandbox.api_key).exit_code == 1
+    args = ["retry", str(out), "--base-url", sandbox.base_url, "--rate", "100/s"]
+    result = invoke(*args, key=sandbox.api_key)
+    assert result.exit_code == 0, result.output
+    frame = pl.read_parquet(out)
+    assert frame["outcome"].to_list() == ["succeeded"] * 3
+    assert frame["attempts"].to_list() == [1, 2, 1]
