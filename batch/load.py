@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,12 +150,48 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
         for name in schema:
             if _known_name(name) is not None:
                 schema[name] = pl.String()
-        frame = pl.read_ndjson(path, schema=schema)
-    except _POLARS_ERRORS as exc:
-        raise InputFileError(
-            path, f"is not valid JSON lines (one JSON object per line): {_first_line(exc)}"
-        ) from exc
-    return frame
+        return pl.read_ndjson(path, schema=schema)
+    except _POLARS_ERRORS:
+        # polars could not read it (a syntax error, or one key holding an object in one line
+        # and a number in another): read it line by line, which either copes or names the line.
+        return _read_jsonl_lines(path)
+
+
+def _read_jsonl_lines(path: Path) -> pl.DataFrame:
+    """The slow, exact reader: every value as the text JSON writes it, or the bad line named."""
+    records: list[dict[str, str | None]] = []
+    with path.open(encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise InputFileError(
+                    path, f"line {number} is not valid JSON ({exc}): one JSON object per line"
+                ) from exc
+            if not isinstance(record, dict):
+                raise InputFileError(
+                    path, f"line {number} is not a JSON object: one JSON object per line"
+                )
+            records.append({str(key): _json_text(value) for key, value in record.items()})
+    names = list(dict.fromkeys(key for record in records for key in record))
+    _check_header_names(path, names)
+    columns = {name: [record.get(name) for record in records] for name in names}
+    return pl.DataFrame(columns, schema=dict.fromkeys(names, pl.String()))
+
+
+def _json_text(value: object) -> str | None:
+    """A JSON value as validation should see it: 93.0 is "93", true is "true"."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int | float | str):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
 
 
 # --- from the file's frame to a Table ---

@@ -146,8 +146,8 @@ def test_required_columns_can_be_chosen(tmp_path: Path) -> None:
         ("c.txt", f"{HEADER}\n".encode(), "unknown file type '.txt'"),
         ("c", f"{HEADER}\n".encode(), "unknown file type '(no extension)'"),
         ("c.parquet", b"PAR1 not really", "not a readable Parquet file"),
-        ("c.jsonl", b'{"routing_id": 1}\n{"routing_id":\n', "not valid JSON lines"),
-        ("c.jsonl", b"[1, 2]\n", "not valid JSON lines"),
+        ("c.jsonl", b'{"routing_id": 1}\n{"routing_id":\n', "line 2 is not valid JSON"),
+        ("c.jsonl", b"[1, 2]\n", "line 1 is not a JSON object"),
         ("c.ndjson", b"", "is empty"),
         ("c.jsonl", b'{"routing_id": "\xff"}\n', "not UTF-8"),
     ],
@@ -286,3 +286,16 @@ def test_random_csv_cells_round_trip_to_a_verdict_per_row(
     assert t.passthrough_frame().get_column("note").fill_null("").to_list() == [
         r[4] for r in rows[: len(t)]
     ]
+
+
+def test_jsonl_with_mixed_shapes_is_read_line_by_line(tmp_path: Path) -> None:
+    """A key holding an object in one line and a number in another still loads, as JSON text."""
+    lines = [
+        '{"routing_id": {"a": 1}, "for_inbound_call": [1], "for_outbound_call": 4, "status": 1}',
+        '{"routing_id": 5, "for_inbound_call": 1.0, "for_outbound_call": 4, "status": true}',
+    ]
+    t = load_table(write(tmp_path, "c.jsonl", "\n".join(lines) + "\n"))
+    assert cells(t, "routing_id") == ['{"a":1}', "5"]
+    assert cells(t, "for_inbound_call") == ["[1]", "1"]
+    assert cells(t, "status") == ["1", "true"]
+    assert validate(t).verdicts["error_code"].to_list() == ["NOT_AN_INTEGER", "NOT_AN_INTEGER"]
