@@ -23,7 +23,7 @@ from tests.conftest import StartSandbox
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-ROWS = 60
+ROWS = 100
 
 
 def write_input(path: Path, n: int = ROWS) -> Path:
