@@ -212,9 +212,13 @@ def _to_table(path: Path, frame: pl.DataFrame, required: Collection[str]) -> Tab
     frame = frame.rename(renames)
     # An empty known cell (quoted "" too) means "not set": hold it as null. Blank cells ("  ")
     # stay as written; validation reads them as empty too.
+    # Only columns that hold one are rewritten: the usual sheet is not copied at all.
     known = [name for name in frame.columns if name in KNOWN_COLUMNS]
+    empty = frame.select((pl.col(name) == "").any() for name in known).row(0) if known else ()
     frame = frame.with_columns(
-        pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name)).alias(name) for name in known
+        pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name)).alias(name)
+        for name, has_empty in zip(known, empty, strict=True)
+        if has_empty
     )
     absent = [name for name in KNOWN_COLUMNS if name not in frame.columns]
     frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in absent)
