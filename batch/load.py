@@ -35,6 +35,10 @@ KNOWN_COLUMNS: tuple[str, ...] = (*voicelink.INPUT_COLUMNS, voicelink.CONNECTION
 # Passthrough columns must not shadow a results-file column (the results file carries both).
 _RESERVED = frozenset(name.lower() for name in RESULT_COLUMNS) - {voicelink.ROUTING_ID}
 
+# Whitespace trimmed around cells and header names (the same set validation trims; NBSP
+# because spreadsheets paste it).
+WHITESPACE = " \t\r\n\x0b\x0c\xa0"
+
 _UTF8_CHUNK = 1 << 20
 # What polars raises on a file it cannot read; a Rust panic is a BaseException, caught too so a
 # strange file is one clear line, never a traceback.
@@ -223,11 +227,6 @@ def _to_table(path: Path, frame: pl.DataFrame, required: Collection[str]) -> Tab
     absent = [name for name in KNOWN_COLUMNS if name not in frame.columns]
     frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(name) for name in absent)
     return Table(path=path, frame=frame, passthrough=tuple(passthrough))
-
-
-# Whitespace trimmed around cells and header names (the same set validation trims; NBSP
-# because spreadsheets paste it).
-WHITESPACE = " \t\r\n\x0b\x0c\xa0"
 
 
 def _known_name(header: str) -> str | None:
