@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property
 from typing import Final
@@ -34,6 +34,9 @@ class Code(StrEnum):
     BAD_UUID = "BAD_UUID"
     CONFLICTING_CONNECTION_ID = "CONFLICTING_CONNECTION_ID"
     DUPLICATE_ROUTING_ID = "DUPLICATE_ROUTING_ID"
+    # Found against the current records (batch.current, batch.fill), fed in as extra errors.
+    UNKNOWN_RECORD = "UNKNOWN_RECORD"
+    WIPES = "WIPES"
 
 
 # A whole number as a sheet writes it: "93", "+93", "-3", "093", "93.0", "93." (not 1e3, 9,300).
@@ -174,11 +177,48 @@ def check_connection_id(value: str) -> str:
     return text
 
 
-def validate(table: Table, *, connection_id: str | None = None) -> Validation:
+def add_errors(v: Validation, errors: pl.DataFrame) -> Validation:
+    """``v`` with problems found outside the row's own cells (say, against a snapshot).
+
+    ``errors`` has columns ``row`` (1-based), ``error_code`` and ``error_message`` (several
+    per row allowed). Those rows become invalid; their codes and messages follow any the row
+    already had.
+    """
+    if not errors.height:
+        return v
+    extra = (
+        errors.group_by("row", maintain_order=True)
+        .agg(
+            pl.col("error_code").str.join(CODE_SEPARATOR).alias("#code"),
+            pl.col("error_message").str.join(MESSAGE_SEPARATOR).alias("#message"),
+        )
+        .with_columns(pl.col("row").cast(pl.Int64))
+    )
+    joined = v.judged.join(extra, on="row", how="left", maintain_order="left")
+    hit = pl.col("#code").is_not_null()
+
+    def appended(name: str, extra_name: str, separator: str) -> pl.Expr:
+        own = pl.when(pl.col(name) != "").then(pl.col(name))
+        both = pl.concat_str([own, pl.col(extra_name)], separator=separator, ignore_nulls=True)
+        return pl.when(hit).then(both).otherwise(pl.col(name)).alias(name)
+
+    judged = joined.with_columns(
+        appended("error_code", "#code", CODE_SEPARATOR),
+        appended("error_message", "#message", MESSAGE_SEPARATOR),
+        pl.when(hit).then(None).otherwise(pl.col("id")).alias("id"),
+    ).select(v.judged.columns)
+    return replace(v, judged=judged)
+
+
+def validate(
+    table: Table, *, connection_id: str | None = None, extra_errors: pl.DataFrame | None = None
+) -> Validation:
     """Judge every row of ``table``.
 
     ``connection_id`` is the ``--connection-id`` default, sent for rows whose connection id
-    cells are empty. Raises UsageError only for a bad default; bad rows are verdicts.
+    cells are empty. ``extra_errors`` (see ``add_errors``) are problems found elsewhere, such
+    as ``UNKNOWN_RECORD`` from ``--fill-from-current``. Raises UsageError only for a bad
+    default; bad rows are verdicts.
     """
     default = check_connection_id(connection_id) if connection_id is not None else None
     # Every row gets one yes/no (any check failed?); which checks failed is worked out again
@@ -211,13 +251,14 @@ def validate(table: Table, *, connection_id: str | None = None) -> Validation:
     connections = checked.select(
         *_CONNECTION_FIELDS, *[pl.col(_set(name)) for name in _CONNECTION_FIELDS]
     )
-    return Validation(
+    v = Validation(
         table=table,
         judged=judged,
         numbers=numbers,
         connections=connections,
         default_connection_id=default,
     )
+    return add_errors(v, extra_errors) if extra_errors is not None else v
 
 
 _CONNECTION_FIELDS: Final = (vl.CONNECTION_ID, vl.CONNECTION_ID_OLD)
