@@ -2,7 +2,10 @@
 
 The plan file has one JSON object per line, one per valid row, in input order:
 ``{"row", "routing_id", "method", "path", "body"}`` where ``body`` is the JSON object the
-request carries, byte for byte what ``run`` will send.
+request carries, byte for byte what ``run`` will send. Planned against a snapshot of the
+current records (``--current``), each line also has ``verdict`` (``change``, ``no_change``,
+``wipes``, ``unknown_record``), ``changes`` (``["status: 0 -> 1", ...]``) and ``wipes`` (the
+fields the update would erase).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 from pathlib import Path
 
 from batch import voicelink as vl
+from batch.current import Diff
 from batch.results import atomic_file
 from batch.validate import Validation
 
@@ -30,9 +34,22 @@ def plan_line(row: int, routing_id: int, method: str, path: str, body: str) -> s
     )
 
 
-def write_plan(path: Path, v: Validation) -> None:
-    """Write the plan file of ``v``'s valid rows, atomically (temp file, then replace)."""
+def write_plan(path: Path, v: Validation, diff: Diff | None = None) -> None:
+    """Write the plan file of ``v``'s valid rows, atomically (temp file, then replace).
+
+    With ``diff`` (``v`` judged against the current records) each line gains its verdict.
+    """
+    judged = diff.judged_rows() if diff is not None else None
     with atomic_file(Path(path)) as file:
         for call in v.calls():
             line = plan_line(call.row, call.routing_id, call.method, call.path, call.body)
+            if judged is not None:
+                row = next(judged)
+                assert row.row == call.row, "the diff must be of this validation"
+                extra = {
+                    "verdict": str(row.verdict),
+                    "changes": list(row.changes),
+                    "wipes": list(row.wipes),
+                }
+                line = line[:-1] + "," + json.dumps(extra, separators=(",", ":"))[1:]
             file.write(line.encode() + b"\n")

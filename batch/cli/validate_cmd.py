@@ -1,7 +1,8 @@
 """`reroute validate` and `reroute plan`: read and check every row, show what would be sent.
 
 Neither command sends anything. Exit 0 when every row is valid, 1 when some are invalid, 2 when
-the input (or a flag) cannot be used.
+the input (or a flag) cannot be used. `plan --current` also judges every row against a snapshot
+of the current records (exit 1 too when some row would erase a field the record has).
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ from typing import Annotated
 
 import typer
 
+from batch import voicelink as vl
 from batch.cli.app import Exit, app, console, reporting_errors
-from batch.cli.summary import print_plan_counts, print_validation_summary
+from batch.cli.summary import SHOWN_PROBLEMS, print_plan_counts, print_validation_summary
+from batch.current import Diff, Verdict, diff_rows, load_current
 from batch.errors import UsageError
+from batch.fill import fill_from_current
 from batch.load import load_table
 from batch.plan import plan_counts, write_plan
 from batch.results import write_results
+from batch.rollback import write_rollback
 from batch.validate import Validation, validate
 
 InputArg = Annotated[
@@ -44,8 +49,9 @@ def _not_the_input(input_path: Path, output: Path | None, flag: str) -> None:
         raise UsageError(f"{flag} {output} is the input file; write to another path")
 
 
-def _exit_status(v: Validation) -> Exit:
-    return Exit.OK if v.invalid == 0 else Exit.SOME_FAILED
+def _exit_status(v: Validation, diff: Diff | None = None) -> Exit:
+    wipes = diff.counts()[Verdict.WIPES] if diff is not None else 0
+    return Exit.OK if v.invalid == 0 and wipes == 0 else Exit.SOME_FAILED
 
 
 @app.command("validate")
@@ -86,28 +92,92 @@ def plan_command(
         Path | None,
         typer.Option(
             "--out",
-            help="Write one JSON line per valid row: {row, routing_id, method, path, body}.",
+            help="Write one JSON line per valid row: {row, routing_id, method, path, body} "
+            "(with --current also verdict, changes, wipes).",
             metavar="PLAN.jsonl",
             show_default=False,
         ),
     ] = None,
     connection_id: ConnectionOpt = None,
+    current: Annotated[
+        Path | None,
+        typer.Option(
+            "--current",
+            help="Snapshot of the current records (.csv, .parquet, .jsonl; the input columns): "
+            "show per row what changes, and judge it change, no_change, wipes (erases a field "
+            "the record has) or unknown_record.",
+            metavar="SNAPSHOT",
+            show_default=False,
+        ),
+    ] = None,
+    fill: Annotated[
+        bool,
+        typer.Option(
+            "--fill-from-current",
+            help="Empty cells (and absent columns) take the current record's value; a bot or "
+            "trunk id the row's modes do not use is dropped. Needs --current.",
+        ),
+    ] = False,
+    rollback: Annotated[
+        Path | None,
+        typer.Option(
+            "--rollback",
+            help="Write the current values of every record the plan changes, in the input "
+            "format (by extension): `reroute run PATH` puts them back. Needs --current.",
+            metavar="PATH",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Dry run: what `run` would send, per row; send nothing. Exit statuses as `validate`."""
     with reporting_errors():
-        _not_the_input(input_path, out, "--out")
-        table = load_table(input_path)
-        v = validate(table, connection_id=connection_id)
+        for path, flag in ((out, "--out"), (rollback, "--rollback")):
+            _not_the_input(input_path, path, flag)
+            if current is not None:
+                _not_the_input(current, path, f"{flag} (the snapshot)")
+        if current is None:
+            for given, flag in ((fill, "--fill-from-current"), (rollback, "--rollback")):
+                if given:
+                    raise UsageError(f"{flag} needs --current SNAPSHOT (the current records)")
+        snapshot = load_current(current) if current is not None else None
+        if snapshot is not None and fill:
+            # Whole columns may be absent: they are filled from the snapshot.
+            filled = fill_from_current(load_table(input_path, required=(vl.ROUTING_ID,)), snapshot)
+            table, extra = filled.table, filled.errors
+        else:
+            table, extra = load_table(input_path), None
+        v = validate(table, connection_id=connection_id, extra_errors=extra)
+        diff = diff_rows(v, snapshot) if snapshot is not None else None
         if out is not None:
-            write_plan(out, v)
+            write_plan(out, v, diff)
+        restored = write_rollback(rollback, diff) if rollback and diff else None
         if not len(table):
             _say(f"{input_path}: a header and no rows; nothing to do")
             raise typer.Exit(Exit.OK)
         print_validation_summary(v)
         print_plan_counts(plan_counts(v))
+        if diff is not None:
+            _print_diff(diff)
         if out is not None:
             _say(f"plan of {v.valid} requests written to {out}")
-    raise typer.Exit(_exit_status(v))
+        if restored is not None:
+            _say(
+                f"rollback of {restored} records written to {rollback}: "
+                f"`reroute run {rollback}` puts them back as {current} has them"
+            )
+    raise typer.Exit(_exit_status(v, diff))
+
+
+def _print_diff(diff: Diff) -> None:
+    for line in diff.summary_lines(SHOWN_PROBLEMS):
+        _say(line)
+    wipes = diff.counts()[Verdict.WIPES]
+    if wipes:
+        _say(
+            f"{wipes} rows would erase a value the current record has (the update replaces "
+            "the whole record): fill those cells, use --fill-from-current, or, if erasing is "
+            "intended, pass --allow-wipe to `run`"
+        )
 
 
 def _say(text: str) -> None:
