@@ -229,24 +229,38 @@ def diff_rows(v: Validation, current: Current) -> Diff:
         .hstack(sent)
         .join(old, on="id", how="left", maintain_order="left")
     )
-    found = pl.col("#found").fill_null(False)
-    changes = pl.concat_list([_change(field) for field in vl.BODY_FIELDS]).list.drop_nulls()
-    wipes = pl.concat_list([_wiped(field) for field in vl.BODY_FIELDS]).list.drop_nulls()
-    empty = pl.lit([], dtype=pl.List(pl.String))
+    judged = pl.col("valid") & pl.col("#found").fill_null(False)
+    # Yes/no per row first (cheap); the text of the differences is made only for the rows
+    # that have some, so a million unchanged rows never format a million strings.
     frame = joined.with_columns(
-        pl.when(pl.col("valid") & found).then(changes).otherwise(empty).alias("changes"),
-        pl.when(pl.col("valid") & found).then(wipes).otherwise(empty).alias("wipes"),
-    ).with_columns(
-        pl.when(~pl.col("valid"))
-        .then(pl.lit(None, dtype=pl.String))
-        .when(~found)
-        .then(pl.lit(Verdict.UNKNOWN_RECORD.value))
-        .when(pl.col("wipes").list.len() > 0)
-        .then(pl.lit(Verdict.WIPES.value))
-        .when(pl.col("changes").list.len() > 0)
-        .then(pl.lit(Verdict.CHANGE.value))
-        .otherwise(pl.lit(Verdict.NO_CHANGE.value))
-        .alias("verdict")
+        (judged & pl.any_horizontal(_differs(field) for field in vl.BODY_FIELDS)).alias("#diff"),
+        (judged & pl.any_horizontal(_erased(field) for field in vl.BODY_FIELDS)).alias("#wipe"),
+    )
+    texts = frame.filter(pl.col("#diff")).select(
+        "row",
+        pl.concat_list([_change(field) for field in vl.BODY_FIELDS])
+        .list.drop_nulls()
+        .alias("changes"),
+        pl.concat_list([_wiped(field) for field in vl.BODY_FIELDS])
+        .list.drop_nulls()
+        .alias("wipes"),
+    )
+    empty = pl.lit([], dtype=pl.List(pl.String))
+    frame = (
+        frame.join(texts, on="row", how="left", maintain_order="left")
+        .with_columns(pl.col("changes").fill_null(empty), pl.col("wipes").fill_null(empty))
+        .with_columns(
+            pl.when(~pl.col("valid"))
+            .then(pl.lit(None, dtype=pl.String))
+            .when(~pl.col("#found").fill_null(False))
+            .then(pl.lit(Verdict.UNKNOWN_RECORD.value))
+            .when(pl.col("#wipe"))
+            .then(pl.lit(Verdict.WIPES.value))
+            .when(pl.col("#diff"))
+            .then(pl.lit(Verdict.CHANGE.value))
+            .otherwise(pl.lit(Verdict.NO_CHANGE.value))
+            .alias("verdict")
+        )
     )
     columns = ["row", "routing_id", "id", "verdict", "changes", "wipes"]
     return Diff(
@@ -269,13 +283,15 @@ def _differs(field: str) -> pl.Expr:
     return new.ne_missing(old)
 
 
-def _wiped(field: str) -> pl.Expr:
-    """The field's name where the row sends nothing for a value the record has (and no mode
-    change explains it)."""
+def _erased(field: str) -> pl.Expr:
+    """The row sends nothing for a value the record has, and no mode change explains it."""
     erased = pl.col(field).is_null() & pl.col(current_name(field)).is_not_null()
-    if field in vl.TARGET_FIELDS:
-        erased = erased & _uses(field)
-    return pl.when(erased).then(pl.lit(field))
+    return erased & _uses(field) if field in vl.TARGET_FIELDS else erased
+
+
+def _wiped(field: str) -> pl.Expr:
+    """The field's name where ``_erased``."""
+    return pl.when(_erased(field)).then(pl.lit(field))
 
 
 def _change(field: str) -> pl.Expr:
@@ -322,17 +338,18 @@ class Gate:
     def skipped_results(self) -> list[RowResult]:
         """The skipped rows as results: ``not_attempted``, the request they would have sent,
         and ``error_message`` saying why they were not sent."""
-        skipped = set(self.skipped_rows())
+        # routing_id as read (the results file keeps "093" as written).
+        read = dict(self.diff.frame.filter(self.skipped).select("row", "routing_id").iter_rows())
         return [
             RowResult(
                 row=call.row,
-                routing_id=str(call.routing_id),
+                routing_id=read[call.row],
                 outcome=Outcome.NOT_ATTEMPTED,
                 error_message=self.note,
                 request=call.body,
             )
             for call in self.validation.calls()
-            if call.row in skipped
+            if call.row in read
         ]
 
 

@@ -216,12 +216,13 @@ def test_gate_refuses_wipes_unless_allowed(tmp_path: Path, current: Current) -> 
 
 def test_gate_skips_unchanged_rows_with_a_note(tmp_path: Path, current: Current) -> None:
     """--skip-unchanged leaves no_change rows out: not_attempted, the reason in the note."""
-    v = validated(tmp_path, ["4102,3,3,1,,210,,93,", "4103,2,4,1,,,31,,"])
+    v = validated(tmp_path, ["04102,3,3,1,,210,,93,", "4103,2,4,1,,,31,,"])
     decided = gate(v, current, skip_unchanged=True)
     assert [call.row for call in decided.calls()] == [2]
     assert decided.send_mask().to_list() == [False, True]
     [skipped] = decided.skipped_results()
     assert (skipped.row, skipped.outcome) == (1, Outcome.NOT_ATTEMPTED)
+    assert skipped.routing_id == "04102"  # as read, like every results row
     assert "--skip-unchanged" in skipped.error_message
     assert skipped.request.startswith('{"for_inbound_call":3')
     assert [call.row for call in gate(v, current).calls()] == [1, 2]
