@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from batch import voicelink as vl
 from batch.current import Current, Verdict, diff_rows, load_current
 from batch.fill import fill_from_current
 from batch.load import load_table
@@ -129,3 +132,64 @@ def test_passthrough_columns_and_row_order_survive(tmp_path: Path, current: Curr
     assert table.passthrough == ("ticket",)
     assert table.frame.get_column("ticket").to_list() == ["T-3", "T-1", "T-9"]
     assert table.frame.get_column("for_inbound_call").to_list() == ["2", "1", None]
+
+
+def record_strategy() -> st.SearchStrategy[dict[str, str]]:
+    """A valid current record: modes, and exactly the target ids its modes use."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, str]:
+        inbound = draw(st.sampled_from([1, 2, 3]))
+        outbound = draw(st.sampled_from([2, 3, 4]))
+        record = {
+            "for_inbound_call": str(inbound),
+            "for_outbound_call": str(outbound),
+            "status": str(draw(st.sampled_from([0, 1]))),
+            "connection_id": draw(st.sampled_from(["", UUID])),
+        }
+        for target in vl.TARGET_FIELDS:
+            used = target in vl.targets_used(inbound, outbound)
+            record[target] = str(draw(st.integers(1, 400))) if used else ""
+        return record
+
+    return build()
+
+
+def filled_row(tmp_path: Path, current: Current, row: dict[str, str]) -> Validation:
+    columns = ["routing_id", *row]
+    return filled(
+        tmp_path, current, ",".join(columns) + "\n" + ",".join(["7", *row.values()]) + "\n"
+    )
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    old=record_strategy(),
+    new=record_strategy(),
+    kept=st.sets(st.sampled_from(vl.MODE_FIELDS)),
+)
+def test_filled_rows_never_wipe_and_blank_rows_change_nothing(
+    tmp_path: Path, old: dict[str, str], new: dict[str, str], kept: set[str]
+) -> None:
+    """For any record and new modes, a filled row is valid unless a newly needed id is
+    missing, and never wipes; a row of only its routing id is no_change."""
+    snapshot = tmp_path / "snapshot.csv"
+    snapshot.write_text(
+        ",".join(["routing_id", *old]) + "\n" + ",".join(["7", *old.values()]) + "\n"
+    )
+    current = load_current(snapshot)
+    # The row writes the mode cells not kept, and the target ids its resulting modes use.
+    row = {name: ("" if name in kept else new[name]) for name in vl.MODE_FIELDS}
+    modes = {name: row[name] or old[name] for name in vl.MODE_FIELDS}
+    needs = vl.targets_used(int(modes[vl.FOR_INBOUND_CALL]), int(modes[vl.FOR_OUTBOUND_CALL]))
+    row[vl.CONNECTION_ID] = ""
+    row.update({t: new[t] if t in needs else "" for t in vl.TARGET_FIELDS})
+    v = filled_row(tmp_path, current, row)
+    missing = any(not row[t] and not old[t] for t in needs)
+    assert v.invalid == (1 if missing else 0)
+    if not missing:
+        assert diff_rows(v, current).rows()[0].verdict is not Verdict.WIPES
+    blank = filled_row(tmp_path, current, dict.fromkeys(old, ""))
+    assert diff_rows(blank, current).rows()[0].verdict is Verdict.NO_CHANGE
