@@ -129,7 +129,8 @@ def plan_command(
         ),
     ] = None,
 ) -> None:
-    """Dry run: what `run` would send, per row; send nothing. Exit statuses as `validate`."""
+    """Dry run: what `run` would send, per row; send nothing. Exit statuses as `validate`;
+    with --current, also 1 when a row would wipe a field the current record has."""
     with reporting_errors():
         for path, flag in ((out, "--out"), (rollback, "--rollback")):
             _not_the_input(input_path, path, flag)
