@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from batch.cli.app import app, console, fail, reporting_errors
 from batch.errors import UsageError
-from batch.sandbox import Faults, RunningSandbox, SandboxConfig, generate_api_key, serve_forever
+
+if TYPE_CHECKING:
+    from batch.sandbox import Faults, RunningSandbox
 from batch.settings import Rate, is_loopback_host
 
 _OFF = ("off", "none", "0")
@@ -185,6 +187,10 @@ def sandbox(
                 f"refusing to serve on non-loopback host {host}: the sandbox speaks plain http "
                 "and prints its key; pass --public to do it anyway"
             )
+        # Imported here: starlette and uvicorn cost half a second that every other command
+        # would pay at start-up.
+        from batch.sandbox import Faults, SandboxConfig, generate_api_key, serve_forever
+
         config = SandboxConfig(
             api_key=api_key if api_key is not None else generate_api_key(),
             rate_limit=_rate_limit(rate_limit),
