@@ -414,3 +414,16 @@ def test_retry_reads_and_writes_parquet(start_sandbox: StartSandbox, tmp_path: P
     frame = pl.read_parquet(out)
     assert frame["outcome"].to_list() == ["succeeded"] * 3
     assert frame["attempts"].to_list() == [1, 2, 1]
+
+
+def test_confirmation_aborted_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End of input (or Ctrl-C) at the question counts as no: exit 2, nothing sent."""
+    monkeypatch.setattr("batch.cli.run_cmd.stdin_is_terminal", lambda: True)
+    source = write_input(tmp_path / "in.csv", 2)
+    args = ["run", str(source), "--base-url", "https://api.example.invalid/api/v2"]
+    result = invoke(*args, "--results", str(tmp_path / "o.csv"), key="k", input="")
+    assert result.exit_code == 2
+    assert "not confirmed" in result.stderr
+    assert not (tmp_path / "o.csv").exists()

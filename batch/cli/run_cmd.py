@@ -635,7 +635,11 @@ def _confirm(rows: int, target: Target, settings: RunSettings) -> None:
         markup=False,
         highlight=False,
     )
-    if not typer.confirm("Send them?", default=False, err=True):
+    try:
+        confirmed = typer.confirm("Send them?", default=False, err=True)
+    except typer.Abort:  # Ctrl-C or end of input at the question: a no
+        confirmed = False
+    if not confirmed:
         fail("nothing sent (not confirmed); pass --yes to skip this question", Exit.NOTHING_SENT)
 
 
@@ -668,4 +672,6 @@ def reporting_errors_and_interrupts() -> Iterator[None]:
     except RerouteError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        fail("interrupted; run the same command again to continue", Exit.STOPPED)
+        # While rows are being sent, Ctrl-C is a stop request (a signal receiver), not this:
+        # here it came before sending began, or while the results were being written.
+        fail("interrupted; nothing more was sent: run the same command again", Exit.STOPPED)
