@@ -104,6 +104,38 @@ class Observer:
         """The run was asked to stop."""
 
 
+class Observers(Observer):
+    """Several observers as one, called in order: the progress display, and later stop
+    conditions that watch outcomes (an error budget, a canary) and call the StopToken."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self._observers = observers
+
+    def run_started(self, total: int, done: int) -> None:
+        for o in self._observers:
+            o.run_started(total, done)
+
+    def attempt(self, call: Call, n: int) -> None:
+        for o in self._observers:
+            o.attempt(call, n)
+
+    def retrying(self, call: Call, n: int, code: str) -> None:
+        for o in self._observers:
+            o.retrying(call, n, code)
+
+    def row_finished(self, result: RowResult) -> None:
+        for o in self._observers:
+            o.row_finished(result)
+
+    def row_cancelled(self, call: Call, record: RowResult | None) -> None:
+        for o in self._observers:
+            o.row_cancelled(call, record)
+
+    def stopping(self, stop: StopRequest) -> None:
+        for o in self._observers:
+            o.stopping(stop)
+
+
 class FirstAttempts:
     """Holds back, on a soft stop, rows that were started but have not sent anything yet.
 
@@ -373,6 +405,7 @@ __all__ = [
     "KEY_REJECTED_MESSAGE",
     "FirstAttempts",
     "Observer",
+    "Observers",
     "RunReport",
     "SendFn",
     "StopReason",

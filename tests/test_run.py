@@ -16,6 +16,7 @@ from batch.journal import Journal, RunIdentity
 from batch.model import Call, Outcome, RowResult
 from batch.run import (
     Observer,
+    Observers,
     StopReason,
     StopToken,
     Summary,
@@ -387,3 +388,40 @@ async def test_soft_stop_holds_back_rows_waiting_for_their_first_slot(journal: J
     assert report.elapsed == 1.5
     assert app.sandbox.state.stats()["total"] == 2
     assert [r.row for r in journal.results()] == [1, 2]
+
+
+async def test_observers_fan_out_and_can_stop_the_run(journal: Journal) -> None:
+    """Several observers see every event; one of them (an error budget, say) can stop the run."""
+    stop = StopToken()
+
+    class Budget(Observer):
+        def __init__(self) -> None:
+            self.failed = 0
+
+        def row_finished(self, result: RowResult) -> None:
+            self.failed += result.outcome is Outcome.FAILED
+            if self.failed >= 2:
+                stop.request("error_budget", "2 rows failed: over budget")
+
+    class Count(Observer):
+        def __init__(self) -> None:
+            self.finished = 0
+
+        def row_finished(self, result: RowResult) -> None:
+            self.finished += 1
+
+    budget, count = Budget(), Count()
+    fake = FakeSender(journal)
+    fake.status.update({2: 404, 4: 404})
+    report = await execute(
+        _calls(20),
+        send=fake.send,
+        journal=journal,
+        concurrency=1,
+        stop=stop,
+        observer=Observers(budget, count),
+    )
+    assert count.finished == 4
+    assert fake.sent == [1, 2, 3, 4]
+    assert report.stopped is not None
+    assert report.stopped.reason == "error_budget"
