@@ -142,9 +142,10 @@ class RunProgress(Observer):
             self._sent.popleft()
         if self._first is None:
             return 0.0
-        # Over the window, or since the first request while the run is younger than that.
-        span = min(RATE_WINDOW, now - self._first)
-        return len(self._sent) / span if span > 0 else 0.0
+        # Over the window, or since the first request while the run is younger than that
+        # (but at least a second: two requests a millisecond apart are not 2,000/s).
+        span = max(1.0, min(RATE_WINDOW, now - self._first))
+        return len(self._sent) / span
 
     def status(self) -> str:
         return (
