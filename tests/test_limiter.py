@@ -239,3 +239,58 @@ async def test_a_stalled_loop_never_makes_a_burst() -> None:
     times = await starts(limiter, 6, tasks=3)
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.75 - 1e-9
+
+
+async def test_uncontended_due_acquire_is_granted_without_yielding() -> None:
+    """With nobody waiting and the slot due, acquire grants at once: no checkpoint, no sleep."""
+    limiter = Limiter(Rate.parse("10/s"))
+    with trio.testing.assert_no_checkpoints():
+        await limiter.acquire()
+    await anyio.sleep(0.1)
+    with trio.testing.assert_no_checkpoints():
+        await limiter.acquire()
+    assert anyio.current_time() == pytest.approx(0.1)
+    # The fast path still spaces: the next slot is 0.1 s on, so this one waits for it.
+    with trio.testing.assert_checkpoints():
+        await limiter.acquire()
+    assert anyio.current_time() == pytest.approx(0.2)
+
+
+async def test_fast_path_never_jumps_the_queue() -> None:
+    """A caller arriving when the slot is due but another caller still waits queues behind it."""
+    # The waiter's sleep wakes 0.5 s late (a busy loop): from t = 1 to 1.5 its slot is due
+    # while it has not run yet, which is when a newcomer could otherwise slip in first.
+    limiter = Limiter(Rate.parse("1/s"), sleep=oversleeping(0.5))
+    await limiter.acquire()  # t = 0
+    order: list[tuple[str, float]] = []
+
+    async def caller(name: str, arrive: float) -> None:
+        await anyio.sleep(arrive)
+        await limiter.acquire()
+        order.append((name, anyio.current_time()))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(caller, "waiter", 0.0)
+        tg.start_soon(caller, "newcomer", 1.2)
+    assert [name for name, _ in order] == ["waiter", "newcomer"]
+    assert order[0][1] == pytest.approx(1.5)
+    # Counted as sent at 1.25 (a quarter interval made up), so the newcomer's slot is 2.25.
+    assert order[1][1] == pytest.approx(2.75)
+
+
+async def test_contended_callers_are_served_in_arrival_order() -> None:
+    """Callers that must wait are granted one interval apart, first come first served."""
+    limiter = Limiter(Rate.parse("2/s"))
+    await limiter.acquire()  # t = 0: the next slot is t = 0.5, so everyone below waits
+    order: list[tuple[int, float]] = []
+
+    async def caller(i: int) -> None:
+        await anyio.sleep(i * 0.01)  # arrive in the order 0, 1, 2, ...
+        await limiter.acquire()
+        order.append((i, anyio.current_time()))
+
+    async with anyio.create_task_group() as tg:
+        for i in range(6):
+            tg.start_soon(caller, i)
+    assert [i for i, _ in order] == list(range(6))
+    assert [at for _, at in order] == pytest.approx([0.5 * (i + 1) for i in range(6)])
