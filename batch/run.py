@@ -17,12 +17,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
 import anyio
 import httpx
 
+from batch import window as window_mod
 from batch.journal import KEY_REJECTED_STATUSES, Journal
 from batch.limiter import Limiter
 from batch.model import Call, Outcome, RowResult
@@ -38,6 +40,7 @@ class StopReason(StrEnum):
 
     INTERRUPTED = "interrupted"
     KEY_REJECTED = "key_rejected"
+    WINDOW_CLOSED = "window_closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +320,50 @@ async def run_calls(
     )
 
 
+def window_closed_message(win: window_mod.Window) -> str:
+    end = window_mod.format_moment(win.not_after) if win.not_after else "its end"
+    return (
+        f"the change window closed at {end}: no new row starts and requests in flight finish; "
+        "run the same command in the next window to resume"
+    )
+
+
+async def within_window(
+    win: window_mod.Window,
+    body: Callable[[], Awaitable[RunReport]],
+    *,
+    stop: StopToken,
+    now: Callable[[], datetime] = window_mod.utc_now,
+    on_wait: Callable[[timedelta], None] | None = None,
+    every: float = 60.0,
+    sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+) -> RunReport:
+    """Run ``body`` (the sending) inside the change window ``win``.
+
+    Before the window opens: wait, calling ``on_wait(remaining)`` about every ``every`` s. A
+    stop asked for while waiting (Ctrl-C) ends the wait, and ``body`` then sends nothing. At
+    the close (or at once, when it has already closed) a soft stop WINDOW_CLOSED is asked for:
+    no new row starts, in-flight rows finish. ``body`` always runs, so the caller always gets a
+    report and writes the results.
+    """
+    with anyio.CancelScope() as waiting:
+        unsubscribe = stop.subscribe(lambda _: waiting.cancel())
+        try:
+            if stop.requested:
+                waiting.cancel()
+            await window_mod.wait_for_open(win, now=now, sleep=sleep, on_wait=on_wait, every=every)
+        finally:
+            unsubscribe()
+    if stop.requested:
+        return await body()
+
+    def closed() -> None:
+        stop.request(StopReason.WINDOW_CLOSED, window_closed_message(win))
+
+    async with window_mod.enforce(win, now=now, on_close=closed, sleep=sleep, every=every):
+        return await body()
+
+
 def pending(calls: Iterable[Call], journal: Journal) -> Iterator[Call]:
     """The calls a (resumed) run still has to send: not decided in the journal."""
     if not journal.resumed:
@@ -417,4 +464,6 @@ __all__ = [
     "pending",
     "run_calls",
     "sender_hooks",
+    "window_closed_message",
+    "within_window",
 ]

@@ -317,13 +317,14 @@ def test_sandbox_and_base_url_conflict(tmp_path: Path) -> None:
     assert "--sandbox" in result.stderr
 
 
-def test_job_file_is_not_supported_yet(tmp_path: Path) -> None:
-    """A .toml INPUT is a clear usage error for now (job files land with issue 5)."""
+def test_broken_job_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    """A .toml INPUT is read as a job file: one whose input is missing is exit 2, named."""
     job = tmp_path / "job.toml"
     job.write_text('input = "x.csv"\n')
     result = invoke("run", str(job), key="k")
     assert result.exit_code == 2
-    assert "job file" in result.stderr
+    assert "job.toml" in result.stderr
+    assert "key input" in result.stderr
 
 
 def test_confirmation_on_a_terminal_can_decline(

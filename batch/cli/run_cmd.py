@@ -14,8 +14,8 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, NoReturn
 from urllib.parse import urlsplit
@@ -26,15 +26,24 @@ import typer
 from anyio.abc import TaskStatus
 
 from batch import journal as journal_mod
-from batch import voicelink
+from batch import voicelink, window
 from batch.cli.app import Exit, app, console, err_console, fail, stdin_is_terminal
 from batch.cli.progress import LogFormat, RunProgress, stamp, summary_lines, summary_record
 from batch.errors import RerouteError, UsageError
-from batch.jobs import resolve_run_settings
+from batch.jobs import Job, is_job_file, load_job, resolve_run_settings
 from batch.journal import Journal, RunIdentity
 from batch.lock import RunLock
 from batch.model import RESULT_COLUMNS, RETRYABLE_OUTCOMES, Call, Outcome, RowResult
-from batch.run import RunReport, StopReason, StopToken, Summary, merge_results, pending, run_calls
+from batch.run import (
+    RunReport,
+    StopReason,
+    StopToken,
+    Summary,
+    merge_results,
+    pending,
+    run_calls,
+    within_window,
+)
 from batch.send import SendPolicy, build_client
 from batch.settings import RunSettings, is_loopback_host
 
@@ -98,6 +107,24 @@ LogFormatOpt = Annotated[
         help="text: progress bar on a terminal, else a line every few seconds; json: JSON lines.",
     ),
 ]
+NotBeforeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--not-before",
+        help="Start of the change window: ISO-8601 with offset (2026-12-05T01:00:00+00:00), or "
+        "a time of day with offset (01:00:00+00:00, every night). Waits until then.",
+        metavar="WHEN",
+    ),
+]
+NotAfterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--not-after",
+        help="End of the change window (same forms): no new row starts after it; in-flight "
+        "rows finish, the results are written, exit 3; the same command resumes next window.",
+        metavar="WHEN",
+    ),
+]
 ApiKeyFileOpt = Annotated[
     Path | None,
     typer.Option(
@@ -143,21 +170,32 @@ class Batch:
 
 
 def settings_from(
-    flags: Mapping[str, object | None], env: Mapping[str, str], *, sandbox: bool
+    flags: Mapping[str, object | None],
+    env: Mapping[str, str],
+    *,
+    sandbox: bool,
+    job: Job | None = None,
 ) -> RunSettings:
-    """Merge flags > (job file) > environment > defaults. The job-file layer slots in here."""
-    input_path = flags.get("input")
-    if isinstance(input_path, Path) and input_path.suffix.lower() == ".toml":
-        raise UsageError(
-            f"{input_path}: job files are not supported by `reroute run` yet; "
-            "give the input file and flags instead"
-        )
+    """Merge flags > job file > environment > defaults (batch.jobs.resolve_run_settings).
+
+    ``job``: the job file given as INPUT (its ``input`` is then the rows file). With
+    ``--sandbox`` the embedded sandbox is the target, whatever the job's base_url says, and
+    paces at SANDBOX_RATE unless a flag or the job sets a rate.
+    """
     if sandbox:
         if flags.get("base_url") is not None:
             raise UsageError("--sandbox runs against the embedded sandbox: drop --base-url")
-        flags = {**flags, "rate": flags.get("rate") or SANDBOX_RATE}
+        if flags.get("rate") is None and (job is None or job.rate is None):
+            flags = {**flags, "rate": SANDBOX_RATE}
         env = {k: v for k, v in env.items() if k != "REROUTE_BASE_URL"}
-    return resolve_run_settings(flags, None, env)
+        if job is not None and job.base_url is not None:
+            job = replace(job, base_url=None)  # the sandbox's URL wins over the job's
+    return resolve_run_settings(flags, job, env)
+
+
+def job_from(path: Path) -> Job | None:
+    """The job file given as INPUT (``.toml``), loaded and checked; None for a rows file."""
+    return load_job(path) if is_job_file(path) else None
 
 
 def read_api_key(settings: RunSettings, key_file: Path | None, env: Mapping[str, str]) -> str:
@@ -204,7 +242,12 @@ def _command(
 @app.command()
 def run(
     input: Annotated[
-        Path, typer.Argument(help="Input file: .csv, .parquet, .jsonl or .ndjson.", metavar="INPUT")
+        Path,
+        typer.Argument(
+            help="Input file (.csv, .parquet, .jsonl, .ndjson) or a job file (.toml; flags "
+            "given here override it).",
+            metavar="INPUT|JOB.toml",
+        ),
     ],
     base_url: BaseUrlOpt = None,
     rate: RateOpt = None,
@@ -225,6 +268,8 @@ def run(
     fresh: FreshOpt = False,
     sandbox: SandboxOpt = False,
     max_retry_after: MaxRetryAfterOpt = None,
+    not_before: NotBeforeOpt = None,
+    not_after: NotAfterOpt = None,
     yes: YesOpt = False,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
@@ -249,9 +294,12 @@ def run(
         skip_invalid=skip_invalid,
         connection_id=connection_id,
         max_retry_after=max_retry_after,
+        not_before=not_before,
+        not_after=not_after,
     )
     with reporting_errors_and_interrupts():
-        settings = settings_from(flags, os.environ, sandbox=sandbox)
+        job = job_from(input)
+        settings = settings_from(flags, os.environ, sandbox=sandbox, job=job)
         key = None if sandbox else read_api_key(settings, api_key_file, os.environ)
         table = load_table(settings.input)
         validation = validate(table, connection_id=settings.connection_id)
@@ -301,6 +349,8 @@ def retry(
     fresh: FreshOpt = False,
     sandbox: SandboxOpt = False,
     max_retry_after: MaxRetryAfterOpt = None,
+    not_before: NotBeforeOpt = None,
+    not_after: NotAfterOpt = None,
     yes: YesOpt = False,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
@@ -321,8 +371,15 @@ def retry(
         timeout=timeout,
         results=results or results_file,
         max_retry_after=max_retry_after,
+        not_before=not_before,
+        not_after=not_after,
     )
     with reporting_errors_and_interrupts():
+        if is_job_file(results_file):
+            raise UsageError(
+                f"{results_file} is a job file: `reroute run {results_file}` runs (and resumes) "
+                "it; retry takes the results file a run wrote"
+            )
         settings = settings_from(flags, os.environ, sandbox=sandbox)
         key = None if sandbox else read_api_key(settings, api_key_file, os.environ)
         frame = read_results(settings.input)
@@ -440,7 +497,15 @@ def send_batch(
         max_retry_after=settings.max_retry_after,
     )
     with ExitStack() as stack:
-        stack.enter_context(RunLock(settings.results))
+        # Taken before waiting for the window: a second run of the same job is refused at
+        # once instead of queueing behind the first one's wait.
+        lock = stack.enter_context(RunLock(settings.results))
+        if lock.took_over is not None:
+            _note(
+                log_format,
+                f"took over the lock of a run that died ({lock.took_over.describe()}); "
+                "resuming what its journal recorded",
+            )
         identity_url = SANDBOX_IDENTITY if sandbox else settings.base_url
         journal = stack.enter_context(
             Journal.open(
@@ -464,13 +529,19 @@ def send_batch(
         if target.needs_confirmation and not yes and stdin_is_terminal():
             _confirm(batch.candidates - done, target, settings)
 
+        win = window.Window(settings.not_before, settings.not_after)
+        now = window.utc_now()
+        # Already closed: the stop message says so; a "would not fit" estimate would only confuse.
+        if not window.is_closed(win, now) and (
+            warning := window.fit_warning(win, now, batch.candidates - done, settings.rate)
+        ):
+            _note(log_format, warning)
         progress = RunProgress(style=_style(log_format), err=err_console)
         stop = StopToken()
-        progress.run_started(batch.candidates, done)
         try:
             report = anyio.run(
                 _drive, pending(batch.calls(), journal), settings, policy, target, journal,
-                progress, stop,
+                progress, stop, Waiting(win, log_format, batch.candidates, done),
             )  # fmt: skip
         except BaseExceptionGroup as group:
             # A task group wraps what escapes it; our own errors (a journal that cannot be
@@ -528,6 +599,27 @@ def _first_reroute_error(group: BaseExceptionGroup[BaseException]) -> RerouteErr
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """The change window and how the wait for it is shown (a countdown, or a log line)."""
+
+    win: window.Window
+    log_format: LogFormat
+    total: int
+    done: int
+
+    @property
+    def every(self) -> float:
+        return 1.0 if _style(self.log_format) == "bar" else 60.0
+
+    def show(self, remaining: timedelta) -> None:
+        text = window.waiting_message(self.win, remaining)
+        if _style(self.log_format) == "bar":  # a countdown redrawn in place on a terminal
+            err_console.print(f"\rreroute: {text}  ", end="", markup=False, highlight=False)
+        else:
+            _note(self.log_format, text)
+
+
 async def _drive(
     calls: Iterator[Call],
     settings: RunSettings,
@@ -536,28 +628,37 @@ async def _drive(
     journal: Journal,
     progress: RunProgress,
     stop: StopToken,
+    waiting: Waiting,
 ) -> RunReport:
-    """The async part: client, signal watcher, progress ticker, and the run itself."""
-    async with (
-        build_client(
-            target.base_url,
-            target.api_key,
-            timeout=settings.timeout,
-            concurrency=settings.concurrency,
-        ) as client,
-        anyio.create_task_group() as tasks,
-    ):
+    """The async part: signal watcher, the wait for the window, client, progress, the run."""
+    async with anyio.create_task_group() as tasks:
+        # Signals first: Ctrl-C while waiting for the window ends the wait (exit 3).
         await tasks.start(_watch_signals, stop, settings.timeout)
-        tasks.start_soon(_tick, progress)
-        report = await run_calls(
-            calls,
-            client=client,
-            rate=settings.rate,
-            policy=policy,
-            concurrency=settings.concurrency,
-            journal=journal,
-            observer=progress,
-            stop=stop,
+
+        async def send() -> RunReport:
+            if _style(waiting.log_format) == "bar" and waiting.win.not_before is not None:
+                err_console.print(markup=False)  # end the countdown line
+            progress.run_started(waiting.total, waiting.done)
+            tasks.start_soon(_tick, progress)
+            async with build_client(
+                target.base_url,
+                target.api_key,
+                timeout=settings.timeout,
+                concurrency=settings.concurrency,
+            ) as client:
+                return await run_calls(
+                    calls,
+                    client=client,
+                    rate=settings.rate,
+                    policy=policy,
+                    concurrency=settings.concurrency,
+                    journal=journal,
+                    observer=progress,
+                    stop=stop,
+                )
+
+        report = await within_window(
+            waiting.win, send, stop=stop, on_wait=waiting.show, every=waiting.every
         )
         tasks.cancel_scope.cancel()
     return report
