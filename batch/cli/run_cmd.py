@@ -630,8 +630,18 @@ async def _drive(
     stop: StopToken,
     waiting: Waiting,
 ) -> RunReport:
-    """The async part: signal watcher, the wait for the window, client, progress, the run."""
-    async with anyio.create_task_group() as tasks:
+    """The async part: client, signal watcher, the wait for the window, progress, the run."""
+    # The client is built outside the task group: a key it refuses (bad characters) is then a
+    # plain UsageError (exit 2, nothing sent), not an error wrapped in an exception group.
+    async with (
+        build_client(
+            target.base_url,
+            target.api_key,
+            timeout=settings.timeout,
+            concurrency=settings.concurrency,
+        ) as client,
+        anyio.create_task_group() as tasks,
+    ):
         # Signals first: Ctrl-C while waiting for the window ends the wait (exit 3).
         await tasks.start(_watch_signals, stop, settings.timeout)
 
@@ -640,22 +650,16 @@ async def _drive(
                 err_console.print(markup=False)  # end the countdown line
             progress.run_started(waiting.total, waiting.done)
             tasks.start_soon(_tick, progress)
-            async with build_client(
-                target.base_url,
-                target.api_key,
-                timeout=settings.timeout,
+            return await run_calls(
+                calls,
+                client=client,
+                rate=settings.rate,
+                policy=policy,
                 concurrency=settings.concurrency,
-            ) as client:
-                return await run_calls(
-                    calls,
-                    client=client,
-                    rate=settings.rate,
-                    policy=policy,
-                    concurrency=settings.concurrency,
-                    journal=journal,
-                    observer=progress,
-                    stop=stop,
-                )
+                journal=journal,
+                observer=progress,
+                stop=stop,
+            )
 
         report = await within_window(
             waiting.win, send, stop=stop, on_wait=waiting.show, every=waiting.every
