@@ -13,7 +13,8 @@ flag > job file > environment > default. Schema (paths relative to the job file'
     [target]  base_url, api_key_env (the NAME of a variable, never a key), connection_id
     [pace]    rate ("60/min"), concurrency, max_attempts, timeout, max_retry_after
     [window]  not_before, not_after   (ISO-8601 with offset; times of day = every night)
-    [safety]  skip_invalid
+    [safety]  skip_invalid, current (a snapshot file), fill_from_current, allow_wipe,
+              skip_unchanged, rollback (a file to write), canary (rows), error_budget ("5%" or 10)
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 
 from batch import window
 from batch.errors import JobFileError, UsageError
-from batch.settings import Rate, RunSettings, check_base_url
+from batch.settings import ErrorBudget, Rate, RunSettings, check_base_url
 from batch.window import Bound
 
 # Environment variables that feed a setting (the key itself is read by the CLI, by name).
@@ -45,7 +46,16 @@ _TABLES: Mapping[str, tuple[str, ...]] = {
     "target": ("base_url", "api_key_env", "connection_id"),
     "pace": ("rate", "concurrency", "max_attempts", "timeout", "max_retry_after"),
     "window": ("not_before", "not_after"),
-    "safety": ("skip_invalid",),
+    "safety": (
+        "skip_invalid",
+        "current",
+        "fill_from_current",
+        "allow_wipe",
+        "skip_unchanged",
+        "rollback",
+        "canary",
+        "error_budget",
+    ),
 }
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _KEY_PREFIX = re.compile(r"rg_(?:live|test)_", re.IGNORECASE)
@@ -71,6 +81,13 @@ class Job:
     skip_invalid: bool | None = None
     max_retry_after: float | None = None
     description: str | None = None
+    current: Path | None = None  # [safety]: paths relative to the job file's folder
+    fill_from_current: bool | None = None
+    allow_wipe: bool | None = None
+    skip_unchanged: bool | None = None
+    rollback: Path | None = None
+    canary: int | None = None
+    error_budget: ErrorBudget | None = None
 
     @property
     def name(self) -> str:
@@ -178,7 +195,30 @@ class _Reader:
             not_after=self.bound("[window].not_after", win.get("not_after")),
             skip_invalid=self.flag("[safety].skip_invalid", safety.get("skip_invalid")),
             description=self.text("description", self.doc.get("description")),
+            current=self.snapshot(safety.get("current")),
+            fill_from_current=self.flag(
+                "[safety].fill_from_current", safety.get("fill_from_current")
+            ),
+            allow_wipe=self.flag("[safety].allow_wipe", safety.get("allow_wipe")),
+            skip_unchanged=self.flag("[safety].skip_unchanged", safety.get("skip_unchanged")),
+            rollback=self.safety_path("rollback", safety.get("rollback")),
+            canary=self.count("[safety].canary", safety.get("canary")),
+            error_budget=self.budget(safety.get("error_budget")),
         )
+        if job.current is None:
+            for name in ("fill_from_current", "allow_wipe", "skip_unchanged", "rollback"):
+                if getattr(job, name):
+                    raise self.fail(
+                        f"[safety].{name}",
+                        "needs [safety].current, the snapshot of the current records "
+                        '(e.g. current = "../samples/routing-current.csv")',
+                    )
+        if job.rollback is not None and job.rollback in (job.input, job.current, job.results):
+            raise self.fail(
+                "[safety].rollback",
+                f"{job.rollback} is also the job's input, snapshot or results file: "
+                "name another file",
+            )
         try:  # a daily window is checked against an arbitrary day: only its shape matters here
             window.resolve(job.not_before, job.not_after, datetime.now(UTC))
         except ValueError as exc:
@@ -272,6 +312,38 @@ class _Reader:
         if value is not None and not isinstance(value, bool):
             raise self.fail(key, f"expected true or false (no quotes), got {_shown(value)}")
         return value
+
+    def safety_path(self, name: str, value: object) -> Path | None:
+        text = self.text(f"[safety].{name}", value)
+        if text is None:
+            return None
+        if not text.strip():
+            raise self.fail(
+                f"[safety].{name}", "is empty: name a file, relative to the job file's folder"
+            )
+        return _beside(self.path, text)
+
+    def snapshot(self, value: object) -> Path | None:
+        path = self.safety_path("current", value)
+        if path is not None and not path.is_file():
+            raise self.fail(
+                "[safety].current",
+                f"file {path} not found (paths in a job file are relative to the job file's "
+                f"folder, {self.path.parent}): export the current records there or fix the path",
+            )
+        return path
+
+    def budget(self, value: object) -> ErrorBudget | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise self.fail(
+                "[safety].error_budget", f'expected "5%" or a whole number, got {_shown(value)}'
+            )
+        try:
+            return ErrorBudget.parse(value)
+        except UsageError as exc:
+            raise self.fail("[safety].error_budget", str(exc)) from None
 
     def bound(self, key: str, value: object) -> Bound | None:
         if value is None:
@@ -414,6 +486,20 @@ def _as_bound(value: object) -> Bound:
     return window.parse_bound(value) if isinstance(value, str) else window.check_bound(value)
 
 
+def _as_budget(value: object) -> ErrorBudget:
+    if isinstance(value, ErrorBudget):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f'expected "5%" or a whole number, got {_shown(value)}')
+    return ErrorBudget.parse(value)
+
+
+def _as_optional_count(value: object) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return _as_count(value)
+
+
 def _as_env_name(value: object) -> str:
     text = str(value)
     if not _ENV_NAME.match(text) or looks_like_api_key(text):
@@ -436,6 +522,13 @@ _COERCE: Mapping[str, Callable[[object], object]] = {
     "not_before": _as_bound,
     "not_after": _as_bound,
     "api_key_env": _as_env_name,
+    "current": _as_path,
+    "rollback": _as_path,
+    "fill_from_current": _as_bool,
+    "allow_wipe": _as_bool,
+    "skip_unchanged": _as_bool,
+    "canary": _as_optional_count,
+    "error_budget": _as_budget,
 }
 
 

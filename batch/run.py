@@ -13,12 +13,13 @@ is a million loop iterations, never a million tasks or a million responses in me
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import islice
 from typing import Final
 
 import anyio
@@ -29,7 +30,7 @@ from batch.journal import KEY_REJECTED_STATUSES, Journal
 from batch.limiter import Limiter
 from batch.model import Call, Outcome, RowResult
 from batch.send import Sender, SendPolicy
-from batch.settings import Rate
+from batch.settings import ErrorBudget, Rate
 
 SendFn = Callable[[Call], Awaitable[RowResult]]
 
@@ -41,6 +42,9 @@ class StopReason(StrEnum):
     INTERRUPTED = "interrupted"
     KEY_REJECTED = "key_rejected"
     WINDOW_CLOSED = "window_closed"
+    ERROR_BUDGET = "error_budget"
+    CANARY_FAILED = "canary_failed"  # a canary row did not succeed
+    CANARY_DECLINED = "canary_declined"  # the canary passed; the user chose not to go on
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +324,117 @@ async def run_calls(
     )
 
 
+class BudgetWatch(Observer):
+    """The error budget: asks for a soft stop (no new row; in-flight rows finish) once the
+    failed rows exceed it. A share is measured over the last ``ErrorBudget.WINDOW`` finished
+    rows of this invocation (all of them while fewer have finished); a count over all of them.
+    ``budget=None`` only keeps the tally, for the summary's "error budget: off"."""
+
+    def __init__(self, budget: ErrorBudget | None, stop: StopToken) -> None:
+        self.budget = budget
+        self._stop = stop
+        self._recent: deque[bool] = deque(maxlen=ErrorBudget.WINDOW)
+        self.failed = 0
+
+    def row_finished(self, result: RowResult) -> None:
+        failed = result.outcome is Outcome.FAILED
+        self._recent.append(failed)
+        self.failed += failed
+        if failed and self.exceeded:
+            self._stop.request(
+                StopReason.ERROR_BUDGET,
+                f"error budget exceeded: {self.used()}, over the budget of {self.budget}; no "
+                "new row starts: look at the failures in the results file, then run the same "
+                "command again to resume",
+            )
+
+    @property
+    def share(self) -> float:
+        """Percent of failed rows among the recent finished ones (0 when none finished)."""
+        return 100.0 * sum(self._recent) / len(self._recent) if self._recent else 0.0
+
+    @property
+    def exceeded(self) -> bool:
+        if self.budget is None:
+            return False
+        if self.budget.percent is not None:
+            return self.share > self.budget.percent
+        return self.budget.count is not None and self.failed > self.budget.count
+
+    def used(self) -> str:
+        """What the budget has used so far, in its own terms."""
+        if self.budget is not None and self.budget.count is not None:
+            return f"{self.failed} failed rows"
+        return f"{self.share:.0f}% of the last {len(self._recent)} finished rows failed"
+
+    def describe(self) -> str:
+        """The summary's line: ``error budget: off`` / ``error budget: 5% of last 100: 2% used``."""
+        if self.budget is None:
+            return "error budget: off"
+        if self.budget.percent is not None:
+            return (
+                f"error budget: {self.budget.percent:g}% of last {ErrorBudget.WINDOW}: "
+                f"{self.share:.0f}% used"
+            )
+        return f"error budget: {self.budget.count} failed rows: {self.failed} used"
+
+
+RunFn = Callable[[Iterable[Call]], Awaitable[RunReport]]
+
+
+def combine(first: RunReport, second: RunReport) -> RunReport:
+    """One report for two phases of the same invocation (the canary, then the rest)."""
+    outcomes = Counter(first.outcomes)
+    outcomes.update(second.outcomes)
+    return RunReport(
+        started=first.started + second.started,
+        outcomes=dict(outcomes),
+        stopped=second.stopped,
+        elapsed=first.elapsed + second.elapsed,
+    )
+
+
+async def with_canary(
+    calls: Iterable[Call],
+    run: RunFn,
+    *,
+    canary: int,
+    stop: StopToken,
+    proceed: Callable[[RunReport], Awaitable[bool]],
+) -> RunReport:
+    """The canary phase: send the first ``canary`` calls, then decide.
+
+    If any of them did not succeed: stop (CANARY_FAILED), the rest not attempted. If all
+    succeeded, ``proceed(report)`` decides (the CLI asks on a terminal, says yes elsewhere);
+    a no stops (CANARY_DECLINED). Then the rest is sent by ``run`` as usual. ``canary`` is what
+    is left of the canary (a resumed run counts the rows an earlier invocation decided): 0
+    sends everything at once. Any other stop (window, budget, Ctrl-C) ends the canary as usual.
+    """
+    source = iter(calls)
+    if canary < 1:
+        return await run(source)
+    first = await run(islice(source, canary))
+    if first.stopped is not None:
+        return first
+    bad = first.started - first.outcomes.get(Outcome.SUCCEEDED, 0)
+    if bad:
+        stop.request(
+            StopReason.CANARY_FAILED,
+            f"canary: {bad} of the first {first.started} rows did not succeed, so the rest "
+            "were not sent; look at them in the results file, fix the cause, then run the same "
+            "command again to send the rest",
+        )
+        return replace(first, stopped=stop.first)
+    if first.started and not await proceed(first):
+        stop.request(
+            StopReason.CANARY_DECLINED,
+            f"canary: the first {first.started} rows succeeded and the rest were not sent (not "
+            "confirmed); run the same command again to send the rest",
+        )
+        return replace(first, stopped=stop.first)
+    return combine(first, await run(source))
+
+
 def window_closed_message(win: window_mod.Window) -> str:
     end = window_mod.format_moment(win.not_after) if win.not_after else "its end"
     return (
@@ -450,20 +565,24 @@ class Summary:
 
 __all__ = [
     "KEY_REJECTED_MESSAGE",
+    "BudgetWatch",
     "FirstAttempts",
     "Observer",
     "Observers",
+    "RunFn",
     "RunReport",
     "SendFn",
     "StopReason",
     "StopRequest",
     "StopToken",
     "Summary",
+    "combine",
     "execute",
     "merge_results",
     "pending",
     "run_calls",
     "sender_hooks",
     "window_closed_message",
+    "with_canary",
     "within_window",
 ]

@@ -77,6 +77,43 @@ def check_base_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
+_BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorBudget:
+    """``--error-budget``: how many failed rows a run tolerates before it stops starting rows.
+
+    ``5%``: the share of ``failed`` among the last ``WINDOW`` finished rows (all of them while
+    fewer have finished) may not exceed 5 %. ``10``: at most 10 failed rows in the run.
+    """
+
+    percent: float | None = None
+    count: int | None = None
+
+    WINDOW = 100  # finished rows the share is measured over (a class constant, not a field)
+
+    @classmethod
+    def parse(cls, value: str | int) -> ErrorBudget:
+        """``"5%"``, ``"2.5%"`` or a whole number ``10``; a UsageError shows both forms."""
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return cls(count=value)
+        match = _BUDGET.match(value) if isinstance(value, str) else None
+        if match and match.group(2) and float(match.group(1)) < 100:
+            return cls(percent=float(match.group(1)))
+        if match and not match.group(2) and match.group(1).isdigit():
+            return cls(count=int(match.group(1)))
+        raise UsageError(
+            f"error budget {value!r} is not a budget: write a share of the last "
+            f"{cls.WINDOW} finished rows like 5% (below 100%), or a number of failed rows like 10"
+        )
+
+    def __str__(self) -> str:
+        if self.percent is not None:
+            return f"{self.percent:g}% of the last {self.WINDOW} finished rows"
+        return f"{self.count} failed rows"
+
+
 @dataclass(frozen=True, slots=True)
 class RunSettings:
     """Everything `reroute run` needs to know, after flags, job file and environment merged."""
@@ -97,3 +134,11 @@ class RunSettings:
     not_after: datetime | None = None
     # The NAME of the environment variable holding the API key (a job file may pick another).
     api_key_env: str = "VOCOBASE_API_KEY"
+    # Cutover safety (issue 6): the snapshot of the current records and what to do with it.
+    current: Path | None = None
+    fill_from_current: bool = False
+    allow_wipe: bool = False
+    skip_unchanged: bool = False
+    rollback: Path | None = None
+    canary: int | None = None  # send this many rows first, then stop or ask
+    error_budget: ErrorBudget | None = None  # None: off

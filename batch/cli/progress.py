@@ -188,6 +188,15 @@ class RunProgress(Observer):
             return 0.0
         return None if rate <= 0 else round(left / rate, 1)
 
+    def pause(self) -> None:
+        """Take the bar off the terminal while a question is asked (the canary's)."""
+        if self._bar is not None:
+            self._bar.stop()
+
+    def resume(self) -> None:
+        if self._bar is not None:
+            self._bar.start()
+
     def close(self) -> None:
         """The last word of the display: the bar at its final state, or a last log line."""
         if self._bar is not None and self._task is not None:
@@ -231,8 +240,11 @@ def summary_lines(
     stopped: StopRequest | None,
     resume_command: str,
     retry_command: str,
+    error_budget: str | None = None,
+    skipped: int = 0,
 ) -> list[str]:
-    """The end-of-run summary, as plain lines (the text log format)."""
+    """The end-of-run summary, as plain lines (the text log format). ``skipped``: rows left
+    out on purpose (--skip-unchanged), counted as not_attempted but not worth retrying."""
     rate = requests / elapsed if elapsed > 0 else 0.0
     head = "stopped early" if stopped else "finished"
     lines = [
@@ -242,6 +254,8 @@ def summary_lines(
     for outcome in Outcome:
         if summary.counts[outcome]:
             lines.append(f"  {outcome.value:<14}{summary.counts[outcome]:>8}")
+            if outcome is Outcome.NOT_ATTEMPTED and skipped:
+                lines[-1] += f"  ({skipped} unchanged, skipped by --skip-unchanged)"
     top = summary.top_codes()
     if top:
         lines.append("top error codes:")
@@ -251,13 +265,15 @@ def summary_lines(
                 f"  {code:<26}{count:>6}  e.g. row {example.row} "
                 f"(routing_id {example.routing_id}): {detail}"
             )
+    if error_budget is not None:
+        lines.append(error_budget)
     lines.append(f"results: {results}")
     if stopped is not None:
         lines.append(f"why: {stopped.message}")
         lines.append(f"to resume, run the same command again: {resume_command}")
-    elif summary.retryable:
-        lines.append(f"to send the {summary.retryable} rows that did not succeed again: "
-                     f"{retry_command}")  # fmt: skip
+    elif summary.retryable - skipped > 0:
+        lines.append(f"to send the {summary.retryable - skipped} rows that did not succeed "
+                     f"again: {retry_command}")  # fmt: skip
     return lines
 
 
@@ -270,6 +286,8 @@ def summary_record(
     stopped: StopRequest | None,
     resume_command: str,
     retry_command: str,
+    error_budget: str | None = None,
+    skipped: int = 0,
 ) -> dict[str, Any]:
     """The end-of-run summary as one JSON object (the json log format)."""
     return {
@@ -288,6 +306,10 @@ def summary_record(
         "requests": requests,
         "effective_rate_per_s": round(requests / elapsed, 3) if elapsed > 0 else 0.0,
         "results": results,
+        "error_budget": error_budget,
+        "skipped_unchanged": skipped,
         "resume_command": resume_command if stopped else None,
-        "retry_command": retry_command if summary.retryable and not stopped else None,
+        "retry_command": (
+            retry_command if summary.retryable - skipped > 0 and not stopped else None
+        ),
     }

@@ -7,12 +7,13 @@ the confirmation prompt; progress and summary; exit statuses. The work is done b
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -29,12 +30,17 @@ from batch import journal as journal_mod
 from batch import voicelink, window
 from batch.cli.app import Exit, app, console, err_console, fail, stdin_is_terminal
 from batch.cli.progress import LogFormat, RunProgress, stamp, summary_lines, summary_record
+from batch.current import gate
+from batch.cutover import read_checked, refuse_overwrites, require_current
 from batch.errors import RerouteError, UsageError
 from batch.jobs import Job, is_job_file, load_job, resolve_run_settings
 from batch.journal import Journal, RunIdentity
 from batch.lock import RunLock
 from batch.model import RESULT_COLUMNS, RETRYABLE_OUTCOMES, Call, Outcome, RowResult
 from batch.run import (
+    BudgetWatch,
+    Observer,
+    Observers,
     RunReport,
     StopReason,
     StopToken,
@@ -42,10 +48,12 @@ from batch.run import (
     merge_results,
     pending,
     run_calls,
+    with_canary,
     within_window,
 )
 from batch.send import SendPolicy, build_client
 from batch.settings import RunSettings, is_loopback_host
+from batch.validate import Validation
 
 SANDBOX_RATE: Final = "20/s"  # --sandbox without --rate: quick demo (40 rows in ~2 s)
 SANDBOX_IDENTITY: Final = "embedded-sandbox"  # its port changes each time; the run does not
@@ -164,6 +172,8 @@ class Batch:
     candidates: int
     # retry: attempts of the earlier run are added, so `attempts` counts every request sent
     carry_attempts: bool = False
+    # valid rows deliberately not sent (--skip-unchanged): they do not make the exit status 1
+    unsent: int = 0
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -270,6 +280,66 @@ def run(
     max_retry_after: MaxRetryAfterOpt = None,
     not_before: NotBeforeOpt = None,
     not_after: NotAfterOpt = None,
+    current: Annotated[
+        Path | None,
+        typer.Option(
+            "--current",
+            help="Snapshot of the current records (.csv, .parquet, .jsonl; the input columns): "
+            "rows that would erase a field the record has (wipes) are refused as invalid.",
+            metavar="SNAPSHOT",
+        ),
+    ] = None,
+    fill_from_current: Annotated[
+        bool,
+        typer.Option(
+            "--fill-from-current",
+            help="Empty cells (and absent columns) take the snapshot's value; a bot or trunk id "
+            "the row's modes do not use is dropped. Needs --current.",
+        ),
+    ] = False,
+    allow_wipe: Annotated[
+        bool,
+        typer.Option(
+            "--allow-wipe", help="Send rows that erase a field the record has. Needs --current."
+        ),
+    ] = False,
+    skip_unchanged: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unchanged",
+            help="Leave out rows identical to the current record (not_attempted, with a note). "
+            "Needs --current.",
+        ),
+    ] = False,
+    rollback: Annotated[
+        Path | None,
+        typer.Option(
+            "--rollback",
+            help="Before the first request, write the current values of every record this run "
+            "changes (input format by extension): `reroute run PATH` puts them back. Needs "
+            "--current.",
+            metavar="PATH",
+        ),
+    ] = None,
+    canary: Annotated[
+        int | None,
+        typer.Option(
+            "--canary",
+            min=1,
+            help="Send the first N rows, then stop if any failed (exit 3); if all succeeded, ask "
+            "on a terminal (--yes: go on), go on elsewhere.",
+            metavar="N",
+        ),
+    ] = None,
+    error_budget: Annotated[
+        str | None,
+        typer.Option(
+            "--error-budget",
+            help="Stop starting rows (exit 3) when failed rows exceed 5% of the last 100 "
+            "finished, or a count like 10. Default off.",
+            metavar="5%|N",
+        ),
+    ] = None,
     yes: YesOpt = False,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
@@ -280,9 +350,6 @@ def run(
     not sent again. Exit 0 all rows succeeded, 1 some did not, 2 nothing sent (bad usage,
     unreadable input, invalid rows without --skip-invalid), 3 stopped early (resumable).
     """
-    from batch.load import load_table
-    from batch.validate import validate
-
     flags = _flags(
         input=input,
         base_url=base_url,
@@ -296,13 +363,19 @@ def run(
         max_retry_after=max_retry_after,
         not_before=not_before,
         not_after=not_after,
+        current=current,
+        fill_from_current=fill_from_current,
+        allow_wipe=allow_wipe,
+        skip_unchanged=skip_unchanged,
+        rollback=rollback,
+        canary=canary,
+        error_budget=error_budget,
     )
     with reporting_errors_and_interrupts():
         job = job_from(input)
         settings = settings_from(flags, os.environ, sandbox=sandbox, job=job)
         key = None if sandbox else read_api_key(settings, api_key_file, os.environ)
-        table = load_table(settings.input)
-        validation = validate(table, connection_id=settings.connection_id)
+        batch, validation, before = batch_for_run(settings, log_format)
         if validation.invalid and not settings.skip_invalid:
             from batch.cli.summary import print_validation_summary
 
@@ -311,12 +384,6 @@ def run(
                 f"{validation.invalid} of {validation.total} rows are invalid, so nothing was "
                 "sent: fix them (see above), or pass --skip-invalid to send the valid rows only"
             )
-        batch = Batch(
-            calls=validation.calls,
-            base=validation.preview_results,
-            passthrough=table.passthrough_frame(),
-            candidates=validation.valid,
-        )
         extra = {"fresh": None, "sandbox": sandbox, "yes": yes, "api_key_file": api_key_file}
         code = send_batch(
             batch,
@@ -328,8 +395,89 @@ def run(
             log_format=log_format,
             resume_command=_command("run", input, flags, **extra),
             retry_flags={"sandbox": sandbox, "api_key_file": api_key_file, "base_url": base_url},
+            before_sending=before,
+            identity_extra=_snapshot_identity(settings),
         )
     raise typer.Exit(code)
+
+
+def batch_for_run(
+    settings: RunSettings, log_format: LogFormat
+) -> tuple[Batch, Validation, Callable[[], None] | None]:
+    """Read and check the input (against the snapshot with --current): the batch to send, its
+    validation (wipes refused unless --allow-wipe), and what to do just before sending (write
+    the rollback file)."""
+    refuse_overwrites(
+        settings.input,
+        settings.current,
+        ((settings.rollback, "--rollback"), (settings.results, "--results")),
+    )
+    if settings.rollback is not None and settings.rollback.resolve() == settings.results.resolve():
+        raise UsageError(f"--rollback {settings.rollback} is the results file; use another path")
+    require_current(
+        settings.current,
+        {
+            "--allow-wipe": settings.allow_wipe,
+            "--skip-unchanged": settings.skip_unchanged,
+            "--rollback": settings.rollback,
+        },
+    )
+    checked = read_checked(
+        settings.input,
+        current=settings.current,
+        fill=settings.fill_from_current,
+        connection_id=settings.connection_id,
+    )
+    v, passthrough = checked.validation, checked.table.passthrough_frame()
+    if checked.current is None:
+        batch = Batch(
+            calls=v.calls, base=v.preview_results, passthrough=passthrough, candidates=v.valid
+        )
+        return batch, v, None
+    g = gate(
+        v,
+        checked.current,
+        allow_wipe=settings.allow_wipe,
+        skip_unchanged=settings.skip_unchanged,
+    )
+    counts = ", ".join(f"{verdict.value} {n}" for verdict, n in g.diff.counts().items() if n)
+    _note(log_format, f"against {checked.current.path}: {counts or 'no valid rows'}")
+    skipped = {r.row: r for r in g.skipped_results()}
+
+    def base() -> Iterator[RowResult]:
+        for result in g.validation.preview_results():
+            yield skipped.get(result.row, result)
+
+    batch = Batch(
+        calls=g.calls,
+        base=base,
+        passthrough=passthrough,
+        candidates=int(g.send_mask().sum()),
+        unsent=len(skipped),
+    )
+    rollback_path, snapshot = settings.rollback, checked.current.path
+    if rollback_path is None:
+        return batch, g.validation, None
+
+    def write() -> None:
+        from batch.rollback import write_rollback
+
+        restored = write_rollback(rollback_path, g.diff, include=g.send_mask())
+        _note(
+            log_format,
+            f"rollback of {restored} records written to {rollback_path} before sending: "
+            f"`reroute run {rollback_path}` puts them back as {snapshot} has them",
+        )
+
+    return batch, g.validation, write
+
+
+def _snapshot_identity(settings: RunSettings) -> str:
+    """With --current the bodies depend on the snapshot (and on filling): part of the run."""
+    if settings.current is None:
+        return ""
+    digest = journal_mod.sha256_file(settings.current)
+    return f"current={digest};fill={settings.fill_from_current}"
 
 
 @app.command()
@@ -487,6 +635,8 @@ def send_batch(
     resume_command: str,
     retry_flags: Mapping[str, object | None],
     drop_journal_after: bool = False,
+    before_sending: Callable[[], None] | None = None,
+    identity_extra: str = "",
 ) -> int:
     """Lock, open the journal, confirm, send, write the results, summarise; the exit status."""
     from batch.results import write_results
@@ -507,10 +657,14 @@ def send_batch(
                 "resuming what its journal recorded",
             )
         identity_url = SANDBOX_IDENTITY if sandbox else settings.base_url
+        identity = RunIdentity.of(settings.input, identity_url, settings.results)
+        if identity_extra:
+            combined = hashlib.sha256(f"{identity.input_sha256};{identity_extra}".encode())
+            identity = replace(identity, input_sha256=combined.hexdigest())
         journal = stack.enter_context(
             Journal.open(
                 journal_mod.journal_path(settings.results, retry=batch.carry_attempts),
-                RunIdentity.of(settings.input, identity_url, settings.results),
+                identity,
                 fresh=fresh,
             )
         )
@@ -536,12 +690,20 @@ def send_batch(
             warning := window.fit_warning(win, now, batch.candidates - done, settings.rate)
         ):
             _note(log_format, warning)
+        if before_sending is not None:
+            before_sending()  # the rollback file: on disk before the first request
         progress = RunProgress(style=_style(log_format), err=err_console)
         stop = StopToken()
+        budget = BudgetWatch(settings.error_budget, stop)
+        phases = Phases(
+            canary=max(0, (settings.canary or 0) - done),
+            ask=not yes and stdin_is_terminal(),
+            observer=Observers(progress, budget),
+        )
         try:
             report = anyio.run(
                 _drive, pending(batch.calls(), journal), settings, policy, target, journal,
-                progress, stop, Waiting(win, log_format, batch.candidates, done),
+                progress, stop, Waiting(win, log_format, batch.candidates, done), phases,
             )  # fmt: skip
         except BaseExceptionGroup as group:
             # A task group wraps what escapes it; our own errors (a journal that cannot be
@@ -564,11 +726,13 @@ def send_batch(
             results=str(settings.results),
             resume_command=resume_command,
             retry_command=_command("retry", settings.results, retry_flags),
+            error_budget=budget.describe(),
+            skipped=batch.unsent,
         )
         if drop_journal_after:
             _update_run_journal(batch, journal, settings.results)
             journal.delete()
-    if summary.all_succeeded:
+    if summary.counts[Outcome.SUCCEEDED] + batch.unsent == summary.total:
         return Exit.OK
     return Exit.STOPPED if report.stopped is not None else Exit.SOME_FAILED
 
@@ -629,6 +793,7 @@ async def _drive(
     progress: RunProgress,
     stop: StopToken,
     waiting: Waiting,
+    phases: Phases,
 ) -> RunReport:
     """The async part: client, signal watcher, the wait for the window, progress, the run."""
     # The client is built outside the task group: a key it refuses (bad characters) is then a
@@ -650,22 +815,69 @@ async def _drive(
                 err_console.print(markup=False)  # end the countdown line
             progress.run_started(waiting.total, waiting.done)
             tasks.start_soon(_tick, progress)
-            return await run_calls(
-                calls,
-                client=client,
-                rate=settings.rate,
-                policy=policy,
-                concurrency=settings.concurrency,
-                journal=journal,
-                observer=progress,
-                stop=stop,
-            )
+
+            async def run(part: Iterable[Call]) -> RunReport:
+                return await run_calls(
+                    part,
+                    client=client,
+                    rate=settings.rate,
+                    policy=policy,
+                    concurrency=settings.concurrency,
+                    journal=journal,
+                    observer=phases.observer,
+                    stop=stop,
+                )
+
+            async def proceed(canary: RunReport) -> bool:
+                return await _canary_passed(canary, phases, progress, stop, waiting.log_format)
+
+            return await with_canary(calls, run, canary=phases.canary, stop=stop, proceed=proceed)
 
         report = await within_window(
             waiting.win, send, stop=stop, on_wait=waiting.show, every=waiting.every
         )
         tasks.cancel_scope.cancel()
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class Phases:
+    """How the sending goes: the canary rows left, whether to ask after them, who watches."""
+
+    canary: int
+    ask: bool
+    observer: Observer
+
+
+async def _canary_passed(
+    canary: RunReport, phases: Phases, progress: RunProgress, stop: StopToken, fmt: LogFormat
+) -> bool:
+    """Every canary row succeeded: go on, after asking on a terminal (a stop asked for while
+    the question waits, such as Ctrl-C, is a no)."""
+    text = f"canary: the first {canary.started} rows succeeded"
+    if not phases.ask:
+        _note(fmt, f"{text}; sending the rest")
+        return True
+    progress.pause()
+    try:
+        err_console.print(f"reroute: {text}.", markup=False, highlight=False)
+        answer = False
+        with anyio.CancelScope() as asking:
+            unsubscribe = stop.subscribe(lambda _: asking.cancel())
+            try:
+                answer = await anyio.to_thread.run_sync(_ask_to_go_on, abandon_on_cancel=True)
+            finally:
+                unsubscribe()
+        return answer
+    finally:
+        progress.resume()
+
+
+def _ask_to_go_on() -> bool:
+    try:
+        return typer.confirm("Send the rest?", default=False, err=True)
+    except typer.Abort:  # Ctrl-C or end of input at the question: a no
+        return False
 
 
 async def _watch_signals(

@@ -12,12 +12,11 @@ from typing import Annotated
 
 import typer
 
-from batch import voicelink as vl
 from batch.cli.app import Exit, app, console, reporting_errors
 from batch.cli.summary import SHOWN_PROBLEMS, print_plan_counts, print_validation_summary
-from batch.current import Diff, Verdict, diff_rows, load_current
+from batch.current import Diff, Verdict, diff_rows
+from batch.cutover import read_checked, refuse_overwrites, require_current
 from batch.errors import UsageError
-from batch.fill import fill_from_current
 from batch.load import load_table
 from batch.plan import plan_counts, write_plan
 from batch.results import write_results
@@ -132,22 +131,10 @@ def plan_command(
     """Dry run: what `run` would send, per row; send nothing. Exit statuses as `validate`;
     with --current, also 1 when a row would wipe a field the current record has."""
     with reporting_errors():
-        for path, flag in ((out, "--out"), (rollback, "--rollback")):
-            _not_the_input(input_path, path, flag)
-            if current is not None:
-                _not_the_input(current, path, f"{flag} (the snapshot)")
-        if current is None:
-            for given, flag in ((fill, "--fill-from-current"), (rollback, "--rollback")):
-                if given:
-                    raise UsageError(f"{flag} needs --current SNAPSHOT (the current records)")
-        snapshot = load_current(current) if current is not None else None
-        if snapshot is not None and fill:
-            # Whole columns may be absent: they are filled from the snapshot.
-            filled = fill_from_current(load_table(input_path, required=(vl.ROUTING_ID,)), snapshot)
-            table, extra = filled.table, filled.errors
-        else:
-            table, extra = load_table(input_path), None
-        v = validate(table, connection_id=connection_id, extra_errors=extra)
+        refuse_overwrites(input_path, current, ((out, "--out"), (rollback, "--rollback")))
+        require_current(current, {"--rollback": rollback})
+        checked = read_checked(input_path, current=current, fill=fill, connection_id=connection_id)
+        table, v, snapshot = checked.table, checked.validation, checked.current
         diff = diff_rows(v, snapshot) if snapshot is not None else None
         if out is not None:
             write_plan(out, v, diff)
