@@ -18,13 +18,13 @@ import typer
 
 from batch import window
 from batch.cli.app import Exit, app, console
+from batch.current import gate
+from batch.cutover import read_checked
 from batch.errors import LockedError, RerouteError
 from batch.jobs import Job, load_job, resolve_run_settings
-from batch.load import load_table
 from batch.lock import RunLock
 from batch.plan import plan_counts
 from batch.settings import RunSettings
-from batch.validate import validate
 
 jobs_app = typer.Typer(
     name="jobs",
@@ -58,15 +58,31 @@ def check_job(path: Path, env: Mapping[str, str], now: datetime) -> Report:
     try:
         job = load_job(path)
         settings = resolve_run_settings({}, job, env, now=now)
-        table = load_table(settings.input)
-        v = validate(table, connection_id=settings.connection_id)
+        checked = read_checked(
+            settings.input,
+            current=settings.current,
+            fill=settings.fill_from_current,
+            connection_id=settings.connection_id,
+        )
+        v, verdicts = checked.validation, ""
+        sending = sum(n for *_, n in plan_counts(v))
+        if checked.current is not None:  # [safety].current: plan as `run` would gate the rows
+            g = gate(
+                v,
+                checked.current,
+                allow_wipe=settings.allow_wipe,
+                skip_unchanged=settings.skip_unchanged,
+            )
+            v, sending = g.validation, int(g.send_mask().sum())
+            judged = g.diff.counts()
+            verdicts = ", ".join(f"{verdict.value} {n}" for verdict, n in judged.items() if n)
+            verdicts = f"against {checked.current.path}: {verdicts or 'no valid rows'}"
     except RerouteError as exc:
         report.status = Exit.NOTHING_SENT
         report.summary = "unusable"
         # A JobFileError already starts with the job's path; others name their own file.
         report.problems.append(str(exc).removeprefix(f"{path}: "))
         return report
-    sending = sum(n for *_, n in plan_counts(v))
     report.summary = (
         f"{v.total} rows, {v.valid} valid, {v.invalid} invalid; "
         f"would send {sending} request{'' if sending == 1 else 's'} "
@@ -93,6 +109,16 @@ def check_job(path: Path, env: Mapping[str, str], now: datetime) -> Report:
             )
     if job.description:
         report.about = job.description
+    if verdicts:
+        report.notes.append(verdicts)
+    if settings.rollback is not None:
+        report.notes.append(f"the run writes its rollback file to {settings.rollback} first")
+    if settings.canary:
+        report.notes.append(
+            f"canary: the first {settings.canary} rows are sent first; the run stops if any fails"
+        )
+    if settings.error_budget is not None:
+        report.notes.append(f"error budget: {settings.error_budget}")
     report.notes += _notes(settings, sending, env, now)
     return report
 
