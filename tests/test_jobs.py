@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from batch.errors import JobFileError, UsageError
 from batch.jobs import Job, is_job_file, load_job, looks_like_api_key, resolve_run_settings
 from batch.load import load_table
-from batch.settings import Rate, RunSettings
+from batch.settings import ErrorBudget, Rate, RunSettings
 from batch.validate import validate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -291,6 +291,11 @@ LAYERS: dict[str, tuple[object, object, object, str | None, object]] = {
         None,
         Path("jobs/j.results.csv"),
     ),
+    "canary": ("7", 7, 3, None, None),
+    "error_budget": ("5%", ErrorBudget(percent=5.0), ErrorBudget(count=4), None, None),
+    "current": ("flag-now.csv", Path("flag-now.csv"), Path("jobs/now.csv"), None, None),
+    "rollback": ("flag-rb.csv", Path("flag-rb.csv"), Path("jobs/rb.csv"), None, None),
+    "allow_wipe": (True, True, False, None, False),
     "not_after": (
         "2026-12-06T05:00:00+00:00",
         datetime(2026, 12, 6, 5, tzinfo=UTC),
@@ -474,3 +479,69 @@ def test_any_job_document_loads_or_is_one_clear_error(
         assert "\n" not in str(outcome)
     else:
         assert outcome.input.is_file()
+
+
+SAFETY = """\
+[safety]
+current = "data/current.csv"
+fill_from_current = true
+allow_wipe = false
+skip_unchanged = true
+rollback = "out/rollback.parquet"
+canary = 5
+error_budget = "5%"
+"""
+
+
+def test_safety_keys_load_with_paths_beside_the_job(tmp_path: Path) -> None:
+    """[safety] current/fill_from_current/.../error_budget are read; paths beside the job file."""
+    path = write_job(tmp_path, minimal(SAFETY))
+    (tmp_path / "data" / "current.csv").write_text("routing_id\n1\n")
+    loaded = load_job(path)
+    assert loaded.current == tmp_path / "data" / "current.csv"
+    assert loaded.rollback == tmp_path / "out" / "rollback.parquet"
+    assert (loaded.fill_from_current, loaded.allow_wipe, loaded.skip_unchanged) == (
+        True, False, True,
+    )  # fmt: skip
+    assert loaded.canary == 5
+    assert loaded.error_budget == ErrorBudget(percent=5.0)
+    settings = resolve_run_settings({}, loaded, {})
+    assert settings.current == loaded.current
+    assert settings.error_budget == ErrorBudget(percent=5.0)
+    count = load_job(write_job(tmp_path, minimal("[safety]\nerror_budget = 10\n"), name="c.toml"))
+    assert count.error_budget == ErrorBudget(count=10)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('current = "data/none.csv"', "key [safety].current: file"),
+        ("current = 5", "key [safety].current: expected a string"),
+        ("fill_from_current = true", "key [safety].fill_from_current: needs [safety].current"),
+        ('rollback = "rb.csv"', "key [safety].rollback: needs [safety].current"),
+        ('canary = "5"', "key [safety].canary: expected a whole number"),
+        ("canary = 0", "key [safety].canary: expected a whole number"),
+        ('error_budget = "lots"', "key [safety].error_budget: error budget 'lots'"),
+        ("error_budget = 2.5", "key [safety].error_budget: expected"),
+        ("skip_unchanged = 1", "key [safety].skip_unchanged: expected true or false"),
+        ("canry = 5", "did you mean canary?"),
+    ],
+)
+def test_bad_safety_keys_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    """Each bad [safety] value is one JobFileError naming the file and the key."""
+    path = write_job(tmp_path, minimal(f"[safety]\n{text}\n"))
+    with pytest.raises(JobFileError) as caught:
+        load_job(path)
+    assert str(caught.value).startswith(f"{path}: ")
+    assert message in str(caught.value)
+
+
+def test_rollback_over_the_input_is_refused(tmp_path: Path) -> None:
+    """[safety].rollback naming the job's input or snapshot would destroy it: refused."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "current.csv").write_text("routing_id\n1\n")
+    for target in ("data/changes.csv", "data/current.csv"):
+        body = f'[safety]\ncurrent = "data/current.csv"\nrollback = "{target}"\n'
+        path = write_job(tmp_path, minimal(body))
+        with pytest.raises(JobFileError, match=r"key \[safety\]\.rollback: .* name another file"):
+            load_job(path)

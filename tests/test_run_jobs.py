@@ -32,9 +32,11 @@ from batch.run import (
 )
 from batch.sandbox import RunningSandbox
 from batch.window import Window
+from tests.conftest import StartSandbox
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "samples" / "routing-changes.csv"
+SNAPSHOT = REPO / "samples" / "routing-current.csv"
 SAMPLE_ROWS = 40
 
 
@@ -296,3 +298,34 @@ async def test_resumed_in_the_next_window_sends_the_rest(tmp_path: Path) -> None
     assert second == [5, 6, 7, 8, 9, 10]
     assert stopped.stopped is not None
     assert finished.stopped is None
+
+
+def test_job_safety_keys_drive_the_run(start_sandbox: StartSandbox, tmp_path: Path) -> None:
+    """A job's [safety] snapshot, skip_unchanged, rollback, canary and budget apply to `run`."""
+    sandbox = start_sandbox(state=SNAPSHOT)
+    shutil.copy(SNAPSHOT, tmp_path / "current.csv")
+    body = (
+        '[pace]\nrate = "500/s"\n[safety]\ncurrent = "current.csv"\nallow_wipe = true\n'
+        'skip_unchanged = true\nrollback = "rollback.csv"\ncanary = 2\nerror_budget = "5%"'
+    )
+    job = write_job(tmp_path, sandbox, body)
+    result = invoke("run", str(job), key=sandbox.api_key)
+    assert result.exit_code == 0, result.output
+    frame = pl.read_csv(tmp_path / "job.results.csv", infer_schema=False)
+    sent = frame.filter(pl.col("outcome") == "succeeded").height
+    assert sandbox.stats()["total"] == sent
+    assert set(frame["outcome"]) == {"succeeded", "not_attempted"}
+    assert pl.read_csv(tmp_path / "rollback.csv").height == sent
+    assert "canary: the first 2 rows succeeded" in result.stderr
+    assert "error budget: 5% of last 100: 0% used" in result.stdout
+
+
+def test_jobs_check_plans_against_the_jobs_snapshot(tmp_path: Path) -> None:
+    """`jobs check` judges rows against [safety].current: wipes are problems (exit 1)."""
+    shutil.copy(SNAPSHOT, tmp_path / "current.csv")
+    job = write_job(tmp_path, None, '[safety]\ncurrent = "current.csv"\ncanary = 3')
+    result = invoke("jobs", "check", str(job))
+    assert result.exit_code == 1, result.output
+    assert "WIPES" in result.stdout
+    assert "against " in result.stdout
+    assert "canary: the first 3 rows" in result.stdout
