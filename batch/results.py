@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from batch.errors import InputFileError
 from batch.load import CSV_EXTENSIONS, JSONL_EXTENSIONS, PARQUET_EXTENSIONS
@@ -41,7 +42,9 @@ _TIMES: Final = ("started_at", "finished_at")
 _INTEGERS: Final = ("row", "http_status", "attempts", "duration_ms")
 # ISO-8601 UTC, milliseconds, "Z": what a person and every parser read the same way.
 TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.3fZ"
-_CHUNK = 50_000
+# Rows held as Python objects and as a frame at a time while the results file is written:
+# enough that polars' per-call cost is noise, few enough that memory does not grow with rows.
+CHUNK_ROWS: Final = 10_000
 _EXTENSIONS = CSV_EXTENSIONS | PARQUET_EXTENSIONS | JSONL_EXTENSIONS
 
 
@@ -58,47 +61,110 @@ def _check_extension(path: Path) -> str:
 
 def results_frame(results: Iterable[RowResult], passthrough: pl.DataFrame) -> pl.DataFrame:
     """The results as a frame (RESULT_SCHEMA, then ``passthrough`` unchanged, side by side)."""
-    chunks = [_chunk(batch) for batch in _batched(iter(results))]
-    frame = pl.concat(chunks) if chunks else pl.DataFrame(schema=RESULT_SCHEMA)
-    if passthrough.width:
-        if passthrough.height != frame.height:
-            raise ValueError(
-                f"{frame.height} results for {passthrough.height} passthrough rows: "
-                "write_results needs one result per input row"
-            )
-        frame = frame.hstack(passthrough)
-    return frame
+    return pl.concat(list(_frames(results, passthrough)))
 
 
-def write_results(path: Path, results: Iterable[RowResult], passthrough: pl.DataFrame) -> None:
+def write_results(
+    path: Path,
+    results: Iterable[RowResult],
+    passthrough: pl.DataFrame,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+) -> None:
     """Write one record per input row (input order), then ``passthrough``, atomically.
 
     The format follows the extension: ``.csv``, ``.parquet``, ``.jsonl``/``.ndjson``. Times
     are ISO-8601 UTC with ``Z`` in text formats, UTC timestamps in Parquet.
+
+    Streamed ``chunk_rows`` rows at a time (``results`` is read lazily, e.g. from the journal),
+    so a million-row file never means a million-row frame, or its text copies, in memory.
     """
     path = Path(path)
     suffix = _check_extension(path)
-    frame = results_frame(results, passthrough)
-    if suffix not in PARQUET_EXTENSIONS:
-        frame = frame.with_columns(pl.col(name).dt.to_string(TIME_FORMAT) for name in _TIMES)
-    if suffix in CSV_EXTENSIONS:
-        # An empty text is an empty cell (polars would quote it as "").
-        frame = frame.with_columns(
-            pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name)).alias(name)
-            for name, dtype in frame.schema.items()
-            if dtype == pl.String
-        )
-        # CSV holds only flat cells: a nested passthrough value (from JSON lines) goes as JSON.
-        frame = frame.with_columns(
-            _as_json(name) for name, dtype in frame.schema.items() if dtype.is_nested()
-        )
+    frames = _frames(results, passthrough, chunk_rows)
     with atomic_file(path) as file:
-        if suffix in CSV_EXTENSIONS:
-            frame.write_csv(file)
-        elif suffix in PARQUET_EXTENSIONS:
-            frame.write_parquet(file)
+        if suffix in PARQUET_EXTENSIONS:
+            _sink_parquet(file, frames, {**RESULT_SCHEMA, **passthrough.schema})
+        elif suffix in CSV_EXTENSIONS:
+            for index, frame in enumerate(frames):
+                _as_csv_text(frame).write_csv(file, include_header=index == 0)
         else:
-            frame.write_ndjson(file)
+            for frame in frames:
+                _with_text_times(frame).write_ndjson(file)
+
+
+def _frames(
+    results: Iterable[RowResult], passthrough: pl.DataFrame, chunk_rows: int = 0
+) -> Iterator[pl.DataFrame]:
+    """The results ``chunk_rows`` at a time, each beside its slice of ``passthrough``.
+
+    Always yields at least one frame (empty when there are no results), so a CSV gets its
+    header. Raises ValueError when the count of results differs from the passthrough rows.
+    """
+    if chunk_rows < 1:
+        chunk_rows = CHUNK_ROWS
+    offset = 0
+    chunks = _batched(iter(results), chunk_rows)
+    batch = next(chunks, [])
+    while True:
+        frame = _chunk(batch)
+        if passthrough.width:
+            side = passthrough.slice(offset, frame.height)
+            if side.height != frame.height:
+                raise _count_mismatch(offset + frame.height, passthrough.height, more=True)
+            frame = frame.hstack(side)
+        offset += frame.height
+        yield frame
+        batch = next(chunks, [])
+        if not batch:
+            break
+    if passthrough.width and offset != passthrough.height:
+        raise _count_mismatch(offset, passthrough.height, more=False)
+
+
+def _count_mismatch(results: int, rows: int, *, more: bool) -> ValueError:
+    counted = f"at least {results}" if more else str(results)
+    return ValueError(
+        f"{counted} results for {rows} passthrough rows: "
+        "write_results needs one result per input row"
+    )
+
+
+def _with_text_times(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.col(name).dt.to_string(TIME_FORMAT) for name in _TIMES)
+
+
+def _as_csv_text(frame: pl.DataFrame) -> pl.DataFrame:
+    frame = _with_text_times(frame)
+    # An empty text is an empty cell (polars would quote it as "").
+    frame = frame.with_columns(
+        pl.when(pl.col(name) == "").then(None).otherwise(pl.col(name)).alias(name)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String
+    )
+    # CSV holds only flat cells: a nested passthrough value (from JSON lines) goes as JSON.
+    return frame.with_columns(
+        _as_json(name) for name, dtype in frame.schema.items() if dtype.is_nested()
+    )
+
+
+def _sink_parquet(
+    file: BinaryIO, frames: Iterator[pl.DataFrame], schema: Mapping[str, pl.DataType]
+) -> None:
+    """Write ``frames`` as one Parquet file, a chunk at a time.
+
+    polars' Python API has no batched Parquet writer; its streaming sink reading a Python
+    generator (an IO source) is one. The generator runs on a polars thread while this one
+    waits, and an exception it raises comes out of ``sink_parquet`` unchanged.
+    """
+
+    def source(
+        columns: list[str] | None, _predicate: pl.Expr | None, _n: int | None, _size: int | None
+    ) -> Iterator[pl.DataFrame]:
+        for frame in frames:
+            yield frame if columns is None else frame.select(columns)
+
+    register_io_source(source, schema=schema).sink_parquet(file)
 
 
 @contextlib.contextmanager
@@ -202,8 +268,8 @@ def _as_json(name: str) -> pl.Expr:
     return pl.when(pl.col(name).is_null()).then(None).otherwise(text).alias(name)
 
 
-def _batched(results: Iterator[RowResult]) -> Iterator[list[RowResult]]:
-    while batch := list(islice(results, _CHUNK)):
+def _batched(results: Iterator[RowResult], size: int) -> Iterator[list[RowResult]]:
+    while batch := list(islice(results, size)):
         yield batch
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -178,3 +179,76 @@ def test_nested_passthrough_values_go_to_csv_as_json(tmp_path: Path) -> None:
     frame = read_results(path)
     assert json.loads(frame["meta"][0]) == {"team": "ops", "n": 1}
     assert json.loads(frame["tags"][0]) == ["a"]
+
+
+def _many(n: int) -> list[RowResult]:
+    """``n`` results alternating succeeded and invalid, rows 1..n."""
+    return [replace(RESULTS[i % 2], row=i + 1) for i in range(n)]
+
+
+def _tickets(n: int) -> pl.DataFrame:
+    return pl.DataFrame({"ticket": [f"OPS-{i}" for i in range(1, n + 1)], "n": list(range(n))})
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_chunked_text_file_is_byte_identical_to_one_chunk(tmp_path: Path, suffix: str) -> None:
+    """Streaming in chunks writes exactly the bytes of one whole write (one header, in order)."""
+    whole, chunked = tmp_path / f"whole{suffix}", tmp_path / f"chunked{suffix}"
+    write_results(whole, _many(7), _tickets(7), chunk_rows=100)
+    write_results(chunked, _many(7), _tickets(7), chunk_rows=3)
+    assert chunked.read_bytes() == whole.read_bytes()
+    assert len(chunked.read_text().splitlines()) == 7 + (suffix == ".csv")
+
+
+def test_chunked_parquet_reads_back_whole_and_in_order(tmp_path: Path) -> None:
+    """Parquet written chunk by chunk reads back as every row, in order, with its types."""
+    path = tmp_path / "out.parquet"
+    write_results(path, _many(7), _tickets(7), chunk_rows=3)
+    frame = read_results(path)
+    assert frame["row"].to_list() == list(range(1, 8))
+    assert frame["ticket"].to_list() == [f"OPS-{i}" for i in range(1, 8)]
+    assert frame["outcome"].to_list()[:2] == ["succeeded", "invalid"]
+    assert pl.read_parquet_schema(path)["started_at"] == pl.Datetime("us", "UTC")
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_no_results_in_other_formats(tmp_path: Path, suffix: str) -> None:
+    """No rows at all still writes a readable (empty) results file in every format."""
+    path = tmp_path / f"out{suffix}"
+    write_results(path, [], pl.DataFrame({"ticket": []}, schema={"ticket": pl.String}))
+    assert path.exists()
+    if suffix == ".parquet":
+        assert read_results(path).height == 0
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("results", [5, 9], ids=["fewer", "more"])
+def test_a_mismatch_found_in_a_later_chunk_still_writes_nothing(
+    tmp_path: Path, suffix: str, results: int
+) -> None:
+    """Too few or too many results, noticed chunks into the stream, leave no file at all."""
+    path = tmp_path / f"out{suffix}"
+    with pytest.raises(ValueError, match="one result per input row"):
+        write_results(path, _many(results), _tickets(7), chunk_rows=2)
+    assert os.listdir(tmp_path) == []
+
+
+def test_results_are_read_a_chunk_at_a_time(tmp_path: Path) -> None:
+    """The results iterator is consumed lazily: a chunk is written before the next is read."""
+    path = tmp_path / "out.csv"
+    sizes: list[int] = []
+
+    def watched() -> Iterator[RowResult]:
+        for result in _many(9):
+            if result.row in (4, 7):  # first row of the 2nd and 3rd chunk (chunks of 3)
+                sizes.append(path.parent.joinpath(_temp_name(tmp_path)).stat().st_size)
+            yield result
+
+    write_results(path, watched(), _tickets(9), chunk_rows=3)
+    assert sizes[0] > 0  # the first chunk was on disk before the second was read
+    assert sizes[1] > sizes[0]
+
+
+def _temp_name(directory: Path) -> str:
+    (temp,) = [name for name in os.listdir(directory) if name.endswith(".tmp")]
+    return temp
