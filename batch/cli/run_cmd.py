@@ -763,7 +763,7 @@ def _first_reroute_error(group: BaseExceptionGroup[BaseException]) -> RerouteErr
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Waiting:
     """The change window and how the wait for it is shown (a countdown, or a log line)."""
 
@@ -771,6 +771,7 @@ class Waiting:
     log_format: LogFormat
     total: int
     done: int
+    counting_down: bool = False  # a countdown line is on the terminal, to be ended
 
     @property
     def every(self) -> float:
@@ -779,7 +780,10 @@ class Waiting:
     def show(self, remaining: timedelta) -> None:
         text = window.waiting_message(self.win, remaining)
         if _style(self.log_format) == "bar":  # a countdown redrawn in place on a terminal
-            err_console.print(f"\rreroute: {text}  ", end="", markup=False, highlight=False)
+            # Straight to the stream: rich drops the carriage return that redraws the line.
+            err_console.file.write(f"\rreroute: {text}  ")
+            err_console.file.flush()
+            self.counting_down = True
         else:
             _note(self.log_format, text)
 
@@ -811,8 +815,8 @@ async def _drive(
         await tasks.start(_watch_signals, stop, settings.timeout)
 
         async def send() -> RunReport:
-            if _style(waiting.log_format) == "bar" and waiting.win.not_before is not None:
-                err_console.print(markup=False)  # end the countdown line
+            if waiting.counting_down:
+                err_console.file.write("\n")  # end the countdown line
             progress.run_started(waiting.total, waiting.done)
             tasks.start_soon(_tick, progress)
 
