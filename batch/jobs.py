@@ -494,7 +494,7 @@ def _as_budget(value: object) -> ErrorBudget:
     return ErrorBudget.parse(value)
 
 
-def _as_optional_count(value: object) -> int:
+def _as_canary(value: object) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     return _as_count(value)
@@ -527,7 +527,7 @@ _COERCE: Mapping[str, Callable[[object], object]] = {
     "fill_from_current": _as_bool,
     "allow_wipe": _as_bool,
     "skip_unchanged": _as_bool,
-    "canary": _as_optional_count,
+    "canary": _as_canary,
     "error_budget": _as_budget,
 }
 

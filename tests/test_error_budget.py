@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,15 @@ def test_bad_budget_flag_is_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(source), "--sandbox", "--error-budget", "lots"])
     assert result.exit_code == 2
     assert "--error-budget" in result.stderr
+
+
+def test_json_summary_carries_the_budget(start_sandbox: StartSandbox, tmp_path: Path) -> None:
+    """--log-format json: the summary object has the budget line and the stop reason."""
+    sandbox = start_sandbox(not_found_ids=frozenset({1001}))
+    out = tmp_path / "out.csv"
+    result = invoke(sandbox, write_input(tmp_path / "in.csv", 5), out, "--error-budget", "0",
+                    "--log-format", "json")  # fmt: skip
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["stop_reason"] == "error_budget"
+    assert summary["error_budget"] == "error budget: 0 failed rows: 1 used"

@@ -329,3 +329,26 @@ def test_jobs_check_plans_against_the_jobs_snapshot(tmp_path: Path) -> None:
     assert "WIPES" in result.stdout
     assert "against " in result.stdout
     assert "canary: the first 3 rows" in result.stdout
+
+
+def test_retry_honours_the_window_too(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
+    """`retry --not-after` in the past sends nothing and exits 3, like run."""
+    job = write_job(tmp_path, live_sandbox, '[pace]\nrate = "500/s"')
+    first = invoke("run", str(job), "--not-after", "2020-01-01T00:00:00+00:00",
+                   key=live_sandbox.api_key)  # fmt: skip
+    assert first.exit_code == 3, first.output
+    results = tmp_path / "job.results.csv"
+    key = {"VOCOBASE_API_KEY": live_sandbox.api_key}  # retry reads the default variable
+    again = invoke("retry", str(results), "--base-url", live_sandbox.base_url, "--not-after",
+                   "2020-01-01T00:00:00+00:00", env=key)  # fmt: skip
+    assert again.exit_code == 3, again.output
+    assert live_sandbox.stats()["total"] == 0
+    assert outcomes(results) == {"not_attempted"}
+
+
+def test_retry_refuses_a_job_file(tmp_path: Path) -> None:
+    """`retry JOB.toml` is a usage error pointing at `run JOB.toml`."""
+    job = write_job(tmp_path, None)
+    result = invoke("retry", str(job), "--sandbox")
+    assert result.exit_code == 2
+    assert "reroute run" in result.stderr
