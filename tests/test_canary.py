@@ -169,6 +169,38 @@ def test_cli_canary_failure_exits_3_and_sends_no_more(
     assert sandbox.stats()["total"] == 3
 
 
+def test_cli_after_a_failed_canary_the_same_command_runs_a_new_canary(
+    start_sandbox: StartSandbox, tmp_path: Path
+) -> None:
+    """Running again after a failed canary sends a fresh canary first, not everything else."""
+    sandbox = start_sandbox(not_found_ids=frozenset({1002, 1005}))
+    source, out = write_input(tmp_path / "in.csv", 12), tmp_path / "out.csv"
+    command = args(sandbox, source, out, "--canary", 3, "--concurrency", 1)
+    assert invoke(*command, key=sandbox.api_key).exit_code == 3
+    second = invoke(*command, key=sandbox.api_key)
+    assert second.exit_code == 3, second.output
+    assert outcomes(out) == ["succeeded", "failed", "succeeded", "succeeded", "failed",
+                             "succeeded"] + ["not_attempted"] * 6  # fmt: skip
+    assert sandbox.stats()["total"] == 6
+
+
+@pytest.mark.parametrize(
+    ("decided", "left"),
+    [
+        ({}, 5),
+        ({Outcome.SUCCEEDED: 2}, 3),
+        ({Outcome.SUCCEEDED: 9}, 0),
+        ({Outcome.SUCCEEDED: 9, Outcome.FAILED: 1}, 5),
+    ],
+)
+def test_canary_left_counts_successes_and_restarts_after_a_failure(
+    decided: dict[Outcome, int], left: int
+) -> None:
+    """Earlier successes count towards the canary; any failure means a full canary again."""
+    assert run_cmd.canary_left(5, decided) == left
+    assert run_cmd.canary_left(0, decided) == 0
+
+
 def test_cli_canary_on_a_terminal_asks_and_resume_continues(
     start_sandbox: StartSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -696,7 +696,7 @@ def send_batch(
         stop = StopToken()
         budget = BudgetWatch(settings.error_budget, stop)
         phases = Phases(
-            canary=max(0, (settings.canary or 0) - done),
+            canary=canary_left(settings.canary or 0, journal.counts()),
             ask=not yes and stdin_is_terminal(),
             observer=Observers(progress, budget),
         )
@@ -851,6 +851,20 @@ class Phases:
     canary: int
     ask: bool
     observer: Observer
+
+
+def canary_left(canary: int, decided: Mapping[Outcome, int]) -> int:
+    """How many canary rows this invocation sends first, given what the journal has decided.
+
+    A resumed run counts its earlier successes towards the canary; but once any row has
+    failed, the canary starts again in full: a failed canary means "stop and look", and running
+    the same command again must not send everything else unwatched.
+    """
+    if canary < 1:
+        return 0
+    if decided.get(Outcome.FAILED, 0):
+        return canary
+    return max(0, canary - decided.get(Outcome.SUCCEEDED, 0))
 
 
 async def _canary_passed(
