@@ -86,6 +86,8 @@ class RunIdentity:
     input_sha256: str
     base_url: str
     results: str  # resolved absolute path of the results file
+    # With --current the bodies depend on the snapshot and on --fill-from-current too.
+    snapshot: str = ""
 
     @classmethod
     def of(cls, input_path: Path, base_url: str, results: Path) -> RunIdentity:
@@ -96,6 +98,7 @@ class RunIdentity:
             "input_sha256": self.input_sha256,
             "base_url": self.base_url,
             "results": self.results,
+            "snapshot": self.snapshot,
         }
 
 
@@ -335,8 +338,9 @@ def _check_identity(path: Path, meta: dict[str, str], identity: RunIdentity) -> 
             ("input_sha256", "the input file's content"),
             ("base_url", "the base URL"),
             ("results", "the results path"),
+            ("snapshot", "the snapshot (--current) or --fill-from-current"),
         )
-        if meta.get(key) != identity.as_meta()[key]
+        if meta.get(key, "") != identity.as_meta()[key]
     ]
     if differs:
         raise JournalError(

@@ -185,4 +185,4 @@ def test_no_key_column_in_schema(tmp_path: Path) -> None:
     Journal.open(tmp_path / "j", _identity(tmp_path)).close()
     with closing(sqlite3.connect(tmp_path / "j")) as db:
         keys = {k for (k,) in db.execute("SELECT key FROM meta")}
-    assert keys == {"format", "input_sha256", "base_url", "results"}
+    assert keys == {"format", "input_sha256", "base_url", "results", "snapshot"}

@@ -7,7 +7,6 @@ the confirmation prompt; progress and summary; exit statuses. The work is done b
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shlex
@@ -658,9 +657,7 @@ def send_batch(
             )
         identity_url = SANDBOX_IDENTITY if sandbox else settings.base_url
         identity = RunIdentity.of(settings.input, identity_url, settings.results)
-        if identity_extra:
-            combined = hashlib.sha256(f"{identity.input_sha256};{identity_extra}".encode())
-            identity = replace(identity, input_sha256=combined.hexdigest())
+        identity = replace(identity, snapshot=identity_extra)
         journal = stack.enter_context(
             Journal.open(
                 journal_mod.journal_path(settings.results, retry=batch.carry_attempts),
