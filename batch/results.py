@@ -42,9 +42,10 @@ _TIMES: Final = ("started_at", "finished_at")
 _INTEGERS: Final = ("row", "http_status", "attempts", "duration_ms")
 # ISO-8601 UTC, milliseconds, "Z": what a person and every parser read the same way.
 TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.3fZ"
-# Rows held as Python objects and as a frame at a time while the results file is written:
-# enough that polars' per-call cost is noise, few enough that memory does not grow with rows.
-CHUNK_ROWS: Final = 10_000
+# Rows held as Python objects and as a frame at a time while the results file is written.
+# The peak this phase adds is proportional to it (measured: ~26 MiB at 10,000 rows, ~8 MiB
+# at 2,000) and not to the row count; 2,000 rows still write as fast.
+CHUNK_ROWS: Final = 2_000
 _EXTENSIONS = CSV_EXTENSIONS | PARQUET_EXTENSIONS | JSONL_EXTENSIONS
 
 
