@@ -960,10 +960,10 @@ def _note(log_format: LogFormat, text: str) -> None:
 
 def _confirm(rows: int, target: Target, settings: RunSettings) -> None:
     """Show what is about to happen on a real target and ask once."""
-    seconds = rows / settings.rate.per_second
+    eta = window.format_duration(timedelta(seconds=rows / settings.rate.per_second))
     err_console.print(
         f"About to send {rows} routing changes to {target.host} at {settings.rate} "
-        f"(concurrency {settings.concurrency}), about {_duration(seconds)}.",
+        f"(concurrency {settings.concurrency}), about {eta}.",
         markup=False,
         highlight=False,
     )
@@ -973,12 +973,6 @@ def _confirm(rows: int, target: Target, settings: RunSettings) -> None:
         confirmed = False
     if not confirmed:
         fail("nothing sent (not confirmed); pass --yes to skip this question", Exit.NOTHING_SENT)
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
 def _print_summary(
