@@ -97,12 +97,8 @@ class Limiter:
         arrival order; the fast path stays shut while anyone is queued, so it never jumps
         the queue.
         """
-        if not self._queued:
-            now = self._clock()
-            if now >= self._start():
-                # No await between the check and the grant: nothing can slip in between.
-                self._grant(now, now)
-                return
+        if self.try_acquire():
+            return
         self._queued += 1
         try:
             async with self._lock:
@@ -123,6 +119,20 @@ class Limiter:
                 self._grant(now, max(start, now - self.interval / 4) if waited else now)
         finally:
             self._queued -= 1
+
+    def try_acquire(self) -> bool:
+        """Take this request's slot if it is due and nobody is queued; never waits.
+
+        True: the slot is granted (send now). False: nothing was taken; ``acquire()`` waits.
+        """
+        if self._queued:
+            return False
+        now = self._clock()
+        if now < self._start():
+            return False
+        # No await between the check and the grant: nothing can slip in between.
+        self._grant(now, now)
+        return True
 
     def _start(self) -> float:
         """The earliest clock time the next request may start (GCRA, then any pause)."""

@@ -32,7 +32,8 @@ from batch.model import Call, Outcome, RowResult
 from batch.send import Sender, SendPolicy
 from batch.settings import ErrorBudget, Rate
 
-SendFn = Callable[[Call], Awaitable[RowResult]]
+# A row's result, or None when nothing was sent because the run is stopping (not attempted).
+SendFn = Callable[[Call], Awaitable[RowResult | None]]
 
 
 class StopReason(StrEnum):
@@ -143,39 +144,6 @@ class Observers(Observer):
             o.stopping(stop)
 
 
-class FirstAttempts:
-    """Holds back, on a soft stop, rows that were started but have not sent anything yet.
-
-    A row's task may wait a while for the limiter before its first request; "start nothing
-    new" means such a row must not send once a stop is asked for. Each row waits inside a
-    cancel scope until the sender reports its first attempt (:meth:`started`, wired through
-    :func:`sender_hooks`); :meth:`hold_back` cancels the scopes of rows still waiting.
-    """
-
-    def __init__(self) -> None:
-        self._waiting: dict[int, anyio.CancelScope] = {}
-        self._held = False
-
-    def guard(self, call: Call) -> anyio.CancelScope:
-        scope = anyio.CancelScope()
-        if self._held:
-            scope.cancel()
-        self._waiting[call.row] = scope
-        return scope
-
-    def started(self, call: Call) -> None:
-        self._waiting.pop(call.row, None)
-
-    def done(self, call: Call) -> None:
-        self._waiting.pop(call.row, None)
-
-    def hold_back(self) -> None:
-        self._held = True
-        for scope in self._waiting.values():
-            scope.cancel()
-        self._waiting.clear()
-
-
 @dataclass(frozen=True, slots=True)
 class RunReport:
     """What one invocation of :func:`execute` did (the whole picture is in the journal)."""
@@ -202,16 +170,20 @@ async def execute(
     stop: StopToken | None = None,
     observer: Observer | None = None,
     grace: float = 30.0,
-    first_attempts: FirstAttempts | None = None,
+    commits_before_waiting: bool = False,
 ) -> RunReport:
     """Send every call with at most ``concurrency`` in flight, journaling each result.
 
     Stops early when ``stop`` is requested: no new row starts; on a soft stop in-flight rows
     get ``grace`` seconds (the per-request timeout) to finish, then are cancelled. A 401 or
     403 answer stops the run at once (hard). Rows cancelled mid-request stay ``unknown`` in the
-    journal; rows never started have no record (``not_attempted``). With ``first_attempts``
-    (wired to the sender's attempt hook), a soft stop also holds back rows that are started
-    but have not sent their first request yet.
+    journal; rows never started have no record (``not_attempted``), nor do rows for which
+    ``send`` returned None (it held them back: a sender told of a soft stop sends no new row).
+
+    ``commits_before_waiting``: ``send`` promises to commit the journal before it awaits
+    anything ahead of its row's first in-flight mark (the Sender's ``before_wait``), so a
+    final record may wait for the next row's mark to be committed with it: one commit per row.
+    A task never yields with a final record uncommitted.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
@@ -229,13 +201,7 @@ async def execute(
 
     async def one(call: Call) -> None:
         try:
-            if first_attempts is None:
-                result: RowResult | None = await send(call)
-            else:
-                result = None
-                with first_attempts.guard(call):
-                    result = await send(call)
-                first_attempts.done(call)
+            result = await send(call)
         except anyio.get_cancelled_exc_class():
             # Journal writes are synchronous, so this one cannot itself be cancelled.
             abandoned(call)
@@ -243,7 +209,7 @@ async def execute(
         if result is None:  # held back by a soft stop before its first request
             abandoned(call)
             return
-        result = journal.finish(result)
+        result = journal.finish(result, commit=not commits_before_waiting)
         outcomes[result.outcome] += 1
         observer.row_finished(result)
         if result.http_status in KEY_REJECTED_STATUSES:
@@ -258,21 +224,22 @@ async def execute(
         # back-pressure (no task, no result is held for a row before its turn). The shared
         # iterator is advanced without awaiting, so two workers never run it at once.
         nonlocal started
-        while not stop.requested:
-            call = next(source, None)
-            if call is None:
-                return
-            journal.begin(call)
-            started += 1
-            await one(call)
+        try:
+            while not stop.requested:
+                call = next(source, None)
+                if call is None:
+                    return
+                journal.begin(call)
+                started += 1
+                await one(call)
+        finally:
+            journal.commit()  # this worker's last final record, if it was left for later
 
     with ExitStack() as cleanup:
         async with anyio.create_task_group() as workers:
 
             def on_stop(request: StopRequest) -> None:
                 observer.stopping(request)
-                if first_attempts is not None:
-                    first_attempts.hold_back()
                 if request.hard:
                     workers.cancel_scope.cancel()
                 else:
@@ -306,22 +273,34 @@ async def run_calls(
     stop: StopToken | None = None,
 ) -> RunReport:
     """Send ``calls`` over ``client``: one limiter shared by every request, retries included,
-    the journal told of each attempt before it is sent. The per-request timeout is also the
-    grace period a soft stop gives in-flight requests."""
+    the journal told of each attempt before it is sent. A soft stop reaches the sender too: rows
+    still waiting for their first slot send nothing, rows waiting to retry end with the answer
+    they have. The per-request timeout is also the grace period in-flight requests get."""
     observer = observer or Observer()
-    first_attempts = FirstAttempts()
-    on_attempt, on_retry = sender_hooks(journal, observer, first_attempts)
-    sender = Sender(client, Limiter(rate), policy, on_attempt=on_attempt, on_retry=on_retry)
-    return await execute(
-        calls,
-        send=sender.send,
-        journal=journal,
-        concurrency=concurrency,
-        stop=stop,
-        observer=observer,
-        grace=policy.timeout,
-        first_attempts=first_attempts,
+    stop = stop or StopToken()
+    on_attempt, on_retry = sender_hooks(journal, observer)
+    sender = Sender(
+        client,
+        Limiter(rate),
+        policy,
+        on_attempt=on_attempt,
+        on_retry=on_retry,
+        before_wait=journal.commit,
     )
+    with ExitStack() as cleanup:
+        cleanup.callback(stop.subscribe(lambda _: sender.stop_sending()))
+        if stop.requested:
+            sender.stop_sending()
+        return await execute(
+            calls,
+            send=sender.send,
+            journal=journal,
+            concurrency=concurrency,
+            stop=stop,
+            observer=observer,
+            grace=policy.timeout,
+            commits_before_waiting=True,
+        )
 
 
 class BudgetWatch(Observer):
@@ -490,13 +469,11 @@ def pending(calls: Iterable[Call], journal: Journal) -> Iterator[Call]:
 
 
 def sender_hooks(
-    journal: Journal, observer: Observer, first_attempts: FirstAttempts | None = None
+    journal: Journal, observer: Observer
 ) -> tuple[Callable[[Call, int], None], Callable[[Call, int, str], None]]:
     """``on_attempt`` and ``on_retry`` for the sender: journal first (durability), then show."""
 
     def on_attempt(call: Call, n: int) -> None:
-        if first_attempts is not None:
-            first_attempts.started(call)
         journal.attempt(call, n)
         observer.attempt(call, n)
 
@@ -566,7 +543,6 @@ class Summary:
 __all__ = [
     "KEY_REJECTED_MESSAGE",
     "BudgetWatch",
-    "FirstAttempts",
     "Observer",
     "Observers",
     "RunFn",

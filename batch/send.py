@@ -11,6 +11,7 @@ import json
 import math
 import random as _random
 import ssl
+from codecs import BOM_UTF8
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -136,11 +137,14 @@ class Sender:
         random: Callable[[], float] = _random.random,
         on_attempt: Callable[[Call, int], None] | None = None,
         on_retry: Callable[[Call, int, str], None] | None = None,
+        before_wait: Callable[[], None] | None = None,
     ) -> None:
         """``sleep``/``clock``/``now``/``random`` are injected so tests run in virtual time.
 
         ``on_attempt(call, n)``: attempt n (1-based) is about to be sent.
         ``on_retry(call, n, code)``: attempt n failed with ``code`` and another will follow.
+        ``before_wait()``: a row is about to wait for its first slot, before its first
+        ``on_attempt`` (the journal commits what it holds back for that moment).
         """
         self._client = client
         self._limiter = limiter
@@ -151,6 +155,7 @@ class Sender:
         self._random = random
         self._on_attempt = on_attempt
         self._on_retry = on_retry
+        self._before_wait = before_wait
         self._stopping = False
         self._waiting: set[anyio.CancelScope] = set()  # rows between attempts, to wake on stop
         # The secret as it travels, to scrub from anything a server or library echoes back.
@@ -162,12 +167,13 @@ class Sender:
     def policy(self) -> SendPolicy:
         return self._policy
 
-    def stop_retrying(self) -> None:
-        """The run is stopping gently: try nothing again.
+    def stop_sending(self) -> None:
+        """The run is stopping gently: start nothing new, try nothing again.
 
-        Rows waiting for a retry (a backoff, a 429 pause) end now with the answer they have,
-        as ``failed``, instead of sending again or being cancelled into ``unknown``; requests in
-        flight finish and are not retried. First attempts are the orchestrator's to hold back.
+        A row that has not sent its first request yet (waiting for its slot, or not started)
+        sends nothing: ``send`` returns None for it. Rows waiting for a retry (a backoff, a 429
+        pause) end now with the answer they have, as ``failed``, instead of sending again or
+        being cancelled into ``unknown``; requests in flight finish and are not retried.
         Call it from the run's event loop (a stop token's listener, a signal watcher task).
         """
         self._stopping = True
@@ -175,7 +181,7 @@ class Sender:
             scope.cancel()
 
     async def _between_attempts(self, wait: Callable[[], Awaitable[None]]) -> bool:
-        """Await ``wait()`` between two attempts; False when ``stop_retrying`` cut it short."""
+        """Await ``wait()`` (a slot, a backoff); False when ``stop_sending`` cut it short."""
         if self._stopping:
             return False
         with anyio.CancelScope() as scope:
@@ -190,12 +196,22 @@ class Sender:
         # A stop cuts the sleep short; the attempt that follows then sees it and sends nothing.
         await self._between_attempts(lambda: self._sleep(seconds))
 
-    async def send(self, call: Call) -> RowResult:
+    async def send(self, call: Call) -> RowResult | None:
         """Send ``call`` until it succeeds, fails for good, or runs out of attempts.
 
         Never raises for the row's own problem: every answer and transport error becomes the
-        row's result. Cancellation propagates (the orchestrator records the row as unknown).
+        row's result. None: nothing was sent, because ``stop_sending`` came first (the row stays
+        not attempted). Cancellation propagates (the orchestrator records the row as unknown).
         """
+        # The first slot: at once when it is due (no await, no cancel scope: the common case
+        # of a fast run costs nothing here), else a wait a gentle stop can cut short.
+        if self._stopping:
+            return None
+        if not self._limiter.try_acquire():
+            if self._before_wait is not None:
+                self._before_wait()
+            if not await self._between_attempts(self._limiter.acquire):
+                return None
         attempts = 0
         started_at: datetime | None = None
         started_clock = 0.0
@@ -203,9 +219,8 @@ class Sender:
 
         async def attempt() -> AttemptOutcome:
             nonlocal attempts, started_at, started_clock, last
-            if last is None:
-                await self._limiter.acquire()
-            elif not await self._between_attempts(self._limiter.acquire):
+            # The first attempt's slot was taken above; a retry waits for its own.
+            if last is not None and not await self._between_attempts(self._limiter.acquire):
                 return last  # the run is stopping: no retry, the row keeps the answer it has
             attempts += 1
             if started_at is None:
@@ -263,18 +278,16 @@ class Sender:
 
     async def _request(self, call: Call) -> Answer:
         """One POST, read whole and classified. Raises only our transport errors."""
+        timeout = self._policy.timeout
         try:
             # One deadline for the whole exchange: httpx's timeouts are per operation, so a
-            # server dripping one byte at a time would otherwise never time out.
-            with anyio.fail_after(self._policy.timeout):
-                response = await self._client.post(
-                    call.path,
-                    content=call.body.encode(),
-                )
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise RequestTimeout(
-                f"no answer within {self._policy.timeout:g} s (--timeout)"
-            ) from exc
+            # server dripping one byte at a time would otherwise never time out. A bare cancel
+            # scope rather than anyio.fail_after: the same deadline without a generator-based
+            # context manager around every request.
+            with anyio.CancelScope(deadline=anyio.current_time() + timeout) as deadline:
+                response = await self._client.post(call.path, content=call.body.encode())
+        except httpx.TimeoutException as exc:
+            raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)") from exc
         except httpx.HTTPError as exc:
             rejected = _certificate_error(exc)
             if rejected is not None:
@@ -286,6 +299,8 @@ class Sender:
                 ) from exc
             # Connect refused or reset, dropped mid-answer, protocol garbage from the peer.
             raise ConnectionFailed(self._scrub(_one_line(_describe(exc)))) from exc
+        if deadline.cancelled_caught:
+            raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)")
         return self._classify(response)
 
     def _classify(self, response: httpx.Response) -> Answer:
@@ -295,7 +310,7 @@ class Sender:
         except (ValueError, RecursionError):
             # Not JSON, not UTF-8, or nested deeper than Python parses: all the same to us.
             return self._non_json(response)
-        text = self._scrub(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
+        text = self._scrub(_envelope_text(response.content, payload))
         ok, error = voicelink.parse_envelope(payload)
         retry_after = self._retry_after(response)
         if 200 <= status < 300:
@@ -474,6 +489,23 @@ def _describe(exc: httpx.HTTPError) -> str:
         what = "the request failed in transport"
     detail = str(exc).strip()
     return f"{what} ({type(exc).__name__}{': ' + detail if detail else ''})"
+
+
+def _envelope_text(body: bytes, payload: Any) -> str:
+    """The envelope for the results file: as received, on one line.
+
+    Re-serialised only when the body has a line break (to keep it on one line) or a backslash:
+    an escape can spell the key in a way the scrubbing would not see (``\\/`` for ``/``,
+    ``\\u0041`` for ``A``), and a parsed-then-dumped string has no such escapes left. Otherwise
+    the bytes are already valid one-line JSON (they just parsed), kept as they came when they
+    are plain UTF-8 (json also reads UTF-16/32 and a byte-order mark: those are re-serialised).
+    """
+    if not (b"\\" in body or b"\n" in body or b"\r" in body or body.startswith(BOM_UTF8)):
+        try:
+            return body.decode()
+        except UnicodeDecodeError:
+            pass
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 def _code(outcome: AttemptOutcome) -> str:

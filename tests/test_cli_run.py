@@ -345,7 +345,7 @@ def test_journal_failure_mid_run_is_one_line_exit_3(
 ) -> None:
     """A journal that cannot be written mid-run stops the run with one line, no traceback."""
 
-    def broken(self: Journal, result: object) -> None:
+    def broken(self: Journal, result: object, **_: object) -> None:
         raise JournalError(f"{self.path}: cannot write the run journal (disk I/O error)")
 
     monkeypatch.setattr(Journal, "finish", broken)

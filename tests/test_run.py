@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -305,6 +306,67 @@ def _sandbox_client(**config: Any) -> tuple[httpx.AsyncClient, Any]:
     transport = httpx.ASGITransport(app=app)
     base = "http://sandbox.test/api/v2"
     return build_client(base, "rg_test_asgi", timeout=5, concurrency=4, transport=transport), app
+
+
+@pytest.mark.parametrize("rate", ["1000/s", "2/s"])
+async def test_no_task_yields_while_a_final_record_is_uncommitted(
+    journal: Journal, rate: str
+) -> None:
+    """A final record may share its commit with the next row's in-flight mark, but whenever
+    the run yields (a request in flight, a wait for a slot), every row it saw finish is visible
+    to a second connection: what a run resumed after kill -9 would read. At 1000/s the worker
+    goes straight on to its next row (one commit for both); at 2/s it waits for its slot, and
+    commits before waiting. A watcher task looks every 5 ms (virtual) and at every request.
+    """
+    finished: list[int] = []
+    late: list[list[int]] = []
+    outside = sqlite3.connect(journal.path)
+
+    class Finished(Observer):
+        def row_finished(self, result: RowResult) -> None:
+            finished.append(result.row)
+
+    def look() -> None:
+        query = "SELECT row FROM rows WHERE outcome = 'succeeded'"
+        decided = {row for (row,) in outside.execute(query)}
+        missing = [row for row in finished if row not in decided]
+        if missing:
+            late.append(missing)
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        look()
+        await anyio.sleep(0.01)
+        return httpx.Response(200, json={"success": True, "data": {"id": 1}})
+
+    async def watch() -> None:
+        while True:
+            look()
+            await anyio.sleep(0.005)
+
+    client = build_client(
+        "http://sandbox.test/api/v2",
+        "rg_test_asgi",
+        timeout=5,
+        concurrency=3,
+        transport=httpx.MockTransport(answer),
+    )
+    async with client, anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        report = await run_calls(
+            _calls(12),
+            client=client,
+            rate=Rate.parse(rate),
+            policy=SendPolicy(),
+            concurrency=3,
+            journal=journal,
+            observer=Finished(),
+        )
+        tg.cancel_scope.cancel()
+    look()
+    outside.close()
+    assert report.outcomes == {Outcome.SUCCEEDED: 12}
+    assert len(finished) == 12
+    assert late == []
 
 
 async def test_whole_run_over_asgi_is_paced_exactly(journal: Journal) -> None:
