@@ -384,6 +384,39 @@ async def test_key_never_leaks_even_when_echoed() -> None:
         assert_no_key(*(getattr(result, f) for f in result.__slots__), result)
 
 
+async def test_a_key_spelled_with_json_escapes_is_still_scrubbed() -> None:
+    """An echo that escapes characters of the key (``\\u0053`` for ``S``) is decoded before it
+    is scrubbed: the results file never holds the key, in any spelling."""
+    escaped = KEY.replace("S", "\\u0053").replace("_", "\\u005f")
+    body = '{"success":false,"error":{"code":"VALIDATION_ERROR","message":"bad key %s"}}'
+    script = Script(httpx.Response(400, content=(body % escaped).encode()))
+    result = await send(script, max_attempts=1)
+    assert escaped not in result.response
+    assert_no_key(result.response, result.error_message)
+    assert "[redacted]" in result.response
+
+
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        (b'{"success": true, "data": {"id": 93, "name": "Caf\xc3\xa9"}}', True),
+        (b'{\n  "success": true,\n  "data": {"id": 93}\n}', False),  # one line in the file
+        (b'{"success":true,"data":{"id":93,"note":"a\\/b"}}', False),  # an escape: decoded
+        ('{"success":true,"data":{"id":93}}'.encode("utf-16"), False),  # not UTF-8
+    ],
+)
+async def test_the_envelope_is_kept_as_received_when_it_is_one_plain_line(
+    body: bytes, kept: bool
+) -> None:
+    """The results file's ``response`` is the body as received (spaces and all) when it is one
+    line of plain UTF-8; otherwise the parsed envelope, re-serialised on one line."""
+    result = await send(Script(httpx.Response(200, content=body)))
+    assert result.outcome is Outcome.SUCCEEDED
+    assert "\n" not in result.response
+    assert json.loads(result.response) == json.loads(body)
+    assert (result.response == body.decode("utf-8", errors="replace")) is kept
+
+
 def test_client_repr_and_headers_hide_the_key() -> None:
     """The client's headers print redacted; the key shows in no repr."""
     client = build_client("https://x.test/api/v2", KEY, timeout=3, concurrency=2)
