@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -52,14 +53,32 @@ def write_input(path: Path, rows: int) -> Path:
     return path
 
 
-def start_sandbox(*extra: str) -> tuple[subprocess.Popen[str], str]:
+def start_sandbox(*extra: str, cpu: int | None = None) -> tuple[subprocess.Popen[str], str]:
     command = [sys.executable, "-m", "batch", "sandbox", "--port", "0", "--api-key", KEY, *extra]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=_env())
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=_env(), preexec_fn=_on(cpu)
+    )
     assert process.stdout is not None
     for line in process.stdout:
         if line.strip().startswith("base URL"):
             return process, line.split()[2]
     raise SystemExit("the sandbox did not start")
+
+
+def _on(cpu: int | None) -> Callable[[], None] | None:
+    """A preexec_fn that keeps a child process (and the threads it starts) on one CPU."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def _cpus() -> tuple[int | None, int | None]:
+    """(server CPU, clients' CPU) for the side-by-side mode: the first two this process may
+    use, or (None, None) where there are fewer or affinity cannot be set (not Linux)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
+    usable = sorted(os.sched_getaffinity(0))
+    return (usable[0], usable[1]) if len(usable) >= 2 else (None, None)
 
 
 def stop(process: subprocess.Popen[str]) -> None:
@@ -80,25 +99,31 @@ def stats(base_url: str) -> dict[str, object]:
     return dict(httpx.get(f"{root}/sandbox/stats").json())
 
 
+def reroute_command(source: Path, out: Path, base_url: str, *extra: str) -> list[str]:
+    """`reroute run` in a wrapper that times the command function (imports left out) and
+    prints, on stderr's last line, its wall seconds and the clock time it began and ended."""
+    code = (
+        "import sys, time, json\n"
+        "from batch.cli import app\n"
+        "t, began = time.perf_counter(), time.time()\n"
+        "try:\n"
+        "    app(args=sys.argv[1:], prog_name='reroute', standalone_mode=False)\n"
+        "finally:\n"
+        "    times = {'wall': time.perf_counter() - t, 'began': began, 'ended': time.time()}\n"
+        "    print(json.dumps(times), file=sys.stderr)\n"
+    )
+    args = ["run", str(source), "--base-url", base_url, "--results", str(out), "--fresh"]
+    return [sys.executable, "-c", code, *args, "--log-format", "json", *extra]
+
+
 def reroute(source: Path, out: Path, base_url: str, *extra: str) -> tuple[float, dict[str, object]]:
     """Run `reroute run` as its own process; wall seconds inside it and its JSON summary.
 
     The wall time is measured by a wrapper around the command function so the interpreter's
     start-up (imports) is left out of both sides of the comparison.
     """
-    code = (
-        "import sys, time, json\n"
-        "from batch.cli import app\n"
-        "t = time.perf_counter()\n"
-        "try:\n"
-        "    app(args=sys.argv[1:], prog_name='reroute', standalone_mode=False)\n"
-        "finally:\n"
-        "    print(json.dumps({'wall': time.perf_counter() - t}), file=sys.stderr)\n"
-    )
-    args = ["run", str(source), "--base-url", base_url, "--results", str(out), "--fresh"]
-    args += ["--log-format", "json", *extra]
     done = subprocess.run(
-        [sys.executable, "-c", code, *args],
+        reroute_command(source, out, base_url, *extra),
         cwd=ROOT,
         env=_env(),
         capture_output=True,
@@ -112,8 +137,13 @@ def reroute(source: Path, out: Path, base_url: str, *extra: str) -> tuple[float,
     return wall, summary
 
 
-async def bare_loop(base_url: str, rows: int, concurrency: int) -> float:
-    """The floor: a plain anyio + httpx loop posting the same bodies, nothing else."""
+async def bare_loop(
+    base_url: str, rows: int, concurrency: int, answered: list[float] | None = None
+) -> float:
+    """The floor: a plain anyio + httpx loop posting the same bodies, nothing else.
+
+    ``answered``: gets the clock time (time.time) of each answer, for the side-by-side mode.
+    """
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     next_row = iter(range(1, rows + 1))
@@ -125,6 +155,8 @@ async def bare_loop(base_url: str, rows: int, concurrency: int) -> float:
             body = f'{{"for_inbound_call":1,"for_outbound_call":4,"status":{row % 2}}}'
             response = await client.post(f"/voicelink/call-routing/{row}", content=body)
             ok += response.status_code == 200
+            if answered is not None:
+                answered.append(time.time())
 
     began = time.perf_counter()
     async with (
@@ -186,6 +218,103 @@ def overhead(rows: int, concurrency: int, repeat: int) -> None:
               f"ratio {ratios[-1]:.2f}x")  # fmt: skip
     print(f"  ratio reroute / bare  : median {statistics.median(ratios):.2f}x, "
           f"range {min(ratios):.2f}x to {max(ratios):.2f}x  (goal >= 0.90x)")  # fmt: skip
+
+
+def side_by_side(rows: int, concurrency: int, repeat: int) -> None:
+    """Bare loop and `reroute run` at the same time, ``repeat`` times, against one sandbox.
+
+    This machine's speed drifts by tens of percent from one run to the next (the same bare
+    loop: 11 s, then 19 s), more than the difference being measured. Run at the same moment,
+    both sides meet the same conditions, so a drift slows both alike. Both client processes
+    share one CPU and the sandbox has another (Linux, two CPUs or more): on one CPU the
+    scheduler gives the two clients equal time, so their rates compare their CPU cost per
+    row; left free, one client may share a CPU with the server and the other not, and the
+    ratio then measures where they landed. Each side's rate is taken over the span where both
+    were sending (from the later first answer to the earlier last one), so neither gains
+    from having the CPU to itself while the other starts up or finishes. Reroute's fixed
+    costs (from the command's start to its first request, and from its last answer to its
+    exit: loading, validating, the journal, the results file) are shown beside the ratio.
+    """
+    server_cpu, clients_cpu = _cpus()
+    server, base_url = start_sandbox(
+        "--rate-limit", "off", "--max-concurrent", "off", cpu=server_cpu
+    )
+    figures: list[tuple[float, float, float, float]] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            tmp = Path(tmp_name)
+            source = write_input(tmp / "in.csv", rows)
+            flags = ("--rate", "1000000/s", "--concurrency", str(concurrency))
+            # Untimed: warms the server, and writes the bytecode caches of both sides.
+            bare(base_url, min(rows, 500), concurrency)
+            reroute(write_input(tmp / "warm.csv", 500), tmp / "warm-out.csv", base_url, *flags)
+            for _ in range(repeat):
+                figures.append(
+                    _one_side_by_side(tmp, source, rows, base_url, concurrency, flags, clients_cpu)
+                )
+    finally:
+        stop(server)
+    where = (
+        f"both clients on CPU {clients_cpu}, the sandbox on CPU {server_cpu}"
+        if clients_cpu is not None
+        else "CPUs not pinned"
+    )
+    print(f"overhead, side by side: {rows} rows each, concurrency {concurrency}, "
+          f"{repeat} runs with both sides sending at the same time ({where})")  # fmt: skip
+    ratios = []
+    for n, (bare_rate, reroute_rate, span, fixed) in enumerate(figures, start=1):
+        ratios.append(reroute_rate / bare_rate)
+        print(f"  run {n}: over {span:5.1f} s both sending: bare anyio+httpx loop "
+              f"{bare_rate:5.0f} rows/s | reroute run {reroute_rate:5.0f} rows/s | ratio "
+              f"{ratios[-1]:.2f}x | reroute fixed costs {fixed:.2f} s")  # fmt: skip
+    print(f"  ratio reroute / bare  : median {statistics.median(ratios):.2f}x, "
+          f"range {min(ratios):.2f}x to {max(ratios):.2f}x  (goal >= 0.90x)")  # fmt: skip
+
+
+def _one_side_by_side(
+    tmp: Path,
+    source: Path,
+    rows: int,
+    base_url: str,
+    concurrency: int,
+    flags: tuple[str, ...],
+    cpu: int | None,
+) -> tuple[float, float, float, float]:
+    """One simultaneous run: both rates over the overlap, its length, reroute's fixed costs."""
+    out, answers = tmp / "out.csv", tmp / "bare-answers.json"
+    bare_command = [sys.executable, __file__, "_bare", base_url, str(rows), str(concurrency)]
+    run = subprocess.Popen(
+        reroute_command(source, out, base_url, *flags),
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_on(cpu),
+    )  # fmt: skip
+    loop = subprocess.Popen(
+        [*bare_command, str(answers)],
+        cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, preexec_fn=_on(cpu),
+    )  # fmt: skip
+    stdout, stderr = run.communicate()
+    if loop.wait() != 0 or run.returncode != 0:
+        raise SystemExit(f"a side failed: reroute {run.returncode}: {stderr[-2000:]}")
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["outcomes"]["succeeded"] == rows, summary
+    times = json.loads(stderr.strip().splitlines()[-1])
+    bare_done = sorted(json.loads(answers.read_text()))
+    import polars as pl
+
+    frame = pl.read_csv(out, infer_schema=False)
+    stamps = pl.col("started_at", "finished_at").str.to_datetime(time_zone="UTC")
+    epochs = frame.select(stamps.dt.epoch("us") / 1e6)
+    reroute_done = sorted(epochs["finished_at"].to_list())
+    first_request = min(epochs["started_at"].to_list())
+    begin = max(bare_done[0], reroute_done[0])
+    end = min(bare_done[-1], reroute_done[-1])
+    span = end - begin
+
+    def rate(done: list[float]) -> float:
+        return sum(begin < t <= end for t in done) / span
+
+    fixed = (first_request - times["began"]) + (times["ended"] - reroute_done[-1])
+    return rate(bare_done), rate(reroute_done), span, fixed
 
 
 def pacing(rows: int) -> None:
@@ -263,22 +392,33 @@ def _peak_rss_mib(args: list[str]) -> float:
 def main() -> None:
     if sys.argv[1:2] == ["_bare"]:  # the bare loop's own process (see bare())
         base_url, rows, concurrency = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-        print(anyio.run(bare_loop, base_url, rows, concurrency))
+        answered: list[float] = []
+        wall = anyio.run(bare_loop, base_url, rows, concurrency, answered)
+        if len(sys.argv) > 5:  # side by side: when each answer came, for the overlap
+            Path(sys.argv[5]).write_text(json.dumps(answered))
+        print(wall)
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="which", required=True)
     o = sub.add_parser("overhead")
     o.add_argument("--rows", type=int, default=10_000)
     o.add_argument("--concurrency", type=int, default=8)
-    o.add_argument("--repeat", type=int, default=5, help="pairs of runs, taken in turns")
+    o.add_argument("--repeat", type=int, default=5, help="runs (pairs of runs with --in-turns)")
+    o.add_argument(
+        "--in-turns",
+        action="store_true",
+        help="one side after the other, whole wall times (start-up and results included)",
+    )
     p = sub.add_parser("pacing")
     p.add_argument("--rows", type=int, default=300)
     m = sub.add_parser("memory")
     m.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000])
     args = parser.parse_args()
     assert resource  # Linux/macOS only: ru_maxrss
-    if args.which == "overhead":
+    if args.which == "overhead" and args.in_turns:
         overhead(args.rows, args.concurrency, args.repeat)
+    elif args.which == "overhead":
+        side_by_side(args.rows, args.concurrency, args.repeat)
     elif args.which == "pacing":
         pacing(args.rows)
     else:
