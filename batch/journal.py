@@ -2,14 +2,21 @@
 
 A long run (10,000 rows at 60/min is almost three hours) must survive ``kill -9``, a reboot or a
 Ctrl-C and continue where it stopped. The journal is a SQLite database in WAL mode beside the
-results file (``<results>.journal``). In WAL mode with ``synchronous=NORMAL`` a committed
-transaction is in the OS's hands before the call returns, so it survives the death of the process
-(not of the machine's power, which a later fsync-per-row mode could add at a large cost in
-throughput). Every write commits before reroute sends anything or waits for anything: an in-flight
-mark commits before its request goes out, and a final record commits at once, or (for the
-orchestrator, which asks for it with ``finish(..., commit=False)``) together with the next row's
-in-flight mark, which the same task writes without yielding in between: one commit per row
-instead of two, and nothing else runs while the final is uncommitted.
+results file (``<results>.journal``), with an append-only log beside it (``<results>.journal-log``)
+that makes each record durable the moment it is known:
+
+- Every record is first appended to the log as one JSON line with one ``os.write`` (``O_APPEND``).
+  Once that call returns, the line is in the operating system's hands: it survives the death of
+  the process (not of the machine's power, which an fsync per row could add at a large cost).
+- Records are copied into SQLite in batches (one transaction per ``BATCH`` records, and before any
+  read), and the log is then emptied. Opening a journal first copies in whatever the log still
+  holds (a crash between the two steps copies a record twice: the same upsert, harmless).
+
+So a row costs two small appended lines instead of two SQLite transactions. Every record is in
+the log before reroute sends anything or waits for anything: an in-flight mark before its request
+goes out, a final record at once, or (for the orchestrator, which asks for it with
+``finish(..., commit=False)``) in the same write as the next row's in-flight mark, which the same
+task makes without yielding in between: nothing else runs while a final is not yet written.
 
 What it holds, per input row that was ever sent:
 - while a row is in flight, an ``unknown`` record with the attempts started so far (written when
@@ -23,6 +30,8 @@ stored here.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -67,6 +76,9 @@ _COLUMNS = (
     "response, started_at, finished_at, duration_ms"
 )
 _UNKNOWN: Final = str(Outcome.UNKNOWN)
+# Records copied from the log into SQLite per transaction (the log never holds many more).
+BATCH: Final = 256
+LOG_SUFFIX: Final = "-log"
 _UPSERT: Final = f"INSERT OR REPLACE INTO rows ({_COLUMNS}) VALUES ({', '.join('?' * 12)})"
 
 
@@ -156,8 +168,49 @@ def _values(result: RowResult) -> tuple[Any, ...]:
 
 
 def _discard(path: Path) -> None:
-    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), _log_path(path)):
         name.unlink(missing_ok=True)
+
+
+def _log_path(path: Path) -> Path:
+    return Path(f"{path}{LOG_SUFFIX}")
+
+
+def _replay(db: sqlite3.Connection, log: Path) -> None:
+    """Copy what the log holds into SQLite (one transaction), then empty the log.
+
+    Every line is one record's 12 values. A last line cut short (a full disk, say) is skipped:
+    each line is written whole by one ``os.write``, so only the last one can be incomplete.
+    """
+    try:
+        text = log.read_bytes()
+    except FileNotFoundError:
+        return
+    records = []
+    lines = text.split(b"\n")
+    for n, line in enumerate(lines):
+        if not line:
+            continue
+        try:
+            values = json.loads(line)
+        except ValueError:
+            if n >= len(lines) - 2:  # the last line: written only in part
+                break
+            raise JournalError(f"{log}: line {n + 1} is not a journal record") from None
+        records.append(tuple(values))
+    _upsert(db, records)
+    os.truncate(log, 0)
+
+
+def _upsert(db: sqlite3.Connection, records: list[tuple[Any, ...]]) -> None:
+    """Write ``records`` in one transaction (the connection autocommits otherwise)."""
+    db.execute("BEGIN")
+    try:
+        db.executemany(_UPSERT, records)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 class Journal:
@@ -173,6 +226,14 @@ class Journal:
         self.path = path
         self.resumed = resumed  # True when records of an earlier invocation were found
         self._closed = False
+        self._log = _log_path(path)
+        try:
+            self._fd = os.open(self._log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            connection.close()
+            raise JournalError(f"{self._log}: cannot open the run journal's log ({exc})") from exc
+        self._unwritten: list[bytes] = []  # lines held for the next write (commit=False)
+        self._batch: list[tuple[Any, ...]] = []  # records in the log, not yet in SQLite
         # Attempts made for in-flight rows by earlier invocations (a resumed `unknown` row):
         # added to this invocation's count so `attempts` stays the number of requests sent.
         # Bounded by --concurrency: only rows in flight are here.
@@ -201,6 +262,10 @@ class Journal:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            if meta:
+                _replay(db, _log_path(path))  # what a run that died left in the log
+            else:
+                _log_path(path).unlink(missing_ok=True)  # not this journal's: never replay it
             if not meta:
                 if identity is None:
                     raise JournalError(f"{path}: not a run journal")
@@ -214,7 +279,7 @@ class Journal:
                 if identity is not None:
                     _check_identity(path, meta, identity)
                 resumed = db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             db.close()
             raise JournalError(
                 f"{path}: not a usable run journal ({exc}); remove it or use --fresh"
@@ -233,14 +298,18 @@ class Journal:
         self.close()
 
     def close(self) -> None:
-        """Commit what is pending and close; closing again does nothing."""
+        """Write and copy in what is pending, and close; closing again does nothing."""
         if self._closed:
             return
         self._closed = True
         try:
-            self.commit()  # closing would roll back records left for a later commit
+            self._flush()
+            empty = os.fstat(self._fd).st_size == 0
         finally:
+            os.close(self._fd)
             self._db.close()
+        if empty:
+            self._log.unlink(missing_ok=True)  # everything is in SQLite
 
     def delete(self) -> None:
         """Close and remove the journal files (when the results file now holds everything)."""
@@ -250,11 +319,13 @@ class Journal:
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, row: int) -> RowResult | None:
+        self._flush()
         record = self._db.execute(f"SELECT {_COLUMNS} FROM rows WHERE row = ?", (row,)).fetchone()
         return None if record is None else _to_result(record)
 
     def is_final(self, row: int) -> bool:
         """True when the row was decided (succeeded/failed) and must not be sent again."""
+        self._flush()
         record = self._db.execute(
             "SELECT outcome, http_status FROM rows WHERE row = ?", (row,)
         ).fetchone()
@@ -267,10 +338,12 @@ class Journal:
 
     def results(self) -> Iterator[RowResult]:
         """Every record, in row order (streamed: the cursor is read lazily)."""
+        self._flush()
         for record in self._db.execute(f"SELECT {_COLUMNS} FROM rows ORDER BY row"):
             yield _to_result(record)
 
     def counts(self) -> dict[Outcome, int]:
+        self._flush()
         return {
             Outcome(outcome): n
             for outcome, n in self._db.execute("SELECT outcome, count(*) FROM rows GROUP BY 1")
@@ -278,6 +351,7 @@ class Journal:
 
     def final_count(self) -> int:
         """How many rows are decided (skipped by a resumed run)."""
+        self._flush()
         (n,) = self._db.execute(
             "SELECT count(*) FROM rows WHERE outcome IN (?, ?) AND "
             "(http_status IS NULL OR http_status NOT IN (401, 403))",
@@ -311,10 +385,10 @@ class Journal:
     def finish(self, result: RowResult, *, commit: bool = True) -> RowResult:
         """Record the final result of a row; returns it with attempts of earlier runs added.
 
-        ``commit=False`` leaves the write in an open transaction for the next write that
-        commits (the next row's in-flight mark) or :meth:`commit`. Only for a caller that
-        commits before it awaits anything: the orchestrator, whose task goes straight on to
-        its next row (see the module docstring).
+        ``commit=False`` holds the record back for the next write (the next row's in-flight
+        mark, in the same ``os.write``) or :meth:`commit`. Only for a caller that commits
+        before it awaits anything: the orchestrator, whose task goes straight on to its next
+        row (see the module docstring).
         """
         prior, _ = self._prior.pop(result.row, (0, None))
         if prior:
@@ -323,12 +397,9 @@ class Journal:
         return result
 
     def commit(self) -> None:
-        """Commit what ``finish(..., commit=False)`` left open (nothing when nothing is)."""
-        if self._db.in_transaction:
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise JournalError(f"{self.path}: cannot write the run journal ({exc})") from exc
+        """Write what ``finish(..., commit=False)`` held back (nothing when nothing is)."""
+        if self._unwritten:
+            self._append(b"")
 
     def absorb(self, result: RowResult) -> None:
         """Record a row decided elsewhere (a retry in place updating the run's journal)."""
@@ -343,18 +414,39 @@ class Journal:
         return self.get(call.row)
 
     def _write(self, values: tuple[Any, ...], *, commit: bool = True) -> None:
-        db = self._db
+        # ASCII JSON: a lone surrogate (from a "\\ud800" escape in an answer) still encodes.
+        line = json.dumps(values).encode() + b"\n"
+        self._batch.append(values)
+        if commit:
+            self._append(line)
+        else:
+            self._unwritten.append(line)
+        if len(self._batch) >= BATCH:
+            self._flush()
+
+    def _append(self, line: bytes) -> None:
+        """One ``os.write`` of the held-back lines and ``line``: durable when it returns."""
+        if self._unwritten:
+            line = b"".join((*self._unwritten, line))
+            self._unwritten.clear()
         try:
-            if commit:
-                db.execute(_UPSERT, values)  # autocommits, or joins the open transaction
-                if db.in_transaction:
-                    db.execute("COMMIT")
-            else:
-                if not db.in_transaction:
-                    db.execute("BEGIN")
-                db.execute(_UPSERT, values)
-        except sqlite3.Error as exc:
+            while line:  # a regular file takes it whole; a short write would be a full disk
+                line = line[os.write(self._fd, line) :]
+        except OSError as exc:
+            raise JournalError(f"{self._log}: cannot write the run journal ({exc})") from exc
+
+    def _flush(self) -> None:
+        """Copy the records written to the log into SQLite, then empty the log."""
+        if self._unwritten:
+            self._append(b"")
+        if not self._batch:
+            return
+        try:
+            _upsert(self._db, self._batch)
+            os.ftruncate(self._fd, 0)
+        except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"{self.path}: cannot write the run journal ({exc})") from exc
+        self._batch.clear()
 
 
 def _check_identity(path: Path, meta: dict[str, str], identity: RunIdentity) -> None:

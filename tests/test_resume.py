@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -61,15 +62,25 @@ def start(cmd: list[str], key: str) -> subprocess.Popen[str]:
 
 
 def journal_rows(out: Path) -> dict[int, tuple[str, int]]:
-    """row -> (outcome, attempts) as the journal holds them right now (read-only)."""
+    """row -> (outcome, attempts) as the journal holds them right now (read-only): SQLite,
+    then the records its log holds that are not copied in yet (later lines win)."""
     path = journal_path(out)
     if not path.exists():
         return {}
+    rows: dict[int, tuple[str, int]] = {}
     try:
         with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
-            return {r: (o, a) for r, o, a in db.execute("SELECT row, outcome, attempts FROM rows")}
+            rows = {r: (o, a) for r, o, a in db.execute("SELECT row, outcome, attempts FROM rows")}
     except sqlite3.OperationalError:
         return {}  # created but no table yet
+    log = Path(f"{path}-log")
+    for line in log.read_text().splitlines() if log.exists() else []:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # the line being written right now
+        rows[record[0]] = (record[2], record[4])
+    return rows
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
