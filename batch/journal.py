@@ -45,7 +45,7 @@ from batch.model import Call, Outcome, RowResult
 
 SUFFIX: Final = ".journal"
 RETRY_SUFFIX: Final = ".retry.journal"
-_FORMAT: Final = "1"
+_FORMAT: Final = "2"  # 2: times as epoch seconds (REAL), the log beside it
 # A row rejected with 401/403 failed because of the key or account, not because of the row: a
 # resumed run (after the key is fixed) sends it again instead of treating it as decided.
 KEY_REJECTED_STATUSES: Final = frozenset({401, 403})
@@ -66,8 +66,8 @@ CREATE TABLE IF NOT EXISTS rows (
     error_message TEXT NOT NULL,
     request TEXT NOT NULL,
     response TEXT NOT NULL,
-    started_at TEXT,
-    finished_at TEXT,
+    started_at REAL,
+    finished_at REAL,
     duration_ms INTEGER
 );
 """
@@ -120,15 +120,14 @@ class RunIdentity:
         }
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    # Twice per row: skip the conversion for the UTC times the sender makes.
-    return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat()
+def _stamp(value: datetime | None) -> float | None:
+    """Epoch seconds: three times per row, and a fifth of the cost of an ISO string. A
+    microsecond-precise UTC time comes back exactly from ``_when`` (float64 holds it)."""
+    return None if value is None else value.timestamp()
 
 
-def _when(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+def _when(stamp: float | None) -> datetime | None:
+    return None if stamp is None else datetime.fromtimestamp(stamp, UTC)
 
 
 def _to_result(record: tuple[Any, ...]) -> RowResult:
@@ -141,7 +140,8 @@ def _to_result(record: tuple[Any, ...]) -> RowResult:
         http_status=status,
         attempts=attempts,
         error_code=code,
-        error_message=message,
+        # In-flight marks leave the (always the same) message out of the log and the table.
+        error_message=message or (IN_FLIGHT_MESSAGE if outcome == _UNKNOWN else ""),
         request=request,
         response=response,
         started_at=_when(started),
@@ -161,8 +161,8 @@ def _values(result: RowResult) -> tuple[Any, ...]:
         result.error_message,
         result.request,
         result.response,
-        _iso(result.started_at),
-        _iso(result.finished_at),
+        _stamp(result.started_at),
+        _stamp(result.finished_at),
         result.duration_ms,
     )
 
@@ -194,9 +194,11 @@ def _replay(db: sqlite3.Connection, log: Path) -> None:
         try:
             values = json.loads(line)
         except ValueError:
+            values = None
+        if not isinstance(values, list) or len(values) != len(_COLUMNS.split(",")):
             if n >= len(lines) - 2:  # the last line: written only in part
                 break
-            raise JournalError(f"{log}: line {n + 1} is not a journal record") from None
+            raise JournalError(f"{log}: line {n + 1} is not a journal record")
         records.append(tuple(values))
     _upsert(db, records)
     os.truncate(log, 0)
@@ -262,6 +264,8 @@ class Journal:
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            if meta and meta.get("format") != _FORMAT:
+                raise JournalError(f"{path}: written by another version of reroute; use --fresh")
             if meta:
                 _replay(db, _log_path(path))  # what a run that died left in the log
             else:
@@ -379,8 +383,8 @@ class Journal:
             started = now or datetime.now(UTC)
             self._prior[call.row] = (prior, started)
         # The values of an `unknown` RowResult, without building one (this runs per request).
-        record = (call.row, str(call.routing_id), _UNKNOWN, None, prior + n, "", IN_FLIGHT_MESSAGE)
-        self._write((*record, call.body, "", _iso(started), None, None))
+        record = (call.row, str(call.routing_id), _UNKNOWN, None, prior + n, "", "", call.body)
+        self._write((*record, "", started.timestamp(), None, None))
 
     def finish(self, result: RowResult, *, commit: bool = True) -> RowResult:
         """Record the final result of a row; returns it with attempts of earlier runs added.
@@ -450,8 +454,6 @@ class Journal:
 
 
 def _check_identity(path: Path, meta: dict[str, str], identity: RunIdentity) -> None:
-    if meta.get("format") != _FORMAT:
-        raise JournalError(f"{path}: written by another version of reroute; use --fresh")
     differs = [
         label
         for key, label in (

@@ -168,6 +168,8 @@ class Limiter:
         Not while a 429 episode lasts (its pause, and one interval after): answers to requests
         that were already in flight say nothing about the new pace.
         """
+        if self._per_second >= self._rate.per_second:
+            return  # at the configured pace already (the common case: no clock to read)
         if self._clock() < self._hold_decrease_until:
             return
         self._per_second = min(self._rate.per_second, self._per_second + self._step)

@@ -238,22 +238,22 @@ class Sender:
             last = answer
             return answer
 
-        # Not tenacity's wait_exception (our outcomes are values, not exceptions: a bad row is
-        # a value) nor wait_exponential_jitter (its random is global; ours is injected).
-        def wait(state: tenacity.RetryCallState) -> float:
-            assert state.outcome is not None
-            outcome: AttemptOutcome = state.outcome.result()
-            if isinstance(outcome, Answer) and outcome.wait is not None:
-                return outcome.wait  # the same wait the limiter's pause got, drawn once
-            return self._backoff(state.attempt_number)
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            if self._on_retry is not None and state.outcome is not None:
-                outcome: AttemptOutcome = state.outcome.result()
-                self._on_retry(call, state.attempt_number, _code(outcome))
-
         final = await attempt()
         if self._policy.max_attempts > 1 and self._should_retry(final):
+            # Not tenacity's wait_exception (our outcomes are values, not exceptions: a bad row
+            # is a value) nor wait_exponential_jitter (its random is global; ours is injected).
+            def wait(state: tenacity.RetryCallState) -> float:
+                assert state.outcome is not None
+                outcome: AttemptOutcome = state.outcome.result()
+                if isinstance(outcome, Answer) and outcome.wait is not None:
+                    return outcome.wait  # the same wait the limiter's pause got, drawn once
+                return self._backoff(state.attempt_number)
+
+            def before_sleep(state: tenacity.RetryCallState) -> None:
+                if self._on_retry is not None and state.outcome is not None:
+                    outcome: AttemptOutcome = state.outcome.result()
+                    self._on_retry(call, state.attempt_number, _code(outcome))
+
             # Only rows that need a retry pay for tenacity's loop (tens of microseconds a row,
             # a sizeable share of a fast request). It replays the first outcome as its attempt
             # 1, so attempt numbers, waits and hooks are exactly those of a loop from the start.
@@ -411,6 +411,11 @@ class Sender:
         finished_at: datetime,
         duration_ms: int,
     ) -> RowResult:
+        if isinstance(final, Answer) and final.success:  # most rows: no message to compose
+            return RowResult(
+                call.row, str(call.routing_id), Outcome.SUCCEEDED, final.status, attempts, "",
+                "", call.body, final.response, started_at, finished_at, duration_ms,
+            )  # fmt: skip
         common: dict[str, Any] = {
             "row": call.row,
             "routing_id": str(call.routing_id),
@@ -432,11 +437,6 @@ class Sender:
                 error_message=self._scrub(_one_line(f"{final}{gave_up}")),
                 **common,
             )
-        if final.success:
-            return RowResult(
-                outcome=Outcome.SUCCEEDED, http_status=final.status, response=final.response,
-                **common,
-            )  # fmt: skip
         message = final.error_message
         if self._waits_too_long(final):
             assert final.retry_after is not None

@@ -170,14 +170,67 @@ from pathlib import Path
 from batch.journal import Journal, RunIdentity
 from batch.model import RowResult, Outcome
 j = Journal.open(Path({str(tmp_path / "j")!r}), RunIdentity(*{tuple(ident.as_meta().values())!r}))
-for row in range(1, 201):
+for row in range(1, 601):
     j.finish(RowResult(row=row, routing_id=str(row), outcome=Outcome.SUCCEEDED, attempts=1))
+from batch.model import Call
+j.attempt(Call(row=601, routing_id=601, body="[]"), 1)
 os.kill(os.getpid(), signal.SIGKILL)
 """
     proc = subprocess.run([sys.executable, "-c", script], check=False, timeout=30)
     assert proc.returncode == -9
+    # 600 finals: the first batches copied into SQLite, the rest only in the log; then a mark.
+    with closing(sqlite3.connect(tmp_path / "j")) as db:
+        (in_table,) = db.execute("SELECT count(*) FROM rows").fetchone()
+    assert 0 < in_table < 600
+    assert Path(f"{tmp_path / 'j'}-log").stat().st_size > 0
     with Journal.open(tmp_path / "j", ident) as journal:
-        assert journal.final_count() == 200
+        assert journal.final_count() == 600
+        in_flight = journal.get(601)
+        assert in_flight is not None
+        assert (in_flight.outcome, in_flight.attempts) == (Outcome.UNKNOWN, 1)
+    assert not Path(f"{tmp_path / 'j'}-log").exists()  # all copied in, the log removed
+
+
+def _crashed_with(tmp_path: Path, tail: bytes) -> tuple[RunIdentity, Path]:
+    """A journal whose run died with two finals in its log, then ``tail`` appended."""
+    ident = _identity(tmp_path)
+    path = tmp_path / "j"
+    journal = Journal.open(path, ident)
+    journal.finish(_done(1))
+    journal.finish(_done(2))
+    log = Path(f"{path}-log")
+    saved = log.read_bytes()
+    journal.close()  # copies them in; put the log back as a crash would have left it
+    path.unlink()
+    for side in ("-wal", "-shm"):
+        Path(f"{path}{side}").unlink(missing_ok=True)
+    Journal.open(path, ident).close()
+    log.write_bytes(saved + tail)
+    return ident, path
+
+
+def test_a_last_line_cut_short_is_skipped(tmp_path: Path) -> None:
+    """A line the dying process only wrote in part is skipped; the whole ones are read."""
+    ident, path = _crashed_with(tmp_path, b'[3, "103", "succ')
+    with Journal.open(path, ident) as journal:
+        assert [r.row for r in journal.results()] == [1, 2]
+        assert journal.get(1) == _done(1)
+
+
+def test_a_damaged_line_inside_the_log_is_a_clear_error(tmp_path: Path) -> None:
+    """Garbage before the last line is not a crash's trace: refused, naming the log's line."""
+    ident, path = _crashed_with(tmp_path, b'[3, "103"]\n' + b"not json\n")
+    with pytest.raises(JournalError, match=r"-log: line 3 is not a journal record"):
+        Journal.open(path, ident)
+
+
+def test_a_log_without_its_journal_is_never_replayed(tmp_path: Path) -> None:
+    """A new journal ignores (removes) a log left beside a journal file someone deleted."""
+    ident = _identity(tmp_path)
+    path = tmp_path / "j"
+    Path(f"{path}-log").write_text('[1, "101", "succeeded", 200, 1, "", "", "", "", 1.0, 2.0, 1]\n')
+    with Journal.open(path, ident) as journal:
+        assert list(journal.results()) == []
 
 
 def test_no_key_column_in_schema(tmp_path: Path) -> None:
