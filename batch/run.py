@@ -274,8 +274,8 @@ async def run_calls(
 ) -> RunReport:
     """Send ``calls`` over ``client``: one limiter shared by every request, retries included,
     the journal told of each attempt before it is sent. A soft stop reaches the sender too: rows
-    still waiting for their first slot send nothing, rows waiting to retry end with the answer
-    they have. The per-request timeout is also the grace period in-flight requests get."""
+    still waiting for their first slot send nothing. The per-request timeout is also the grace
+    period in-flight requests (and their retries) get."""
     observer = observer or Observer()
     stop = stop or StopToken()
     on_attempt, on_retry = sender_hooks(journal, observer)
@@ -288,9 +288,9 @@ async def run_calls(
         before_wait=journal.commit,
     )
     with ExitStack() as cleanup:
-        cleanup.callback(stop.subscribe(lambda _: sender.stop_sending()))
+        cleanup.callback(stop.subscribe(lambda _: sender.hold_back()))
         if stop.requested:
-            sender.stop_sending()
+            sender.hold_back()
         return await execute(
             calls,
             send=sender.send,

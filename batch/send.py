@@ -158,6 +158,8 @@ class Sender:
         self._before_wait = before_wait
         self._stopping = False
         self._waiting: set[anyio.CancelScope] = set()  # rows between attempts, to wake on stop
+        self._held = False
+        self._first_waits: set[anyio.CancelScope] = set()  # rows waiting for their first slot
         # The secret as it travels, to scrub from anything a server or library echoes back.
         auth = client.headers.get("authorization", "")
         token = auth.split(" ", 1)[1] if " " in auth else auth
@@ -167,21 +169,34 @@ class Sender:
     def policy(self) -> SendPolicy:
         return self._policy
 
-    def stop_sending(self) -> None:
-        """The run is stopping gently: start nothing new, try nothing again.
+    def hold_back(self) -> None:
+        """The run is stopping gently: start nothing new.
 
         A row that has not sent its first request yet (waiting for its slot, or not started)
-        sends nothing: ``send`` returns None for it. Rows waiting for a retry (a backoff, a 429
-        pause) end now with the answer they have, as ``failed``, instead of sending again or
-        being cancelled into ``unknown``; requests in flight finish and are not retried.
+        sends nothing: ``send`` returns None for it (the row stays not attempted). Rows already
+        sent go on, retries included, within the grace the orchestrator gives them (a row cut
+        off there is ``unknown``, and the same command sends it again).
         Call it from the run's event loop (a stop token's listener, a signal watcher task).
         """
+        self._held = True
+        for scope in self._first_waits:
+            scope.cancel()
+
+    def stop_retrying(self) -> None:
+        """Try nothing again: for a stop that must not wait for retries.
+
+        Rows waiting for a retry (a backoff, a 429 pause) end now with the answer they have,
+        as ``failed``, instead of sending again or being cancelled into ``unknown``; requests in
+        flight finish and are not retried. Implies :meth:`hold_back`.
+        Call it from the run's event loop (a stop token's listener, a signal watcher task).
+        """
+        self.hold_back()
         self._stopping = True
         for scope in self._waiting:
             scope.cancel()
 
     async def _between_attempts(self, wait: Callable[[], Awaitable[None]]) -> bool:
-        """Await ``wait()`` (a slot, a backoff); False when ``stop_sending`` cut it short."""
+        """Await ``wait()`` between two attempts; False when ``stop_retrying`` cut it short."""
         if self._stopping:
             return False
         with anyio.CancelScope() as scope:
@@ -200,17 +215,23 @@ class Sender:
         """Send ``call`` until it succeeds, fails for good, or runs out of attempts.
 
         Never raises for the row's own problem: every answer and transport error becomes the
-        row's result. None: nothing was sent, because ``stop_sending`` came first (the row stays
+        row's result. None: nothing was sent, because ``hold_back`` came first (the row stays
         not attempted). Cancellation propagates (the orchestrator records the row as unknown).
         """
         # The first slot: at once when it is due (no await, no cancel scope: the common case
         # of a fast run costs nothing here), else a wait a gentle stop can cut short.
-        if self._stopping:
+        if self._held:
             return None
         if not self._limiter.try_acquire():
             if self._before_wait is not None:
                 self._before_wait()
-            if not await self._between_attempts(self._limiter.acquire):
+            with anyio.CancelScope() as waiting:
+                self._first_waits.add(waiting)
+                try:
+                    await self._limiter.acquire()
+                finally:
+                    self._first_waits.discard(waiting)
+            if waiting.cancel_called:
                 return None
         attempts = 0
         started_at: datetime | None = None

@@ -575,7 +575,7 @@ async def test_bare_429_pause_and_row_wait_are_one_draw() -> None:
     assert limiter.paused_until == pytest.approx(0.55)
 
 
-async def test_stop_sending_ends_a_backoff_at_once() -> None:
+async def test_stop_retrying_ends_a_backoff_at_once() -> None:
     """A row waiting 50 s to retry ends the moment the run stops, failed with what it has."""
     script = Script(error(503, "UNAVAILABLE", "down"), httpx.Response(200, json=OK_BODY))
     sender, _ = make_sender(script, backoff_initial=50)
@@ -587,7 +587,7 @@ async def test_stop_sending_ends_a_backoff_at_once() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
         await anyio.sleep(3)
-        sender.stop_sending()
+        sender.stop_retrying()
     assert anyio.current_time() == 3
     [result] = results
     assert (result.outcome, result.error_code, result.attempts) == (
@@ -599,7 +599,7 @@ async def test_stop_sending_ends_a_backoff_at_once() -> None:
     assert len(script.times) == 1
 
 
-async def test_stop_sending_ends_a_wait_for_the_429_pause() -> None:
+async def test_stop_retrying_ends_a_wait_for_the_429_pause() -> None:
     """A row queued behind a 60 s 429 pause ends at the stop instead of sending again."""
     script = Script(httpx.Response(429, headers={"Retry-After": "60"}))
     sender, _ = make_sender(script)
@@ -611,12 +611,12 @@ async def test_stop_sending_ends_a_wait_for_the_429_pause() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
         await anyio.sleep(10)
-        sender.stop_sending()
+        sender.stop_retrying()
     assert anyio.current_time() == 10
     assert (results[0].error_code, results[0].attempts) == ("RATE_LIMITED", 1)
 
 
-async def test_after_stop_sending_in_flight_requests_finish_but_are_not_retried() -> None:
+async def test_after_stop_retrying_in_flight_requests_finish_but_are_not_retried() -> None:
     """A request in flight at the stop gets its answer; a transient one is not tried again."""
 
     async def slow_503(request: httpx.Request) -> httpx.Response:
@@ -633,7 +633,7 @@ async def test_after_stop_sending_in_flight_requests_finish_but_are_not_retried(
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
         await anyio.sleep(1)
-        sender.stop_sending()
+        sender.stop_retrying()
     assert anyio.current_time() == 5
     assert (results[0].http_status, results[0].attempts) == (503, 1)
 
@@ -654,22 +654,42 @@ async def test_a_request_in_flight_at_the_stop_still_succeeds() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
         await anyio.sleep(1)
-        sender.stop_sending()
+        sender.stop_retrying()
     [result] = results
     assert result is not None
     assert (result.outcome, result.attempts) == (Outcome.SUCCEEDED, 1)
 
 
-async def test_after_stop_sending_a_new_row_sends_nothing() -> None:
+async def test_after_hold_back_a_new_row_sends_nothing() -> None:
     """Start nothing new: a row handed to the sender after the stop is not sent (None)."""
     script = Script(httpx.Response(200, json=OK_BODY))
     sender, _ = make_sender(script)
-    sender.stop_sending()
+    sender.hold_back()
     assert await sender.send(CALL) is None
     assert script.requests == []
 
 
-async def test_stop_sending_holds_back_a_row_waiting_for_its_first_slot() -> None:
+async def test_hold_back_lets_a_row_already_sent_retry() -> None:
+    """ "Start nothing new" is about rows: one already sent still retries after the stop (the
+    orchestrator's grace bounds it), so a resumed run need not resend a row cut short."""
+    script = Script(error(503, "UNAVAILABLE"), httpx.Response(200, json=OK_BODY))
+    sender, _ = make_sender(script, backoff_initial=2)
+    results: list[RowResult | None] = []
+
+    async def run() -> None:
+        results.append(await sender.send(CALL))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        await anyio.sleep(1)
+        sender.hold_back()
+    [result] = results
+    assert result is not None
+    assert (result.outcome, result.attempts) == (Outcome.SUCCEEDED, 2)
+    assert script.times == [0, 2]
+
+
+async def test_hold_back_frees_a_row_waiting_for_its_first_slot() -> None:
     """A row queued for its first slot (the pace is 1/s) ends at the stop without sending."""
     script = Script(httpx.Response(200, json=OK_BODY), httpx.Response(200, json=OK_BODY))
     sender, _ = make_sender(script, rate="1/s")
@@ -683,7 +703,7 @@ async def test_stop_sending_holds_back_a_row_waiting_for_its_first_slot() -> Non
         await anyio.sleep(0.001)
         tg.start_soon(run, CALL)  # its slot is at t=1
         await anyio.sleep(0.5)
-        sender.stop_sending()
+        sender.hold_back()
     assert anyio.current_time() == pytest.approx(0.501)
     assert script.times == [0]
     assert len(results) == 2
@@ -692,7 +712,7 @@ async def test_stop_sending_holds_back_a_row_waiting_for_its_first_slot() -> Non
     assert results[0].outcome is Outcome.SUCCEEDED
 
 
-async def test_stop_sending_frees_a_row_queued_for_a_slot() -> None:
+async def test_stop_retrying_frees_a_row_queued_for_a_slot() -> None:
     """A row whose retry waits for a slot behind another row's 429 pause ends at the stop."""
     script = Script(
         error(503, "UNAVAILABLE"),  # row 8, at t=0: retries after 1 s, into the pause
@@ -709,7 +729,7 @@ async def test_stop_sending_frees_a_row_queued_for_a_slot() -> None:
         await anyio.sleep(0.001)
         tg.start_soon(run, CALL)
         await anyio.sleep(10)
-        sender.stop_sending()
+        sender.stop_retrying()
     assert anyio.current_time() == pytest.approx(10.001)
     assert limiter.paused_until == pytest.approx(60.01)
     assert sorted((r.row, r.error_code, r.attempts) for r in results) == [

@@ -1,0 +1,153 @@
+"""Where `reroute run`'s overhead goes: the bare loop against ever more of reroute, side by side.
+
+    uv run python tests/benchmarks/bench_breakdown.py [--rows 3000] [--repeat 3]
+
+Each stage is a process that sends the same rows as the bare anyio + httpx loop of
+bench_run.py, with one more layer of reroute each time:
+
+  client     reroute's httpx client (its headers, pool, timeouts) and the JSON answer parsed
+  sender     + batch.send.Sender: the shared limiter, the per-request deadline, the answer
+             classified, tenacity for rows that retry, the row's RowResult
+  run_calls  + batch.run.run_calls: the workers, the observers' hooks, the journal (its log
+             and SQLite), every row's record written before the next request goes out
+
+A stage and the bare loop run at the same time, both on one CPU with the sandbox on another
+(as `bench_run.py overhead` does), and each rate is taken over the span where both were
+sending; the figure is the stage's rate over the bare loop's. The bare loop against itself
+reads 1.00x this way (0.997-1.008x measured). What `reroute run` adds on top of run_calls
+(loading, validating, the results file) is a fixed cost, shown by `bench_run.py overhead`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_run import KEY, ROOT, _cpus, _env, _on, bare_loop, start_sandbox, stop
+
+STAGES = ("client", "sender", "run_calls")
+
+
+async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[float]:
+    """Send ``rows`` rows through ``name``'s layers; when each answer came (time.time)."""
+    from batch.journal import Journal, RunIdentity
+    from batch.limiter import Limiter
+    from batch.model import Call, RowResult
+    from batch.run import Observer, run_calls
+    from batch.send import Sender, SendPolicy, build_client
+    from batch.settings import Rate
+
+    answered: list[float] = []
+    client = build_client(base_url, KEY, timeout=30, concurrency=concurrency)
+    rate, policy = Rate.parse("1000000/s"), SendPolicy(timeout=30)
+
+    def calls() -> Iterator[Call]:
+        for row in range(1, rows + 1):
+            body = f'{{"for_inbound_call":1,"for_outbound_call":4,"status":{row % 2}}}'
+            yield Call(row=row, routing_id=row, body=body)
+
+    source = calls()
+    async with client:
+        if name == "run_calls":
+
+            class Answered(Observer):
+                def row_finished(self, result: RowResult) -> None:
+                    answered.append(time.time())
+
+            with tempfile.TemporaryDirectory() as tmp:
+                identity = RunIdentity("benchmark", base_url, str(Path(tmp) / "out.csv"))
+                with Journal.open(Path(tmp) / "out.csv.journal", identity) as journal:
+                    await run_calls(
+                        source, client=client, rate=rate, policy=policy,
+                        concurrency=concurrency, journal=journal, observer=Answered(),
+                    )  # fmt: skip
+            return answered
+        sender = Sender(client, Limiter(rate), policy)
+
+        async def worker() -> None:
+            for call in source:
+                if name == "client":
+                    response = await client.post(call.path, content=call.body.encode())
+                    json.loads(response.content)
+                else:
+                    await sender.send(call)
+                answered.append(time.time())
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(concurrency):
+                tg.start_soon(worker)
+    return answered
+
+
+def _process(which: str, base_url: str, rows: int, concurrency: int, out: Path) -> list[str]:
+    args = [which, base_url, str(rows), str(concurrency), str(out)]
+    return [sys.executable, __file__, "_one", *args]
+
+
+def pair(which: str, base_url: str, rows: int, concurrency: int, cpu: int | None) -> float:
+    """One simultaneous run of the bare loop and ``which``: the rates' ratio over the overlap."""
+    with tempfile.TemporaryDirectory() as tmp:
+        outs = [Path(tmp) / "bare.json", Path(tmp) / "stage.json"]
+        procs = []
+        for name, out in zip(("bare", which), outs, strict=True):
+            command = _process(name, base_url, rows, concurrency, out)
+            procs.append(subprocess.Popen(command, cwd=ROOT, env=_env(), preexec_fn=_on(cpu)))
+        if [p.wait() for p in procs] != [0, 0]:
+            raise SystemExit(f"a side of the {which} pair failed")
+        bare_done, stage_done = (sorted(json.loads(out.read_text())) for out in outs)
+    begin = max(bare_done[0], stage_done[0])
+    end = min(bare_done[-1], stage_done[-1])
+    bare_n = sum(begin < t <= end for t in bare_done)
+    return sum(begin < t <= end for t in stage_done) / bare_n
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["_one"]:  # one side's own process (see pair())
+        which, base_url, rows, concurrency, out = sys.argv[2:7]
+        if which == "bare":
+            answered: list[float] = []
+            anyio.run(bare_loop, base_url, int(rows), int(concurrency), answered)
+        else:
+            answered = anyio.run(stage, which, base_url, int(rows), int(concurrency))
+        Path(out).write_text(json.dumps(answered))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    server_cpu, clients_cpu = _cpus()
+    server, base_url = start_sandbox(
+        "--rate-limit", "off", "--max-concurrent", "off", cpu=server_cpu
+    )
+    try:
+        pair("client", base_url, 300, args.concurrency, clients_cpu)  # untimed warm-up
+        figures = {
+            which: [
+                pair(which, base_url, args.rows, args.concurrency, clients_cpu)
+                for _ in range(args.repeat)
+            ]
+            for which in STAGES
+        }
+    finally:
+        stop(server)
+    print(f"breakdown: {args.rows} rows, concurrency {args.concurrency}, each stage side by "
+          f"side with the bare loop, {args.repeat} times (rate / bare loop's rate)")  # fmt: skip
+    for which in STAGES:
+        ratios = figures[which]
+        print(f"  {which:10s} median {statistics.median(ratios):.3f}x  "
+              f"(range {min(ratios):.3f}x to {max(ratios):.3f}x)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
