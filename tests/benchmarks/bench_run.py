@@ -1,7 +1,7 @@
 """Benchmarks of `reroute run` (issue 4): overhead, pacing, memory.
 
-    uv run python tests/benchmarks/bench_run.py overhead [--rows 3000] [--repeat 3]
-      (--concurrency 8 by default)
+    uv run python tests/benchmarks/bench_run.py overhead [--rows 10000] [--repeat 5]
+      [--concurrency 8] [--in-turns]
     uv run python tests/benchmarks/bench_run.py pacing   [--rows 300]
     uv run python tests/benchmarks/bench_run.py memory   [--sizes 50000 200000]
 
@@ -9,6 +9,8 @@ overhead: the same N rows against `reroute sandbox` (own process, limits and fau
   by `reroute run` (load, validate, journal, limiter, retries, results file: everything from
   reading the input to writing the results) and by a bare anyio + httpx loop (same concurrency,
   no validation, no journal). Goal: reroute >= 0.9x the bare loop's rows per second.
+  By default both sides run at the same time, pinned to one shared CPU (see side_by_side);
+  --in-turns runs them one after the other and compares whole wall times instead.
   Both sides run as fresh processes started the same way: each imports its top-level modules
   (anyio and httpx; reroute's CLI) before its clock starts, and everything after that, lazy
   imports included, is timed. Bytecode caching is left on (PYTHONDONTWRITEBYTECODE, set on some
