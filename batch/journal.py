@@ -79,7 +79,8 @@ _UNKNOWN: Final = str(Outcome.UNKNOWN)
 # Records copied from the log into SQLite per transaction (the log never holds many more).
 BATCH: Final = 256
 LOG_SUFFIX: Final = "-log"
-_UPSERT: Final = f"INSERT OR REPLACE INTO rows ({_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_WIDTH: Final = len(_COLUMNS.split(","))  # values in a record, a line of the log
+_UPSERT: Final = f"INSERT OR REPLACE INTO rows ({_COLUMNS}) VALUES ({', '.join('?' * _WIDTH)})"
 
 
 def journal_path(results: Path, *, retry: bool = False) -> Path:
@@ -195,7 +196,7 @@ def _replay(db: sqlite3.Connection, log: Path) -> None:
             values = json.loads(line)
         except ValueError:
             values = None
-        if not isinstance(values, list) or len(values) != len(_COLUMNS.split(",")):
+        if not isinstance(values, list) or len(values) != _WIDTH:
             if n >= len(lines) - 2:  # the last line: written only in part
                 break
             raise JournalError(f"{log}: line {n + 1} is not a journal record")
@@ -266,11 +267,8 @@ class Journal:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             if meta and meta.get("format") != _FORMAT:
                 raise JournalError(f"{path}: written by another version of reroute; use --fresh")
-            if meta:
-                _replay(db, _log_path(path))  # what a run that died left in the log
-            else:
-                _log_path(path).unlink(missing_ok=True)  # not this journal's: never replay it
             if not meta:
+                _log_path(path).unlink(missing_ok=True)  # not this journal's: never replay it
                 if identity is None:
                     raise JournalError(f"{path}: not a run journal")
                 with db:
@@ -282,6 +280,7 @@ class Journal:
             else:
                 if identity is not None:
                     _check_identity(path, meta, identity)
+                _replay(db, _log_path(path))  # what a run that died left in the log
                 resumed = db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
         except (sqlite3.Error, OSError) as exc:
             db.close()

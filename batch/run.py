@@ -180,10 +180,10 @@ async def execute(
     journal; rows never started have no record (``not_attempted``), nor do rows for which
     ``send`` returned None (it held them back: a sender told of a soft stop sends no new row).
 
-    ``commits_before_waiting``: ``send`` promises to commit the journal before it awaits
-    anything ahead of its row's first in-flight mark (the Sender's ``before_wait``), so a
-    final record may wait for the next row's mark to be committed with it: one commit per row.
-    A task never yields with a final record uncommitted.
+    ``commits_before_waiting``: ``send`` promises to call ``journal.commit()`` before it awaits
+    anything ahead of its row's first in-flight mark (the Sender's ``before_wait``), so a final
+    record may wait for the same worker's next mark and go out in the same write. A task never
+    yields with a final record unwritten.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
