@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -189,6 +190,26 @@ os.kill(os.getpid(), signal.SIGKILL)
         assert in_flight is not None
         assert (in_flight.outcome, in_flight.attempts) == (Outcome.UNKNOWN, 1)
     assert not Path(f"{tmp_path / 'j'}-log").exists()  # all copied in, the log removed
+
+
+@pytest.mark.parametrize(
+    "body", ['{"for_inbound_call":1}', '{"note":"a \\"quoted\\" \\\\ caf\u00e9"}', "[]"]
+)
+def test_an_in_flight_mark_is_one_json_line_of_its_record(tmp_path: Path, body: str) -> None:
+    """The mark's log line is the JSON of its record (the message every mark shares left out),
+    and reads back as the same `unknown` row, whatever the body holds."""
+    ident = _identity(tmp_path)
+    journal = Journal.open(tmp_path / "j", ident)
+    started = datetime(2026, 11, 30, 1, 2, 3, 456789, tzinfo=UTC)
+    journal.attempt(Call(row=7, routing_id=107, body=body), 2, now=started)
+    [line] = Path(f"{tmp_path / 'j'}-log").read_bytes().splitlines()
+    journal.close()
+    stamp = started.timestamp()
+    assert json.loads(line) == [7, "107", "unknown", None, 2, "", "", body, "", stamp, None, None]
+    with Journal.open(tmp_path / "j", ident) as again:
+        record = again.get(7)
+    assert record is not None
+    assert (record.request, record.attempts, record.started_at) == (body, 2, started)
 
 
 def _crashed_with(tmp_path: Path, tail: bytes) -> tuple[RunIdentity, Path]:
