@@ -1,6 +1,6 @@
 """Where `reroute run`'s overhead goes: the bare loop against ever more of reroute, side by side.
 
-    uv run python tests/benchmarks/bench_breakdown.py [--rows 3000] [--repeat 3]
+    uv run python tests/benchmarks/bench_breakdown.py [--rows 3000] [--repeat 3] [--what-if]
 
 Each stage is a process that sends the same rows as the bare anyio + httpx loop of
 bench_run.py, with one more layer of reroute each time:
@@ -10,6 +10,11 @@ bench_run.py, with one more layer of reroute each time:
              classified, tenacity for rows that retry, the row's RowResult
   run_calls  + batch.run.run_calls: the workers, the observers' hooks, the journal (its log
              and SQLite), every row's record written before the next request goes out
+
+--what-if adds two stages that are not reroute as shipped, to price a part by its absence:
+
+  no_journal   run_calls with a journal whose writes do nothing
+  no_deadline  run_calls without the per-request deadline (its cancel scope made a no-op)
 
 A stage and the bare loop run at the same time, both on one CPU with the sandbox on another
 (as `bench_run.py overhead` does), and each rate is taken over the span where both were
@@ -36,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_run import KEY, ROOT, _cpus, _env, _on, bare_loop, start_sandbox, stop
 
 STAGES = ("client", "sender", "run_calls")
+WHAT_IF = ("no_journal", "no_deadline")
 
 
 async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[float]:
@@ -57,8 +63,28 @@ async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[f
             yield Call(row=row, routing_id=row, body=body)
 
     source = calls()
+    if name == "no_deadline":
+        import batch.send
+
+        class NoDeadline:  # stands in for anyio's CancelScope in batch.send's request
+            cancelled_caught = False
+
+            def __init__(self, deadline: float = 0.0) -> None:
+                pass
+
+            def __enter__(self) -> NoDeadline:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                return None
+
+        class AnyioWithoutDeadline:
+            CancelScope = NoDeadline
+            current_time = staticmethod(anyio.current_time)
+
+        batch.send.anyio = AnyioWithoutDeadline  # type: ignore[assignment]
     async with client:
-        if name == "run_calls":
+        if name in ("run_calls", "no_journal", "no_deadline"):
 
             class Answered(Observer):
                 def row_finished(self, result: RowResult) -> None:
@@ -67,6 +93,8 @@ async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[f
             with tempfile.TemporaryDirectory() as tmp:
                 identity = RunIdentity("benchmark", base_url, str(Path(tmp) / "out.csv"))
                 with Journal.open(Path(tmp) / "out.csv.journal", identity) as journal:
+                    if name == "no_journal":
+                        journal._write = lambda *args, **kwargs: None  # type: ignore[method-assign]
                     await run_calls(
                         source, client=client, rate=rate, policy=policy,
                         concurrency=concurrency, journal=journal, observer=Answered(),
@@ -125,7 +153,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--what-if", action="store_true", help="also no_journal, no_deadline")
     args = parser.parse_args()
+    stages = STAGES + WHAT_IF if args.what_if else STAGES
     server_cpu, clients_cpu = _cpus()
     server, base_url = start_sandbox(
         "--rate-limit", "off", "--max-concurrent", "off", cpu=server_cpu
@@ -137,13 +167,13 @@ def main() -> None:
                 pair(which, base_url, args.rows, args.concurrency, clients_cpu)
                 for _ in range(args.repeat)
             ]
-            for which in STAGES
+            for which in stages
         }
     finally:
         stop(server)
     print(f"breakdown: {args.rows} rows, concurrency {args.concurrency}, each stage side by "
           f"side with the bare loop, {args.repeat} times (rate / bare loop's rate)")  # fmt: skip
-    for which in STAGES:
+    for which in stages:
         ratios = figures[which]
         print(f"  {which:10s} median {statistics.median(ratios):.3f}x  "
               f"(range {min(ratios):.3f}x to {max(ratios):.3f}x)")  # fmt: skip
