@@ -331,6 +331,10 @@ class Sender:
         except (ValueError, RecursionError):
             # Not JSON, not UTF-8, or nested deeper than Python parses: all the same to us.
             return self._non_json(response)
+        if b"\\u" in response.content:
+            # An escape can spell a lone surrogate ("\\ud800"): valid JSON, but no UTF-8 file
+            # (journal, results) can hold it. Replaced ("?"), the rest of the answer kept.
+            payload = json.loads(json.dumps(payload, ensure_ascii=False).encode(errors="replace"))
         text = self._scrub(_envelope_text(response.content, payload))
         ok, error = voicelink.parse_envelope(payload)
         retry_after = self._retry_after(response)

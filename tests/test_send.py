@@ -8,6 +8,7 @@ import ssl
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,6 +20,7 @@ from trio.testing import MockClock
 
 from batch import voicelink
 from batch.errors import UsageError
+from batch.journal import Journal, RunIdentity
 from batch.limiter import Limiter
 from batch.model import Call, Outcome, RowResult
 from batch.retry import stops_run
@@ -415,6 +417,20 @@ async def test_the_envelope_is_kept_as_received_when_it_is_one_plain_line(
     assert "\n" not in result.response
     assert json.loads(result.response) == json.loads(body)
     assert (result.response == body.decode("utf-8", errors="replace")) is kept
+
+
+async def test_a_lone_surrogate_in_an_answer_is_replaced_not_a_crash(tmp_path: Path) -> None:
+    """``\\ud800`` is valid JSON but no UTF-8 file can hold it: the row's message and envelope
+    get a "?" instead, and the journal takes them (it used to fail with a traceback)."""
+    body = b'{"success":false,"error":{"code":"VALIDATION_ERROR","message":"bad \\ud800 id"}}'
+    result = await send(Script(httpx.Response(400, content=body)), max_attempts=1)
+    assert (result.error_code, result.error_message) == ("VALIDATION_ERROR", "bad ? id")
+    assert json.loads(result.response)["error"]["message"] == "bad ? id"
+    identity = RunIdentity("x" * 64, "https://api.example.test/api/v2", str(tmp_path / "out"))
+    with Journal.open(tmp_path / "out.journal", identity) as journal:
+        journal.finish(result)
+    with Journal.open(tmp_path / "out.journal", identity) as journal:
+        assert journal.get(result.row) == result
 
 
 def test_client_repr_and_headers_hide_the_key() -> None:
