@@ -6,14 +6,19 @@ import json
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import batch.journal as journal_module
 from batch.errors import JournalError
-from batch.journal import Journal, RunIdentity, journal_path, sha256_file
+from batch.journal import Journal, RunIdentity, _line, journal_path, sha256_file
 from batch.model import Call, Outcome, RowResult
 
 BASE = "http://127.0.0.1:9/api/v2"
@@ -204,7 +209,7 @@ def test_an_in_flight_mark_is_one_json_line_of_its_record(tmp_path: Path, body: 
     journal.attempt(Call(row=7, routing_id=107, body=body), 2, now=started)
     [line] = Path(f"{tmp_path / 'j'}-log").read_bytes().splitlines()
     journal.close()
-    stamp = started.timestamp()
+    stamp = 1_796_000_523_456_789  # 2026-11-30T01:02:03.456789Z in microseconds
     assert json.loads(line) == [7, "107", "unknown", None, 2, "", "", body, "", stamp, None, None]
     with Journal.open(tmp_path / "j", ident) as again:
         record = again.get(7)
@@ -260,3 +265,57 @@ def test_no_key_column_in_schema(tmp_path: Path) -> None:
     with closing(sqlite3.connect(tmp_path / "j")) as db:
         keys = {k for (k,) in db.execute("SELECT key FROM meta")}
     assert keys == {"format", "input_sha256", "base_url", "results", "snapshot"}
+
+
+_TEXT = st.text(st.characters(codec=None, exclude_categories=()))  # lone surrogates included
+_NUMBER = st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+
+
+@given(
+    st.tuples(
+        st.integers(1, 2**40), _TEXT, st.sampled_from([str(o) for o in Outcome]), _NUMBER,
+        st.integers(0, 99), _TEXT, _TEXT, _TEXT, _TEXT, _NUMBER, _NUMBER, _NUMBER,
+    )  # fmt: skip
+)
+def test_a_log_line_is_the_json_of_its_record(values: tuple[object, ...]) -> None:
+    """The log's hand-written line reads back (json.loads) as exactly the record's values,
+    is ASCII and is one line, whatever the strings hold (quotes, line breaks, surrogates)."""
+    line = _line(values)
+    assert line.endswith(b"\n") and line.count(b"\n") == 1 and line.isascii()
+    assert json.loads(line) == list(values)
+    assert json.loads(line) == json.loads(json.dumps(values))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 12), st.booleans()),  # (row, final?) in the order written
+        max_size=40,
+    ),
+    st.integers(1, 5),
+)
+def test_records_read_back_as_the_last_one_written_per_row_across_batches(
+    steps: list[tuple[int, bool]], batch: int
+) -> None:
+    """Marks and finals in any order, copied into SQLite every ``batch`` lines (one record per
+    row per copy): every row reads back as the last record written for it, after a clean close
+    and after a crash (the log replayed on open)."""
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(journal_module, "BATCH", batch)
+        path = Path(tmp) / "j"
+        ident = _identity(Path(tmp))
+        journal = Journal.open(path, ident)
+        expected: dict[int, tuple[Outcome, int]] = {}
+        for n, (row, final) in enumerate(steps, start=1):
+            if final:
+                journal.finish(replace(_done(row), attempts=n), commit=n % 2 == 0)
+                expected[row] = (Outcome.SUCCEEDED, n)
+            else:
+                journal.begin(_call(row))
+                journal.attempt(_call(row), n)
+                expected[row] = (Outcome.UNKNOWN, n)
+        journal.commit()
+        with Journal.open(path, ident) as crashed:  # the first one never closed: a dead run
+            got = {r.row: (r.outcome, r.attempts) for r in crashed.results()}
+        journal.close()
+        assert got == expected
