@@ -11,7 +11,6 @@ import json
 import math
 import random as _random
 import ssl
-from codecs import BOM_UTF8
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -45,6 +44,7 @@ from batch.retry import (
 USER_AGENT: Final = f"reroute/{__version__}"
 EXCERPT_CHARS: Final = 200
 REDACTED: Final = "[redacted]"
+_BOM: Final = "\ufeff"  # a UTF-8 byte-order mark, decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,34 +233,25 @@ class Sender:
                     self._first_waits.discard(waiting)
             if waiting.cancel_called:
                 return None
-        attempts = 0
-        started_at: datetime | None = None
-        started_clock = 0.0
-        last: AttemptOutcome | None = None
+        # The first attempt (its slot was taken above): most rows end here.
+        started_at = self._now()
+        started_clock = self._clock()
+        attempts = 1
+        final = await self._attempt(call, 1)
+        retry = self._policy.max_attempts > 1 and not (isinstance(final, Answer) and final.success)
+        if retry and self._should_retry(final):
+            last = final
 
-        async def attempt() -> AttemptOutcome:
-            nonlocal attempts, started_at, started_clock, last
-            # The first attempt's slot was taken above; a retry waits for its own.
-            if last is not None and not await self._between_attempts(self._limiter.acquire):
-                return last  # the run is stopping: no retry, the row keeps the answer it has
-            attempts += 1
-            if started_at is None:
-                started_at = self._now()
-                started_clock = self._clock()
-            if self._on_attempt is not None:
-                self._on_attempt(call, attempts)
-            try:
-                answer = await self._request(call)
-            except TransportError as exc:
-                last = exc
-                return exc
-            answer = self._decide_wait(answer, attempts)
-            self._adjust_pace(answer)
-            last = answer
-            return answer
+            async def attempt() -> AttemptOutcome:
+                nonlocal attempts, last
+                # A retry waits for its own slot, unless the run is stopping: no retry then,
+                # the row keeps the answer it has.
+                if not await self._between_attempts(self._limiter.acquire):
+                    return last
+                attempts += 1
+                last = await self._attempt(call, attempts)
+                return last
 
-        final = await attempt()
-        if self._policy.max_attempts > 1 and self._should_retry(final):
             # Not tenacity's wait_exception (our outcomes are values, not exceptions: a bad row
             # is a value) nor wait_exponential_jitter (its random is global; ours is injected).
             def wait(state: tenacity.RetryCallState) -> float:
@@ -297,6 +288,22 @@ class Sender:
 
     # -- one attempt -------------------------------------------------------------------------
 
+    async def _attempt(self, call: Call, n: int) -> AttemptOutcome:
+        """Attempt ``n`` of ``call``, its slot already taken: the answer, or the transport
+        error, with what it means for the pace applied."""
+        if self._on_attempt is not None:
+            self._on_attempt(call, n)
+        try:
+            answer = await self._request(call)
+        except TransportError as exc:
+            return exc
+        if answer.success:  # the common case: nothing to wait for, the pace may climb
+            self._limiter.succeeded()
+            return answer
+        answer = self._decide_wait(answer, n)
+        self._adjust_pace(answer)
+        return answer
+
     async def _request(self, call: Call) -> Answer:
         """One POST, read whole and classified. Raises only our transport errors."""
         timeout = self._policy.timeout
@@ -326,16 +333,34 @@ class Sender:
 
     def _classify(self, response: httpx.Response) -> Answer:
         status = response.status_code
+        body = response.content
         try:
-            payload: Any = json.loads(response.content)
+            text = body.decode()
+        except UnicodeDecodeError:
+            text = ""  # json may still read the bytes (UTF-16 or UTF-32)
+        # Parsed from the text when it is plain UTF-8 (decoded once: it is also what the
+        # results file keeps); else from the bytes, which json reads as UTF-16/32 or behind a
+        # byte-order mark too.
+        plain = text != "" and text[0] != _BOM
+        try:
+            payload: Any = json.loads(text if plain else body)
         except (ValueError, RecursionError):
             # Not JSON, not UTF-8, or nested deeper than Python parses: all the same to us.
             return self._non_json(response)
-        if b"\\u" in response.content:
-            # An escape can spell a lone surrogate ("\\ud800"): valid JSON, but no UTF-8 file
-            # (journal, results) can hold it. Replaced ("?"), the rest of the answer kept.
-            payload = json.loads(json.dumps(payload, ensure_ascii=False).encode(errors="replace"))
-        text = self._scrub(_envelope_text(response.content, payload))
+        if plain and "\\" not in text and "\n" not in text and "\r" not in text:
+            # Valid JSON on one line (it just parsed), kept as received: the scrubbing sees
+            # every character of it as it is, with no escape to hide one.
+            envelope = text
+        else:
+            if b"\\u" in body:
+                # An escape can spell a lone surrogate ("\\ud800"): valid JSON, but no UTF-8
+                # file (journal, results) can hold it. Replaced ("?"), the rest of the answer
+                # kept.
+                payload = json.loads(
+                    json.dumps(payload, ensure_ascii=False).encode(errors="replace")
+                )
+            envelope = _envelope(payload)
+        text = self._scrub(envelope)
         ok, error = voicelink.parse_envelope(payload)
         retry_after = self._retry_after(response)
         if 200 <= status < 300:
@@ -516,20 +541,15 @@ def _describe(exc: httpx.HTTPError) -> str:
     return f"{what} ({type(exc).__name__}{': ' + detail if detail else ''})"
 
 
-def _envelope_text(body: bytes, payload: Any) -> str:
-    """The envelope for the results file: as received, on one line.
+def _envelope(payload: Any) -> str:
+    """The envelope for the results file, re-serialised on one line: for a body that was not
+    kept as received (``Sender._classify``).
 
-    Re-serialised only when the body has a line break (to keep it on one line) or a backslash:
-    an escape can spell the key in a way the scrubbing would not see (``\\/`` for ``/``,
-    ``\\u0041`` for ``A``), and a parsed-then-dumped string has no such escapes left. Otherwise
-    the bytes are already valid one-line JSON (they just parsed), kept as they came when they
-    are plain UTF-8 (json also reads UTF-16/32 and a byte-order mark: those are re-serialised).
+    That is a body with a line break (to keep it on one line) or a backslash: an escape can
+    spell the key in a way the scrubbing would not see (``\\/`` for ``/``, ``\\u0041`` for
+    ``A``), and a parsed-then-dumped string has no such escapes left; or a body that is not
+    plain UTF-8 (json also reads UTF-16/32 and a byte-order mark).
     """
-    if not (b"\\" in body or b"\n" in body or b"\r" in body or body.startswith(BOM_UTF8)):
-        try:
-            return body.decode()
-        except UnicodeDecodeError:
-            pass
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -1,6 +1,7 @@
 """Where `reroute run`'s overhead goes: the bare loop against ever more of reroute, side by side.
 
     uv run python tests/benchmarks/bench_breakdown.py [--rows 3000] [--repeat 3] [--what-if]
+                                                      [--only STAGE ...]
 
 Each stage is a process that sends the same rows as the bare anyio + httpx loop of
 bench_run.py, with one more layer of reroute each time:
@@ -154,8 +155,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--what-if", action="store_true", help="also no_journal, no_deadline")
+    parser.add_argument("--only", nargs="+", choices=STAGES + WHAT_IF, help="just these stages")
     args = parser.parse_args()
-    stages = STAGES + WHAT_IF if args.what_if else STAGES
+    stages = args.only or (STAGES + WHAT_IF if args.what_if else STAGES)
     server_cpu, clients_cpu = _cpus()
     server, base_url = start_sandbox(
         "--rate-limit", "off", "--max-concurrent", "off", cpu=server_cpu
