@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -407,7 +408,8 @@ class Journal:
         row = call.row
         prior, started = self._prior.get(row, (0, None))
         if started is None:
-            started = _stamp(now or datetime.now(UTC))
+            # The wall clock in microseconds, read directly (a datetime costs four times more).
+            started = time.time_ns() // 1000 if now is None else _stamp(now)
             self._prior[row] = (prior, started)
         # The values of an `unknown` RowResult, and their line (as ``_line`` writes it), without
         # building either the general way: this runs per request.

@@ -61,6 +61,8 @@ class Limiter:
         self._step = rate.per_second * increase
         self._min_per_second = rate.per_second * floor
         self._per_second = rate.per_second
+        self._interval = 1.0 / self._per_second  # kept in step with _per_second (_set_pace)
+        self._tolerance = (burst - 1) * self._interval
         self._tat = -float("inf")  # theoretical arrival time of the next request
         self._last_grant = -float("inf")
         self._paused_until = -float("inf")
@@ -80,7 +82,7 @@ class Limiter:
     @property
     def interval(self) -> float:
         """Seconds between two requests at the current pace."""
-        return 1.0 / self._per_second
+        return self._interval
 
     @property
     def paused_until(self) -> float:
@@ -128,21 +130,22 @@ class Limiter:
         if self._queued:
             return False
         now = self._clock()
-        if now < self._start():
+        # _start() and _grant() written out: this runs for nearly every request.
+        if now < self._tat - self._tolerance or now < self._paused_until:
             return False
         # No await between the check and the grant: nothing can slip in between.
-        self._grant(now, now)
+        self._last_grant = now
+        self._tat = max(self._tat, now) + self._interval
         return True
 
     def _start(self) -> float:
         """The earliest clock time the next request may start (GCRA, then any pause)."""
-        tolerance = (self._burst - 1) * self.interval
-        return max(self._tat - tolerance, self._paused_until)
+        return max(self._tat - self._tolerance, self._paused_until)
 
     def _grant(self, now: float, at: float) -> None:
         """Give out the slot of a request counted as sent at ``at`` (granted ``now``)."""
         self._last_grant = now
-        self._tat = max(self._tat, at) + self.interval
+        self._tat = max(self._tat, at) + self._interval
 
     def pause(self, seconds: float) -> None:
         """Stop all sending for ``seconds`` from now (a 429). Only ever extends a pause."""
@@ -157,7 +160,7 @@ class Limiter:
         now = self._clock()
         if now < self._hold_decrease_until:
             return
-        self._per_second = max(self._min_per_second, self._per_second * self._decrease)
+        self._set_pace(max(self._min_per_second, self._per_second * self._decrease))
         # The next request keeps the new, wider spacing from the last one granted.
         self._tat = max(self._tat, self._last_grant + self.interval)
         self._hold_decrease_until = max(now + self.interval, self._paused_until)
@@ -172,4 +175,9 @@ class Limiter:
             return  # at the configured pace already (the common case: no clock to read)
         if self._clock() < self._hold_decrease_until:
             return
-        self._per_second = min(self._rate.per_second, self._per_second + self._step)
+        self._set_pace(min(self._rate.per_second, self._per_second + self._step))
+
+    def _set_pace(self, per_second: float) -> None:
+        self._per_second = per_second
+        self._interval = 1.0 / per_second
+        self._tolerance = (self._burst - 1) * self._interval

@@ -199,26 +199,6 @@ async def execute(
         outcomes[record.outcome if record else Outcome.NOT_ATTEMPTED] += 1
         observer.row_cancelled(call, record)
 
-    async def one(call: Call) -> None:
-        try:
-            result = await send(call)
-        except anyio.get_cancelled_exc_class():
-            # Journal writes are synchronous, so this one cannot itself be cancelled.
-            abandoned(call)
-            raise
-        if result is None:  # held back by a soft stop before its first request
-            abandoned(call)
-            return
-        result = journal.finish(result, commit=not commits_before_waiting)
-        outcomes[result.outcome] += 1
-        observer.row_finished(result)
-        if result.http_status in KEY_REJECTED_STATUSES:
-            stop.request(
-                StopReason.KEY_REJECTED,
-                KEY_REJECTED_MESSAGE.format(status=result.http_status, code=result.error_code),
-                hard=True,
-            )
-
     async def worker() -> None:
         # A row is taken from the input only when this worker is free for it: that is the
         # back-pressure (no task, no result is held for a row before its turn). The shared
@@ -231,7 +211,26 @@ async def execute(
                     return
                 journal.begin(call)
                 started += 1
-                await one(call)
+                try:
+                    result = await send(call)
+                except anyio.get_cancelled_exc_class():
+                    # Journal writes are synchronous, so this one cannot itself be cancelled.
+                    abandoned(call)
+                    raise
+                if result is None:  # held back by a soft stop before its first request
+                    abandoned(call)
+                    continue
+                result = journal.finish(result, commit=not commits_before_waiting)
+                outcomes[result.outcome] += 1
+                observer.row_finished(result)
+                if result.http_status in KEY_REJECTED_STATUSES:
+                    stop.request(
+                        StopReason.KEY_REJECTED,
+                        KEY_REJECTED_MESSAGE.format(
+                            status=result.http_status, code=result.error_code
+                        ),
+                        hard=True,
+                    )
         finally:
             journal.commit()  # this worker's last final record, if it was left for later
 

@@ -12,7 +12,7 @@ import math
 import random as _random
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -151,6 +151,8 @@ class Sender:
         self._policy = policy
         self._sleep = sleep
         self._clock = clock
+        # The clock is the event loop's: a reading of it can also place a request's deadline.
+        self._loop_clock = clock is anyio.current_time
         self._now = now
         self._random = random
         self._on_attempt = on_attempt
@@ -237,7 +239,7 @@ class Sender:
         started_at = self._now()
         started_clock = self._clock()
         attempts = 1
-        final = await self._attempt(call, 1)
+        final = await self._attempt(call, 1, started_clock if self._loop_clock else None)
         retry = self._policy.max_attempts > 1 and not (isinstance(final, Answer) and final.success)
         if retry and self._should_retry(final):
             last = final
@@ -288,13 +290,14 @@ class Sender:
 
     # -- one attempt -------------------------------------------------------------------------
 
-    async def _attempt(self, call: Call, n: int) -> AttemptOutcome:
+    async def _attempt(self, call: Call, n: int, now: float | None = None) -> AttemptOutcome:
         """Attempt ``n`` of ``call``, its slot already taken: the answer, or the transport
-        error, with what it means for the pace applied."""
+        error, with what it means for the pace applied. ``now``: the event loop's clock, when
+        the caller has just read it."""
         if self._on_attempt is not None:
             self._on_attempt(call, n)
         try:
-            answer = await self._request(call)
+            answer = await self._request(call, now)
         except TransportError as exc:
             return exc
         if answer.success:  # the common case: nothing to wait for, the pace may climb
@@ -304,15 +307,17 @@ class Sender:
         self._adjust_pace(answer)
         return answer
 
-    async def _request(self, call: Call) -> Answer:
+    async def _request(self, call: Call, now: float | None = None) -> Answer:
         """One POST, read whole and classified. Raises only our transport errors."""
         timeout = self._policy.timeout
+        if now is None:
+            now = anyio.current_time()
         try:
             # One deadline for the whole exchange: httpx's timeouts are per operation, so a
             # server dripping one byte at a time would otherwise never time out. A bare cancel
             # scope rather than anyio.fail_after: the same deadline without a generator-based
             # context manager around every request.
-            with anyio.CancelScope(deadline=anyio.current_time() + timeout) as deadline:
+            with anyio.CancelScope(deadline=now + timeout) as deadline:
                 response = await self._client.post(call.path, content=call.body.encode())
         except httpx.TimeoutException as exc:
             raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)") from exc
@@ -410,11 +415,11 @@ class Sender:
         if answer.status not in RETRY_AFTER_STATUSES:
             return answer
         if answer.retry_after is not None and answer.retry_after <= self._policy.max_retry_after:
-            return replace(answer, wait=answer.retry_after)
+            return answer._replace(wait=answer.retry_after)
         if answer.status == 429:
             # No word from the server, or a wait above the cap (the row then fails rather than
             # stall the run): everyone pauses for a backoff, so the run goes on carefully.
-            return replace(answer, wait=self._backoff(attempt))
+            return answer._replace(wait=self._backoff(attempt))
         return answer  # a 503 without a usable Retry-After: the usual backoff
 
     def _adjust_pace(self, answer: Answer) -> None:

@@ -271,17 +271,21 @@ _TEXT = st.text(st.characters(codec=None, exclude_categories=()))  # lone surrog
 _NUMBER = st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
 
-@given(
-    st.tuples(
-        st.integers(1, 2**40), _TEXT, st.sampled_from([str(o) for o in Outcome]), _NUMBER,
-        st.integers(0, 99), _TEXT, _TEXT, _TEXT, _TEXT, _NUMBER, _NUMBER, _NUMBER,
-    )  # fmt: skip
-)
+_OUTCOME = st.sampled_from([str(o) for o in Outcome])
+_RECORD = st.tuples(
+    st.integers(1, 2**40), _TEXT, _OUTCOME, _NUMBER, st.integers(0, 99), _TEXT, _TEXT, _TEXT,
+    _TEXT, _NUMBER, _NUMBER, _NUMBER,
+)  # fmt: skip
+
+
+@given(_RECORD)
 def test_a_log_line_is_the_json_of_its_record(values: tuple[object, ...]) -> None:
     """The log's hand-written line reads back (json.loads) as exactly the record's values,
     is ASCII and is one line, whatever the strings hold (quotes, line breaks, surrogates)."""
     line = _line(values)
-    assert line.endswith(b"\n") and line.count(b"\n") == 1 and line.isascii()
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert line.isascii()
     assert json.loads(line) == list(values)
     assert json.loads(line) == json.loads(json.dumps(values))
 
