@@ -37,10 +37,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from json.encoder import encode_basestring_ascii as _text
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
+
+import orjson
 
 from batch.errors import JournalError
 from batch.model import Call, Outcome, RowResult
@@ -174,22 +175,15 @@ def _values(result: RowResult) -> tuple[Any, ...]:
     )
 
 
-_NULL: Final = "null"
-
-
 def _line(values: tuple[Any, ...]) -> bytes:
-    """One record as a line of the log: the JSON array of its values (``json.loads`` reads it
-    back), written out directly. Every value is an int, a str or None; strings are escaped by
-    json's own encoder, ASCII only (a lone surrogate from an answer's ``"\\ud800"`` still
-    encodes). About a third of ``json.dumps``'s cost, twice per row."""
-    (row, routing_id, outcome, status, attempts, code, message, request, response) = values[:9]
-    started, finished, duration = values[9:]
-    return (
-        f"[{row},{_text(routing_id)},{_text(outcome)},{_NULL if status is None else status},"
-        f"{attempts},{_text(code)},{_text(message)},{_text(request)},{_text(response)},"
-        f"{_NULL if started is None else started},{_NULL if finished is None else finished},"
-        f"{_NULL if duration is None else duration}]\n"
-    ).encode()
+    """One record as a line of the log: the JSON array of its values, in UTF-8, ending in a
+    line break (``json.loads`` reads it back). orjson writes it, at about a fifth of
+    ``json.dumps``'s cost (twice per row); json writes what orjson refuses (a lone surrogate,
+    an integer beyond 64 bits)."""
+    try:
+        return orjson.dumps(values, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:
+        return json.dumps(values).encode() + b"\n"
 
 
 def _discard(path: Path) -> None:
@@ -411,16 +405,14 @@ class Journal:
             # The wall clock in microseconds, read directly (a datetime costs four times more).
             started = time.time_ns() // 1000 if now is None else _stamp(now)
             self._prior[row] = (prior, started)
-        # The values of an `unknown` RowResult, and their line (as ``_line`` writes it), without
-        # building either the general way: this runs per request.
-        rid, attempts = call.routing_id, prior + n
-        record = (row, str(rid), _UNKNOWN, None, attempts, "", "", call.body, "", started)
-        self._batch[row] = (*record, None, None)
+        # The values of an `unknown` RowResult, without building one: this runs per request.
+        values = (
+            row, str(call.routing_id), _UNKNOWN, None, prior + n, "", "", call.body, "",
+            started, None, None,
+        )  # fmt: skip
+        self._batch[row] = values
         self._logged += 1
-        self._append(
-            f'[{row},"{rid}","{_UNKNOWN}",null,{attempts},"","",{_text(call.body)},"",{started},'
-            "null,null]\n".encode()
-        )
+        self._append(_line(values))
         if self._logged >= BATCH:
             self._flush()
 

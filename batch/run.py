@@ -118,22 +118,26 @@ class Observers(Observer):
 
     def __init__(self, *observers: Observer) -> None:
         self._observers = observers
+        # The per-request hooks call only the observers that override them (most leave
+        # ``attempt`` alone): a no-op call per request per observer adds up.
+        self._attempt = _overriding(observers, "attempt")
+        self._row_finished = _overriding(observers, "row_finished")
 
     def run_started(self, total: int, done: int) -> None:
         for o in self._observers:
             o.run_started(total, done)
 
     def attempt(self, call: Call, n: int) -> None:
-        for o in self._observers:
-            o.attempt(call, n)
+        for hook in self._attempt:
+            hook(call, n)
 
     def retrying(self, call: Call, n: int, code: str) -> None:
         for o in self._observers:
             o.retrying(call, n, code)
 
     def row_finished(self, result: RowResult) -> None:
-        for o in self._observers:
-            o.row_finished(result)
+        for hook in self._row_finished:
+            hook(result)
 
     def row_cancelled(self, call: Call, record: RowResult | None) -> None:
         for o in self._observers:
@@ -142,6 +146,13 @@ class Observers(Observer):
     def stopping(self, stop: StopRequest) -> None:
         for o in self._observers:
             o.stopping(stop)
+
+
+def _overriding(observers: Iterable[Observer], hook: str) -> list[Callable[..., None]]:
+    """The bound ``hook`` of each observer whose class overrides Observer's no-op."""
+    return [
+        getattr(o, hook) for o in observers if getattr(type(o), hook) is not getattr(Observer, hook)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -460,11 +471,8 @@ async def within_window(
 def pending(calls: Iterable[Call], journal: Journal) -> Iterator[Call]:
     """The calls a (resumed) run still has to send: not decided in the journal."""
     if not journal.resumed:
-        yield from calls  # a new journal decides nothing: skip a lookup per row
-        return
-    for call in calls:
-        if not journal.is_final(call.row):
-            yield call
+        return iter(calls)  # a new journal decides nothing: no lookup, no layer per row
+    return (call for call in calls if not journal.is_final(call.row))
 
 
 def sender_hooks(
@@ -472,12 +480,15 @@ def sender_hooks(
 ) -> tuple[Callable[[Call, int], None], Callable[[Call, int, str], None]]:
     """``on_attempt`` and ``on_retry`` for the sender: journal first (durability), then show."""
 
+    def on_retry(call: Call, n: int, code: str) -> None:
+        observer.retrying(call, n, code)
+
+    if type(observer).attempt is Observer.attempt:  # nothing to show: the journal alone
+        return journal.attempt, on_retry
+
     def on_attempt(call: Call, n: int) -> None:
         journal.attempt(call, n)
         observer.attempt(call, n)
-
-    def on_retry(call: Call, n: int, code: str) -> None:
-        observer.retrying(call, n, code)
 
     return on_attempt, on_retry
 

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import anyio
 import httpx
+import orjson
 import tenacity
 
 from batch import __version__, voicelink
@@ -235,11 +236,20 @@ class Sender:
                     self._first_waits.discard(waiting)
             if waiting.cancel_called:
                 return None
-        # The first attempt (its slot was taken above): most rows end here.
+        # The first attempt (its slot was taken above): most rows end here. The steps of
+        # _attempt, written out: one coroutine fewer for every resumption of the request.
         started_at = self._now()
         started_clock = self._clock()
         attempts = 1
-        final = await self._attempt(call, 1, started_clock if self._loop_clock else None)
+        if self._on_attempt is not None:
+            self._on_attempt(call, 1)
+        final: AttemptOutcome
+        try:
+            answer = await self._request(call, started_clock if self._loop_clock else None)
+        except TransportError as exc:
+            final = exc
+        else:
+            final = self._paced(answer, 1)
         retry = self._policy.max_attempts > 1 and not (isinstance(final, Answer) and final.success)
         if retry and self._should_retry(final):
             last = final
@@ -290,16 +300,19 @@ class Sender:
 
     # -- one attempt -------------------------------------------------------------------------
 
-    async def _attempt(self, call: Call, n: int, now: float | None = None) -> AttemptOutcome:
+    async def _attempt(self, call: Call, n: int) -> AttemptOutcome:
         """Attempt ``n`` of ``call``, its slot already taken: the answer, or the transport
-        error, with what it means for the pace applied. ``now``: the event loop's clock, when
-        the caller has just read it."""
+        error, with what it means for the pace applied."""
         if self._on_attempt is not None:
             self._on_attempt(call, n)
         try:
-            answer = await self._request(call, now)
+            answer = await self._request(call)
         except TransportError as exc:
             return exc
+        return self._paced(answer, n)
+
+    def _paced(self, answer: Answer, n: int) -> Answer:
+        """Attempt ``n``'s answer, with what it means for the pace applied."""
         if answer.success:  # the common case: nothing to wait for, the pace may climb
             self._limiter.succeeded()
             return answer
@@ -343,20 +356,23 @@ class Sender:
             text = body.decode()
         except UnicodeDecodeError:
             text = ""  # json may still read the bytes (UTF-16 or UTF-32)
-        # Parsed from the text when it is plain UTF-8 (decoded once: it is also what the
-        # results file keeps); else from the bytes, which json reads as UTF-16/32 or behind a
-        # byte-order mark too.
         plain = text != "" and text[0] != _BOM
-        try:
-            payload: Any = json.loads(text if plain else body)
-        except (ValueError, RecursionError):
-            # Not JSON, not UTF-8, or nested deeper than Python parses: all the same to us.
-            return self._non_json(response)
         if plain and "\\" not in text and "\n" not in text and "\r" not in text:
-            # Valid JSON on one line (it just parsed), kept as received: the scrubbing sees
-            # every character of it as it is, with no escape to hide one.
+            # Plain UTF-8 on one line, no escape: kept as received if it parses (the scrubbing
+            # then sees every character of it as it is, with no escape to hide one).
+            try:
+                payload = _parse(text)
+            except (ValueError, RecursionError):
+                # Not JSON, or nested deeper than Python parses: all the same to us.
+                return self._non_json(response)
             envelope = text
         else:
+            # Parsed from the text when it is plain UTF-8, else from the bytes, which json
+            # reads as UTF-16/32 or behind a byte-order mark too.
+            try:
+                payload = json.loads(text if plain else body)
+            except (ValueError, RecursionError):
+                return self._non_json(response)
             if b"\\u" in body:
                 # An escape can spell a lone surrogate ("\\ud800"): valid JSON, but no UTF-8
                 # file (journal, results) can hold it. Replaced ("?"), the rest of the answer
@@ -544,6 +560,18 @@ def _describe(exc: httpx.HTTPError) -> str:
         what = "the request failed in transport"
     detail = str(exc).strip()
     return f"{what} ({type(exc).__name__}{': ' + detail if detail else ''})"
+
+
+def _parse(text: str) -> Any:
+    """``json.loads(text)`` for reading an envelope, by orjson where it can (a quarter of the
+    cost, once per answer): orjson accepts no text that json refuses, and reads what it
+    accepts the same way but for integers beyond 64 bits (floats there; no field of an
+    envelope that is read is a number). What orjson refuses (NaN, a number out of range,
+    nesting deeper than it goes) is left to json, which decides as it always did."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _envelope(payload: Any) -> str:

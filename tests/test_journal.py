@@ -268,7 +268,7 @@ def test_no_key_column_in_schema(tmp_path: Path) -> None:
 
 
 _TEXT = st.text(st.characters(codec=None, exclude_categories=()))  # lone surrogates included
-_NUMBER = st.none() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_NUMBER = st.none() | st.integers()  # beyond 64 bits too (json writes those lines)
 
 
 _OUTCOME = st.sampled_from([str(o) for o in Outcome])
@@ -280,12 +280,11 @@ _RECORD = st.tuples(
 
 @given(_RECORD)
 def test_a_log_line_is_the_json_of_its_record(values: tuple[object, ...]) -> None:
-    """The log's hand-written line reads back (json.loads) as exactly the record's values,
-    is ASCII and is one line, whatever the strings hold (quotes, line breaks, surrogates)."""
+    """A record's line of the log reads back (json.loads) as exactly the record's values, and
+    is one line, whatever the strings hold (quotes, line breaks, non-ASCII, lone surrogates)."""
     line = _line(values)
     assert line.endswith(b"\n")
     assert line.count(b"\n") == 1
-    assert line.isascii()
     assert json.loads(line) == list(values)
     assert json.loads(line) == json.loads(json.dumps(values))
 

@@ -493,3 +493,35 @@ async def test_observers_fan_out_and_can_stop_the_run(journal: Journal) -> None:
     assert fake.sent == [1, 2, 3, 4]
     assert report.stopped is not None
     assert report.stopped.reason == "error_budget"
+
+
+def test_observers_call_every_override_of_every_hook_in_order() -> None:
+    """Observers fans each hook out to the observers that override it, in the order given
+    (a subclass's override counts; the base class's no-ops are skipped, not replaced)."""
+    seen: list[str] = []
+
+    class Shows(Observer):
+        def attempt(self, call: Call, n: int) -> None:
+            seen.append(f"shows attempt {call.row}/{n}")
+
+        def row_finished(self, result: RowResult) -> None:
+            seen.append(f"shows finished {result.row}")
+
+    class Counts(Observer):
+        def row_finished(self, result: RowResult) -> None:
+            seen.append(f"counts finished {result.row}")
+
+    class CountsMore(Counts):
+        def attempt(self, call: Call, n: int) -> None:
+            seen.append(f"more attempt {call.row}/{n}")
+
+    fan = Observers(Shows(), Observer(), Counts(), CountsMore())
+    fan.attempt(Call(row=4, routing_id=104, body="{}"), 2)
+    fan.row_finished(RowResult(row=4, routing_id="104", outcome=Outcome.SUCCEEDED))
+    assert seen == [
+        "shows attempt 4/2",
+        "more attempt 4/2",
+        "shows finished 4",
+        "counts finished 4",
+        "counts finished 4",
+    ]

@@ -24,7 +24,7 @@ from batch.journal import Journal, RunIdentity
 from batch.limiter import Limiter
 from batch.model import Call, Outcome, RowResult
 from batch.retry import stops_run
-from batch.send import USER_AGENT, Sender, SendPolicy, build_client
+from batch.send import USER_AGENT, Sender, SendPolicy, _parse, build_client
 from batch.settings import Rate
 
 KEY = "rg_live_S3cretKeyThatMustNeverLeak42"
@@ -770,3 +770,36 @@ def test_client_pool_and_timeouts_follow_the_settings() -> None:
     assert pool._max_connections == 3
     assert pool._max_keepalive_connections == 3
     assert client.follow_redirects is False
+
+
+_SCALAR = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8)
+)
+_VALUE = st.recursive(
+    _SCALAR,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["success", "error", "code", "message", "data"]), inner)
+    ),
+    max_leaves=12,
+)
+# Envelope-like JSON texts, and the same cut short or with a character changed.
+_JSONISH = st.builds(
+    lambda value, cut, noise: (json.dumps(value, separators=(",", ":")) + noise)[:cut],
+    _VALUE,
+    st.integers(0, 200),
+    st.sampled_from(["", " ", ",", "x", "]", "}", "NaN", "1e999"]),
+) | st.text(alphabet='{}[]":,.0123456789-+eEtruefalsnNIyi ', max_size=30)
+
+
+@given(_JSONISH)
+def test_an_answer_parses_as_json_would_read_it(text: str) -> None:
+    """The envelope parser (orjson first, json for what it refuses) accepts exactly what
+    json.loads accepts, and reads the same envelope from it."""
+    try:
+        expected: Any = json.loads(text)
+    except (ValueError, RecursionError):
+        with pytest.raises((ValueError, RecursionError)):
+            _parse(text)
+        return
+    assert voicelink.parse_envelope(_parse(text)) == voicelink.parse_envelope(expected)

@@ -120,7 +120,7 @@ class RunProgress(Observer):
                 error_code=result.error_code,
                 error_message=result.error_message,
             )
-        self._refresh()
+        # The display itself is refreshed by tick(), once a second, not per row.
 
     def row_cancelled(self, call: Call, record: RowResult | None) -> None:
         self.retrying_rows.discard(call.row)
