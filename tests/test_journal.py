@@ -207,7 +207,7 @@ def test_an_in_flight_mark_is_one_json_line_of_its_record(tmp_path: Path, body: 
     journal = Journal.open(tmp_path / "j", ident)
     started = datetime(2026, 11, 30, 1, 2, 3, 456789, tzinfo=UTC)
     journal.attempt(Call(row=7, routing_id=107, body=body), 2, now=started)
-    [line] = Path(f"{tmp_path / 'j'}-log").read_bytes().splitlines()
+    [line] = _records(Path(f"{tmp_path / 'j'}-log")).splitlines()
     journal.close()
     stamp = 1_796_000_523_456_789  # 2026-11-30T01:02:03.456789Z in microseconds
     assert json.loads(line) == [7, "107", "unknown", None, 2, "", "", body, "", stamp, None, None]
@@ -217,21 +217,27 @@ def test_an_in_flight_mark_is_one_json_line_of_its_record(tmp_path: Path, body: 
     assert (record.request, record.attempts, record.started_at) == (body, 2, started)
 
 
+def _records(log: Path) -> bytes:
+    """The records of a journal's log: what comes before the zeros that follow them."""
+    return log.read_bytes().split(b"\0", 1)[0]
+
+
 def _crashed_with(tmp_path: Path, tail: bytes) -> tuple[RunIdentity, Path]:
-    """A journal whose run died with two finals in its log, then ``tail`` appended."""
+    """A journal whose run died with two finals in its log, then ``tail`` copied in after
+    them, and the zeros a log has after its records."""
     ident = _identity(tmp_path)
     path = tmp_path / "j"
     journal = Journal.open(path, ident)
     journal.finish(_done(1))
     journal.finish(_done(2))
     log = Path(f"{path}-log")
-    saved = log.read_bytes()
+    saved = _records(log)
     journal.close()  # copies them in; put the log back as a crash would have left it
     path.unlink()
     for side in ("-wal", "-shm"):
         Path(f"{path}{side}").unlink(missing_ok=True)
     Journal.open(path, ident).close()
-    log.write_bytes(saved + tail)
+    log.write_bytes(saved + tail + bytes(4096))
     return ident, path
 
 
@@ -241,6 +247,16 @@ def test_a_last_line_cut_short_is_skipped(tmp_path: Path) -> None:
     with Journal.open(path, ident) as journal:
         assert [r.row for r in journal.results()] == [1, 2]
         assert journal.get(1) == _done(1)
+
+
+def test_records_after_the_first_zero_are_not_read(tmp_path: Path) -> None:
+    """The zeros end the records: a log emptied only in part (the process killed while
+    zeroing it, after its records were copied into SQLite) is read up to them."""
+    ident, path = _crashed_with(tmp_path, b"")
+    log = Path(f"{path}-log")
+    log.write_bytes(_records(log) + b"\0" + b'[3, "103", "succeeded"')
+    with Journal.open(path, ident) as journal:
+        assert [r.row for r in journal.results()] == [1, 2]
 
 
 def test_a_damaged_line_inside_the_log_is_a_clear_error(tmp_path: Path) -> None:
@@ -296,15 +312,18 @@ def test_a_log_line_is_the_json_of_its_record(values: tuple[object, ...]) -> Non
         max_size=40,
     ),
     st.integers(1, 5),
+    st.sampled_from([64, 300, 1 << 20]),
 )
 def test_records_read_back_as_the_last_one_written_per_row_across_batches(
-    steps: list[tuple[int, bool]], batch: int
+    steps: list[tuple[int, bool]], batch: int, log_size: int
 ) -> None:
     """Marks and finals in any order, copied into SQLite every ``batch`` lines (one record per
-    row per copy): every row reads back as the last record written for it, after a clean close
-    and after a crash (the log replayed on open)."""
+    row per copy) or when the log is full (or grown, for a record larger than the log): every
+    row reads back as the last record written for it, after a clean close and after a crash
+    (the log replayed on open)."""
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         patch.setattr(journal_module, "BATCH", batch)
+        patch.setattr(journal_module, "LOG_SIZE", log_size)
         path = Path(tmp) / "j"
         ident = _identity(Path(tmp))
         journal = Journal.open(path, ident)
