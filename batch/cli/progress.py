@@ -64,7 +64,6 @@ class RunProgress(Observer):
         self.done = 0  # decided rows, earlier invocations included
         self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
         self.retrying_rows: set[int] = set()
-        self.in_flight: set[int] = set()
         self._sent: deque[float] = deque()  # request start times within RATE_WINDOW
         self._first: float | None = None  # when this invocation's first request started
         self._last_line = -float("inf")
@@ -99,7 +98,6 @@ class RunProgress(Observer):
             self._first = now
         self.requests += 1
         self._sent.append(now)
-        self.in_flight.add(call.row)
         self.retrying_rows.discard(call.row)
 
     def retrying(self, call: Call, n: int, code: str) -> None:
@@ -109,7 +107,6 @@ class RunProgress(Observer):
         self.done += 1
         self.counts[result.outcome] += 1
         self.retrying_rows.discard(result.row)
-        self.in_flight.discard(result.row)
         if self.style == "json" and result.outcome is not Outcome.SUCCEEDED:
             self._json(
                 "row_failed",
@@ -124,7 +121,6 @@ class RunProgress(Observer):
 
     def row_cancelled(self, call: Call, record: RowResult | None) -> None:
         self.retrying_rows.discard(call.row)
-        self.in_flight.discard(call.row)
         self.counts[record.outcome if record else Outcome.NOT_ATTEMPTED] += 1
 
     def stopping(self, stop: StopRequest) -> None:
