@@ -5,17 +5,19 @@ Ctrl-C and continue where it stopped. The journal is a SQLite database in WAL mo
 results file (``<results>.journal``), with an append-only log beside it (``<results>.journal-log``)
 that makes each record durable the moment it is known:
 
-- Every record is first appended to the log as one JSON line with one ``os.write`` (``O_APPEND``).
-  Once that call returns, the line is in the operating system's hands: it survives the death of
-  the process (not of the machine's power, which an fsync per row could add at a large cost).
+- Every record is first copied into the log as one JSON line. The log is a file mapped into
+  memory (``_MappedLog``): once the copy ends, the line is in the operating system's page cache,
+  as a ``write`` would put it, so it survives the death of the process (not of the machine's
+  power, which an fsync per row could add at a large cost), with no system call per record.
 - Records are copied into SQLite in batches (one transaction per ``BATCH`` records, and before any
-  read), and the log is then emptied. Opening a journal first copies in whatever the log still
-  holds (a crash between the two steps copies a record twice: the same upsert, harmless).
+  read; a row's latest record only), and the log is then zeroed. Opening a journal first copies
+  in whatever the log still holds, up to its first zero byte (a crash between the two steps
+  copies a record twice: the same upsert, harmless).
 
-So a row costs two small appended lines instead of two SQLite transactions. Every record is in
+So a row costs two small copied lines instead of two SQLite transactions. Every record is in
 the log before reroute sends anything or waits for anything: an in-flight mark before its request
 goes out, a final record at once, or (for the orchestrator, which asks for it with
-``finish(..., commit=False)``) in the same write as the next row's in-flight mark, which the same
+``finish(..., commit=False)``) in the same copy as the next row's in-flight mark, which the same
 task makes without yielding in between: nothing else runs while a final is not yet written.
 
 What it holds, per input row that was ever sent:
@@ -245,7 +247,6 @@ class _MappedLog:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         self.used = 0  # bytes of records since the log was last emptied
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
