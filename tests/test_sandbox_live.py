@@ -84,9 +84,13 @@ async def test_drop_rate_over_the_network_follows_the_seed(start_sandbox: StartS
 
 
 async def test_slow_answer_outlasts_a_client_timeout(start_sandbox: StartSandbox) -> None:
-    """A slow answer makes a client with a shorter timeout give up; the update was stored."""
-    sandbox = start_sandbox(faults=Faults(slow_rate=1.0, slow_seconds=1.0))
-    async with client(sandbox, timeout=0.1) as c:
+    """A slow answer makes a client with a shorter timeout give up; the update was stored.
+
+    The server stores before it starts the delay; the client gives up at half the delay (not
+    sooner: on a loaded machine a 0.1 s timeout once fired before the server had read the
+    request, so nothing was stored yet)."""
+    sandbox = start_sandbox(faults=Faults(slow_rate=1.0, slow_seconds=2.0))
+    async with client(sandbox, timeout=1.0) as c:
         with pytest.raises(httpx.ReadTimeout):
             await c.post("/voicelink/call-routing/9", json=BODY)
     assert sandbox.record(9) == BODY
