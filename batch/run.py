@@ -301,16 +301,22 @@ async def run_calls(
         cleanup.callback(stop.subscribe(lambda _: sender.hold_back()))
         if stop.requested:
             sender.hold_back()
-        return await execute(
-            calls,
-            send=sender.send,
-            journal=journal,
-            concurrency=concurrency,
-            stop=stop,
-            observer=observer,
-            grace=policy.timeout,
-            commits_before_waiting=True,
-        )
+        async with anyio.create_task_group() as watchdog:
+            await watchdog.start(sender.watch_deadlines)  # one task for every deadline
+            try:
+                report = await execute(
+                    calls,
+                    send=sender.send,
+                    journal=journal,
+                    concurrency=concurrency,
+                    stop=stop,
+                    observer=observer,
+                    grace=policy.timeout,
+                    commits_before_waiting=True,
+                )
+            finally:
+                watchdog.cancel_scope.cancel()
+    return report
 
 
 class BudgetWatch(Observer):

@@ -20,6 +20,7 @@ import anyio
 import httpx
 import orjson
 import tenacity
+from anyio.abc import TaskStatus
 
 from batch import __version__, voicelink
 from batch.errors import (
@@ -163,6 +164,9 @@ class Sender:
         self._waiting: set[anyio.CancelScope] = set()  # rows between attempts, to wake on stop
         self._held = False
         self._first_waits: set[anyio.CancelScope] = set()  # rows waiting for their first slot
+        # Requests in flight and when each is due (loop clock), for watch_deadlines.
+        self._deadlines: dict[anyio.CancelScope, float] = {}
+        self._watched = False  # watch_deadlines is running
         # The secret as it travels, to scrub from anything a server or library echoes back.
         auth = client.headers.get("authorization", "")
         token = auth.split(" ", 1)[1] if " " in auth else auth
@@ -184,6 +188,31 @@ class Sender:
         self._held = True
         for scope in self._first_waits:
             scope.cancel()
+
+    async def watch_deadlines(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Enforce every request's deadline from this one task, until cancelled.
+
+        Without it, each request's cancel scope carries its own timer, and an event loop timer
+        per request is the costliest part of a request's deadline (asyncio keeps its timers in
+        a heap ordered by Python comparisons: ~20k instructions a request, about 2 points of the
+        overhead benchmark). While it runs, request scopes have no timer; every tick (a tenth
+        of --timeout, at most a second) it cancels those that are due, so a request times out
+        between --timeout and one tick later. Start it with ``task_group.start``.
+        """
+        tick = min(1.0, self._policy.timeout / 10)
+        self._watched = True
+        task_status.started()
+        try:
+            while True:
+                await anyio.sleep(tick)
+                now = anyio.current_time()
+                for scope, due in list(self._deadlines.items()):
+                    if now >= due:
+                        scope.cancel()
+        finally:
+            self._watched = False
 
     def stop_retrying(self) -> None:
         """Try nothing again: for a stop that must not wait for retries.
@@ -328,10 +357,16 @@ class Sender:
         try:
             # One deadline for the whole exchange: httpx's timeouts are per operation, so a
             # server dripping one byte at a time would otherwise never time out. A bare cancel
-            # scope rather than anyio.fail_after: the same deadline without a generator-based
-            # context manager around every request.
-            with anyio.CancelScope(deadline=now + timeout) as deadline:
-                response = await self._client.post(call.path, content=call.body.encode())
+            # scope rather than anyio.fail_after (no generator-based context manager); and
+            # while watch_deadlines runs, a scope without a timer of its own: the watchdog
+            # cancels it once it is due.
+            due = now + timeout
+            with anyio.CancelScope(deadline=math.inf if self._watched else due) as deadline:
+                self._deadlines[deadline] = due
+                try:
+                    response = await self._client.post(call.path, content=call.body.encode())
+                finally:
+                    del self._deadlines[deadline]
         except httpx.TimeoutException as exc:
             raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)") from exc
         except httpx.HTTPError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import ssl
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -24,6 +25,7 @@ from batch.journal import Journal, RunIdentity
 from batch.limiter import Limiter
 from batch.model import Call, Outcome, RowResult
 from batch.retry import stops_run
+from batch.run import run_calls
 from batch.send import USER_AGENT, Sender, SendPolicy, _parse, build_client
 from batch.settings import Rate
 
@@ -282,6 +284,57 @@ async def test_slow_answer_times_out_on_the_whole_deadline() -> None:
     result = await send(script, timeout=5)
     assert result.outcome is Outcome.SUCCEEDED
     assert script.times == [0, 6]  # 5 s timeout, then 1 s backoff
+
+
+async def test_with_the_watchdog_a_request_times_out_at_its_first_tick_after_the_deadline() -> None:
+    """While watch_deadlines runs, requests carry no timer of their own: the watchdog cancels
+    them at its first tick (a tenth of --timeout here) at or after their deadline. A request
+    sent at t=0.3 with a 5 s timeout is cut at t=5.5, not 5.3; the row then retries as usual."""
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(100)
+        return httpx.Response(200, json=OK_BODY)
+
+    script = Script(slow, httpx.Response(200, json=OK_BODY))
+    sender, _ = make_sender(script, timeout=5)
+    async with anyio.create_task_group() as tg:
+        await tg.start(sender.watch_deadlines)
+        await anyio.sleep(0.3)
+        result = await sender.send(CALL)
+        tg.cancel_scope.cancel()
+    assert result.outcome is Outcome.SUCCEEDED
+    assert result.attempts == 2
+    assert script.times == [0.3, 6.5]  # cut at the tick at 5.5, then 1 s backoff
+
+
+async def test_a_row_in_run_calls_times_out_on_its_deadline() -> None:
+    """run_calls runs the watchdog: a request that never answers is a TIMEOUT within a tick
+    of --timeout, and the run goes on to the next row."""
+
+    async def never(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(1000)
+        return httpx.Response(200, json=OK_BODY)
+
+    script = Script(never, httpx.Response(200, json=OK_BODY))
+    client = build_client(
+        "https://api.example.test/api/v2", KEY, timeout=30, concurrency=1,
+        transport=httpx.MockTransport(script),
+    )  # fmt: skip
+    calls = [CALL, Call(row=8, routing_id=94, body=BODY)]
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "out.csv"
+        identity = RunIdentity("sha", "https://api.example.test/api/v2", str(results))
+        with Journal.open(Path(tmp) / "out.csv.journal", identity) as journal:
+            await run_calls(
+                calls, client=client, rate=Rate.parse("100/s"),
+                policy=SendPolicy(timeout=4, max_attempts=1), concurrency=1, journal=journal,
+            )  # fmt: skip
+            first, second = journal.get(7), journal.get(8)
+    assert first is not None
+    assert second is not None
+    assert (first.outcome, first.error_code) == (Outcome.FAILED, "TIMEOUT")
+    assert second.outcome is Outcome.SUCCEEDED
+    assert 4.0 <= script.times[1] <= 4.0 + 0.4 + 0.01  # the timeout, at most a tick late
 
 
 async def test_429_retry_after_seconds_pauses_everyone() -> None:
