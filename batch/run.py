@@ -27,7 +27,7 @@ import httpx
 
 from batch import window as window_mod
 from batch.journal import KEY_REJECTED_STATUSES, Journal
-from batch.limiter import Limiter
+from batch.limiter import Limiter, loop_clock
 from batch.model import Call, Outcome, RowResult
 from batch.send import Sender, SendPolicy
 from batch.settings import ErrorBudget, Rate
@@ -289,10 +289,12 @@ async def run_calls(
     observer = observer or Observer()
     stop = stop or StopToken()
     on_attempt, on_retry = sender_hooks(journal, observer)
+    clock = loop_clock()
     sender = Sender(
         client,
-        Limiter(rate),
+        Limiter(rate, clock=clock),
         policy,
+        clock=clock,
         on_attempt=on_attempt,
         on_retry=on_retry,
         before_wait=journal.commit,

@@ -30,7 +30,7 @@ from batch.errors import (
     TransportError,
     UsageError,
 )
-from batch.limiter import Limiter
+from batch.limiter import Limiter, reads_loop_clock
 from batch.model import Call, Outcome, RowResult
 from batch.retry import (
     RETRY_AFTER_STATUSES,
@@ -154,7 +154,8 @@ class Sender:
         self._sleep = sleep
         self._clock = clock
         # The clock is the event loop's: a reading of it can also place a request's deadline.
-        self._loop_clock = clock is anyio.current_time
+        self._loop_clock = reads_loop_clock(clock)
+        self._deadline_clock = clock if self._loop_clock else anyio.current_time
         self._now = now
         self._random = random
         self._on_attempt = on_attempt
@@ -353,7 +354,7 @@ class Sender:
         """One POST, read whole and classified. Raises only our transport errors."""
         timeout = self._policy.timeout
         if now is None:
-            now = anyio.current_time()
+            now = self._deadline_clock()
         try:
             # One deadline for the whole exchange: httpx's timeouts are per operation, so a
             # server dripping one byte at a time would otherwise never time out. A bare cancel
