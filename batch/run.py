@@ -119,9 +119,14 @@ class Observers(Observer):
     def __init__(self, *observers: Observer) -> None:
         self._observers = observers
         # The per-request hooks call only the observers that override them (most leave
-        # ``attempt`` alone): a no-op call per request per observer adds up.
+        # ``attempt`` alone): a no-op call per request per observer adds up. A hook only one
+        # observer overrides is that observer's own, bound here (one call fewer per row).
         self._attempt = _overriding(observers, "attempt")
         self._row_finished = _overriding(observers, "row_finished")
+        if len(self._attempt) == 1:
+            self.attempt = self._attempt[0]  # type: ignore[method-assign]
+        if len(self._row_finished) == 1:
+            self.row_finished = self._row_finished[0]  # type: ignore[method-assign]
 
     def run_started(self, total: int, done: int) -> None:
         for o in self._observers:

@@ -403,6 +403,26 @@ def test_plain_progress_lines_and_stopped_summary() -> None:
     assert "why: interrupted (Ctrl-C)" in text
 
 
+def test_current_rate_counts_the_last_thirty_seconds() -> None:
+    """The progress rate: requests since the first one while the run is younger than 30 s
+    (at least a second), then over the last 30 s or so, from readings once a second."""
+    now = [100.0]
+    progress = RunProgress(style="json", err=Console(), clock=lambda: now[0])
+    call = Call(row=1, routing_id=1001, body="{}")
+    assert progress.current_rate == 0.0  # nothing sent yet
+    progress.attempt(call, 1)
+    progress.attempt(call, 1)
+    assert progress.current_rate == 2.0  # two requests in the same instant: over a second
+    for second in range(1, 61):  # 10 requests a second for a minute, read every second
+        now[0] = 100.0 + second
+        for _ in range(10):
+            progress.attempt(call, 1)
+        expected = (2 + 10 * second) / max(1.0, second) if second < 30 else 10.0
+        assert progress.current_rate == pytest.approx(expected), second
+    now[0] = 160.0 + 15  # 15 s without a request: half of the window is empty
+    assert progress.current_rate == pytest.approx(10 * 15 / 30)
+
+
 def test_retry_reads_and_writes_parquet(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """A Parquet results file retries in place like a CSV one (typed columns read back)."""
     sandbox = start_sandbox(script={1002: ("404",)})

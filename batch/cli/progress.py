@@ -64,7 +64,9 @@ class RunProgress(Observer):
         self.done = 0  # decided rows, earlier invocations included
         self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
         self.retrying_rows: set[int] = set()
-        self._sent: deque[float] = deque()  # request start times within RATE_WINDOW
+        # (clock, requests so far) at each reading of the rate, the oldest at or just before
+        # RATE_WINDOW ago: the rate is read once a second, requests come hundreds a second.
+        self._samples: deque[tuple[float, int]] = deque()
         self._first: float | None = None  # when this invocation's first request started
         self._last_line = -float("inf")
         self._bar: Progress | None = None
@@ -93,12 +95,13 @@ class RunProgress(Observer):
             self._line(f"sending {total - done} of {total} rows ({done} already done)")
 
     def attempt(self, call: Call, n: int) -> None:
-        now = self._clock()
+        # Per request: a count, no clock (the rate is worked out from samples, see current_rate).
         if self._first is None:
-            self._first = now
+            self._first = self._clock()
+            self._samples.append((self._first, self.requests))
         self.requests += 1
-        self._sent.append(now)
-        self.retrying_rows.discard(call.row)
+        if self.retrying_rows:
+            self.retrying_rows.discard(call.row)
 
     def retrying(self, call: Call, n: int, code: str) -> None:
         self.retrying_rows.add(call.row)
@@ -106,7 +109,8 @@ class RunProgress(Observer):
     def row_finished(self, result: RowResult) -> None:
         self.done += 1
         self.counts[result.outcome] += 1
-        self.retrying_rows.discard(result.row)
+        if self.retrying_rows:
+            self.retrying_rows.discard(result.row)
         if self.style == "json" and result.outcome is not Outcome.SUCCEEDED:
             self._json(
                 "row_failed",
@@ -133,16 +137,19 @@ class RunProgress(Observer):
 
     @property
     def current_rate(self) -> float:
-        """Requests per second over the last RATE_WINDOW seconds."""
-        now = self._clock()
-        while self._sent and self._sent[0] < now - RATE_WINDOW:
-            self._sent.popleft()
+        """Requests per second over about the last RATE_WINDOW seconds: since the newest
+        reading at least that old (readings come once a second, from tick), or since the first
+        request while the run is younger than that."""
         if self._first is None:
             return 0.0
-        # Over the window, or since the first request while the run is younger than that
-        # (but at least a second: two requests a millisecond apart are not 2,000/s).
-        span = max(1.0, min(RATE_WINDOW, now - self._first))
-        return len(self._sent) / span
+        now = self._clock()
+        samples = self._samples
+        samples.append((now, self.requests))
+        while samples[1][0] <= now - RATE_WINDOW:
+            samples.popleft()
+        since, before = samples[0]
+        # At least a second: two requests a millisecond apart are not 2,000/s.
+        return (self.requests - before) / max(1.0, now - since)
 
     def status(self) -> str:
         return (
