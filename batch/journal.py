@@ -47,7 +47,7 @@ from typing import Any, Final
 import orjson
 
 from batch.errors import JournalError
-from batch.model import Call, Outcome, RowResult
+from batch.model import Call, Outcome, RowResult, build_row_result
 
 SUFFIX: Final = ".journal"
 RETRY_SUFFIX: Final = ".retry.journal"
@@ -131,6 +131,7 @@ class RunIdentity:
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_OUTCOMES: Final = {outcome.value: outcome for outcome in Outcome}  # cheaper than Outcome(text)
 _MICROSECOND: Final = timedelta(microseconds=1)
 
 
@@ -145,23 +146,15 @@ def _when(stamp: int | None) -> datetime | None:
 
 
 def _to_result(record: tuple[Any, ...]) -> RowResult:
+    """A journal record (a table row or a log line's values) as the RowResult it stands for."""
     (row, routing_id, outcome, status, attempts, code, message, request, response) = record[:9]
     started, finished, duration = record[9:]
-    return RowResult(
-        row=row,
-        routing_id=routing_id,
-        outcome=Outcome(outcome),
-        http_status=status,
-        attempts=attempts,
-        error_code=code,
+    return build_row_result(
+        row, routing_id, _OUTCOMES[outcome], status, attempts, code,
         # In-flight marks leave the (always the same) message out of the log and the table.
-        error_message=message or (IN_FLIGHT_MESSAGE if outcome == _UNKNOWN else ""),
-        request=request,
-        response=response,
-        started_at=_when(started),
-        finished_at=_when(finished),
-        duration_ms=duration,
-    )
+        message or (IN_FLIGHT_MESSAGE if outcome == _UNKNOWN else ""),
+        request, response, _when(started), _when(finished), duration,
+    )  # fmt: skip
 
 
 def _values(result: RowResult) -> tuple[Any, ...]:

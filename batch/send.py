@@ -31,7 +31,7 @@ from batch.errors import (
     UsageError,
 )
 from batch.limiter import Limiter, reads_loop_clock
-from batch.model import Call, Outcome, RowResult
+from batch.model import Call, Outcome, RowResult, build_row_result
 from batch.retry import (
     RETRY_AFTER_STATUSES,
     Answer,
@@ -47,6 +47,7 @@ USER_AGENT: Final = f"reroute/{__version__}"
 EXCERPT_CHARS: Final = 200
 REDACTED: Final = "[redacted]"
 _BOM: Final = "\ufeff"  # a UTF-8 byte-order mark, decoded
+_SUCCEEDED: Final = Outcome.SUCCEEDED  # read once: an Enum class attribute costs a lookup
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,10 +420,10 @@ class Sender:
             envelope = _envelope(payload)
         text = self._scrub(envelope)
         ok, error = voicelink.parse_envelope(payload)
+        if ok and 200 <= status < 300:  # most answers: nothing more to read
+            return Answer(status, True, "", "", text, True)
         retry_after = self._retry_after(response)
         if 200 <= status < 300:
-            if ok:
-                return Answer(status, True, "", "", text, True)
             # Even an error envelope: the contract calls any 2xx without success: true a bad
             # response (the server contradicts itself); what it said goes into the message.
             message = f"HTTP {status} answer is not the API's success envelope"
@@ -519,9 +520,9 @@ class Sender:
         duration_ms: int,
     ) -> RowResult:
         if isinstance(final, Answer) and final.success:  # most rows: no message to compose
-            return RowResult(
-                call.row, str(call.routing_id), Outcome.SUCCEEDED, final.status, attempts, "",
-                "", call.body, final.response, started_at, finished_at, duration_ms,
+            return build_row_result(
+                call.row, str(call.routing_id), _SUCCEEDED, final.status, attempts, "", "",
+                call.body, final.response, started_at, finished_at, duration_ms,
             )  # fmt: skip
         common: dict[str, Any] = {
             "row": call.row,

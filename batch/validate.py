@@ -20,7 +20,7 @@ import polars as pl
 from batch import voicelink as vl
 from batch.errors import UsageError
 from batch.load import WHITESPACE, Table
-from batch.model import Call, Outcome, RowResult
+from batch.model import Call, Outcome, RowResult, build_call
 
 
 class Code(StrEnum):
@@ -120,7 +120,7 @@ class Validation:
             judged, numbers = (frame.slice(offset, _CHUNK) for frame in frames)
             chunk = self._with_requests(judged, numbers, connections.slice(offset, _CHUNK))
             # starmap: the Call per row built without a Python frame of our own in between.
-            yield from starmap(Call, chunk.select("row", "id", "request").iter_rows())
+            yield from starmap(build_call, chunk.select("row", "id", "request").iter_rows())
 
     def preview_results(self) -> Iterator[RowResult]:
         """Every row as a result before anything is sent: ``invalid``, or ``not_attempted``."""
