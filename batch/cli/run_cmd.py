@@ -7,6 +7,7 @@ the confirmation prompt; progress and summary; exit statuses. The work is done b
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shlex
@@ -697,6 +698,10 @@ def send_batch(
             ask=not yes and stdin_is_terminal(),
             observer=Observers(progress, budget),
         )
+        # What exists now (modules, the input and its verdicts) lives until the run ends: frozen,
+        # the collector's full passes (every several thousand rows) do not walk it again.
+        gc.collect()
+        gc.freeze()
         try:
             report = anyio.run(
                 _drive, pending(batch.calls(), journal), settings, policy, target, journal,
@@ -710,6 +715,7 @@ def send_batch(
                 raise
             fail(f"{error}; the run stopped: fix that, then run the same command again", 3)
         finally:
+            gc.unfreeze()
             progress.close()
 
         summary = Summary()
