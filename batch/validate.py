@@ -119,7 +119,7 @@ class Validation:
         for offset in range(0, frames[0].height, _CHUNK):
             judged, numbers = (frame.slice(offset, _CHUNK) for frame in frames)
             chunk = self._with_requests(judged, numbers, connections.slice(offset, _CHUNK))
-            # starmap: the Call per row built without a Python frame of our own in between.
+            # starmap: each row's Call built through its slots (build_call), no loop of ours.
             yield from starmap(build_call, chunk.select("row", "id", "request").iter_rows())
 
     def preview_results(self) -> Iterator[RowResult]:
