@@ -314,7 +314,7 @@ class Gate:
     ``validation``: the input's validation, with rows judged ``wipes`` made invalid (code
     ``WIPES``) unless ``--allow-wipe``. ``skipped``: True for each valid row left out by
     ``--skip-unchanged`` (judged ``no_change``); ``calls()`` leaves those out and
-    ``skipped_results()`` gives them their ``not_attempted`` results with a note.
+    ``skipped_results()`` gives them their ``skipped`` results with a note.
     """
 
     validation: Validation
@@ -336,7 +336,7 @@ class Gate:
         return self.diff.frame.filter(self.skipped).get_column("row").to_list()
 
     def skipped_results(self) -> list[RowResult]:
-        """The skipped rows as results: ``not_attempted``, the request they would have sent,
+        """The skipped rows as results: ``skipped``, the request they would have sent,
         and ``error_message`` saying why they were not sent."""
         # routing_id as read (the results file keeps "093" as written).
         read = dict(self.diff.frame.filter(self.skipped).select("row", "routing_id").iter_rows())
@@ -344,7 +344,7 @@ class Gate:
             RowResult(
                 row=call.row,
                 routing_id=read[call.row],
-                outcome=Outcome.NOT_ATTEMPTED,
+                outcome=Outcome.SKIPPED,
                 error_message=self.note,
                 request=call.body,
             )

@@ -16,6 +16,8 @@ boundary where they happen, with ``raise X(...) from exc``.
     ├── JournalError              the run's journal is unusable, or belongs to a different run
     │                                                                                -> exit 2
     ├── LockedError               another live process holds this run                -> exit 2
+    ├── RunStopped                the run stopped mid-way for a fault of its own (its journal
+    │                             could not be written); the same command resumes   -> exit 3
     └── TransportError            one request got no usable HTTP answer (raised per attempt by
         │                         the sender; the retry layer turns it into an outcome)
         ├── RequestTimeout        no answer within --timeout (code TIMEOUT)
@@ -61,6 +63,11 @@ class JournalError(RerouteError):
 
 class LockedError(RerouteError):
     """Another live process is running the same run (same input, target and results)."""
+
+
+class RunStopped(RerouteError):
+    """The run had to stop after it may have sent requests (a journal that cannot be written):
+    never "nothing sent"; what the journal holds stands, and the same command resumes."""
 
 
 class TransportError(RerouteError):

@@ -24,9 +24,7 @@ import math
 import os
 import re
 import tomllib
-import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any
 
 from batch import window
 from batch.errors import JobFileError, UsageError
+from batch.secrets import KEY_PREFIX, KEY_REFUSED, is_uuid, looks_like_api_key, strings_of
 from batch.settings import ErrorBudget, Rate, RunSettings, check_base_url
 from batch.window import Bound
 
@@ -58,8 +57,6 @@ _TABLES: Mapping[str, tuple[str, ...]] = {
     ),
 }
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-_KEY_PREFIX = re.compile(r"rg_(?:live|test)_", re.IGNORECASE)
-_TOKEN = re.compile(r"^[A-Za-z0-9_\-]{20,}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,24 +96,6 @@ def is_job_file(path: Path | str) -> bool:
     return Path(path).suffix.lower() == ".toml"
 
 
-def looks_like_api_key(text: str) -> bool:
-    """True for anything a reviewer should not see in a job file: a key or a long random token.
-
-    Keys have the ``rg_live_``/``rg_test_`` prefix; a token is 20+ characters of
-    ``[A-Za-z0-9_-]`` with a long unbroken run mixing letters and digits and high entropy.
-    UUIDs (connection ids) and variable names like ``VOCOBASE_API_KEY`` are not tokens.
-    """
-    text = text.strip()
-    if _KEY_PREFIX.search(text) or text.lower().startswith("bearer "):
-        return True
-    if not _TOKEN.match(text) or _is_uuid(text):
-        return False
-    longest = max(re.split(r"[_\-]", text), key=len)
-    if len(longest) < 16 or not (re.search(r"\d", longest) and re.search(r"[A-Za-z]", longest)):
-        return False
-    return _entropy(text) >= 3.0  # repeated patterns (a1a1a1...) are not secrets
-
-
 def load_job(path: Path | str) -> Job:
     """Read and check a job file; every problem is a JobFileError naming the file and the key."""
     path = Path(path)
@@ -131,23 +110,16 @@ def load_job(path: Path | str) -> Job:
     # Look for keys in the raw text first: a key in a comment or in a line TOML cannot parse
     # is as leaked as one in a value. The value itself is never echoed.
     for number, line in enumerate(text.splitlines(), start=1):
-        if _KEY_PREFIX.search(line):
-            raise JobFileError(path, f"line {number}: {_KEY_REFUSED}")
+        if KEY_PREFIX.search(line):
+            raise JobFileError(path, f"line {number}: {KEY_REFUSED}")
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise JobFileError(path, f"not valid TOML: {exc}") from None
-    for key, value in _strings(doc):
+    for key, value in strings_of(doc):
         if looks_like_api_key(value):
-            raise JobFileError(path, f"key {key}: {_KEY_REFUSED}")
+            raise JobFileError(path, f"key {key}: {KEY_REFUSED}")
     return _Reader(path, doc).job()
-
-
-_KEY_REFUSED = (
-    "this looks like an API key, and job files are reviewed and committed, so they must never "
-    "hold one: remove it (and rotate the key if it was committed), put the key in an "
-    "environment variable and write that variable's NAME as [target].api_key_env"
-)
 
 
 class _Reader:
@@ -270,7 +242,7 @@ class _Reader:
 
     def connection_id(self, value: object) -> str | None:
         text = self.text("[target].connection_id", value)
-        if text is not None and not _is_uuid(text.strip()):
+        if text is not None and not is_uuid(text.strip()):
             raise self.fail(
                 "[target].connection_id",
                 f"{text!r} is not a UUID: copy the connection id from the VoiceLink console, "
@@ -362,8 +334,11 @@ def resolve_run_settings(
     env: Mapping[str, str],
     *,
     now: datetime | None = None,
+    remembered: Mapping[str, object] | None = None,
 ) -> RunSettings:
-    """Merge flag > job file > environment > default into RunSettings; the one place that does.
+    """Merge flag > job file > remembered > environment > default into RunSettings; the one
+    place that does. ``remembered``: what the journal of the run being resumed or retried
+    recorded (its target and pace, ``batch.record``).
 
     ``flags`` maps RunSettings field names to what the command line gave, ``None`` meaning "not
     given" (so boolean flags pass ``None``, not ``False``, when absent); values may be text as
@@ -379,7 +354,7 @@ def resolve_run_settings(
         flags = {**flags, "input": None}  # `run JOB.toml`: the positional argument is the job
     values: dict[str, object] = {}
     for name in _SETTING_NAMES:
-        picked = _pick(name, flags, job, env)
+        picked = _pick(name, flags, job, env, remembered or {})
         if picked is not None:
             value, source = picked
             values[name] = _coerce(name, value, source)
@@ -414,7 +389,11 @@ _JOB_KEYS |= {"input": "input", "results": "results"}
 
 
 def _pick(
-    name: str, flags: Mapping[str, object | None], job: Job | None, env: Mapping[str, str]
+    name: str,
+    flags: Mapping[str, object | None],
+    job: Job | None,
+    env: Mapping[str, str],
+    remembered: Mapping[str, object],
 ) -> tuple[object, str] | None:
     """The winning value of one setting and where it came from, or None for the default."""
     flag = flags.get(name)
@@ -424,6 +403,8 @@ def _pick(
         value = getattr(job, name)
         if value is not None:
             return value, f"{job.path} {_JOB_KEYS[name]}"
+    if remembered.get(name) is not None:
+        return remembered[name], f"the run's journal ({name})"
     variable = ENV_VARS.get(name)
     if variable is not None and env.get(variable, "").strip():
         return env[variable], variable
@@ -475,7 +456,7 @@ def _as_bool(value: object) -> bool:
 
 def _as_uuid(value: object) -> str:
     text = str(value).strip()
-    if not _is_uuid(text):
+    if not is_uuid(text):
         raise ValueError(
             f"{text!r} is not a UUID: copy the connection id from the VoiceLink console"
         )
@@ -547,24 +528,6 @@ def _beside(job_path: Path, value: str) -> Path:
     return Path(os.path.normpath(job_path.parent / path))
 
 
-def _strings(doc: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
-    """Every string in a parsed document (and inside its arrays), with its key as users write it."""
-    for key, value in doc.items():
-        name = f"[{key}]" if not prefix and isinstance(value, dict) else key
-        full = f"{prefix}.{name}" if prefix else name
-        yield from _values(full, value)
-
-
-def _values(key: str, value: object) -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield key, value
-    elif isinstance(value, dict):
-        yield from _strings(value, key)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _values(key, item)
-
-
 def _unknown(key: str, known: list[str] | tuple[str, ...], table: str | None) -> str:
     close = difflib.get_close_matches(key, [k.strip("[]") for k in known], n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
@@ -574,18 +537,6 @@ def _unknown(key: str, known: list[str] | tuple[str, ...], table: str | None) ->
 
 def _shown(value: object) -> str:
     return f"{type(value).__name__} {value!r}" if not isinstance(value, str) else repr(value)
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        return str(uuid.UUID(text)) == text.lower()
-    except ValueError:
-        return False
-
-
-def _entropy(text: str) -> float:
-    counts = Counter(text)
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
 __all__ = [

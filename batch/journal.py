@@ -6,9 +6,9 @@ results file (``<results>.journal``), with an append-only log beside it (``<resu
 that makes each record durable the moment it is known:
 
 - Every record is first copied into the log as one JSON line. The log is a file mapped into
-  memory (``_MappedLog``): once the copy ends, the line is in the operating system's page cache,
-  as a ``write`` would put it, so it survives the death of the process (not of the machine's
-  power, which an fsync per row could add at a large cost), with no system call per record.
+  memory (``batch.maplog``): once the copy ends, the line is in the operating system's page
+  cache, as a ``write`` would put it, so it survives the death of the process (not of the
+  machine's power, which an fsync per row could add at a large cost).
 - Records are copied into SQLite in batches (one transaction per ``BATCH`` records, and before any
   read; a row's latest record only), and the log is then zeroed. Opening a journal first copies
   in whatever the log still holds, up to its first zero byte (a crash between the two steps
@@ -24,21 +24,23 @@ What it holds, per input row that was ever sent:
 - while a row is in flight, an ``unknown`` record with the attempts started so far (written when
   each attempt starts), so a crash leaves at most ``--concurrency`` unknowns;
 - once the answer is known, the final record (``succeeded`` / ``failed``), replacing it.
-Rows never sent have no record (they are ``not_attempted``). A meta table names the run: sha256
-of the input's content, the base URL and the resolved results path. The API key is never
-stored here.
+Rows never sent have no record (they are ``not_attempted``). A meta table names the run (sha256
+of the input's content, the base URL and the resolved results path) and remembers the settings
+that define it (``batch.record``: target, key variable NAME, pace, what changes the bodies), so
+resume and retry reuse them. The API key is never stored here.
+
+Attempts accumulate: a row sent again (a resume after a 401, a retry of a failure) starts from
+the attempts and first send time its earlier record holds, or that the caller carried in from
+a results file (:meth:`Journal.carry`), whichever counted more.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import mmap
-import os
 import sqlite3
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -47,14 +49,12 @@ from typing import Any, Final
 import orjson
 
 from batch.errors import JournalError
-from batch.model import Call, Outcome, RowResult, build_row_result
+from batch.maplog import MappedLog, read_records, zero_records
+from batch.model import RESULT_COLUMNS, Call, Outcome, RowResult
+from batch.record import RunIdentity
 
 SUFFIX: Final = ".journal"
-RETRY_SUFFIX: Final = ".retry.journal"
 _FORMAT: Final = "3"  # 3: times as integer microseconds since the epoch, the log beside it
-# A row rejected with 401/403 failed because of the key or account, not because of the row: a
-# resumed run (after the key is fixed) sends it again instead of treating it as decided.
-KEY_REJECTED_STATUSES: Final = frozenset({401, 403})
 IN_FLIGHT_MESSAGE: Final = (
     "sent, but the run stopped before an answer arrived; running the same command again "
     "resends it (safe: the update replaces the whole record)"
@@ -77,57 +77,20 @@ CREATE TABLE IF NOT EXISTS rows (
     duration_ms INTEGER
 );
 """
-_COLUMNS = (
-    "row, routing_id, outcome, http_status, attempts, error_code, error_message, request, "
-    "response, started_at, finished_at, duration_ms"
-)
+_COLUMNS: Final = ", ".join(RESULT_COLUMNS)
 _UNKNOWN: Final = str(Outcome.UNKNOWN)
 # Records copied from the log into SQLite per transaction (the log never holds many more).
 BATCH: Final = 256
 LOG_SUFFIX: Final = "-log"
-# The log's size on disk while a run writes it (zeros after the last record): room for many
-# batches of ordinary records; it grows for a record that does not fit.
-LOG_SIZE: Final = 1 << 20
-_WIDTH: Final = len(_COLUMNS.split(","))  # values in a record, a line of the log
+_WIDTH: Final = len(RESULT_COLUMNS)  # values in a record, a line of the log
+_TIMES: Final = frozenset({RESULT_COLUMNS.index("started_at"), RESULT_COLUMNS.index("finished_at")})
 _UPSERT: Final = f"INSERT OR REPLACE INTO rows ({_COLUMNS}) VALUES ({', '.join('?' * _WIDTH)})"
 
 
-def journal_path(results: Path, *, retry: bool = False) -> Path:
-    """Where the journal of a run writing ``results`` lives: beside it, ``<name>.journal``
-    (``<name>.retry.journal`` for `reroute retry`, whose input is a results file)."""
-    return results.with_name(results.name + (RETRY_SUFFIX if retry else SUFFIX))
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks (inputs can be large)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class RunIdentity:
-    """What makes two invocations "the same run" (contract: input content, target, results)."""
-
-    input_sha256: str
-    base_url: str
-    results: str  # resolved absolute path of the results file
-    # With --current the bodies depend on the snapshot and on --fill-from-current too.
-    snapshot: str = ""
-
-    @classmethod
-    def of(cls, input_path: Path, base_url: str, results: Path) -> RunIdentity:
-        return cls(sha256_file(input_path), base_url.rstrip("/"), str(results.resolve()))
-
-    def as_meta(self) -> dict[str, str]:
-        return {
-            "input_sha256": self.input_sha256,
-            "base_url": self.base_url,
-            "results": self.results,
-            "snapshot": self.snapshot,
-        }
+def journal_path(results: Path) -> Path:
+    """Where the journal of the runs and retries writing ``results`` lives: beside it,
+    ``<name>.journal``. One per results path: a retry in place continues the run's journal."""
+    return results.with_name(results.name + SUFFIX)
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -147,30 +110,19 @@ def _when(stamp: int | None) -> datetime | None:
 
 def _to_result(record: tuple[Any, ...]) -> RowResult:
     """A journal record (a table row or a log line's values) as the RowResult it stands for."""
-    (row, routing_id, outcome, status, attempts, code, message, request, response) = record[:9]
-    started, finished, duration = record[9:]
-    return build_row_result(
-        row, routing_id, _OUTCOMES[outcome], status, attempts, code,
-        # In-flight marks leave the (always the same) message out of the log and the table.
-        message or (IN_FLIGHT_MESSAGE if outcome == _UNKNOWN else ""),
-        request, response, _when(started), _when(finished), duration,
-    )  # fmt: skip
+    values: list[Any] = [_when(v) if i in _TIMES else v for i, v in enumerate(record)]
+    result = RowResult(*values)
+    outcome = _OUTCOMES[record[2]]
+    # In-flight marks leave the (always the same) message out of the log and the table.
+    message = result.error_message or (IN_FLIGHT_MESSAGE if outcome is Outcome.UNKNOWN else "")
+    return replace(result, outcome=outcome, error_message=message)
 
 
 def _values(result: RowResult) -> tuple[Any, ...]:
-    return (
-        result.row,
-        result.routing_id,
-        str(result.outcome),
-        result.http_status,
-        result.attempts,
-        result.error_code,
-        result.error_message,
-        result.request,
-        result.response,
-        _stamp(result.started_at),
-        _stamp(result.finished_at),
-        result.duration_ms,
+    """A RowResult as a record: its values in column order, times as microseconds."""
+    return tuple(
+        _stamp(v) if i in _TIMES else (str(v) if i == 2 else v)  # type: ignore[arg-type]
+        for i, v in enumerate(result.values)
     )
 
 
@@ -185,7 +137,8 @@ def _line(values: tuple[Any, ...]) -> bytes:
         return json.dumps(values).encode() + b"\n"
 
 
-def _discard(path: Path) -> None:
+def discard(path: Path) -> None:
+    """Remove a journal and the files beside it (after the operator confirmed --fresh)."""
     for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), _log_path(path)):
         name.unlink(missing_ok=True)
 
@@ -195,91 +148,12 @@ def _log_path(path: Path) -> Path:
 
 
 def _replay(db: sqlite3.Connection, log: Path) -> None:
-    """Copy what the log holds into SQLite (one transaction), then empty the log.
-
-    The records end at the first zero byte (no record holds one: JSON escapes it). Every line
-    is one record's 12 values. A last line cut short (the process killed while copying it in)
-    is skipped: lines are copied in one after another, so only the last can be incomplete.
-    """
-    try:
-        text = log.read_bytes()
-    except FileNotFoundError:
-        return
-    text = text.split(b"\0", 1)[0]
-    if not text:
-        return
-    records = []
-    lines = text.split(b"\n")
-    for n, line in enumerate(lines):
-        if not line:
-            continue
-        try:
-            values = json.loads(line)
-        except ValueError:
-            values = None
-        if not isinstance(values, list) or len(values) != _WIDTH:
-            if n >= len(lines) - 2:  # the last line: written only in part
-                break
-            raise JournalError(f"{log}: line {n + 1} is not a journal record")
-        records.append(tuple(values))
-    _upsert(db, records)
-    # Zeros over the records rather than a shorter file: a file mapped into memory must never
-    # shrink under its mapping.
-    with log.open("r+b") as handle:
-        handle.write(bytes(len(text)))
-
-
-class _MappedLog:
-    """The journal's log: a file mapped into memory (shared with the file, as ``write`` is).
-
-    A record copied in is in the operating system's page cache the moment the copy ends, as
-    with ``os.write``, so it survives ``kill -9``; but no system call per record (the call and
-    the file-size and time updates it made cost more than the rest of a record's writing).
-    The file is written with zeros first, its space allocated: a full disk is an error here, at
-    open, never a fault halfway through a run. It only ever grows while mapped.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.used = 0  # bytes of records since the log was last emptied
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            self._map = self._mapped(max(os.fstat(self._fd).st_size, LOG_SIZE))
-        except (OSError, ValueError):
-            os.close(self._fd)
-            raise
-
-    def _mapped(self, size: int) -> mmap.mmap:
-        have = os.fstat(self._fd).st_size
-        if have < size:
-            zeros = bytes(size - have)
-            while zeros:  # a regular file takes it whole; a short write is a full disk
-                zeros = zeros[os.pwrite(self._fd, zeros, have) :]
-                have = size - len(zeros)
-        return mmap.mmap(self._fd, size)
-
-    def append(self, data: bytes) -> bool:
-        """Copy ``data`` in after the records; False when it does not fit (nothing copied)."""
-        end = self.used + len(data)
-        if end > len(self._map):
-            return False
-        self._map[self.used : end] = data
-        self.used = end
-        return True
-
-    def grow(self, room: int) -> None:
-        """Make room for ``room`` more bytes (a record larger than the log)."""
-        size = max(2 * len(self._map), self.used + room)
-        self._map.close()
-        self._map = self._mapped(size)
-
-    def empty(self) -> None:
-        """Zeros over the records (all copied into SQLite)."""
-        self._map[: self.used] = bytes(self.used)
-        self.used = 0
-
-    def close(self) -> None:
-        self._map.close()
-        os.close(self._fd)
+    """Copy what a log holds into SQLite (one transaction), then empty the log. A crash
+    between the two steps copies a record twice: the same upsert, harmless."""
+    records, used = read_records(log, _WIDTH)
+    if records:
+        _upsert(db, records)
+    zero_records(log, used)
 
 
 def _upsert(db: sqlite3.Connection, records: list[tuple[Any, ...]]) -> None:
@@ -308,7 +182,7 @@ class Journal:
         self._closed = False
         self._log = _log_path(path)
         try:
-            self._mapped = _MappedLog(self._log)
+            self._mapped = MappedLog(self._log)
         except (OSError, ValueError) as exc:
             connection.close()
             raise JournalError(f"{self._log}: cannot open the run journal's log ({exc})") from exc
@@ -317,11 +191,13 @@ class Journal:
         # replaces its in-flight mark, so SQLite is written once per row, not twice).
         self._batch: dict[int, tuple[Any, ...]] = {}
         self._logged = 0  # lines in the log since it was last emptied
-        # Attempts made for in-flight rows by earlier invocations (a resumed `unknown` row),
-        # and when the row was first sent (microseconds since the epoch): added to this
+        # Attempts made for in-flight rows by earlier invocations (a resumed row, a retried
+        # one), and when the row was first sent (microseconds since the epoch): added to this
         # invocation's, so `attempts` stays the number of requests sent and `started_at` the
         # first. Bounded by --concurrency: only rows in flight are here.
         self._prior: dict[int, tuple[int, int | None]] = {}
+        # What a retry read from a results file about each row it sends (see carry()).
+        self._carried: Mapping[int, tuple[int, datetime | None]] = {}
 
     @classmethod
     def open(cls, path: Path, identity: RunIdentity | None, *, fresh: bool = False) -> Journal:
@@ -333,7 +209,7 @@ class Journal:
         updates the journal of the run that wrote the results file).
         """
         if fresh:
-            _discard(path)
+            discard(path)
         if identity is None and not path.exists():
             raise JournalError(f"{path}: no such journal")
         try:
@@ -360,7 +236,7 @@ class Journal:
                 resumed = False
             else:
                 if identity is not None:
-                    _check_identity(path, meta, identity)
+                    identity.check(path, meta)
                 _replay(db, _log_path(path))  # what a run that died left in the log
                 resumed = db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
         except (sqlite3.Error, OSError) as exc:
@@ -398,7 +274,7 @@ class Journal:
     def delete(self) -> None:
         """Close and remove the journal files (when the results file now holds everything)."""
         self.close()
-        _discard(self.path)
+        discard(self.path)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -408,7 +284,7 @@ class Journal:
         return None if record is None else _to_result(record)
 
     def is_final(self, row: int) -> bool:
-        """True when the row was decided (succeeded/failed) and must not be sent again."""
+        """True when the row was decided (RowResult.decided) and must not be sent again."""
         self._flush()
         record = self._db.execute(
             "SELECT outcome, http_status FROM rows WHERE row = ?", (row,)
@@ -416,9 +292,7 @@ class Journal:
         if record is None:
             return False
         outcome, status = record
-        return outcome in (Outcome.SUCCEEDED, Outcome.FAILED) and (
-            status not in KEY_REJECTED_STATUSES
-        )
+        return RowResult(row, "", _OUTCOMES[outcome], http_status=status).decided
 
     def results(self) -> Iterator[RowResult]:
         """Every record, in row order (streamed: the cursor is read lazily)."""
@@ -435,26 +309,34 @@ class Journal:
 
     def final_count(self) -> int:
         """How many rows are decided (skipped by a resumed run)."""
-        self._flush()
-        (n,) = self._db.execute(
-            "SELECT count(*) FROM rows WHERE outcome IN (?, ?) AND "
-            "(http_status IS NULL OR http_status NOT IN (401, 403))",
-            (Outcome.SUCCEEDED, Outcome.FAILED),
-        ).fetchone()
-        return int(n)
+        return sum(1 for result in self.results() if result.decided)
+
+    def meta(self, key: str) -> str | None:
+        """A value of the journal's meta table (the run's identity, its remembered settings)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     # -- writing ---------------------------------------------------------------------------
 
+    def carry(self, earlier: Mapping[int, tuple[int, datetime | None]]) -> None:
+        """Attempts and first send time per row that a retry read from a results file: a row
+        sent again counts on from them (when its journal record does not count more)."""
+        self._carried = earlier
+
     def begin(self, call: Call) -> None:
-        """The run is about to send ``call``: remember attempts an earlier invocation made."""
-        if not self.resumed:  # nothing earlier to remember: skip the lookup
-            self._prior[call.row] = (0, None)
-            return
-        earlier = self.get(call.row)
-        if earlier is not None and earlier.outcome is Outcome.UNKNOWN:
-            self._prior[call.row] = (earlier.attempts, _stamp(earlier.started_at))
-        else:
-            self._prior[call.row] = (0, None)
+        """The run is about to send ``call``: remember the attempts made before (an earlier
+        invocation's record of any outcome, or what a retry carried in) and the first send."""
+        attempts, started = self._carried.get(call.row, (0, None))
+        earlier = self.get(call.row) if self.resumed else None
+        if earlier is not None:
+            attempts = max(attempts, earlier.attempts)
+            moments = [m for m in (started, earlier.started_at) if m is not None]
+            started = min(moments) if moments else None
+        self._prior[call.row] = (attempts, _stamp(started))
 
     def attempt(self, call: Call, n: int, *, now: datetime | None = None) -> None:
         """Attempt ``n`` (1-based) of ``call`` starts: record the row as in flight, durably."""
@@ -483,8 +365,13 @@ class Journal:
         before it awaits anything: the orchestrator, whose task goes straight on to its next
         row (see the module docstring).
         """
-        prior, _ = self._prior.pop(result.row, (0, None))
+        prior, first = self._prior.pop(result.row, (0, None))
         if prior:
+            started = _when(first)
+            if started is not None and result.finished_at is not None:
+                # The first send was an earlier invocation's: times run from it.
+                duration = (result.finished_at - started) // timedelta(milliseconds=1)
+                result = replace(result, started_at=started, duration_ms=duration)
             result = replace(result, attempts=result.attempts + prior)
         self._write(_values(result), commit=commit)
         return result
@@ -493,10 +380,6 @@ class Journal:
         """Write what ``finish(..., commit=False)`` held back (nothing when nothing is)."""
         if self._unwritten:
             self._append(b"")
-
-    def absorb(self, result: RowResult) -> None:
-        """Record a row decided elsewhere (a retry in place updating the run's journal)."""
-        self._write(_values(result))
 
     def abandon(self, call: Call) -> RowResult | None:
         """The row was cancelled before its answer: its record (``unknown``) stays as it is.
@@ -548,22 +431,3 @@ class Journal:
             self._batch.clear()
         self._mapped.empty()
         self._logged = 0
-
-
-def _check_identity(path: Path, meta: dict[str, str], identity: RunIdentity) -> None:
-    differs = [
-        label
-        for key, label in (
-            ("input_sha256", "the input file's content"),
-            ("base_url", "the base URL"),
-            ("results", "the results path"),
-            ("snapshot", "the snapshot (--current) or --fill-from-current"),
-        )
-        if meta.get(key, "") != identity.as_meta()[key]
-    ]
-    if differs:
-        raise JournalError(
-            f"{path} belongs to a different run ({' and '.join(differs)} changed since it "
-            "started): use --fresh to start over (rows it records as sent are forgotten), or "
-            "choose another --results"
-        )

@@ -1,12 +1,15 @@
-"""Plain immutable values the stages hand each other (no DataFrames, no httpx objects)."""
+"""Plain immutable values the stages hand each other (no DataFrames, no httpx objects).
+
+``RowResult`` is the one definition of a results-file row: its fields, in order, are the
+results file's first columns (``RESULT_COLUMNS``), the journal's table and the retry's reader.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Final
 
 from batch import voicelink
 
@@ -19,10 +22,15 @@ class Outcome(StrEnum):
     INVALID = "invalid"  # failed validation, never sent
     NOT_ATTEMPTED = "not_attempted"  # valid but never sent (the run stopped early)
     UNKNOWN = "unknown"  # sent, and the run was interrupted before an answer arrived
+    SKIPPED = "skipped"  # left out on purpose (--skip-unchanged): never sent, not retried
 
 
 # Outcomes that `reroute retry` sends again.
-RETRYABLE_OUTCOMES = frozenset({Outcome.FAILED, Outcome.UNKNOWN, Outcome.NOT_ATTEMPTED})
+RETRYABLE_OUTCOMES: Final = frozenset({Outcome.FAILED, Outcome.UNKNOWN, Outcome.NOT_ATTEMPTED})
+# A row that failed with one of these was not judged by the server on its own merits: the key
+# or account was refused (401/403), or the server asked the whole run to wait longer than
+# --max-retry-after (429). A resumed run sends it again instead of treating it as decided.
+RESEND_STATUSES: Final = frozenset({401, 403, 429})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,51 +67,19 @@ class RowResult:
     finished_at: datetime | None = None  # UTC, final answer
     duration_ms: int | None = None
 
+    @property
+    def decided(self) -> bool:
+        """True when the row must never be sent again by a resumed run: it succeeded, was left
+        out on purpose, or failed on its own merits (not for the key, not for a long pause)."""
+        if self.outcome is Outcome.FAILED:
+            return self.http_status not in RESEND_STATUSES
+        return self.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)
 
-def _builder(cls: type[Any]) -> Callable[..., Any]:
-    """A function that builds a ``cls`` (a frozen dataclass with slots) from every field, in
-    order: the same object as ``cls(*values)``, at about half the cost.
-
-    A frozen dataclass's own ``__init__`` sets each field through ``object.__setattr__``
-    (about 1,600 instructions a field); this sets them through their slots directly. For the
-    records made once per row or more (a row's result, its journal record read back).
-    """
-    setters = tuple(cls.__dict__[field.name].__set__ for field in fields(cls))
-    new = object.__new__
-
-    def build(*values: Any) -> Any:
-        if len(values) != len(setters):
-            raise TypeError(f"{cls.__name__} takes {len(setters)} values, got {len(values)}")
-        record = new(cls)
-        for setter, value in zip(setters, values, strict=True):
-            setter(record, value)
-        return record
-
-    return build
+    @property
+    def values(self) -> tuple[object, ...]:
+        """The fields in RESULT_COLUMNS order."""
+        return tuple(getattr(self, name) for name in RESULT_COLUMNS)
 
 
-# A Call from its row, routing id and body (see _builder).
-build_call: Callable[[int, int, str], Call] = _builder(Call)
-
-# A RowResult from all its fields, in the order of RESULT_COLUMNS (see _builder).
-build_row_result: Callable[
-    [int, str, Outcome, int | None, int, str, str, str, str, datetime | None, datetime | None,
-     int | None],
-    RowResult,
-] = _builder(RowResult)  # fmt: skip
-
-# Results-file columns, in order, before the passthrough input columns.
-RESULT_COLUMNS = (
-    "row",
-    "routing_id",
-    "outcome",
-    "http_status",
-    "attempts",
-    "error_code",
-    "error_message",
-    "request",
-    "response",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-)
+# Results-file columns, in order, before the passthrough input columns: RowResult's fields.
+RESULT_COLUMNS: Final = tuple(f.name for f in fields(RowResult))

@@ -20,7 +20,7 @@ import polars as pl
 from batch import voicelink as vl
 from batch.errors import UsageError
 from batch.load import WHITESPACE, Table
-from batch.model import Call, Outcome, RowResult, build_call
+from batch.model import Call, Outcome, RowResult
 
 
 class Code(StrEnum):
@@ -119,8 +119,8 @@ class Validation:
         for offset in range(0, frames[0].height, _CHUNK):
             judged, numbers = (frame.slice(offset, _CHUNK) for frame in frames)
             chunk = self._with_requests(judged, numbers, connections.slice(offset, _CHUNK))
-            # starmap: each row's Call built through its slots (build_call), no loop of ours.
-            yield from starmap(build_call, chunk.select("row", "id", "request").iter_rows())
+            # starmap: a Call per row, no loop of ours.
+            yield from starmap(Call, chunk.select("row", "id", "request").iter_rows())
 
     def preview_results(self) -> Iterator[RowResult]:
         """Every row as a result before anything is sent: ``invalid``, or ``not_attempted``."""

@@ -13,9 +13,12 @@ from trio.testing import MockClock
 from typer.testing import CliRunner
 
 from batch.cli import app, run_cmd
-from batch.journal import Journal, RunIdentity
+from batch.guards import canary_left, with_canary
+from batch.journal import Journal
 from batch.model import Call, Outcome, RowResult
-from batch.run import Observer, RunReport, StopReason, StopToken, execute, sender_hooks, with_canary
+from batch.record import RunIdentity
+from batch.rowloop import RunReport, execute, sender_hooks
+from batch.stop import Observer, StopReason, StopToken
 from tests.conftest import StartSandbox
 
 HEADER = "routing_id,for_inbound_call,for_outbound_call,status,outbound_sip_trunk_id"
@@ -197,8 +200,8 @@ def test_canary_left_counts_successes_and_restarts_after_a_failure(
     decided: dict[Outcome, int], left: int
 ) -> None:
     """Earlier successes count towards the canary; any failure means a full canary again."""
-    assert run_cmd.canary_left(5, decided) == left
-    assert run_cmd.canary_left(0, decided) == 0
+    assert canary_left(5, decided) == left
+    assert canary_left(0, decided) == 0
 
 
 def test_cli_canary_on_a_terminal_asks_and_resume_continues(

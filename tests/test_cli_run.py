@@ -15,11 +15,12 @@ from typer.testing import CliRunner
 from batch.cli import app
 from batch.cli.progress import RunProgress, summary_lines
 from batch.errors import JournalError
-from batch.journal import Journal, journal_path
+from batch.journal import Journal
+from batch.merge import Summary
 from batch.model import Call, Outcome, RowResult
-from batch.run import StopRequest, Summary
 from batch.sandbox import RunningSandbox
 from batch.sandbox.config import Faults
+from batch.stop import StopRequest
 from tests.conftest import StartSandbox
 
 HEADER = "routing_id,for_inbound_call,for_outbound_call,status,outbound_sip_trunk_id,ticket"
@@ -259,8 +260,8 @@ def test_retry_resends_only_failures_in_place(start_sandbox: StartSandbox, tmp_p
     assert frame["attempts"].to_list() == ["1", "2", "1", "2", "1"]
     assert frame["ticket"].to_list() == [f"T-{i}" for i in range(1, 6)]
     assert sandbox.stats()["total"] == 7
-    assert not journal_path(out, retry=True).exists()
-    # The run's own journal learnt the retry's outcomes: the same `run` again changes nothing.
+    assert not out.with_name("out.csv.retry.journal").exists()  # one journal per results path
+    # The retry continued the run's own journal: the same `run` again changes nothing.
     again = invoke(*run_args(sandbox, source, out), key=sandbox.api_key)
     assert again.exit_code == 0, again.output
     assert set(read(out)["outcome"]) == {"succeeded"}
@@ -409,16 +410,16 @@ def test_the_heap_is_frozen_while_sending_only(
 ) -> None:
     """What exists before the first request is frozen for the collector while rows are
     sent (its full passes skip it), and unfrozen again for the results and the summary."""
-    import batch.cli.run_cmd as run_cmd
+    import batch.engine as engine
 
     frozen: list[int] = []
-    real_run_calls = run_cmd.run_calls
+    real_run_calls = engine.run_calls
 
     async def watched(*args: Any, **kwargs: Any) -> Any:
         frozen.append(gc.get_freeze_count())
         return await real_run_calls(*args, **kwargs)
 
-    monkeypatch.setattr(run_cmd, "run_calls", watched)
+    monkeypatch.setattr(engine, "run_calls", watched)
     sandbox = start_sandbox()
     source = write_input(tmp_path / "in.csv", 3)
     result = invoke(*run_args(sandbox, source, tmp_path / "out.csv"), key=sandbox.api_key)

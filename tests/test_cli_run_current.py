@@ -76,13 +76,13 @@ def test_allow_wipe_sends_every_row(start_sandbox: StartSandbox, tmp_path: Path)
 def test_skip_unchanged_leaves_no_change_rows_out(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
-    """--skip-unchanged: no_change rows are not_attempted with a note; exit 0; not to retry."""
+    """--skip-unchanged: no_change rows are skipped with a note; exit 0; not to retry."""
     sandbox = start_sandbox(state=SNAPSHOT)
     out = tmp_path / "out.csv"
     result = run(sandbox, CHANGES, out, "--allow-wipe", "--skip-unchanged")
     assert result.exit_code == 0, result.output
     frame = read(out)
-    skipped = frame.filter(pl.col("outcome") == "not_attempted")
+    skipped = frame.filter(pl.col("outcome") == "skipped")
     counts = verdicts()
     assert skipped.height == counts[Verdict.NO_CHANGE] > 0
     assert all("--skip-unchanged" in m for m in skipped["error_message"])

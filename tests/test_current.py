@@ -221,7 +221,7 @@ def test_gate_skips_unchanged_rows_with_a_note(tmp_path: Path, current: Current)
     assert [call.row for call in decided.calls()] == [2]
     assert decided.send_mask().to_list() == [False, True]
     [skipped] = decided.skipped_results()
-    assert (skipped.row, skipped.outcome) == (1, Outcome.NOT_ATTEMPTED)
+    assert (skipped.row, skipped.outcome) == (1, Outcome.SKIPPED)
     assert skipped.routing_id == "04102"  # as read, like every results row
     assert "--skip-unchanged" in skipped.error_message
     assert skipped.request.startswith('{"for_inbound_call":3')

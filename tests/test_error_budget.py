@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from batch.cli import app
 from batch.errors import UsageError
+from batch.guards import BudgetWatch
 from batch.model import Outcome, RowResult
-from batch.run import BudgetWatch, StopReason, StopToken
 from batch.settings import ErrorBudget
+from batch.stop import StopReason, StopToken
 from tests.conftest import StartSandbox
 
 HEADER = "routing_id,for_inbound_call,for_outbound_call,status,outbound_sip_trunk_id"

@@ -17,9 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import batch.journal as journal_module
+import batch.maplog as maplog_module
 from batch.errors import JournalError
-from batch.journal import Journal, RunIdentity, _line, journal_path, sha256_file
+from batch.journal import Journal, _line, journal_path
 from batch.model import Call, Outcome, RowResult
+from batch.record import RunIdentity, sha256_file
 
 BASE = "http://127.0.0.1:9/api/v2"
 
@@ -173,7 +175,8 @@ def test_records_survive_kill_9(tmp_path: Path) -> None:
     script = f"""
 import os, signal
 from pathlib import Path
-from batch.journal import Journal, RunIdentity
+from batch.journal import Journal
+from batch.record import RunIdentity
 from batch.model import RowResult, Outcome
 j = Journal.open(Path({str(tmp_path / "j")!r}), RunIdentity(*{tuple(ident.as_meta().values())!r}))
 for row in range(1, 601):
@@ -323,7 +326,7 @@ def test_records_read_back_as_the_last_one_written_per_row_across_batches(
     (the log replayed on open)."""
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         patch.setattr(journal_module, "BATCH", batch)
-        patch.setattr(journal_module, "LOG_SIZE", log_size)
+        patch.setattr(maplog_module, "LOG_SIZE", log_size)
         path = Path(tmp) / "j"
         ident = _identity(Path(tmp))
         journal = Journal.open(path, ident)

@@ -1,15 +1,15 @@
-"""The stages' records: the fast builders make exactly the objects the constructors make."""
+"""The stages' records: the result row's one definition and what counts as decided."""
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batch.model import Call, Outcome, RowResult, build_call, build_row_result
+from batch.model import RESULT_COLUMNS, Outcome, RowResult
 
 moments = st.none() | st.datetimes(timezones=st.just(UTC))
 row_values = st.tuples(
@@ -28,35 +28,45 @@ row_values = st.tuples(
 )
 
 
+def test_result_columns_are_the_row_fields_in_order() -> None:
+    """The results file's columns come from RowResult itself: one definition."""
+    assert tuple(f.name for f in dataclasses.fields(RowResult)) == RESULT_COLUMNS
+    assert RESULT_COLUMNS[:3] == ("row", "routing_id", "outcome")
+    assert RESULT_COLUMNS[-1] == "duration_ms"
+
+
 @given(row_values)
-def test_build_row_result_is_the_constructor(values: tuple[object, ...]) -> None:
-    built = build_row_result(*values)
-    made = RowResult(*values)  # type: ignore[arg-type]
-    assert type(built) is RowResult
-    assert built == made
-    assert hash(built) == hash(made)
-    assert dataclasses.astuple(built) == values
+def test_values_round_trip_through_the_constructor(values: tuple[object, ...]) -> None:
+    """``values`` gives every field in column order: the constructor takes them back."""
+    result = RowResult(*values)  # type: ignore[arg-type]
+    assert result.values == values
+    assert RowResult(*result.values) == result  # type: ignore[arg-type]
 
 
-@given(st.integers(min_value=1), st.integers(min_value=1), st.text())
-def test_build_call_is_the_constructor(row: int, routing_id: int, body: str) -> None:
-    built = build_call(row, routing_id, body)
-    assert built == Call(row=row, routing_id=routing_id, body=body)
-    assert built.path == f"/voicelink/call-routing/{routing_id}"
+@pytest.mark.parametrize(
+    ("outcome", "status", "decided"),
+    [
+        (Outcome.SUCCEEDED, 200, True),
+        (Outcome.SKIPPED, None, True),
+        (Outcome.FAILED, 400, True),
+        (Outcome.FAILED, None, True),  # a transport error after every attempt: decided
+        (Outcome.FAILED, 401, False),  # the key, not the row
+        (Outcome.FAILED, 403, False),
+        (Outcome.FAILED, 429, False),  # the server asked the whole run to wait
+        (Outcome.UNKNOWN, None, False),
+        (Outcome.NOT_ATTEMPTED, None, False),
+        (Outcome.INVALID, None, False),
+    ],
+)
+def test_decided_rows_are_never_sent_again(
+    outcome: Outcome, status: int | None, decided: bool
+) -> None:
+    """Succeeded, skipped and failed-on-its-merits are decided; the rest a resume sends."""
+    assert RowResult(1, "7", outcome, http_status=status).decided is decided
 
 
-def test_built_records_stay_frozen() -> None:
-    now = datetime(2026, 11, 30, tzinfo=UTC)
-    result = build_row_result(1, "7", Outcome.SUCCEEDED, 200, 1, "", "", "{}", "{}", now, now, 3)
+def test_records_are_frozen() -> None:
+    """A result cannot be changed after it is made (stages hand each other values)."""
+    result = RowResult(1, "7", Outcome.SUCCEEDED, 200, 1, "", "", "{}", "{}", None, None, 3)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        result.outcome = Outcome.FAILED  # type: ignore[misc]
-    call = build_call(1, 7, "{}")
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        call.body = "{}"  # type: ignore[misc]
-
-
-def test_builders_refuse_a_wrong_number_of_values() -> None:
-    with pytest.raises(TypeError, match="Call takes 3 values, got 2"):
-        build_call(1, 7)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match="RowResult takes 12 values, got 3"):
-        build_row_result(1, "7", Outcome.SUCCEEDED)  # type: ignore[call-arg]
+        result.row = 2  # type: ignore[misc]

@@ -14,23 +14,41 @@ import httpx
 import pytest
 from trio.testing import MockClock
 
-from batch.journal import Journal, RunIdentity
+from batch.client import SendPolicy, build_client
+from batch.journal import Journal
+from batch.limiter import Limiter
+from batch.merge import Summary, merge_results
 from batch.model import Call, Outcome, RowResult
-from batch.run import (
-    Observer,
-    Observers,
-    StopReason,
-    StopToken,
-    Summary,
-    execute,
-    merge_results,
-    pending,
-    run_calls,
-    sender_hooks,
-)
+from batch.record import RunIdentity
+from batch.rowloop import RunReport, execute, pending, run_calls, sender_hooks
 from batch.sandbox import SandboxConfig, create_app
-from batch.send import SendPolicy, build_client
+from batch.send import Sender
 from batch.settings import Rate
+from batch.stop import Observer, Observers, StopReason, StopToken
+
+
+async def send_all(
+    calls: Any,
+    *,
+    client: httpx.AsyncClient,
+    rate: Rate,
+    policy: SendPolicy,
+    concurrency: int,
+    journal: Journal,
+    observer: Observer | None = None,
+    stop: StopToken | None = None,
+) -> RunReport:
+    """The engine's wiring in small: one Sender (journal hooks first), then the row loop."""
+    observer = observer or Observer()
+    on_attempt, on_retry = sender_hooks(journal, observer)
+    sender = Sender(
+        client, Limiter(rate), policy, on_attempt=on_attempt, on_retry=on_retry,
+        before_wait=journal.commit,
+    )  # fmt: skip
+    return await run_calls(
+        calls, sender=sender, journal=journal, concurrency=concurrency, observer=observer,
+        stop=stop,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -359,7 +377,7 @@ async def test_no_task_yields_while_a_final_record_is_uncommitted(
     )
     async with client, anyio.create_task_group() as tg:
         tg.start_soon(watch)
-        report = await run_calls(
+        report = await send_all(
             _calls(12),
             client=client,
             rate=Rate.parse(rate),
@@ -380,7 +398,7 @@ async def test_whole_run_over_asgi_is_paced_exactly(journal: Journal) -> None:
     """20 rows at 4/s over the sandbox app: all succeed, the last starts at exactly 4.75 s."""
     client, app = _sandbox_client()
     async with client:
-        report = await run_calls(
+        report = await send_all(
             _calls(20),
             client=client,
             rate=Rate.parse("4/s"),
@@ -399,7 +417,7 @@ async def test_whole_run_over_asgi_retries_faults(journal: Journal) -> None:
     script = {1001: ("503", "ok"), 1002: ("html", "ok"), 1003: ("429", "ok"), 1004: ("500",) * 3}
     client, app = _sandbox_client(script=script)
     async with client:
-        await run_calls(
+        await send_all(
             _calls(6),
             client=client,
             rate=Rate.parse("10/s"),
@@ -418,7 +436,7 @@ async def test_whole_run_over_asgi_stops_on_401(journal: Journal) -> None:
     """A 401 from the server stops the run: one request sent, the rest never."""
     client, app = _sandbox_client(deny_status=401)
     async with client:
-        report = await run_calls(
+        report = await send_all(
             _calls(10),
             client=client,
             rate=Rate.parse("10/s"),
@@ -444,7 +462,7 @@ async def test_soft_stop_holds_back_rows_waiting_for_their_first_slot(journal: J
 
     async with client, anyio.create_task_group() as tg:
         tg.start_soon(interrupt)
-        report = await run_calls(
+        report = await send_all(
             _calls(10),
             client=client,
             rate=Rate.parse("1/s"),

@@ -17,20 +17,14 @@ from trio.testing import MockClock
 from typer.testing import CliRunner
 
 from batch.cli import app
-from batch.journal import Journal, RunIdentity
+from batch.guards import within_window
+from batch.journal import Journal
 from batch.lock import RunLock
 from batch.model import Call, Outcome, RowResult
-from batch.run import (
-    Observer,
-    RunReport,
-    StopReason,
-    StopToken,
-    execute,
-    pending,
-    sender_hooks,
-    within_window,
-)
+from batch.record import RunIdentity
+from batch.rowloop import RunReport, execute, pending, sender_hooks
 from batch.sandbox import RunningSandbox
+from batch.stop import Observer, StopReason, StopToken
 from batch.window import Window
 from tests.conftest import StartSandbox
 
@@ -314,7 +308,7 @@ def test_job_safety_keys_drive_the_run(start_sandbox: StartSandbox, tmp_path: Pa
     frame = pl.read_csv(tmp_path / "job.results.csv", infer_schema=False)
     sent = frame.filter(pl.col("outcome") == "succeeded").height
     assert sandbox.stats()["total"] == sent
-    assert set(frame["outcome"]) == {"succeeded", "not_attempted"}
+    assert set(frame["outcome"]) == {"succeeded", "skipped"}
     assert pl.read_csv(tmp_path / "rollback.csv").height == sent
     assert "canary: the first 2 rows succeeded" in result.stderr
     assert "error budget: 5% of last 100: 0% used" in result.stdout
@@ -332,15 +326,15 @@ def test_jobs_check_plans_against_the_jobs_snapshot(tmp_path: Path) -> None:
 
 
 def test_retry_honours_the_window_too(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
-    """`retry --not-after` in the past sends nothing and exits 3, like run."""
+    """`retry --not-after` in the past sends nothing and exits 3, like run; it goes where the
+    job's run went, with the job's key variable, without being told."""
     job = write_job(tmp_path, live_sandbox, '[pace]\nrate = "500/s"')
     first = invoke("run", str(job), "--not-after", "2020-01-01T00:00:00+00:00",
                    key=live_sandbox.api_key)  # fmt: skip
     assert first.exit_code == 3, first.output
     results = tmp_path / "job.results.csv"
-    key = {"VOCOBASE_API_KEY": live_sandbox.api_key}  # retry reads the default variable
-    again = invoke("retry", str(results), "--base-url", live_sandbox.base_url, "--not-after",
-                   "2020-01-01T00:00:00+00:00", env=key)  # fmt: skip
+    again = invoke("retry", str(results), "--not-after", "2020-01-01T00:00:00+00:00",
+                   key=live_sandbox.api_key)  # fmt: skip
     assert again.exit_code == 3, again.output
     assert live_sandbox.stats()["total"] == 0
     assert outcomes(results) == {"not_attempted"}

@@ -20,13 +20,16 @@ from hypothesis import strategies as st
 from trio.testing import MockClock
 
 from batch import voicelink
+from batch.answers import _parse
+from batch.client import USER_AGENT, SendPolicy, build_client
 from batch.errors import UsageError
-from batch.journal import Journal, RunIdentity
+from batch.journal import Journal
 from batch.limiter import Limiter
 from batch.model import Call, Outcome, RowResult
+from batch.record import RunIdentity
 from batch.retry import stops_run
-from batch.run import run_calls
-from batch.send import USER_AGENT, Sender, SendPolicy, _parse, build_client
+from batch.rowloop import run_calls
+from batch.send import Sender
 from batch.settings import Rate
 
 KEY = "rg_live_S3cretKeyThatMustNeverLeak42"
@@ -325,10 +328,11 @@ async def test_a_row_in_run_calls_times_out_on_its_deadline() -> None:
         results = Path(tmp) / "out.csv"
         identity = RunIdentity("sha", "https://api.example.test/api/v2", str(results))
         with Journal.open(Path(tmp) / "out.csv.journal", identity) as journal:
-            await run_calls(
-                calls, client=client, rate=Rate.parse("100/s"),
-                policy=SendPolicy(timeout=4, max_attempts=1), concurrency=1, journal=journal,
+            sender = Sender(
+                client, Limiter(Rate.parse("100/s")), SendPolicy(timeout=4, max_attempts=1),
+                on_attempt=journal.attempt,
             )  # fmt: skip
+            await run_calls(calls, sender=sender, concurrency=1, journal=journal)
             first, second = journal.get(7), journal.get(8)
     assert first is not None
     assert second is not None
@@ -603,7 +607,7 @@ def classifier() -> Sender:
 )
 def test_any_answer_is_classified_without_raising(status: int, body: bytes) -> None:
     """Any status and any body: a code, a one-line message, a short excerpt; never a crash."""
-    answer = classifier()._classify(httpx.Response(status, content=body))
+    answer = classifier()._reader.read(httpx.Response(status, content=body))
     assert answer.status == status
     assert answer.success or answer.error_code
     assert "\n" not in answer.error_message
@@ -614,7 +618,7 @@ def test_any_answer_is_classified_without_raising(status: int, body: bytes) -> N
 
 def test_deeply_nested_json_is_not_json_to_us() -> None:
     """A body nested deeper than Python can parse is read as a non-JSON page, not a crash."""
-    answer = classifier()._classify(httpx.Response(502, content=b"[" * 100_000))
+    answer = classifier()._reader.read(httpx.Response(502, content=b"[" * 100_000))
     assert (answer.error_code, answer.is_json) == ("HTTP_502", False)
 
 

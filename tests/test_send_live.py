@@ -19,13 +19,14 @@ import httpx
 import pytest
 from trio.testing import MockClock
 
+from batch.client import SendPolicy, build_client
 from batch.limiter import Limiter
 from batch.model import Call, Outcome, RowResult
 from batch.retry import stops_run
 from batch.sandbox.app import create_app
 from batch.sandbox.config import Faults, SandboxConfig
 from batch.sandbox.server import serve_in_thread
-from batch.send import Sender, SendPolicy, build_client
+from batch.send import Sender
 from batch.settings import Rate
 
 pytestmark = pytest.mark.slow

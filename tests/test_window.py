@@ -11,8 +11,9 @@ from trio.testing import MockClock
 
 from batch.journal import Journal, RunIdentity, journal_path
 from batch.model import Call, Outcome, RowResult
-from batch.run import RunReport, StopToken, execute, pending
+from batch.rowloop import RunReport, execute, pending
 from batch.settings import Rate
+from batch.stop import StopToken
 from batch.window import (
     Window,
     close_at,

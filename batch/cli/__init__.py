@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from batch.cli import jobs_cmd, run_cmd, sandbox_cmd, validate_cmd
+from batch.cli import jobs_cmd, retry_cmd, run_cmd, sandbox_cmd, validate_cmd
 from batch.cli.app import app
 
-__all__ = ["app", "jobs_cmd", "main", "run_cmd", "sandbox_cmd", "validate_cmd"]
+__all__ = ["app", "jobs_cmd", "main", "retry_cmd", "run_cmd", "sandbox_cmd", "validate_cmd"]
 
 
 def main() -> None:

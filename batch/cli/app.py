@@ -9,12 +9,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import typer
-from rich.console import Console
 
 from batch.errors import RerouteError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     name="reroute",
@@ -25,8 +27,25 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+class _Lazy:
+    """A rich Console made on first use: most commands print a line or two, and importing
+    rich costs more than a command like `--help` (start-up: README, Performance)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+console = cast("Console", _Lazy(highlight=False))
+err_console = cast("Console", _Lazy(stderr=True, highlight=False))
 
 
 class Exit(IntEnum):
@@ -36,11 +55,13 @@ class Exit(IntEnum):
     SOME_FAILED = 1  # run/retry: finished, some rows did not succeed; validate: some invalid
     NOTHING_SENT = 2  # bad usage, unreadable input, invalid rows without --skip-invalid
     STOPPED = 3  # stopped early; the results file is written and the same command resumes
+    RESULTS_NOT_WRITTEN = 4  # rows were sent, the results file could not be written: the journal
+    # keeps every outcome, and the same command writes it (sending nothing already decided)
 
 
 def fail(message: str, code: int = Exit.NOTHING_SENT) -> NoReturn:
     """Print one line on stderr (no traceback, no markup) and exit."""
-    err_console.print(f"reroute: {message}", markup=False, soft_wrap=True)
+    print(f"reroute: {message}", file=sys.stderr, flush=True)
     raise typer.Exit(code)
 
 

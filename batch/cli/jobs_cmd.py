@@ -18,12 +18,9 @@ import typer
 
 from batch import window
 from batch.cli.app import Exit, app, console
-from batch.current import gate
-from batch.cutover import read_checked
 from batch.errors import LockedError, RerouteError
 from batch.jobs import Job, load_job, resolve_run_settings
 from batch.lock import RunLock
-from batch.plan import plan_counts
 from batch.settings import RunSettings
 
 jobs_app = typer.Typer(
@@ -54,6 +51,11 @@ class Report:
 
 def check_job(path: Path, env: Mapping[str, str], now: datetime) -> Report:
     """Load, resolve, validate and plan one job; never sends, never raises a RerouteError."""
+    # polars behind these is imported when the command runs (start-up time).
+    from batch.current import gate
+    from batch.cutover import read_checked
+    from batch.plan import plan_counts
+
     report = Report(path)
     try:
         job = load_job(path)

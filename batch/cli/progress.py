@@ -13,7 +13,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -27,15 +26,11 @@ from rich.progress import (
 )
 
 from batch import window
+from batch.merge import Summary
 from batch.model import Call, Outcome, RowResult
-from batch.run import Observer, StopRequest, Summary
+from batch.stop import Observer, StopRequest
 
 RATE_WINDOW = 30.0  # seconds of recent requests the "current rate" is measured over
-
-
-class LogFormat(StrEnum):
-    TEXT = "text"
-    JSON = "json"
 
 
 def stamp() -> str:
@@ -71,11 +66,13 @@ class RunProgress(Observer):
         self._last_line = -float("inf")
         self._bar: Progress | None = None
         self._task: TaskID | None = None
+        self._started = False  # run_started was called: there is something to show
 
     # -- Observer hooks ----------------------------------------------------------------------
 
     def run_started(self, total: int, done: int) -> None:
         self.total, self.done = total, done
+        self._started = True
         if self.style == "bar":
             self._bar = Progress(
                 TextColumn("sending"),
@@ -207,7 +204,7 @@ class RunProgress(Observer):
             self._bar.update(self._task, completed=self.done, status=self.status())
             self._bar.stop()
             self._bar = None
-        else:
+        elif self._started:
             self._refresh(force_line=True)
 
     def _line(self, text: str) -> None:
@@ -235,15 +232,14 @@ def summary_lines(
     requests: int,
     results: str,
     stopped: StopRequest | None,
-    resume_command: str,
-    retry_command: str,
+    resume_command: str | None,
+    retry_command: str | None,
     error_budget: str | None = None,
-    skipped: int = 0,
 ) -> list[str]:
-    """The end-of-run summary, as plain lines (the text log format). ``skipped``: rows left
-    out on purpose (--skip-unchanged), counted as not_attempted but not worth retrying."""
+    """The end-of-run summary, as plain lines (the text log format). ``resume_command`` is
+    given when rows are left to send, ``retry_command`` when rows did not succeed."""
     rate = requests / elapsed if elapsed > 0 else 0.0
-    head = "stopped early" if stopped else "finished"
+    head = "stopped early" if resume_command else "finished"
     lines = [
         f"reroute: run {head} in {_duration(elapsed)}: {summary.total} rows, "
         f"{requests} requests sent ({rate:.2f}/s effective)"
@@ -251,8 +247,8 @@ def summary_lines(
     for outcome in Outcome:
         if summary.counts[outcome]:
             lines.append(f"  {outcome.value:<14}{summary.counts[outcome]:>8}")
-            if outcome is Outcome.NOT_ATTEMPTED and skipped:
-                lines[-1] += f"  ({skipped} unchanged, skipped by --skip-unchanged)"
+            if outcome is Outcome.SKIPPED:
+                lines[-1] += "  (unchanged, left out by --skip-unchanged)"
     top = summary.top_codes()
     if top:
         lines.append("top error codes:")
@@ -265,12 +261,13 @@ def summary_lines(
     if error_budget is not None:
         lines.append(error_budget)
     lines.append(f"results: {results}")
-    if stopped is not None:
+    if stopped is not None and resume_command:
         lines.append(f"why: {stopped.message}")
+    if resume_command:
         lines.append(f"to resume, run the same command again: {resume_command}")
-    elif summary.retryable - skipped > 0:
-        lines.append(f"to send the {summary.retryable - skipped} rows that did not succeed "
-                     f"again: {retry_command}")  # fmt: skip
+    elif retry_command:
+        lines.append(f"to send the {summary.retryable} rows that did not succeed again: "
+                     f"{retry_command}")  # fmt: skip
     return lines
 
 
@@ -281,16 +278,15 @@ def summary_record(
     requests: int,
     results: str,
     stopped: StopRequest | None,
-    resume_command: str,
-    retry_command: str,
+    resume_command: str | None,
+    retry_command: str | None,
     error_budget: str | None = None,
-    skipped: int = 0,
 ) -> dict[str, Any]:
     """The end-of-run summary as one JSON object (the json log format)."""
     return {
         "time": stamp(),
         "event": "summary",
-        "status": "stopped" if stopped else "finished",
+        "status": "stopped" if resume_command else "finished",
         "stop_reason": stopped.reason if stopped else None,
         "stop_message": stopped.message if stopped else None,
         "rows": summary.total,
@@ -304,9 +300,7 @@ def summary_record(
         "effective_rate_per_s": round(requests / elapsed, 3) if elapsed > 0 else 0.0,
         "results": results,
         "error_budget": error_budget,
-        "skipped_unchanged": skipped,
-        "resume_command": resume_command if stopped else None,
-        "retry_command": (
-            retry_command if summary.retryable - skipped > 0 and not stopped else None
-        ),
+        "skipped_unchanged": summary.counts[Outcome.SKIPPED],
+        "resume_command": resume_command,
+        "retry_command": None if resume_command else retry_command,
     }

@@ -8,20 +8,16 @@ of the current records (exit 1 too when some row would erase a field the record 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from batch.cli.app import Exit, app, console, reporting_errors
-from batch.cli.summary import SHOWN_PROBLEMS, print_plan_counts, print_validation_summary
-from batch.current import Diff, Verdict, diff_rows
-from batch.cutover import read_checked, refuse_overwrites, require_current
 from batch.errors import UsageError
-from batch.load import load_table
-from batch.plan import plan_counts, write_plan
-from batch.results import write_results
-from batch.rollback import write_rollback
-from batch.validate import Validation, validate
+
+if TYPE_CHECKING:  # polars behind these is imported when a command runs (start-up time)
+    from batch.current import Diff
+    from batch.validate import Validation
 
 InputArg = Annotated[
     Path,
@@ -49,6 +45,8 @@ def _not_the_input(input_path: Path, output: Path | None, flag: str) -> None:
 
 
 def _exit_status(v: Validation, diff: Diff | None = None) -> Exit:
+    from batch.current import Verdict
+
     wipes = diff.counts()[Verdict.WIPES] if diff is not None else 0
     return Exit.OK if v.invalid == 0 and wipes == 0 else Exit.SOME_FAILED
 
@@ -68,7 +66,15 @@ def validate_command(
     ] = None,
     connection_id: ConnectionOpt = None,
 ) -> None:
-    """Read and check every row; send nothing. Exit 0 all valid, 1 some invalid, 2 unreadable."""
+    """Read and check every row; send nothing. Exit 0 all valid, 1 some invalid, 2 unreadable.
+
+    Example: reroute validate samples/routing-changes.csv --results checked.csv
+    """
+    from batch.cli.summary import print_validation_summary
+    from batch.load import load_table
+    from batch.results import write_results
+    from batch.validate import validate
+
     with reporting_errors():
         _not_the_input(input_path, results, "--results")
         table = load_table(input_path)
@@ -129,7 +135,16 @@ def plan_command(
     ] = None,
 ) -> None:
     """Dry run: what `run` would send, per row; send nothing. Exit statuses as `validate`;
-    with --current, also 1 when a row would wipe a field the current record has."""
+    with --current, also 1 when a row would wipe a field the current record has.
+
+    Example: reroute plan samples/routing-changes.csv --current samples/routing-current.csv
+    """
+    from batch.cli.summary import print_plan_counts, print_validation_summary
+    from batch.current import diff_rows
+    from batch.cutover import read_checked, refuse_overwrites, require_current
+    from batch.plan import plan_counts, write_plan
+    from batch.rollback import write_rollback
+
     with reporting_errors():
         refuse_overwrites(input_path, current, ((out, "--out"), (rollback, "--rollback")))
         require_current(current, {"--rollback": rollback})
@@ -157,6 +172,9 @@ def plan_command(
 
 
 def _print_diff(diff: Diff) -> None:
+    from batch.cli.summary import SHOWN_PROBLEMS
+    from batch.current import Verdict
+
     for line in diff.summary_lines(SHOWN_PROBLEMS):
         _say(line)
     wipes = diff.counts()[Verdict.WIPES]

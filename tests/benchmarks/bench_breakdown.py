@@ -48,12 +48,15 @@ WHAT_IF = ("no_journal", "no_deadline")
 
 async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[float]:
     """Send ``rows`` rows through ``name``'s layers; when each answer came (time.time)."""
-    from batch.journal import Journal, RunIdentity
+    from batch.client import SendPolicy, build_client
+    from batch.journal import Journal
     from batch.limiter import Limiter
     from batch.model import Call, RowResult
-    from batch.run import Observer, run_calls
-    from batch.send import Sender, SendPolicy, build_client
+    from batch.record import RunIdentity
+    from batch.rowloop import run_calls
+    from batch.send import Sender
     from batch.settings import Rate
+    from batch.stop import Observer
 
     answered: list[float] = []
     client = build_client(base_url, KEY, timeout=30, concurrency=concurrency)

@@ -36,12 +36,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from batch.client import SendPolicy  # noqa: E402
 from batch.journal import Journal, RunIdentity  # noqa: E402
 from batch.limiter import Limiter  # noqa: E402
 from batch.model import Call  # noqa: E402
-from batch.run import Observer, run_calls  # noqa: E402
-from batch.send import Sender, SendPolicy  # noqa: E402
+from batch.rowloop import run_calls  # noqa: E402
+from batch.send import Sender  # noqa: E402
 from batch.settings import Rate  # noqa: E402
+from batch.stop import Observer  # noqa: E402
 
 STAGES = ("bare", "sender", "run_calls")
 ANSWER = (

@@ -1,0 +1,105 @@
+"""Options shared by `run` and `retry`, and the log format: light imports only (start-up)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from batch import voicelink
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        help=f"API base URL (env REROUTE_BASE_URL; default {voicelink.DEFAULT_BASE_URL}). "
+        "http:// only to loopback.",
+    ),
+]
+RateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rate",
+        help="Requests per unit: N/s, N/min or N/h (default 60/min; 20/s with --sandbox).",
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--concurrency", min=1, help="Requests in flight at most (4).")
+]
+MaxAttemptsOpt = Annotated[
+    int | None, typer.Option("--max-attempts", min=1, help="Requests per row at most (5).")
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Seconds per request (30); also how long a first Ctrl-C lets requests finish.",
+    ),
+]
+MaxRetryAfterOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-retry-after",
+        help="A 429 asking to wait longer than this many seconds pauses the run: it stops "
+        "(exit 3) and says when the API takes requests again (300).",
+    ),
+]
+FreshOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fresh",
+        help="Start over: forget the journal of an earlier run (only once the run is "
+        "confirmed; nothing is forgotten on a no).",
+    ),
+]
+SandboxOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sandbox",
+        help="Start the embedded stand-in API on loopback and run against it (no key needed).",
+    ),
+]
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask for confirmation on a terminal.")
+]
+LogFormatOpt = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        help="text: progress bar on a terminal, else a line every few seconds; json: JSON lines.",
+    ),
+]
+NotBeforeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--not-before",
+        help="Start of the change window: ISO-8601 with offset (2026-12-05T01:00:00+00:00), or "
+        "a time of day with offset (01:00:00+00:00, every night). Waits until then.",
+        metavar="WHEN",
+    ),
+]
+NotAfterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--not-after",
+        help="End of the change window (same forms): no new row starts after it; in-flight "
+        "rows finish, the results are written, exit 3; the same command resumes next window.",
+        metavar="WHEN",
+    ),
+]
+ApiKeyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--api-key-file",
+        help="Read the API key from this file instead of VOCOBASE_API_KEY.",
+        dir_okay=False,
+    ),
+]

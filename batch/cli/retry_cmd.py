@@ -1,0 +1,119 @@
+"""`reroute retry`: send again the rows of a results file that did not succeed.
+
+The command-line edge only, like `run`: the results file becomes a batch (``batch.prepare``),
+the run that wrote it lends its target, key variable and pace (``batch.invocation``), and the
+engine does the rest, continuing that run's journal so nothing succeeded is ever sent again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from batch.cli.app import app, stdin_is_terminal
+from batch.cli.options import (
+    ApiKeyFileOpt,
+    BaseUrlOpt,
+    ConcurrencyOpt,
+    FreshOpt,
+    LogFormat,
+    LogFormatOpt,
+    MaxAttemptsOpt,
+    MaxRetryAfterOpt,
+    NotAfterOpt,
+    NotBeforeOpt,
+    RateOpt,
+    SandboxOpt,
+    TimeoutOpt,
+    YesOpt,
+)
+from batch.cli.run_cmd import _remembered_key_file
+
+
+@app.command()
+def retry(
+    results_file: Annotated[
+        Path, typer.Argument(help="A results file of an earlier run or retry.", metavar="RESULTS")
+    ],
+    results: Annotated[
+        Path | None,
+        typer.Option("--results", help="Write here instead of updating RESULTS in place."),
+    ] = None,
+    base_url: BaseUrlOpt = None,
+    rate: RateOpt = None,
+    concurrency: ConcurrencyOpt = None,
+    max_attempts: MaxAttemptsOpt = None,
+    timeout: TimeoutOpt = None,
+    fresh: FreshOpt = False,
+    sandbox: SandboxOpt = False,
+    max_retry_after: MaxRetryAfterOpt = None,
+    not_before: NotBeforeOpt = None,
+    not_after: NotAfterOpt = None,
+    yes: YesOpt = False,
+    log_format: LogFormatOpt = LogFormat.TEXT,
+    api_key_file: ApiKeyFileOpt = None,
+) -> None:
+    """Send again the rows of RESULTS whose outcome is failed, unknown or not_attempted.
+
+    Rows are matched by their `row` number (a file sorted in a spreadsheet retries the same);
+    each request body comes from the `request` column. The target, key variable and pace are
+    the ones the run used, unless a flag overrides them. Rows succeeded or skipped are never
+    sent. Exit statuses as for `reroute run`.
+
+    Example: reroute retry routing-changes.results.csv
+    """
+    from batch import invocation
+    from batch.cli import terminal
+    from batch.engine import Invocation, run_invocation
+    from batch.errors import UsageError
+    from batch.jobs import is_job_file
+    from batch.prepare import batch_for_retry
+
+    flags = terminal.given(
+        input=results_file,
+        base_url=base_url,
+        rate=rate,
+        concurrency=concurrency,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        results=results or results_file,
+        max_retry_after=max_retry_after,
+        not_before=not_before,
+        not_after=not_after,
+    )
+    with terminal.reporting_errors_and_interrupts():
+        if is_job_file(results_file):
+            raise UsageError(
+                f"{results_file} is a job file: `reroute run {results_file}` runs (and resumes) "
+                "it; retry takes the results file a run wrote"
+            )
+        settings, on_sandbox, earlier = invocation.for_retry(flags, os.environ, sandbox=sandbox)
+        key_file = api_key_file or _remembered_key_file(earlier)
+        key = None if on_sandbox else terminal.read_api_key(settings, key_file, os.environ)
+        batch = batch_for_retry(settings.input)
+        operator = terminal.TerminalOperator(log_format)
+        record = invocation.record_of(
+            settings, kind="retry", sandbox=on_sandbox, api_key_file=key_file
+        )
+        inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
+                         ask=not yes and stdin_is_terminal())  # fmt: skip
+        try:
+            result = run_invocation(inv, operator)
+        finally:
+            operator.close()
+        again: dict[str, object | None] = {
+            **flags, "results": results, "sandbox": sandbox, "yes": yes,
+            "api_key_file": api_key_file,
+        }  # fmt: skip
+        if log_format is LogFormat.JSON:
+            again["log_format"] = log_format.value
+        code = terminal.show_result(
+            result,
+            log_format,
+            resume_command=terminal.command_line("retry", results_file, again),
+            retry_command=terminal.command_line("retry", settings.results, {}),
+        )
+    raise typer.Exit(code)

@@ -1,0 +1,244 @@
+"""The person at the terminal, as the engine sees them: notes, questions, progress, the summary.
+
+:class:`TerminalOperator` is the command line's side of ``batch.engine.Operator``;
+:func:`show_result` prints what an invocation did and picks the exit status. Shared by `run`
+and `retry`, with the helpers that read the key and spell the resume and retry commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shlex
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import typer
+
+from batch import window
+from batch.cli.app import Exit, console, err_console, fail
+from batch.cli.options import LogFormat
+from batch.cli.progress import RunProgress, stamp, summary_lines, summary_record
+from batch.engine import Result, Status
+from batch.errors import RerouteError, RunStopped, UsageError
+from batch.settings import Rate, RunSettings
+from batch.stop import Observer, Observers
+
+EXIT_FOR: dict[Status, int] = {
+    Status.SUCCEEDED: Exit.OK,
+    Status.SOME_FAILED: Exit.SOME_FAILED,
+    Status.NOT_CONFIRMED: Exit.NOTHING_SENT,
+    Status.STOPPED: Exit.STOPPED,
+    Status.RESULTS_NOT_WRITTEN: Exit.RESULTS_NOT_WRITTEN,
+}
+
+
+def style(log_format: LogFormat) -> str:
+    if log_format is LogFormat.JSON:
+        return "json"
+    return "bar" if err_console.is_terminal else "plain"
+
+
+def note(log_format: LogFormat, text: str) -> None:
+    """One line on stderr: plain text, or a JSON ``note`` event."""
+    if log_format is LogFormat.JSON:
+        record = {"time": stamp(), "event": "note", "message": text}
+        print(json.dumps(record), file=sys.stderr, flush=True)
+    else:
+        err_console.print(f"reroute: {text}", markup=False, highlight=False, soft_wrap=True)
+
+
+class _EndCountdown(Observer):
+    def __init__(self, operator: TerminalOperator) -> None:
+        self._operator = operator
+
+    def run_started(self, total: int, done: int) -> None:
+        if self._operator.counting_down:
+            err_console.file.write("\n")  # end the countdown line
+            self._operator.counting_down = False
+
+
+class TerminalOperator:
+    """Notes and progress on stderr; questions on the terminal."""
+
+    def __init__(self, log_format: LogFormat) -> None:
+        self.log_format = log_format
+        self.progress = RunProgress(style=style(log_format), err=err_console)
+        self.observer: Observer = Observers(_EndCountdown(self), self.progress)
+        self.wait_every = 1.0 if style(log_format) == "bar" else 60.0
+        self.counting_down = False
+
+    def note(self, text: str) -> None:
+        note(self.log_format, text)
+
+    def confirm(self, rows: int, host: str, rate: Rate, concurrency: int) -> bool:
+        eta = window.format_duration(timedelta(seconds=rows / rate.per_second))
+        err_console.print(
+            f"About to send {rows} routing changes to {host} at {rate} "
+            f"(concurrency {concurrency}), about {eta}.",
+            markup=False,
+            highlight=False,
+        )
+        try:
+            return typer.confirm("Send them?", default=False, err=True)
+        except typer.Abort:  # Ctrl-C or end of input at the question: a no
+            return False
+
+    async def go_on(self, succeeded: int) -> bool:
+        self.progress.pause()
+        try:
+            err_console.print(
+                f"reroute: canary: the first {succeeded} rows succeeded.", markup=False
+            )
+            return await ask_yes_no("Send the rest? [y/N]: ")
+        finally:
+            self.progress.resume()
+
+    def waiting(self, text: str) -> None:
+        if style(self.log_format) == "bar":  # a countdown redrawn in place on a terminal
+            # Straight to the stream: rich drops the carriage return that redraws the line.
+            err_console.file.write(f"\rreroute: {text}  ")
+            err_console.file.flush()
+            self.counting_down = True
+        else:
+            self.note(text)
+
+    def tick(self) -> None:
+        self.progress.tick()
+
+    def close(self) -> None:
+        self.progress.close()
+
+
+async def ask_yes_no(prompt: str) -> bool:
+    """Ask on the terminal while the event loop runs: the answer is read by a daemon thread,
+    straight from the file descriptor, so a Ctrl-C (the run's stop, which cancels this wait)
+    never waits for Enter and the blocked read holds no lock the interpreter needs at exit."""
+    answer: list[str] = []
+    done = anyio.Event()
+    token = anyio.lowlevel.current_token()
+
+    def read() -> None:
+        try:
+            answer.append(_read_line())
+        finally:
+            with contextlib.suppress(RuntimeError):  # the event loop has ended: nobody waits
+                anyio.from_thread.run_sync(done.set, token=token)
+
+    err_console.file.write(prompt)
+    err_console.file.flush()
+    threading.Thread(target=read, name="reroute-question", daemon=True).start()
+    await done.wait()
+    return bool(answer) and answer[0].strip().lower() in ("y", "yes")
+
+
+def _read_line() -> str:
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return sys.stdin.readline()  # not a real file (tests): its own readline
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 256)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace")
+
+
+def show_result(
+    result: Result,
+    log_format: LogFormat,
+    *,
+    resume_command: str,
+    retry_command: str,
+) -> int:
+    """Print what happened (the summary on stdout; a refusal or a failed write on stderr) and
+    return the exit status."""
+    if result.status is Status.NOT_CONFIRMED:
+        fail(result.message, Exit.NOTHING_SENT)
+    report = result.report
+    details: dict[str, Any] = {
+        "elapsed": report.elapsed if report else 0.0,
+        "stopped": report.stopped if report else None,
+        "requests": result.requests,
+        "results": str(result.results),
+        "resume_command": resume_command if result.status is Status.STOPPED else None,
+        "retry_command": retry_command if result.summary.retryable else None,
+        "error_budget": result.error_budget,
+    }
+    if log_format is LogFormat.JSON:
+        record = summary_record(result.summary, **details)
+        record["exit_status"] = EXIT_FOR[result.status]
+        if result.message:
+            record["results_written"] = False
+            record["results_error"] = result.message
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    else:
+        for line in summary_lines(result.summary, **details):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    if result.message:
+        err_console.print(f"reroute: {result.message}", markup=False, soft_wrap=True)
+    return EXIT_FOR[result.status]
+
+
+def read_api_key(settings: RunSettings, key_file: Path | None, env: Mapping[str, str]) -> str:
+    """The key from --api-key-file, else the environment; never echoed in any message."""
+    if key_file is not None:
+        try:
+            key = key_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise UsageError(f"--api-key-file {key_file}: cannot read it ({reason})") from None
+        if not key:
+            raise UsageError(f"--api-key-file {key_file} is empty: put the API key in it")
+        return key
+    key = env.get(settings.api_key_env, "").strip()
+    if not key:
+        raise UsageError(
+            f"no API key: set {settings.api_key_env} (or use --api-key-file PATH); "
+            "to rehearse without a key use --sandbox"
+        )
+    return key
+
+
+def given(**flags: Any) -> dict[str, object | None]:
+    """Flags as settings layers want them: booleans pass None when off, so a job file's value
+    can win (batch.jobs.resolve_run_settings)."""
+    return {k: (None if v is False else v) for k, v in flags.items()}
+
+
+def command_line(name: str, target: Path | str, flags: Mapping[str, object | None]) -> str:
+    """The shell command that repeats an invocation (resume) or retries its failures."""
+    words = ["reroute", name, str(target)]
+    for key, value in flags.items():
+        if value is None or value is False or key == "input":
+            continue
+        option = "--" + key.replace("_", "-")
+        words += [option] if value is True else [option, str(value)]
+    return shlex.join(words)
+
+
+@contextmanager
+def reporting_errors_and_interrupts() -> Iterator[None]:
+    """A RerouteError is one line and exit 2; a Ctrl-C outside the sending phase is exit 3."""
+    try:
+        yield
+    except RunStopped as exc:
+        fail(str(exc), Exit.STOPPED)
+    except RerouteError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        # While rows are being sent, Ctrl-C is a stop request (a signal receiver), not this:
+        # here it came before sending began, or while the results were being written.
+        fail("interrupted; nothing more was sent: run the same command again", Exit.STOPPED)

@@ -1,0 +1,168 @@
+"""What defines a run: its identity, and the settings it remembers for resume and retry.
+
+Both live in the journal's meta table (``batch.journal``). The identity decides whether an
+invocation continues a run (contract: the input's content, the target base URL, the results
+path; with ``--current``, the snapshot's content). The record remembers how the run was made:
+target, key variable NAME or key file path (never the key), pace, and the settings that change
+what is sent. ``retry`` and a resume reuse the target and pace unless a flag overrides them; a
+resume that would send different bodies (another ``--connection-id``, a cutover switch) is
+refused, naming the setting, rather than mixing two kinds of request in one results file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Final
+
+from batch.errors import JournalError
+
+RECORD_KEY: Final = "settings"  # the meta key holding the record, as JSON
+
+# Settings that change the bodies a run sends (or which rows it sends): a resume must keep them.
+CONTENT_SETTINGS: Final = {
+    "connection_id": "--connection-id",
+    "fill_from_current": "--fill-from-current",
+    "allow_wipe": "--allow-wipe",
+    "skip_unchanged": "--skip-unchanged",
+}
+# Settings a resume or retry takes from the record when no flag (or job key) gives them.
+REUSED_SETTINGS: Final = (
+    "base_url",
+    "api_key_env",
+    "rate",
+    "concurrency",
+    "max_attempts",
+    "timeout",
+    "max_retry_after",
+)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (inputs can be large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RunIdentity:
+    """What makes two invocations "the same run" (contract: input content, target, results)."""
+
+    input_sha256: str
+    base_url: str
+    results: str  # resolved absolute path of the results file
+    # With --current the bodies depend on the snapshot's content too.
+    snapshot: str = ""
+
+    @classmethod
+    def of(cls, input_path: Path, base_url: str, results: Path, snapshot: str = "") -> RunIdentity:
+        return cls(sha256_file(input_path), base_url.rstrip("/"), str(results.resolve()), snapshot)
+
+    def as_meta(self) -> dict[str, str]:
+        return {
+            "input_sha256": self.input_sha256,
+            "base_url": self.base_url,
+            "results": self.results,
+            "snapshot": self.snapshot,
+        }
+
+    def check(self, path: Path, meta: Mapping[str, str]) -> None:
+        """Raise JournalError when the journal at ``path`` (its ``meta``) is another run's."""
+        differs = [
+            label
+            for key, label in (
+                ("input_sha256", "the input file's content"),
+                ("base_url", "the base URL"),
+                ("results", "the results path"),
+                ("snapshot", "the snapshot (--current) file's content"),
+            )
+            if meta.get(key, "") != self.as_meta()[key]
+        ]
+        if differs:
+            raise JournalError(
+                f"{path} belongs to a different run ({' and '.join(differs)} changed since it "
+                "started): use --fresh to start over (asked before anything is forgotten), or "
+                "choose another --results"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """The settings a run remembers (JSON in the journal). Never the key itself."""
+
+    kind: str = "run"  # "run" or "retry": which command made the journal
+    input: str = ""  # the input (run) or results file (retry) as given
+    job: str | None = None  # the job file, if the run came from one
+    base_url: str | None = None  # None: the embedded sandbox
+    sandbox: bool = False
+    api_key_env: str = "VOCOBASE_API_KEY"  # the NAME of the variable
+    api_key_file: str | None = None  # or the path of the key file
+    rate: str = "60/min"
+    concurrency: int = 4
+    max_attempts: int = 5
+    timeout: float = 30.0
+    max_retry_after: float = 300.0
+    connection_id: str | None = None
+    fill_from_current: bool = False
+    allow_wipe: bool = False
+    skip_unchanged: bool = False
+    current: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunRecord | None:
+        """The record back; None for text that is not one (a journal of an older reroute)."""
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError:
+            return None
+
+    def reused(self) -> dict[str, Any]:
+        """The settings a resume or retry takes from here unless a flag gives them."""
+        values: dict[str, Any] = {name: getattr(self, name) for name in REUSED_SETTINGS}
+        if self.sandbox:
+            values.pop("base_url")
+        return {k: v for k, v in values.items() if v is not None}
+
+    def changed_content(self, now: RunRecord) -> list[str]:
+        """The flags whose values differ between this record and ``now`` (what a resume
+        with ``now`` would send differently)."""
+        return [
+            flag
+            for name, flag in CONTENT_SETTINGS.items()
+            if getattr(self, name) != getattr(now, name)
+        ]
+
+
+def remembered(journal: Path) -> RunRecord | None:
+    """The record of the journal at ``journal``, read without writing; None when there is no
+    journal or it holds no record (a journal of an older reroute)."""
+    if not journal.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (RECORD_KEY,)).fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return None if row is None else RunRecord.from_json(str(row[0]))
