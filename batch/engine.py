@@ -26,14 +26,14 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Protocol
 
 import anyio
 
 from batch import journal as journal_mod
 from batch import window
 from batch.client import SendPolicy, build_client
-from batch.errors import JournalError, RerouteError, RunStopped, UsageError
+from batch.errors import JournalError, RerouteError, RunStopped
 from batch.guards import BudgetWatch, canary_left, with_canary, within_window
 from batch.journal import Journal
 from batch.limiter import Limiter
@@ -44,10 +44,10 @@ from batch.prepare import Batch
 from batch.record import RECORD_KEY, RunIdentity, RunRecord
 from batch.rowloop import RunReport, pending, run_calls, sender_hooks
 from batch.send import Sender
-from batch.settings import Rate, RunSettings, is_loopback_host
+from batch.settings import Rate, RunSettings
 from batch.stop import Observer, Observers, StopReason, StopToken, watch_signals
-
-SANDBOX_IDENTITY: Final = "embedded-sandbox"  # its port changes each time; the run does not
+from batch.target import SANDBOX_IDENTITY, Target, check_results_path
+from batch.target import target as target_of
 
 
 class Status(StrEnum):
@@ -110,18 +110,6 @@ class Result:
     message: str = ""  # why nothing was sent, or why the results file is missing
 
 
-@dataclass(frozen=True)
-class Target:
-    base_url: str
-    key: str | None
-    host: str
-    sandbox: bool
-
-    @property
-    def needs_confirmation(self) -> bool:
-        return not self.sandbox and not is_loopback_host(self.host)
-
-
 class _Requests(Observer):
     def __init__(self) -> None:
         self.count = 0
@@ -153,7 +141,9 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
                 f"resuming: {batch.candidates - left} of {batch.candidates} rows already "
                 f"decided in {path.name} are not sent again (--fresh starts over)"
             )
-        target = stack.enter_context(_target(inv, operator))
+        target = stack.enter_context(
+            target_of(settings, inv.key, sandbox=inv.sandbox, note=operator.note)
+        )
         if inv.ask and target.needs_confirmation:
             yes = operator.confirm(left, target.host, settings.rate, settings.concurrency)
             if not yes:
@@ -173,15 +163,6 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         report, requests, budget = _send(inv, operator, target, journal, todo(), left)
         return _finish(inv, journal, report, requests, budget, target.host, operator)
     raise AssertionError("unreachable")  # pragma: no cover (ExitStack does not swallow)
-
-
-def check_results_path(results: Path) -> None:
-    """Refuse, before anything is sent, a results path that can never be written."""
-    if results.is_dir():
-        raise UsageError(f"--results {results} is a directory: give a file path")
-    parent = results.resolve().parent
-    if not parent.is_dir():
-        raise UsageError(f"--results {results}: the folder {parent} does not exist")
 
 
 def _open(inv: Invocation, path: Path, identity_url: str) -> Journal:
@@ -240,28 +221,6 @@ def _todo(batch: Batch, journal: Journal | None) -> Callable[[], Iterator[Call]]
                 yield call
 
     return retry
-
-
-@contextmanager
-def _target(inv: Invocation, operator: Operator) -> Iterator[Target]:
-    """Where requests go: the real host, or the embedded sandbox on a free loopback port."""
-    if not inv.sandbox:
-        from urllib.parse import urlsplit
-
-        url = inv.settings.base_url
-        yield Target(url, inv.key, urlsplit(url).hostname or url, False)
-        return
-    from batch.sandbox.config import SandboxConfig, generate_api_key
-    from batch.sandbox.server import serve_in_thread
-
-    config = SandboxConfig(
-        api_key=generate_api_key(),
-        rate_limit=inv.settings.rate,
-        max_concurrent=max(5, inv.settings.concurrency),
-    )
-    with serve_in_thread(config) as running:
-        operator.note(f"sandbox: embedded stand-in API at {running.base_url}")
-        yield Target(running.base_url, running.api_key, "127.0.0.1", True)
 
 
 def _send(
@@ -443,13 +402,3 @@ def _status(summary: Summary, report: RunReport) -> Status:
     if report.stopped is not None and summary.left:
         return Status.STOPPED
     return Status.SOME_FAILED
-
-
-__all__ = [
-    "Invocation",
-    "Operator",
-    "Result",
-    "Status",
-    "check_results_path",
-    "run_invocation",
-]

@@ -20,25 +20,23 @@ flag > job file > environment > default. Schema (paths relative to the job file'
 from __future__ import annotations
 
 import difflib
-import math
 import os
-import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from batch import window
+from batch.coerce import COERCE, DEFAULT_API_KEY_ENV, same, shown
 from batch.errors import JobFileError, UsageError
-from batch.secrets import KEY_PREFIX, KEY_REFUSED, is_uuid, looks_like_api_key, strings_of
-from batch.settings import ErrorBudget, Rate, RunSettings, check_base_url
+from batch.secrets import KEY_PREFIX, KEY_REFUSED, looks_like_api_key, strings_of
+from batch.settings import ErrorBudget, Rate, RunSettings
 from batch.window import Bound
 
 # Environment variables that feed a setting (the key itself is read by the CLI, by name).
 ENV_VARS: Mapping[str, str] = {"base_url": "REROUTE_BASE_URL"}
-DEFAULT_API_KEY_ENV = "VOCOBASE_API_KEY"
 
 _TOP_KEYS = ("description", "input", "results")
 _TABLES: Mapping[str, tuple[str, ...]] = {
@@ -56,7 +54,6 @@ _TABLES: Mapping[str, tuple[str, ...]] = {
         "error_budget",
     ),
 }
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +120,12 @@ def load_job(path: Path | str) -> Job:
 
 
 class _Reader:
-    """Type-checks one parsed job document; raises JobFileError at the first problem."""
+    """Type-checks one parsed job document; raises JobFileError at the first problem.
+
+    A value's TOML type is checked here (job files are typed: a count has no quotes, a rate
+    has them); its meaning by the same converters as the command line's flags (``_COERCE``),
+    so a job key and its flag accept the same values and say the same things.
+    """
 
     def __init__(self, path: Path, doc: dict[str, Any]) -> None:
         self.path = path
@@ -149,33 +151,19 @@ class _Reader:
                 "missing: name the file of changes to send, e.g. "
                 'input = "../samples/routing-changes.csv"',
             )
-        target, pace = self.doc.get("target", {}), self.doc.get("pace", {})
-        win, safety = self.doc.get("window", {}), self.doc.get("safety", {})
+        values: dict[str, Any] = {
+            name: self.value(f"[{table}].{name}", self.doc.get(table, {}).get(name))
+            for table, names in _TABLES.items()
+            for name in names
+        }
+        input_path = self.path_of("input", self.doc.get("input"), must_exist=True)
+        assert input_path is not None  # present, checked above
         job = Job(
             path=self.path,
-            input=self.input_path(),
-            results=self.optional_path("results"),
-            base_url=self.base_url(target.get("base_url")),
-            api_key_env=self.env_name(target.get("api_key_env")),
-            connection_id=self.connection_id(target.get("connection_id")),
-            rate=self.rate(pace.get("rate")),
-            concurrency=self.count("[pace].concurrency", pace.get("concurrency")),
-            max_attempts=self.count("[pace].max_attempts", pace.get("max_attempts")),
-            timeout=self.seconds("[pace].timeout", pace.get("timeout")),
-            max_retry_after=self.seconds("[pace].max_retry_after", pace.get("max_retry_after")),
-            not_before=self.bound("[window].not_before", win.get("not_before")),
-            not_after=self.bound("[window].not_after", win.get("not_after")),
-            skip_invalid=self.flag("[safety].skip_invalid", safety.get("skip_invalid")),
-            description=self.text("description", self.doc.get("description")),
-            current=self.snapshot(safety.get("current")),
-            fill_from_current=self.flag(
-                "[safety].fill_from_current", safety.get("fill_from_current")
-            ),
-            allow_wipe=self.flag("[safety].allow_wipe", safety.get("allow_wipe")),
-            skip_unchanged=self.flag("[safety].skip_unchanged", safety.get("skip_unchanged")),
-            rollback=self.safety_path("rollback", safety.get("rollback")),
-            canary=self.count("[safety].canary", safety.get("canary")),
-            error_budget=self.budget(safety.get("error_budget")),
+            input=input_path,
+            results=self.path_of("results", self.doc.get("results")),
+            description=self.value("description", self.doc.get("description")),
+            **values,
         )
         if job.current is None:
             for name in ("fill_from_current", "allow_wipe", "skip_unchanged", "rollback"):
@@ -197,135 +185,60 @@ class _Reader:
             raise self.fail("[window]", str(exc)) from None
         return job
 
-    def text(self, key: str, value: object) -> str | None:
-        if value is not None and not isinstance(value, str):
-            raise self.fail(key, f"expected a string in quotes, got {_shown(value)}")
-        return value
-
-    def optional_path(self, key: str) -> Path | None:
-        value = self.text(key, self.doc.get(key))
+    def value(self, key: str, value: object) -> Any:
+        """One key's value: its TOML type checked, then converted as its flag would be."""
         if value is None:
             return None
+        name = key.rsplit(".", 1)[-1]
+        if name in _PATHS:
+            return self.path_of(key, value, must_exist=name == "current")
+        types, expected = _TOML_TYPES.get(name, ((str,), "a string in quotes"))
+        if isinstance(value, bool) is not (bool in types) or not isinstance(value, types):
+            raise self.fail(key, f"expected {expected}, got {shown(value)}")
+        try:
+            return COERCE.get(name, same)(value)
+        except (UsageError, ValueError, TypeError) as exc:
+            raise self.fail(key, str(exc)) from None
+
+    def path_of(self, key: str, value: object, *, must_exist: bool = False) -> Path | None:
+        """A path from the job file, relative to the job file's folder."""
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string in quotes, got {shown(value)}")
         if not value.strip():
             raise self.fail(key, "is empty: name a file, relative to the job file's folder")
-        return _beside(self.path, value)
-
-    def input_path(self) -> Path:
-        path = self.optional_path("input")
-        assert path is not None  # presence checked by the caller
-        if not path.is_file():
+        path = _beside(self.path, value)
+        if must_exist and not path.is_file():
+            what = "export the current records there" if key.endswith("current") else "create it"
             raise self.fail(
-                "input",
+                key,
                 f"file {path} not found (paths in a job file are relative to the job file's "
-                f"folder, {self.path.parent}): fix the path or create the file",
+                f"folder, {self.path.parent}): fix the path or {what}",
             )
         return path
 
-    def base_url(self, value: object) -> str | None:
-        url = self.text("[target].base_url", value)
-        if url is None:
-            return None
-        try:
-            return check_base_url(url)
-        except UsageError as exc:
-            raise self.fail("[target].base_url", str(exc)) from None
 
-    def env_name(self, value: object) -> str | None:
-        name = self.text("[target].api_key_env", value)
-        if name is not None and not _ENV_NAME.match(name):
-            raise self.fail(
-                "[target].api_key_env",
-                f"{name!r} is not an environment variable name: write the NAME of the variable "
-                f'that holds the key, e.g. api_key_env = "{DEFAULT_API_KEY_ENV}"',
-            )
-        return name
-
-    def connection_id(self, value: object) -> str | None:
-        text = self.text("[target].connection_id", value)
-        if text is not None and not is_uuid(text.strip()):
-            raise self.fail(
-                "[target].connection_id",
-                f"{text!r} is not a UUID: copy the connection id from the VoiceLink console, "
-                'e.g. "9b7f1c44-c87f-4f0c-9124-3c802a9c1a20"',
-            )
-        return text.strip() if text is not None else None
-
-    def rate(self, value: object) -> Rate | None:
-        text = self.text("[pace].rate", value)
-        if text is None:
-            return None
-        try:
-            return Rate.parse(text)
-        except UsageError as exc:
-            raise self.fail("[pace].rate", str(exc)) from None
-
-    def count(self, key: str, value: object) -> int | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.fail(key, f"expected a whole number >= 1 (no quotes), got {_shown(value)}")
-        return value
-
-    def seconds(self, key: str, value: object) -> float | None:
-        if value is None:
-            return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise self.fail(
-                key, f"expected a number of seconds > 0 (no quotes), got {_shown(value)}"
-            )
-        return float(value)
-
-    def flag(self, key: str, value: object) -> bool | None:
-        if value is not None and not isinstance(value, bool):
-            raise self.fail(key, f"expected true or false (no quotes), got {_shown(value)}")
-        return value
-
-    def safety_path(self, name: str, value: object) -> Path | None:
-        text = self.text(f"[safety].{name}", value)
-        if text is None:
-            return None
-        if not text.strip():
-            raise self.fail(
-                f"[safety].{name}", "is empty: name a file, relative to the job file's folder"
-            )
-        return _beside(self.path, text)
-
-    def snapshot(self, value: object) -> Path | None:
-        path = self.safety_path("current", value)
-        if path is not None and not path.is_file():
-            raise self.fail(
-                "[safety].current",
-                f"file {path} not found (paths in a job file are relative to the job file's "
-                f"folder, {self.path.parent}): export the current records there or fix the path",
-            )
-        return path
-
-    def budget(self, value: object) -> ErrorBudget | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise self.fail(
-                "[safety].error_budget", f'expected "5%" or a whole number, got {_shown(value)}'
-            )
-        try:
-            return ErrorBudget.parse(value)
-        except UsageError as exc:
-            raise self.fail("[safety].error_budget", str(exc)) from None
-
-    def bound(self, key: str, value: object) -> Bound | None:
-        if value is None:
-            return None
-        try:
-            if isinstance(value, str):
-                return window.parse_bound(value)
-            return window.check_bound(value)
-        except ValueError as exc:
-            raise self.fail(key, str(exc)) from None
+# Job keys whose TOML value is not a string in quotes: the types TOML gives, and the words.
+_COUNT = ((int,), "a whole number >= 1 (no quotes)")
+_SECONDS = ((int, float), "a number of seconds > 0 (no quotes)")
+_FLAG = ((bool,), "true or false (no quotes)")
+_TOML_TYPES: Mapping[str, tuple[tuple[type, ...], str]] = {
+    "concurrency": _COUNT,
+    "max_attempts": _COUNT,
+    "canary": _COUNT,
+    "timeout": _SECONDS,
+    "max_retry_after": _SECONDS,
+    "skip_invalid": _FLAG,
+    "fill_from_current": _FLAG,
+    "allow_wipe": _FLAG,
+    "skip_unchanged": _FLAG,
+    "error_budget": ((str, int), '"5%" or a whole number'),
+    # a date (datetime's base class) too: the window's own check says what is missing
+    "not_before": ((str, date, time), "an ISO-8601 time with its offset"),
+    "not_after": ((str, date, time), "an ISO-8601 time with its offset"),
+}
+_PATHS = frozenset({"current", "rollback"})
 
 
 def resolve_run_settings(
@@ -414,103 +327,11 @@ def _pick(
 def _coerce(name: str, value: object, source: str) -> object:
     """Parse a flag or environment value into its settings type; UsageError names the source."""
     try:
-        return _COERCE.get(name, _same)(value)
+        return COERCE.get(name, same)(value)
     except UsageError as exc:
         raise UsageError(f"{source}: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{source}: {exc}") from None
-
-
-def _same(value: object) -> object:
-    return value
-
-
-def _as_path(value: object) -> Path:
-    return value if isinstance(value, Path) else Path(str(value))
-
-
-def _as_rate(value: object) -> Rate:
-    return value if isinstance(value, Rate) else Rate.parse(str(value))
-
-
-def _as_count(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"expected a whole number >= 1, got {_shown(value)}")
-    return value
-
-
-def _as_seconds(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise TypeError(f"expected a number of seconds > 0, got {_shown(value)}")
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"expected a number of seconds > 0, got {_shown(value)}")
-    return number
-
-
-def _as_bool(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"expected true or false, got {_shown(value)}")
-    return value
-
-
-def _as_uuid(value: object) -> str:
-    text = str(value).strip()
-    if not is_uuid(text):
-        raise ValueError(
-            f"{text!r} is not a UUID: copy the connection id from the VoiceLink console"
-        )
-    return text
-
-
-def _as_bound(value: object) -> Bound:
-    return window.parse_bound(value) if isinstance(value, str) else window.check_bound(value)
-
-
-def _as_budget(value: object) -> ErrorBudget:
-    if isinstance(value, ErrorBudget):
-        return value
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise TypeError(f'expected "5%" or a whole number, got {_shown(value)}')
-    return ErrorBudget.parse(value)
-
-
-def _as_canary(value: object) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    return _as_count(value)
-
-
-def _as_env_name(value: object) -> str:
-    text = str(value)
-    if not _ENV_NAME.match(text) or looks_like_api_key(text):
-        raise ValueError("not an environment variable name: give the NAME of the variable")
-    return text
-
-
-_COERCE: Mapping[str, Callable[[object], object]] = {
-    "input": _as_path,
-    "results": _as_path,
-    "base_url": lambda v: check_base_url(str(v)),
-    "rate": _as_rate,
-    "concurrency": _as_count,
-    "max_attempts": _as_count,
-    "timeout": _as_seconds,
-    "max_retry_after": _as_seconds,
-    "skip_invalid": _as_bool,
-    "fresh": _as_bool,
-    "connection_id": _as_uuid,
-    "not_before": _as_bound,
-    "not_after": _as_bound,
-    "api_key_env": _as_env_name,
-    "current": _as_path,
-    "rollback": _as_path,
-    "fill_from_current": _as_bool,
-    "allow_wipe": _as_bool,
-    "skip_unchanged": _as_bool,
-    "canary": _as_canary,
-    "error_budget": _as_budget,
-}
 
 
 def _window_sources(flags: Mapping[str, object | None], job: Job | None) -> str:
@@ -533,10 +354,6 @@ def _unknown(key: str, known: list[str] | tuple[str, ...], table: str | None) ->
     hint = f" (did you mean {close[0]}?)" if close else ""
     where = f"in [{table}] " if table else ""
     return f"unknown key{hint}: the keys {where}are {', '.join(known)}"
-
-
-def _shown(value: object) -> str:
-    return f"{type(value).__name__} {value!r}" if not isinstance(value, str) else repr(value)
 
 
 __all__ = [

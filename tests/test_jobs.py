@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch.errors import JobFileError, UsageError
-from batch.jobs import Job, is_job_file, load_job, looks_like_api_key, resolve_run_settings
+from batch.jobs import Job, is_job_file, load_job, resolve_run_settings
 from batch.load import load_table
+from batch.secrets import looks_like_api_key
 from batch.settings import ErrorBudget, Rate, RunSettings
 from batch.validate import validate
 

@@ -9,7 +9,7 @@ bench_run.py, with one more layer of reroute each time:
   client     reroute's httpx client (its headers, pool, timeouts) and the JSON answer parsed
   sender     + batch.send.Sender: the shared limiter, the per-request deadline, the answer
              classified, tenacity for rows that retry, the row's RowResult
-  run_calls  + batch.run.run_calls: the workers, the observers' hooks, the journal (its log
+  run_calls  + batch.rowloop.run_calls: the workers, the observers' hooks, the journal (its log
              and SQLite), every row's record written before the next request goes out
 
 --what-if adds two stages that are not reroute as shipped, to price a part by its absence:
@@ -53,7 +53,7 @@ async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[f
     from batch.limiter import Limiter
     from batch.model import Call, RowResult
     from batch.record import RunIdentity
-    from batch.rowloop import run_calls
+    from batch.rowloop import run_calls, sender_hooks
     from batch.send import Sender
     from batch.settings import Rate
     from batch.stop import Observer
@@ -100,9 +100,15 @@ async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[f
                     if name == "no_journal":  # neither in-flight marks nor final records
                         journal.attempt = lambda *args, **kwargs: None  # type: ignore[method-assign]
                         journal._write = lambda *args, **kwargs: None  # type: ignore[method-assign]
+                    observer = Answered()
+                    on_attempt, on_retry = sender_hooks(journal, observer)
+                    run_sender = Sender(
+                        client, Limiter(rate), policy, on_attempt=on_attempt,
+                        on_retry=on_retry, before_wait=journal.commit,
+                    )  # fmt: skip
                     await run_calls(
-                        source, client=client, rate=rate, policy=policy,
-                        concurrency=concurrency, journal=journal, observer=Answered(),
+                        source, sender=run_sender, concurrency=concurrency, journal=journal,
+                        observer=observer,
                     )  # fmt: skip
             return answered
         sender = Sender(client, Limiter(rate), policy)

@@ -7,7 +7,7 @@ event loop and returns a prepared 200 answer (the API's success envelope):
 
   bare       the loop alone: 8 workers, one ``post`` per row
   sender     each row through batch.send.Sender (limiter, deadline, answer classified, result)
-  run_calls  each row through batch.run.run_calls (+ workers, hooks, the journal)
+  run_calls  each row through batch.rowloop.run_calls (+ workers, hooks, the journal)
 
 What a stage adds over ``bare`` is reroute's own code per row, without httpx's (which costs
 ~3.2M instructions a row against the sandbox, far more than ours). Time per row is the median
@@ -40,7 +40,7 @@ from batch.client import SendPolicy  # noqa: E402
 from batch.journal import Journal, RunIdentity  # noqa: E402
 from batch.limiter import Limiter  # noqa: E402
 from batch.model import Call  # noqa: E402
-from batch.rowloop import run_calls  # noqa: E402
+from batch.rowloop import run_calls, sender_hooks  # noqa: E402
 from batch.send import Sender  # noqa: E402
 from batch.settings import Rate  # noqa: E402
 from batch.stop import Observer  # noqa: E402
@@ -101,10 +101,15 @@ async def run_calls_stage(rows: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         identity = RunIdentity("benchmark", "http://127.0.0.1", str(Path(tmp) / "out.csv"))
         with Journal.open(Path(tmp) / "out.csv.journal", identity) as journal:
+            observer = Observer()
+            on_attempt, on_retry = sender_hooks(journal, observer)
+            sender = Sender(
+                ReadyClient(), Limiter(RATE), SendPolicy(timeout=30),  # type: ignore[arg-type]
+                on_attempt=on_attempt, on_retry=on_retry, before_wait=journal.commit,
+            )  # fmt: skip
             await run_calls(
-                calls(rows), client=ReadyClient(), rate=RATE,  # type: ignore[arg-type]
-                policy=SendPolicy(timeout=30), concurrency=CONCURRENCY, journal=journal,
-                observer=Observer(),
+                calls(rows), sender=sender, concurrency=CONCURRENCY, journal=journal,
+                observer=observer,
             )  # fmt: skip
 
 
