@@ -121,4 +121,5 @@ COERCE: Mapping[str, Callable[[object], object]] = {
     "skip_unchanged": _as_bool,
     "canary": _as_canary,
     "error_budget": _as_budget,
+    "keep_runs": _as_count,
 }

@@ -20,6 +20,7 @@ final write keeps the journal and says so (``Status.RESULTS_NOT_WRITTEN``).
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -38,8 +39,8 @@ from batch.guards import BudgetWatch, canary_left, with_canary, within_window
 from batch.journal import Journal
 from batch.limiter import Limiter
 from batch.lock import RunLock
-from batch.merge import Summary, merge_results
-from batch.model import Call, Outcome
+from batch.merge import ALREADY_APPLIED, Summary, merge_results
+from batch.model import Call, Outcome, RowResult
 from batch.prepare import Batch
 from batch.record import RECORD_KEY, RunIdentity, RunRecord
 from batch.rowloop import RunReport, pending, run_calls, sender_hooks
@@ -69,8 +70,11 @@ class Operator(Protocol):
     def note(self, text: str) -> None:
         """One line worth telling (resuming, taking over a lock, a window that will not fit)."""
 
-    def confirm(self, rows: int, host: str, rate: Rate, concurrency: int) -> bool:
-        """Ask before sending to a real host (only when the invocation may ask)."""
+    def confirm(
+        self, rows: int, host: str, rate: Rate, concurrency: int, *, applied: int = 0
+    ) -> bool:
+        """Ask before sending ``rows`` to a real host (only when the invocation may ask);
+        ``applied`` rows are left out, already applied by an earlier run."""
 
     async def go_on(self, succeeded: int) -> bool:
         """The canary's ``succeeded`` rows all succeeded: send the rest? (cancellable)"""
@@ -92,6 +96,7 @@ class Invocation:
     key: str | None = None  # None: no Authorization header (the embedded sandbox)
     sandbox: bool = False
     fresh: bool = False
+    abandon_previous: bool = False  # a changed input may start while the previous run is unfinished
     ask: bool = False  # questions may be asked (a terminal, and no --yes)
     signals: bool = True  # Ctrl-C and SIGTERM stop the run (off where no main thread)
 
@@ -131,32 +136,46 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
                 f"took over the lock of a run that died ({lock.took_over.describe()}); "
                 "resuming what its journal recorded"
             )
-        # --fresh: the earlier journal is read by nobody and kept until the operator said yes.
+        # --fresh: the earlier journal is read by nobody and kept until the operator said yes;
+        # so is a finished run's, when a new input starts a new run at this results path.
         keep = inv.fresh and path.exists()
-        journal = None if keep else stack.enter_context(_open(inv, path, identity_url))
-        todo = _todo(batch, journal)
-        left = batch.candidates if journal is None else sum(1 for _ in todo())
-        if journal is not None and batch.candidates - left:
+        journal, new_run = (None, None) if keep else _open(inv, path, identity_url)
+        if journal is not None:
+            stack.callback(journal.close)
+        left, applied = _count(batch, journal, resumed=new_run is None)
+        if journal is not None and new_run is None and batch.candidates - left - applied:
             operator.note(
-                f"resuming: {batch.candidates - left} of {batch.candidates} rows already "
-                f"decided in {path.name} are not sent again (--fresh starts over)"
+                f"resuming: {batch.candidates - left - applied} of {batch.candidates} rows "
+                f"already decided in {path.name} are not sent again (--fresh starts over)"
+            )
+        if applied:
+            operator.note(
+                f"{applied} rows were already applied by an earlier run of {settings.results} "
+                "(same routing id, same body, same target): not sent again"
             )
         target = stack.enter_context(
             target_of(settings, inv.key, sandbox=inv.sandbox, note=operator.note)
         )
         if inv.ask and target.needs_confirmation:
-            yes = operator.confirm(left, target.host, settings.rate, settings.concurrency)
-            if not yes:
+            rate, concurrency = settings.rate, settings.concurrency
+            if not operator.confirm(left, target.host, rate, concurrency, applied=applied):
                 message = "nothing sent (not confirmed); pass --yes to skip this question"
-                if keep:
+                if keep or new_run is not None:
                     message += f"; the earlier run's journal {path.name} is kept as it was"
                 return Result(Status.NOT_CONFIRMED, Summary(), None, 0, settings.results,
                               target.host, message=message)  # fmt: skip
-        if journal is None:  # --fresh, confirmed: now the earlier journal may go
+        if journal is None:  # --fresh, confirmed: now the earlier run may go
+            _archive(inv, path)
             journal_mod.discard(path)
-            journal = stack.enter_context(_open(inv, path, identity_url))
-            todo = _todo(batch, journal)
-        _remember(journal, inv.record)
+            journal = stack.enter_context(_open(inv, path, identity_url)[0])
+        elif new_run is not None:  # a new input over a finished (or abandoned) run
+            _archive(inv, path, journal)
+            journal.start_run(new_run)
+            journal.set_meta("started_at", _now_text())
+        if applied:
+            _mark_applied(batch, journal)
+        todo = _todo(batch, journal)
+        _remember(journal, inv.record, batch.candidates)
         journal.carry(batch.carried)
         for text in batch.notes:
             operator.note(text)
@@ -165,9 +184,15 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
     raise AssertionError("unreachable")  # pragma: no cover (ExitStack does not swallow)
 
 
-def _open(inv: Invocation, path: Path, identity_url: str) -> Journal:
-    """The journal of this results path: the run's own (identity checked), or for a retry the
-    one it continues (same target), else a new one."""
+def _open(inv: Invocation, path: Path, identity_url: str) -> tuple[Journal, RunIdentity | None]:
+    """The journal of this results path, and the identity of a new run to start in it once
+    confirmed (None: this invocation continues the journal's run, or starts its first).
+
+    A run's own journal resumes (the settings that change what is sent checked). Another
+    input (or target) at the same path starts a new run there when the previous one finished,
+    or with --abandon-previous; else it is refused. A retry continues whatever run wrote the
+    results file (same target), else starts a journal of its own.
+    """
     if inv.batch.kind == "retry" and path.exists():
         journal = Journal.open(path, None)
         recorded = journal.meta("base_url")
@@ -177,11 +202,28 @@ def _open(inv: Invocation, path: Path, identity_url: str) -> Journal:
                 f"{inv.settings.results} was sent to {recorded}; a retry in place goes to the "
                 "same target: drop --base-url/--sandbox, or write elsewhere with --results"
             )
-        return journal
+        return journal, None
     identity = RunIdentity.of(
         inv.settings.input, identity_url, inv.settings.results, inv.batch.snapshot
     )
-    journal = Journal.open(path, identity)
+    if not path.exists():
+        journal = Journal.open(path, identity)
+        journal.set_meta("started_at", _now_text())
+        return journal, None
+    journal = Journal.open(path, None)
+    meta = journal.metadata()
+    if differs := identity.differences(meta):
+        if meta.get("finished") == "1" or inv.abandon_previous:
+            return journal, identity
+        unsent = _unfinished(journal, meta)
+        journal.close()
+        raise JournalError(
+            f"{path.name}: the previous run at {inv.settings.results} is unfinished ({unsent} "
+            f"rows not sent or in doubt) and {' and '.join(differs)} changed: finish it first "
+            "(run the same command with its input), start over with --fresh (asked before "
+            f"anything is forgotten), or pass --abandon-previous to leave those {unsent} rows "
+            "unsent and start this run"
+        )
     earlier = RunRecord.from_json(journal.meta(RECORD_KEY) or "")
     if journal.resumed and earlier is not None and earlier.kind == inv.record.kind == "run":
         changed = earlier.changed_content(inv.record)
@@ -192,10 +234,66 @@ def _open(inv: Invocation, path: Path, identity_url: str) -> Journal:
                 f"{', '.join(changed)}; a resume must send what the run started sending: "
                 "give the same values, or start over with --fresh"
             )
-    return journal
+    return journal, None
 
 
-def _remember(journal: Journal, record: RunRecord) -> None:
+def _unfinished(journal: Journal, meta: dict[str, str]) -> int:
+    """Rows the journal's unfinished run has not decided (its candidates less its decided)."""
+    return max(0, int(meta.get("candidates", "0") or 0) - journal.final_count())
+
+
+def _now_text() -> str:
+    return window.utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _archive(inv: Invocation, path: Path, journal: Journal | None = None) -> None:
+    """Move the previous run's results aside (batch.archive) before a new run replaces them."""
+    from batch.archive import archive
+
+    results = inv.settings.results
+    if not results.exists():
+        return
+    meta = journal.metadata() if journal is not None else {}
+    about: dict[str, object] = {k: v for k, v in meta.items() if k != RECORD_KEY}
+    if RECORD_KEY in meta:
+        about["settings"] = json.loads(meta[RECORD_KEY])
+    archive(results, started=meta.get("started_at"), about=about, keep=inv.settings.keep_runs)
+
+
+def _count(batch: Batch, journal: Journal | None, *, resumed: bool) -> tuple[int, int]:
+    """(rows to send, rows already applied by an earlier run and not to be sent). ``resumed``:
+    the journal's rows are this run's (else a new run starts in it and they are not)."""
+    if journal is None:
+        return batch.candidates, 0
+    memory = batch.kind == "run" and not batch.snapshot and journal.has_applied()
+    if resumed:
+        calls: Iterable[Call] = _todo(batch, journal)()
+    else:
+        calls = batch.calls()
+    left = applied = 0
+    for call in calls:
+        if memory and journal.applied_at(call) is not None:
+            applied += 1
+        else:
+            left += 1
+    return left, applied
+
+
+def _mark_applied(batch: Batch, journal: Journal) -> None:
+    """Record as ``skipped`` the rows an earlier run of this results path already applied."""
+    for call in pending(batch.calls(), journal):
+        at = journal.applied_at(call)
+        if at is not None:
+            when = window.format_moment(at)
+            journal.record(RowResult(
+                call.row, str(call.routing_id), Outcome.SKIPPED, error_code=ALREADY_APPLIED,
+                error_message=f"already applied at {when} by an earlier run of this results "
+                "path (same routing id, same body, same target): not sent again",
+                request=call.body,
+            ))  # fmt: skip
+
+
+def _remember(journal: Journal, record: RunRecord, candidates: int) -> None:
     """Store the invocation's settings; a retry continuing a run's journal updates the target
     and pace only (the run's own settings stay, for its resume)."""
     earlier = RunRecord.from_json(journal.meta(RECORD_KEY) or "")
@@ -203,6 +301,8 @@ def _remember(journal: Journal, record: RunRecord) -> None:
         keep = ("base_url", "sandbox", "api_key_env", "api_key_file", "rate", "concurrency",
                 "max_attempts", "timeout", "max_retry_after")  # fmt: skip
         record = replace(earlier, **{name: getattr(record, name) for name in keep})
+    else:
+        journal.set_meta("candidates", str(candidates))
     journal.set_meta(RECORD_KEY, record.to_json())
 
 
@@ -389,6 +489,8 @@ def _finish(
         status = Status.RESULTS_NOT_WRITTEN
     else:
         status = _status(summary, report)
+        # Finished: a new input at this results path may start a new run (issue 17).
+        journal.set_meta("finished", None if summary.left else "1")
     return Result(
         status, summary, report, requests, settings.results, host, budget.describe(), message
     )

@@ -52,6 +52,7 @@ _TABLES: Mapping[str, tuple[str, ...]] = {
         "rollback",
         "canary",
         "error_budget",
+        "keep_runs",
     ),
 }
 
@@ -82,6 +83,7 @@ class Job:
     rollback: Path | None = None
     canary: int | None = None
     error_budget: ErrorBudget | None = None
+    keep_runs: int | None = None
 
     @property
     def name(self) -> str:
@@ -227,6 +229,7 @@ _TOML_TYPES: Mapping[str, tuple[tuple[type, ...], str]] = {
     "concurrency": _COUNT,
     "max_attempts": _COUNT,
     "canary": _COUNT,
+    "keep_runs": _COUNT,
     "timeout": _SECONDS,
     "max_retry_after": _SECONDS,
     "skip_invalid": _FLAG,
@@ -281,6 +284,7 @@ def resolve_run_settings(
             if job is not None
             else Path(f"{input_path.stem}.results.csv")
         )
+    values["results"] = _placeheld(values["results"], input_path, now)
     before, after = values.pop("not_before", None), values.pop("not_after", None)
     assert before is None or isinstance(before, datetime | time)
     assert after is None or isinstance(after, datetime | time)
@@ -299,6 +303,33 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Where each setting lives in a job file (for messages); input/results are top-level keys.
 _JOB_KEYS = {name: f"[{table}].{name}" for table, names in _TABLES.items() for name in names}
 _JOB_KEYS |= {"input": "input", "results": "results"}
+
+
+PLACEHOLDERS = ("date", "input_stem", "input_sha8")
+
+
+def _placeheld(results: object, input_path: Path, now: datetime | None) -> Path:
+    """The results path with its placeholders filled: ``{date}`` (UTC, YYYY-MM-DD),
+    ``{input_stem}``, ``{input_sha8}`` (the input's content), for one results file per batch."""
+    text = str(results)
+    if "{" not in text:
+        return Path(text)
+    fields = {
+        "date": (now or datetime.now(UTC)).strftime("%Y-%m-%d"),
+        "input_stem": input_path.stem,
+    }
+    if "{input_sha8}" in text:
+        from batch.record import sha256_file
+
+        try:
+            fields["input_sha8"] = sha256_file(input_path)[:8]
+        except OSError as exc:
+            raise UsageError(f"results {text}: cannot read {input_path} ({exc.strerror})") from None
+    try:
+        return Path(text.format(**fields))
+    except (KeyError, IndexError, ValueError):
+        known = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+        raise UsageError(f"results {text!r}: the placeholders are {known}") from None
 
 
 def _pick(

@@ -48,6 +48,7 @@ from typing import Any, Final
 
 import orjson
 
+from batch import applied
 from batch.errors import JournalError
 from batch.maplog import MappedLog, read_records, zero_records
 from batch.model import RESULT_COLUMNS, Call, Outcome, RowResult
@@ -147,20 +148,22 @@ def _log_path(path: Path) -> Path:
     return Path(f"{path}{LOG_SUFFIX}")
 
 
-def _replay(db: sqlite3.Connection, log: Path) -> None:
+def _replay(db: sqlite3.Connection, log: Path, target: str) -> None:
     """Copy what a log holds into SQLite (one transaction), then empty the log. A crash
     between the two steps copies a record twice: the same upsert, harmless."""
     records, used = read_records(log, _WIDTH)
     if records:
-        _upsert(db, records)
+        _upsert(db, records, target)
     zero_records(log, used)
 
 
-def _upsert(db: sqlite3.Connection, records: list[tuple[Any, ...]]) -> None:
-    """Write ``records`` in one transaction (the connection autocommits otherwise)."""
+def _upsert(db: sqlite3.Connection, records: list[tuple[Any, ...]], target: str) -> None:
+    """Write ``records`` in one transaction (the connection autocommits otherwise), and what
+    they applied successfully to ``target`` (batch.applied)."""
     db.execute("BEGIN")
     try:
         db.executemany(_UPSERT, records)
+        applied.remember(db, target, records)
     except BaseException:
         db.execute("ROLLBACK")
         raise
@@ -180,6 +183,7 @@ class Journal:
         self.path = path
         self.resumed = resumed  # True when records of an earlier invocation were found
         self._closed = False
+        self.target = self.meta("base_url") or ""  # where this journal's rows were applied
         self._log = _log_path(path)
         try:
             self._mapped = MappedLog(self._log)
@@ -220,7 +224,7 @@ class Journal:
             db.execute("PRAGMA journal_mode=WAL")
             # In WAL mode NORMAL loses nothing when the process dies (only on power loss).
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+            db.executescript(_SCHEMA + applied.SCHEMA)
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             if meta and meta.get("format") != _FORMAT:
                 raise JournalError(f"{path}: written by another version of reroute; use --fresh")
@@ -237,7 +241,8 @@ class Journal:
             else:
                 if identity is not None:
                     identity.check(path, meta)
-                _replay(db, _log_path(path))  # what a run that died left in the log
+                # What a run that died left in the log.
+                _replay(db, _log_path(path), meta.get("base_url", ""))
                 resumed = db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
         except (sqlite3.Error, OSError) as exc:
             db.close()
@@ -311,14 +316,55 @@ class Journal:
         """How many rows are decided (skipped by a resumed run)."""
         return sum(1 for result in self.results() if result.decided)
 
+    def applied_at(self, call: Call) -> datetime | None:
+        """When ``call``'s very body was applied to its routing id on this journal's target by
+        an earlier run of this results path; None when it was not."""
+        at = applied.applied_at(self._db, self.target, str(call.routing_id), call.body)
+        return None if at is None else _when(at)
+
+    def start_run(self, identity: RunIdentity) -> None:
+        """Make this journal the journal of a new run (``identity``): the rows of the previous
+        one are forgotten (the caller archived its results file first); what was applied is
+        kept."""
+        self._flush()
+        with self._db:
+            self._db.execute("DELETE FROM rows")
+            self._db.execute("DELETE FROM meta WHERE key = 'finished'")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                list(identity.as_meta().items()),
+            )
+        self.target = identity.base_url
+        self.resumed = False
+
+    def record(self, result: RowResult) -> None:
+        """Record a row decided without a request (already applied by an earlier run)."""
+        self._write(_values(result))
+        self.resumed = True  # it has records now: pending() must look them up
+
+    def has_applied(self) -> bool:
+        """Whether anything was ever applied on this journal's target (a quick check that
+        spares a new journal one lookup per row)."""
+        row = self._db.execute("SELECT 1 FROM applied WHERE target = ? LIMIT 1", (self.target,))
+        return row.fetchone() is not None
+
+    def metadata(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
     def meta(self, key: str) -> str | None:
         """A value of the journal's meta table (the run's identity, its remembered settings)."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def set_meta(self, key: str, value: str) -> None:
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or with None, remove) a value of the meta table."""
         with self._db:
-            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+            if value is None:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)
+                )
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -425,7 +471,7 @@ class Journal:
         """Copy the batch (the records in the log) into SQLite, then empty the log."""
         if self._batch:
             try:
-                _upsert(self._db, list(self._batch.values()))
+                _upsert(self._db, list(self._batch.values()), self.target)
             except sqlite3.Error as exc:
                 raise JournalError(f"{self.path}: cannot write the run journal ({exc})") from exc
             self._batch.clear()

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from batch.journal import Journal
 from batch.model import RETRYABLE_OUTCOMES, Outcome, RowResult
+
+ALREADY_APPLIED: Final = "ALREADY_APPLIED"  # error_code of a row the memory left out
 
 
 def later(base: RowResult, record: RowResult) -> RowResult:
@@ -51,6 +54,7 @@ class Summary:
     codes: Counter[str] = field(default_factory=Counter)
     examples: dict[str, RowResult] = field(default_factory=dict)
     left: int = 0  # rows a resume would still send (not attempted, unknown, key or pause)
+    already_applied: int = 0  # skipped rows an earlier run of the results path applied
 
     def tally(self, results: Iterable[RowResult]) -> Iterator[RowResult]:
         """Pass ``results`` through unchanged, counting them."""
@@ -58,7 +62,9 @@ class Summary:
             self.counts[result.outcome] += 1
             if result.outcome is not Outcome.INVALID and not result.decided:
                 self.left += 1
-            if result.outcome is not Outcome.SUCCEEDED and result.error_code:
+            if result.outcome is Outcome.SKIPPED:
+                self.already_applied += result.error_code == ALREADY_APPLIED
+            elif result.outcome is not Outcome.SUCCEEDED and result.error_code:
                 for code in result.error_code.split(";"):
                     self.codes[code] += 1
                     self.examples.setdefault(code, result)

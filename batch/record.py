@@ -73,9 +73,9 @@ class RunIdentity:
             "snapshot": self.snapshot,
         }
 
-    def check(self, path: Path, meta: Mapping[str, str]) -> None:
-        """Raise JournalError when the journal at ``path`` (its ``meta``) is another run's."""
-        differs = [
+    def differences(self, meta: Mapping[str, str]) -> list[str]:
+        """What differs between this identity and a journal's ``meta``, in words."""
+        return [
             label
             for key, label in (
                 ("input_sha256", "the input file's content"),
@@ -85,6 +85,10 @@ class RunIdentity:
             )
             if meta.get(key, "") != self.as_meta()[key]
         ]
+
+    def check(self, path: Path, meta: Mapping[str, str]) -> None:
+        """Raise JournalError when the journal at ``path`` (its ``meta``) is another run's."""
+        differs = self.differences(meta)
         if differs:
             raise JournalError(
                 f"{path} belongs to a different run ({' and '.join(differs)} changed since it "

@@ -142,3 +142,4 @@ class RunSettings:
     rollback: Path | None = None
     canary: int | None = None  # send this many rows first, then stop or ask
     error_budget: ErrorBudget | None = None  # None: off
+    keep_runs: int = 30  # past runs of the results path kept in <stem>.runs/ (batch.archive)

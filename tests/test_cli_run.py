@@ -227,21 +227,23 @@ def test_rerun_resumes_without_resending(live_sandbox: RunningSandbox, tmp_path:
     assert set(read(out)["outcome"]) == {"succeeded"}
 
 
-def test_changed_input_is_refused_unless_fresh(
+def test_changed_input_after_a_finished_run_sends_only_what_is_new(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
-    """A different input at the same results path is refused (exit 2); --fresh starts over."""
+    """A new input at a finished run's results path is a new run: only rows not already
+    applied go out (issue 17); --fresh forgets that memory and resends every row."""
     source = write_input(tmp_path / "in.csv", 3)
     out = tmp_path / "out.csv"
     args = run_args(live_sandbox, source, out)
     assert invoke(*args, key=live_sandbox.api_key).exit_code == 0
     write_input(source, 4)
-    refused = invoke(*args, key=live_sandbox.api_key)
-    assert refused.exit_code == 2
-    assert "--fresh" in refused.stderr
+    again = invoke(*args, key=live_sandbox.api_key)
+    assert again.exit_code == 0, again.output
+    assert live_sandbox.stats()["total"] == 4  # row 4 only
+    assert read(out)["outcome"].to_list() == ["skipped"] * 3 + ["succeeded"]
     fresh = invoke(*args, "--fresh", key=live_sandbox.api_key)
     assert fresh.exit_code == 0, fresh.output
-    assert live_sandbox.stats()["total"] == 7
+    assert live_sandbox.stats()["total"] == 8
 
 
 def test_retry_resends_only_failures_in_place(start_sandbox: StartSandbox, tmp_path: Path) -> None:

@@ -225,6 +225,15 @@ def _duration(seconds: float) -> str:
     return window.format_duration(timedelta(seconds=seconds))
 
 
+def _skipped(summary: Summary) -> str:
+    applied = summary.already_applied
+    unchanged = summary.counts[Outcome.SKIPPED] - applied
+    parts = [f"{applied} already applied by an earlier run"] if applied else []
+    if unchanged:
+        parts.append(f"{unchanged} unchanged, left out by --skip-unchanged")
+    return "; ".join(parts)
+
+
 def summary_lines(
     summary: Summary,
     *,
@@ -248,7 +257,7 @@ def summary_lines(
         if summary.counts[outcome]:
             lines.append(f"  {outcome.value:<14}{summary.counts[outcome]:>8}")
             if outcome is Outcome.SKIPPED:
-                lines[-1] += "  (unchanged, left out by --skip-unchanged)"
+                lines[-1] += "  (" + _skipped(summary) + ")"
     top = summary.top_codes()
     if top:
         lines.append("top error codes:")
@@ -300,7 +309,8 @@ def summary_record(
         "effective_rate_per_s": round(requests / elapsed, 3) if elapsed > 0 else 0.0,
         "results": results,
         "error_budget": error_budget,
-        "skipped_unchanged": summary.counts[Outcome.SKIPPED],
+        "skipped_unchanged": summary.counts[Outcome.SKIPPED] - summary.already_applied,
+        "already_applied": summary.already_applied,
         "resume_command": resume_command,
         "retry_command": None if resume_command else retry_command,
     }

@@ -125,6 +125,23 @@ def run(
             metavar="5%|N",
         ),
     ] = None,
+    abandon_previous: Annotated[
+        bool,
+        typer.Option(
+            "--abandon-previous",
+            help="Start this run although the previous run at the results path is unfinished "
+            "and its input differs (its rows not yet sent stay unsent; the count is shown).",
+        ),
+    ] = False,
+    keep_runs: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-runs",
+            min=1,
+            help="Past runs of the results path kept in <stem>.runs/ (30).",
+            metavar="N",
+        ),
+    ] = None,
     yes: YesOpt = False,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
@@ -164,6 +181,7 @@ def run(
         rollback=rollback,
         canary=canary,
         error_budget=error_budget,
+        keep_runs=keep_runs,
     )
     with terminal.reporting_errors_and_interrupts():
         job = invocation.job_from(input)
@@ -186,6 +204,7 @@ def run(
             settings, kind="run", sandbox=on_sandbox, job=job, api_key_file=key_file
         )
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
+                         abandon_previous=abandon_previous,
                          ask=not yes and stdin_is_terminal())  # fmt: skip
         try:
             result = run_invocation(inv, operator)

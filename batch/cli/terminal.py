@@ -81,10 +81,13 @@ class TerminalOperator:
     def note(self, text: str) -> None:
         note(self.log_format, text)
 
-    def confirm(self, rows: int, host: str, rate: Rate, concurrency: int) -> bool:
+    def confirm(
+        self, rows: int, host: str, rate: Rate, concurrency: int, *, applied: int = 0
+    ) -> bool:
         eta = window.format_duration(timedelta(seconds=rows / rate.per_second))
+        left_out = f" ({applied} already applied, not sent)" if applied else ""
         err_console.print(
-            f"About to send {rows} routing changes to {host} at {rate} "
+            f"About to send {rows} routing changes{left_out} to {host} at {rate} "
             f"(concurrency {concurrency}), about {eta}.",
             markup=False,
             highlight=False,

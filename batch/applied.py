@@ -1,0 +1,52 @@
+"""Row-level memory: which body was last applied, per routing id and target, and when.
+
+Kept in the journal of a results path (table ``applied``), written in the same transaction as
+the rows it comes from, so it is exactly as durable as they are. A new input at the same results
+path (tonight's export, a fixed sheet) is judged against it: a row whose routing id already took
+the very same body on the same target, successfully, is not sent again ("already applied").
+Bodies are compared by the first 8 bytes of their sha256 (a collision is a 2^-64 chance).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable
+from typing import Any, Final
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS applied (
+    target TEXT NOT NULL,
+    routing_id TEXT NOT NULL,
+    body INTEGER NOT NULL,
+    at INTEGER,
+    PRIMARY KEY (target, routing_id)
+);
+"""
+_SUCCEEDED: Final = "succeeded"
+
+
+def body_key(body: str) -> int:
+    """The body's fingerprint: the first 8 bytes of its sha256, as a signed 64-bit integer."""
+    return int.from_bytes(hashlib.sha256(body.encode()).digest()[:8], "big", signed=True)
+
+
+def remember(db: sqlite3.Connection, target: str, records: Iterable[tuple[Any, ...]]) -> None:
+    """Record the succeeded ones among journal ``records`` (values in RESULT_COLUMNS order:
+    routing_id at 1, outcome at 2, request at 7, finished_at at 10). Call inside the
+    transaction that writes the records."""
+    db.executemany(
+        "INSERT OR REPLACE INTO applied (target, routing_id, body, at) VALUES (?, ?, ?, ?)",
+        [(target, r[1], body_key(r[7]), r[10]) for r in records if r[2] == _SUCCEEDED],
+    )
+
+
+def applied_at(db: sqlite3.Connection, target: str, routing_id: str, body: str) -> int | None:
+    """When this body was applied to this routing id on this target (microseconds since the
+    epoch), or None when it was not (another body, or never)."""
+    row = db.execute(
+        "SELECT at, body FROM applied WHERE target = ? AND routing_id = ?", (target, routing_id)
+    ).fetchone()
+    if row is None or row[1] != body_key(body):
+        return None
+    return int(row[0]) if row[0] is not None else 0
