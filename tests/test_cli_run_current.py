@@ -176,6 +176,6 @@ def test_a_changed_snapshot_is_a_different_run(start_sandbox: StartSandbox, tmp_
     )
     result = invoke(*args, key=sandbox.api_key)
     assert result.exit_code == 2
-    assert "different run" in result.stderr
+    assert "unfinished" in result.stderr
     assert "the snapshot (--current)" in result.stderr
     assert "input file's content" not in result.stderr
