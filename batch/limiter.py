@@ -226,7 +226,6 @@ class Limiter:
             if sent >= self._last_grant - self._interval / 2:
                 arrival_tat = sent + excess + pace.limit_interval + self._tolerance
                 self._tat = max(self._tat, arrival_tat)
-                pace.anchored_at = now
         if now < self._hold_decrease_until:
             return
         self._set_pace(pace.update(now))

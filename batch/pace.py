@@ -6,12 +6,12 @@ each 429 during which an arrival guard spaces requests by what answers show of t
 
 - A 429 episode remembers the pace it came at (``r_max``: the server's limit is about there) and
   slows to ``beta`` of it (0.8: an isolated 429 costs a fifth of the pace, not half). Refused
-  again while climbing back, below r_max, the limit went down: r_max drops to 0.9 of the pace
-  (CUBIC's fast convergence).
+  again while climbing back, below r_max, the limit went down: r_max drops to 0.95 of that pace
+  (CUBIC's fast convergence, less deep: a fall is found in a few steps of a fifth each).
 - The pace climbs back along a concave cubic, fast at first, reaching ``1 - margin`` of r_max
   after ``recovery`` intervals (or four of the episode's pauses, if longer: answers to the new
   pace come only after the pause), and holds there until the careful period ends. Refused on
-  that plateau without the guard at work, r_max is set where the pace stood, a little lower.
+  that plateau, r_max is set where the pace stood, a little lower.
 - Then it probes above r_max along the convex cubic, gently (1% above after one climb's time,
   8% after two), never above the configured rate (the ceiling). A 429 soon after a careful
   period (within another of its length) doubles the next one: a server that keeps refusing
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 _LATENCY_EPOCH = 256  # answers per epoch of the windowed minimum latency
 _FLOOR_ALLOWANCE = 5.0  # the unseen latency floor: 5 spreads over the number of answers
+_FALLEN = 0.95  # r_max, as a share of the pace of a 429 met while climbing back
 _PROBE = 0.01  # share above the plateau the probe reaches one climb's time after it starts
 _PAUSES_PER_CLIMB = 4  # the climb back lasts at least this many of the episode's pause
 _PAUSES_PER_CAREFUL = 64  # and a careful period at least this many
@@ -72,10 +73,10 @@ class Pace:
         self._careful = self._first_careful
         self._most_careful = 1024 * self._first_careful
         self._r_max = ceiling
+        self._limit = ceiling
         self._from = ceiling  # the pace right after the last decrease
         self._since = -float("inf")  # when the last decrease happened
         self._careful_until = -float("inf")
-        self.anchored_at = -float("inf")  # when the guard last spaced a request (the limiter)
         self._latency_low = float("inf")  # lowest latency of the previous epoch
         self._latency_high = 0.0  # highest of the previous epoch
         self._latency_count = 0  # answers in the previous epoch
@@ -85,8 +86,9 @@ class Pace:
 
     @property
     def limit_interval(self) -> float:
-        """Seconds between requests at r_max, the server's limit as last found."""
-        return 1.0 / self._r_max
+        """Seconds between requests at the server's limit as last found by a fall or a probe
+        (the guard's spacing: r_max less what the plateau gave up for jitter)."""
+        return 1.0 / self._limit
 
     def guarded(self, now: float) -> bool:
         """Whether the arrival guard is on (a careful period lasts)."""
@@ -102,18 +104,16 @@ class Pace:
         elif now >= careful_until + self._careful:
             self._careful = self._first_careful  # long quiet since: the server forgave us
         if now - self._since < self._k:
-            # Refused while climbing back, below r_max: the limit fell (fast convergence).
-            self._r_max = pace * (1 + self._beta) / 2
+            # Refused while climbing back, below r_max: the limit fell, to below this pace.
+            self._r_max = self._limit = pace * _FALLEN
         elif now < careful_until:
-            # Refused on the plateau. With the guard spacing requests, jitter is not the cause
-            # and a fallen limit shows as a refusal while climbing back: r_max stays. Without
-            # it, the plateau stands a little too high for the jitter: r_max goes to where it was.
-            if now - self.anchored_at > 4 / pace:
-                self._r_max = pace
+            # Refused on the plateau: it stands a little too high (a deep bucket drained slowly,
+            # or jitter the guard did not absorb). The guard's spacing keeps the limit found.
+            self._r_max = pace
         else:
             # Refused while probing: the limit is about there, or the probe met jitter that a
             # careful period absorbs; r_max never falls for it.
-            self._r_max = max(self._r_max, pace)
+            self._r_max = self._limit = max(self._r_max, pace)
         # The climb takes several pauses: answers come back only after one. And a careful
         # period is worth more where a refusal costs a long pause.
         self._k = max(self._recovery, _PAUSES_PER_CLIMB * pause)
