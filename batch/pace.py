@@ -86,8 +86,8 @@ class Pace:
 
     @property
     def limit_interval(self) -> float:
-        """Seconds between requests at the server's limit as last found by a fall or a probe
-        (the guard's spacing: r_max less what the plateau gave up for jitter)."""
+        """Seconds between requests at the server's limit as a probe last found it (the guard's
+        spacing: r_max without what falls and the plateau gave up)."""
         return 1.0 / self._limit
 
     def guarded(self, now: float) -> bool:
@@ -104,8 +104,9 @@ class Pace:
         elif now >= careful_until + self._careful:
             self._careful = self._first_careful  # long quiet since: the server forgave us
         if now - self._since < self._k:
-            # Refused while climbing back, below r_max: the limit fell, to below this pace.
-            self._r_max = self._limit = pace * _FALLEN
+            # Refused while climbing back, below r_max: the limit fell, to below this pace (or,
+            # rarely, jitter got past the guard: its spacing waits for a probe to move).
+            self._r_max = pace * _FALLEN
         elif now < careful_until:
             # Refused on the plateau: it stands a little too high (a deep bucket drained slowly,
             # or jitter the guard did not absorb). The guard's spacing keeps the limit found.
