@@ -6,9 +6,11 @@ granted request, and a request may start once the clock reaches ``TAT - toleranc
 therefore spaced evenly, and an idle spell never earns a burst beyond the tolerance (one request
 by default), so a fixed or sliding window on the server side sees no spike at its edges.
 
-On top of that, AIMD (additive increase, multiplicative decrease, as TCP does): a 429 halves the
-pace (``throttled``) and every accepted answer climbs back a small step (``succeeded``) up to the
-configured rate, and ``pause`` stops all sending until a moment the server named (Retry-After).
+The pace itself is :class:`batch.pace.Pace`'s (CUBIC with careful periods): a 429 slows it
+(``throttled``), accepted answers move it back along its curve (``succeeded``), never above the
+configured rate; an answer's latency, when given, lets a careful period space the next request
+from the last one's estimated arrival. ``pause`` stops all sending until a moment the server
+named (Retry-After).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from batch.pace import Pace
 from batch.settings import Rate
 
 
@@ -51,7 +54,7 @@ def reads_loop_clock(clock: Callable[[], float]) -> bool:
 
 
 class Limiter:
-    """Paces every request of a run: GCRA spacing, a global pause, AIMD on the pace.
+    """Paces every request of a run: GCRA spacing, a global pause, a pace learned from 429s.
 
     Share one instance between every task; each attempt awaits ``acquire()`` right before it
     sends. Waiters are served one at a time, in arrival order (a fair lock), so a row retried
@@ -66,30 +69,35 @@ class Limiter:
         clock: Callable[[], float] = anyio.current_time,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         burst: int = 1,
-        decrease: float = 0.5,
-        increase: float = 0.05,
+        decrease: float = 0.8,
         floor: float = 1 / 16,
+        margin: float = 0.01,
+        recovery: float = 16,
+        careful: float = 128,
     ) -> None:
         """``rate``: the configured (and highest) pace.
 
         ``burst``: requests that may start back to back after an idle spell (GCRA tolerance;
         1 means strictly evenly spaced). ``decrease``: factor applied to the pace on a 429.
-        ``increase``: share of the configured rate added back per accepted answer.
-        ``floor``: the pace never drops below this share of the configured rate.
+        ``floor``: the pace never drops below this share of the configured rate. ``margin``,
+        ``recovery``, ``careful``: the pace's curve (:class:`batch.pace.Pace`).
         """
         if burst < 1:
             raise ValueError("burst must be at least 1")
         if not 0 < decrease < 1:
             raise ValueError("decrease must be between 0 and 1")
-        if not 0 < increase <= 1 or not 0 < floor <= 1:
-            raise ValueError("increase and floor must be in (0, 1]")
+        self._pace = Pace(
+            rate.per_second,
+            beta=decrease,
+            floor=floor,
+            margin=margin,
+            recovery=recovery,
+            careful=careful,
+        )
         self._rate = rate
         self._clock = clock
         self._sleep = sleep
         self._burst = burst
-        self._decrease = decrease
-        self._step = rate.per_second * increase
-        self._min_per_second = rate.per_second * floor
         self._per_second = rate.per_second
         self._interval = 1.0 / self._per_second  # kept in step with _per_second (_set_pace)
         self._tolerance = (burst - 1) * self._interval
@@ -182,30 +190,45 @@ class Limiter:
         self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
 
     def throttled(self) -> None:
-        """Multiplicative decrease of the pace after a 429.
+        """Multiplicative decrease of the pace after a 429 (by ``decrease``).
 
         Several requests in flight often get their 429 together; only the first one of a
-        burst counts, so one episode halves the pace once rather than once per request.
+        burst counts, so one episode slows the pace once rather than once per request.
         """
         now = self._clock()
         if now < self._hold_decrease_until:
             return
-        self._set_pace(max(self._min_per_second, self._per_second * self._decrease))
+        self._set_pace(self._pace.refused(now, max(0.0, self._paused_until - now)))
         # The next request keeps the new, wider spacing from the last one granted.
         self._tat = max(self._tat, self._last_grant + self.interval)
         self._hold_decrease_until = max(now + self.interval, self._paused_until)
 
-    def succeeded(self) -> None:
-        """Additive increase after an answer that was not a 429, up to the configured rate.
+    def succeeded(self, latency: float | None = None) -> None:
+        """An answer that was not a 429: the pace moves along its curve, up to the configured
+        rate.
 
-        Not while a 429 episode lasts (its pause, and one interval after): answers to requests
-        that were already in flight say nothing about the new pace.
+        ``latency``: seconds from sending the request to reading its answer. During a careful
+        period, when this request was the last one sent, the next leaves no sooner than one
+        interval after its estimated arrival (the latency above the lowest seen is the delay it
+        met on the way). Without it, only the curve moves.
+
+        The curve does not move while a 429 episode lasts (its pause, and one interval after):
+        answers to requests that were already in flight say nothing about the new pace.
         """
-        if self._per_second >= self._rate.per_second:
-            return  # at the configured pace already (the common case: no clock to read)
-        if self._clock() < self._hold_decrease_until:
+        pace = self._pace
+        excess = pace.excess(latency) if latency is not None else 0.0
+        if pace.settled:
+            return  # at the configured pace, not careful (the common case: no clock to read)
+        now = self._clock()
+        if latency is not None and pace.guarded(now):
+            sent = now - latency
+            # Only when nothing left after it (the grants before it are an interval apart).
+            if sent >= self._last_grant - self._interval / 2:
+                arrival_tat = sent + excess + pace.limit_interval + self._tolerance
+                self._tat = max(self._tat, arrival_tat)
+        if now < self._hold_decrease_until:
             return
-        self._set_pace(min(self._rate.per_second, self._per_second + self._step))
+        self._set_pace(pace.update(now))
 
     def _set_pace(self, per_second: float) -> None:
         self._per_second = per_second

@@ -1,4 +1,4 @@
-"""The shared limiter in trio's virtual time: exact GCRA spacing, pauses, AIMD."""
+"""The shared limiter in trio's virtual time: exact GCRA spacing, pauses, the pace's curve."""
 
 from __future__ import annotations
 
@@ -103,9 +103,9 @@ async def test_pause_only_extends() -> None:
     assert limiter.paused_until == 30
 
 
-async def test_throttled_halves_the_pace_once_per_episode() -> None:
-    """429s arriving together halve the pace once; a later episode halves it again."""
-    limiter = Limiter(Rate.parse("8/s"))
+async def test_throttled_slows_the_pace_once_per_episode() -> None:
+    """429s arriving together slow the pace once (by ``decrease``); a later episode again."""
+    limiter = Limiter(Rate.parse("8/s"), decrease=0.5)
     limiter.throttled()
     limiter.throttled()
     limiter.throttled()
@@ -115,9 +115,16 @@ async def test_throttled_halves_the_pace_once_per_episode() -> None:
     assert limiter.current_rate.per_second == 2
 
 
+async def test_an_isolated_429_costs_a_fifth_not_half() -> None:
+    """By default a 429 keeps 80% of the pace: less than half is given up."""
+    limiter = Limiter(Rate.parse("10/s"))
+    limiter.throttled()
+    assert limiter.current_rate.per_second == pytest.approx(8)
+
+
 async def test_throttled_widens_spacing() -> None:
     """After a 429 the next requests are spaced at the lower pace."""
-    limiter = Limiter(Rate.parse("2/s"))
+    limiter = Limiter(Rate.parse("2/s"), decrease=0.5)
     await limiter.acquire()  # t = 0
     limiter.throttled()  # now 1/s
     assert await starts(limiter, 3) == [1, 2, 3]
@@ -125,36 +132,40 @@ async def test_throttled_widens_spacing() -> None:
 
 async def test_throttled_has_a_floor() -> None:
     """Repeated 429 episodes never slow the pace below the floor share of the rate."""
-    limiter = Limiter(Rate.parse("16/s"), floor=1 / 16)
+    limiter = Limiter(Rate.parse("16/s"), floor=1 / 16, decrease=0.5)
     for _ in range(20):
         limiter.throttled()
-        await anyio.sleep(100)
+        await anyio.sleep(0.1)
     assert limiter.current_rate.per_second == 1
 
 
-async def test_succeeded_climbs_back_additively_up_to_the_rate() -> None:
-    """Each accepted answer adds a fixed step back, never above the configured rate."""
-    limiter = Limiter(Rate.parse("10/s"), increase=0.1)
+async def test_succeeded_climbs_back_along_the_curve_never_above_the_rate() -> None:
+    """Answers move the pace back up: fast at first, to just below the rate, then to the rate
+    itself once the careful period is over, never above it."""
+    limiter = Limiter(Rate.parse("10/s"), recovery=16, careful=128)  # 1.6 s, 12.8 s
     limiter.throttled()
-    assert limiter.current_rate.per_second == 5
-    await anyio.sleep(1)
-    limiter.succeeded()
-    assert limiter.current_rate.per_second == pytest.approx(6)
-    for _ in range(20):
+    paces = []
+    for at in (0.4, 0.8, 1.6, 10.0, 15.2, 16.0, 30.0):
+        await anyio.sleep(at - anyio.current_time())
         limiter.succeeded()
-    assert limiter.current_rate.per_second == 10
+        paces.append(limiter.current_rate.per_second)
+    assert paces[0] < paces[1] < paces[2]
+    assert paces[1] - paces[0] > paces[2] - paces[1]  # concave: the first steps are largest
+    assert paces[2:4] == pytest.approx([9.9, 9.9])  # the plateau: 1% below the rate
+    assert 9.9 < paces[4] < paces[5] <= 10  # the probe, gently
+    assert paces[6] == 10
 
 
 def test_current_rate_keeps_the_configured_unit() -> None:
-    """The current rate prints in the unit the user wrote (60/min -> 30/min after a 429)."""
+    """The current rate prints in the unit the user wrote (60/min -> 48/min after a 429)."""
     limiter = Limiter(Rate.parse("60/min"), clock=lambda: 0.0)
     limiter.throttled()
-    assert str(limiter.current_rate) == "30/min"
+    assert str(limiter.current_rate) == "48/min"
     assert limiter.configured_rate == Rate.parse("60/min")
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"burst": 0}, {"decrease": 1.0}, {"increase": 0.0}, {"floor": 2.0}]
+    "kwargs", [{"burst": 0}, {"decrease": 1.0}, {"floor": 2.0}, {"margin": 1.0}, {"recovery": 0}]
 )
 def test_rejects_nonsense_knobs(kwargs: dict[str, Any]) -> None:
     """Knobs outside their range are refused at construction."""
@@ -174,15 +185,46 @@ async def test_cancelled_waiter_does_not_block_others() -> None:
 
 async def test_no_increase_during_the_429_episode() -> None:
     """Answers arriving during a 429's pause do not speed the pace back up."""
-    limiter = Limiter(Rate.parse("10/s"), increase=0.1)
+    limiter = Limiter(Rate.parse("10/s"))
     limiter.pause(5)
     limiter.throttled()
     limiter.succeeded()
-    limiter.succeeded()
-    assert limiter.current_rate.per_second == 5
+    limiter.succeeded(0.1)
+    assert limiter.current_rate.per_second == 8
     await anyio.sleep(5.2)  # past the pause and one interval at the new pace
     limiter.succeeded()
-    assert limiter.current_rate.per_second == pytest.approx(6)
+    assert limiter.current_rate.per_second > 8
+
+
+async def test_guard_spaces_from_the_estimated_arrival() -> None:
+    """After a 429, an answer whose latency is 30 ms above the lowest seen delays the next
+    request by those 30 ms: it left one interval after the last one's estimated arrival."""
+    limiter = Limiter(Rate.parse("1/s"))
+    for _ in range(300):  # the latency floor, well seen: 0.2 s
+        await limiter.acquire()
+        await anyio.sleep(0.2)
+        limiter.succeeded(0.2)
+    limiter.throttled()  # a careful period begins
+    await anyio.sleep(20)
+    limiter.succeeded()  # climbed back to the plateau, 1% below the rate: 1.0101 s apart
+    await limiter.acquire()
+    sent = anyio.current_time()
+    await anyio.sleep(0.23)
+    limiter.succeeded(0.23)
+    await limiter.acquire()
+    assert anyio.current_time() - sent == pytest.approx(1.03, abs=1e-3)
+
+
+async def test_no_guard_without_a_429() -> None:
+    """Latencies alone never slow a limiter that has not been refused: exact spacing."""
+    limiter = Limiter(Rate.parse("1/s"))
+    times = []
+    for latency in (0.2, 0.25, 0.21, 0.3):
+        await limiter.acquire()
+        times.append(anyio.current_time())
+        await anyio.sleep(latency)
+        limiter.succeeded(latency)
+    assert times == [0, 1, 2, 3]
 
 
 @settings(max_examples=60, deadline=None)

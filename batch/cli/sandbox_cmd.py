@@ -17,6 +17,7 @@ from batch.errors import UsageError
 
 if TYPE_CHECKING:
     from batch.sandbox import Faults, RunningSandbox
+    from batch.sandbox.limits import RateLimitMode
 from batch.settings import Rate, is_loopback_host
 
 _OFF = ("off", "none", "0")
@@ -24,6 +25,16 @@ _OFF = ("off", "none", "0")
 
 def _rate_limit(text: str) -> Rate | None:
     return None if text.strip().lower() in _OFF else Rate.parse(text)
+
+
+def _rate_limit_mode(text: str) -> RateLimitMode:
+    from batch.sandbox.limits import RateLimitMode  # with the sandbox: see sandbox() below
+
+    try:
+        return RateLimitMode(text.strip().lower())
+    except ValueError:
+        kinds = ", ".join(mode.value for mode in RateLimitMode)
+        raise UsageError(f"--rate-limit-mode {text!r}: give one of {kinds}") from None
 
 
 def _max_concurrent(text: str) -> int | None:
@@ -52,14 +63,19 @@ def _describe_faults(faults: Faults) -> str:
 
 def _announce(sandbox: RunningSandbox) -> None:
     config = sandbox.config
-    rate = f"{config.rate_limit} per key" if config.rate_limit else "no rate limit"
+    rate = (
+        f"{config.rate_limit} per key ({config.rate_limit_mode})"
+        if config.rate_limit
+        else "no rate limit"
+    )
     inflight = f"{config.max_concurrent} in flight per key" if config.max_concurrent else "no limit"
     lines = [
         "reroute sandbox: a stand-in VoiceLink API (not the real service)",
         f"  base URL      {sandbox.base_url}",
         f"  API key       {sandbox.api_key}   (the sandbox's own test key)",
         f"  limits        {rate}, {inflight}"
-        + ("" if config.retry_after else ", no Retry-After header"),
+        + ("" if config.retry_after else ", no Retry-After header")
+        + (f", arrival jitter {config.arrival_jitter:g} s" if config.arrival_jitter else ""),
         f"  faults        {_describe_faults(config.faults)}"
         + (f" (seed {config.seed})" if config.seed is not None else ""),
     ]
@@ -106,6 +122,22 @@ def sandbox(
             help="Requests per key: N/s, N/min, N/h, or off. Beyond it: 429.",
         ),
     ] = "60/min",
+    rate_limit_mode: Annotated[
+        str,
+        typer.Option(
+            help="Which kind of limiter enforces --rate-limit: bucket (a burst of the rate's "
+            "count, refilled evenly), strict (no burst: a request a millisecond early is "
+            "refused, as nginx's limit_req without burst), or window (fixed windows of the "
+            "rate's period, count per window).",
+        ),
+    ] = "bucket",
+    arrival_jitter: Annotated[
+        float,
+        typer.Option(
+            help="Requests reach the rate limiter up to this many seconds late (uniform), as "
+            "over the internet.",
+        ),
+    ] = 0.0,
     max_concurrent: Annotated[
         str,
         typer.Option(help="Requests in flight per key, or off. Beyond it: 429."),
@@ -194,6 +226,8 @@ def sandbox(
         config = SandboxConfig(
             api_key=api_key if api_key is not None else generate_api_key(),
             rate_limit=_rate_limit(rate_limit),
+            rate_limit_mode=_rate_limit_mode(rate_limit_mode),
+            arrival_jitter=arrival_jitter,
             max_concurrent=_max_concurrent(max_concurrent),
             connections=connections,
             retry_after=not no_retry_after,

@@ -1,7 +1,8 @@
 """The stand-in VoiceLink API as an ASGI app (starlette), for uvicorn or ``httpx.ASGITransport``.
 
 Order of checks for an update, and why:
-  key (401) -> forced denial (401/403) -> concurrency (429) -> rate (429) -> routing id (400)
+  arrival jitter (the way in) -> key (401) -> forced denial (401/403) -> concurrency (429)
+  -> rate (429) -> routing id (400)
   -> fault draw (5xx/HTML: before the record is touched) -> body (400) -> connection (400)
   -> record exists (404) -> store -> drop/slow (after storing) -> latency -> answer.
 Limits come after the key because they are per key; faults come after the limits so a 429 does
@@ -26,7 +27,12 @@ from starlette.types import Receive, Scope, Send
 
 from batch.sandbox.config import SandboxConfig
 from batch.sandbox.faults import Dice, Draw, Fate
-from batch.sandbox.limits import ConcurrencyLimiter, RateLimiter, retry_after_seconds
+from batch.sandbox.limits import (
+    ArrivalJitter,
+    ConcurrencyLimiter,
+    rate_limiter,
+    retry_after_seconds,
+)
 from batch.sandbox.schema import UpdateBody, check_body
 from batch.sandbox.state import SandboxState, load_state
 
@@ -98,7 +104,12 @@ class Sandbox:
         self.state = SandboxState(records)
         named = (*config.known_connection_ids(), *self.state.connection_ids())
         self.connections = frozenset(filter(None, map(_canonical_uuid, named)))
-        self.rate = RateLimiter(config.rate_limit, clock) if config.rate_limit else None
+        self.rate = (
+            rate_limiter(config.rate_limit, clock, config.rate_limit_mode)
+            if config.rate_limit
+            else None
+        )
+        self.arrival = ArrivalJitter(config.arrival_jitter, config.seed)
         self.concurrency = ConcurrencyLimiter(config.max_concurrent)
         self.dice = Dice(config.faults, config.seed, config.script)
         self._key = config.api_key.encode()
@@ -137,6 +148,9 @@ class Sandbox:
         return response
 
     async def _update(self, request: Request, raw_id: str) -> Response:
+        arrival = self.arrival.delay()
+        if arrival > 0:
+            await anyio.sleep(arrival)  # the way in, before the server sees the request
         refused = self._authorised(request)
         if refused is not None:
             await self._latency()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from batch.errors import UsageError
+from batch.sandbox.limits import RateLimitMode
 from batch.settings import Rate
 
 TEST_KEY_PREFIX: Final = "rg_test_"
@@ -92,6 +93,8 @@ class SandboxConfig:
 
     api_key: str
     rate_limit: Rate | None = DEFAULT_RATE_LIMIT  # per key; None = off
+    rate_limit_mode: RateLimitMode = RateLimitMode.BUCKET  # which kind of limiter enforces it
+    arrival_jitter: float = 0.0  # requests reach the limiter up to this many seconds late
     max_concurrent: int | None = 5  # requests in flight per key; None = off
     connections: int = 1  # > 1: connection_id required and checked
     retry_after: bool = True  # send Retry-After on 429 (the docs are silent on it)
@@ -114,6 +117,7 @@ class SandboxConfig:
                 "that looks like a live key (rg_live_...): the sandbox prints the key it accepts, "
                 "so give it a test key or leave --api-key out to generate one"
             )
+        _seconds("arrival-jitter", self.arrival_jitter)
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise UsageError("--max-concurrent must be at least 1 (or off)")
         if self.connections < 1:

@@ -1,0 +1,167 @@
+"""How fast the limiter lets requests go: a pace learned from the server's 429s.
+
+The algorithm is CUBIC (TCP CUBIC, RFC 9438; the AWS SDKs' "adaptive" retry mode runs the same
+curve on a client-side token bucket), applied to the request rate, plus a careful period after
+each 429 during which an arrival guard spaces requests by what answers show of the network:
+
+- A 429 episode remembers the pace it came at (``r_max``: the server's limit is about there) and
+  slows to ``beta`` of it (0.8: an isolated 429 costs a fifth of the pace, not half). Refused
+  again while climbing back, below r_max, the limit went down: r_max drops to 0.95 of that pace
+  (CUBIC's fast convergence, less deep: a fall is found in a few steps of a fifth each).
+- The pace climbs back along a concave cubic, fast at first, reaching ``1 - margin`` of r_max
+  after ``recovery`` intervals (or four of the episode's pauses, if longer: answers to the new
+  pace come only after the pause), and holds there until the careful period ends. Refused on
+  that plateau, r_max is set where the pace stood, a little lower.
+- Then it probes above r_max along the convex cubic, gently (1% above after one climb's time,
+  8% after two), never above the configured rate (the ceiling). A 429 soon after a careful
+  period (within another of its length) doubles the next one: a server that keeps refusing
+  gets care for longer, one that refused once gets its full pace back.
+- The arrival guard, on during careful periods when answers come with their latency: a server
+  without burst refuses a request arriving even a millisecond less than one interval after the
+  last one it admitted, so arrival jitter turns an exact pace into 429s. An answer's latency
+  above the lowest seen is the delay its request met on the way in (or more, when the delay was
+  on the way back: an error on the safe side). The next request then leaves one interval after
+  the last one's estimated arrival, so it arrives at least an interval later whatever its own
+  delay. The margin is what each answer showed, not a fixed cushion; it costs half the jitter on
+  average, so it is on only while a server has shown it refuses.
+
+Times are the limiter's clock, in seconds; paces are requests per second.
+"""
+
+from __future__ import annotations
+
+_LATENCY_EPOCH = 256  # answers per epoch of the windowed minimum latency
+_FLOOR_ALLOWANCE = 5.0  # the unseen latency floor: 5 spreads over the number of answers
+_FALLEN = 0.95  # r_max, as a share of the pace of a 429 met while climbing back
+_PROBE = 0.01  # share above the plateau the probe reaches one climb's time after it starts
+_PAUSES_PER_CLIMB = 4  # the climb back lasts at least this many of the episode's pause
+_PAUSES_PER_CAREFUL = 64  # and a careful period at least this many
+
+
+class Pace:
+    """The pace controller of one :class:`batch.limiter.Limiter` (CUBIC, careful periods)."""
+
+    def __init__(
+        self,
+        ceiling: float,
+        *,
+        beta: float = 0.8,
+        floor: float = 1 / 16,
+        margin: float = 0.01,
+        recovery: float = 16,
+        careful: float = 128,
+    ) -> None:
+        """``ceiling``: the configured rate, never exceeded. ``beta``: share of the pace kept on a
+        429. ``floor``: lowest share of the ceiling. ``margin``: how far below r_max the pace
+        holds. ``recovery`` and ``careful``: the climb back and the first careful period, in
+        intervals at the ceiling."""
+        if not 0 < beta < 1:
+            raise ValueError("beta must be between 0 and 1")
+        if not 0 < floor <= 1 or not 0 <= margin < 1:
+            raise ValueError("floor must be in (0, 1] and margin in [0, 1)")
+        if recovery <= 0 or careful < 0:
+            raise ValueError("recovery must be above 0 and careful at least 0")
+        self.ceiling = ceiling
+        self.per_second = ceiling
+        self.settled = True  # at the ceiling with no curve to follow: nothing to compute
+        self._beta = beta
+        self._margin = margin
+        self._floor = ceiling * floor
+        self._recovery = recovery / ceiling
+        self._k = self._recovery  # this episode's climb, seconds
+        self._first_careful = careful / ceiling
+        self._careful = self._first_careful
+        self._most_careful = 1024 * self._first_careful
+        self._r_max = ceiling
+        self._limit = ceiling
+        self._from = ceiling  # the pace right after the last decrease
+        self._since = -float("inf")  # when the last decrease happened
+        self._careful_until = -float("inf")
+        self._latency_low = float("inf")  # lowest latency of the previous epoch
+        self._latency_high = 0.0  # highest of the previous epoch
+        self._latency_count = 0  # answers in the previous epoch
+        self._epoch_low = float("inf")  # ... and of this one
+        self._epoch_high = 0.0
+        self._epoch_count = 0
+
+    @property
+    def limit_interval(self) -> float:
+        """Seconds between requests at the server's limit as a probe last found it (the guard's
+        spacing: r_max without what falls and the plateau gave up)."""
+        return 1.0 / self._limit
+
+    def guarded(self, now: float) -> bool:
+        """Whether the arrival guard is on (a careful period lasts)."""
+        return now < self._careful_until
+
+    def refused(self, now: float, pause: float = 0.0) -> float:
+        """A 429 episode began at ``now``, sending paused for ``pause`` seconds: the
+        multiplicative decrease. Returns the new pace."""
+        pace = self.per_second
+        careful_until = self._careful_until
+        if careful_until <= now < careful_until + self._careful:
+            self._careful = min(2 * self._careful, self._most_careful)
+        elif now >= careful_until + self._careful:
+            self._careful = self._first_careful  # long quiet since: the server forgave us
+        if now - self._since < self._k:
+            # Refused while climbing back, below r_max: the limit fell, to below this pace (or,
+            # rarely, jitter got past the guard: its spacing waits for a probe to move).
+            self._r_max = pace * _FALLEN
+        elif now < careful_until:
+            # Refused on the plateau: it stands a little too high (a deep bucket drained slowly,
+            # or jitter the guard did not absorb). The guard's spacing keeps the limit found.
+            self._r_max = pace
+        else:
+            # Refused while probing: the limit is about there, or the probe met jitter that a
+            # careful period absorbs; r_max never falls for it.
+            self._r_max = self._limit = max(self._r_max, pace)
+        # The climb takes several pauses: answers come back only after one. And a careful
+        # period is worth more where a refusal costs a long pause.
+        self._k = max(self._recovery, _PAUSES_PER_CLIMB * pause)
+        self._careful = max(self._careful, _PAUSES_PER_CAREFUL * pause)
+        self._from = max(self._floor, pace * self._beta)
+        self._since = now
+        self._careful_until = now + self._k + self._careful
+        self.per_second = self._from
+        self.settled = False
+        return self.per_second
+
+    def update(self, now: float) -> float:
+        """The pace at ``now`` along the curve since the last decrease."""
+        if self.settled:
+            return self.per_second
+        k = self._k
+        target = self._r_max * (1 - self._margin)
+        elapsed = now - self._since
+        if elapsed < k:
+            pace = target - (target - self._from) * (1 - elapsed / k) ** 3  # concave
+        elif now < self._careful_until:
+            pace = target  # the careful plateau
+        else:
+            probe = (now - self._careful_until) / k
+            pace = target * (1 + _PROBE * probe**3)  # convex: 1% above after k, 8% after 2k
+        if pace >= self.ceiling:
+            pace = self.ceiling
+            self.settled = True
+        self.per_second = max(self._floor, pace)
+        return self.per_second
+
+    def excess(self, latency: float) -> float:
+        """Seconds ``latency`` lies above the lowest latency of the last few hundred answers,
+        plus what that lowest one may still lie above the true floor."""
+        if latency < self._epoch_low:
+            self._epoch_low = latency
+        if latency > self._epoch_high:
+            self._epoch_high = latency
+        self._epoch_count += 1
+        low = min(self._latency_low, self._epoch_low)
+        high = max(self._latency_high, self._epoch_high)
+        # The lowest of n answers spread over s seconds lies above the floor by s/n on average,
+        # by more than 4.6 s/n once in a hundred: allow for that, it shrinks as answers come.
+        unseen = _FLOOR_ALLOWANCE * (high - low) / (self._epoch_count + self._latency_count)
+        if self._epoch_count >= _LATENCY_EPOCH:
+            # A windowed minimum: a route that got slower for good lifts it within two epochs.
+            self._latency_low, self._latency_high = self._epoch_low, self._epoch_high
+            self._latency_count = self._epoch_count
+            self._epoch_low, self._epoch_high, self._epoch_count = float("inf"), 0.0, 0
+        return latency - low + unseen

@@ -1,0 +1,132 @@
+"""A pacing simulation in trio's virtual time: reroute's limiter against a sandbox limiter.
+
+N workers share one :class:`batch.limiter.Limiter`, as ``batch.run`` does. Each loops: take a
+slot (``acquire``), travel to the server (a random arrival delay, seeded), meet the sandbox's
+rate limiter of the chosen kind (``batch.sandbox.limits``, same clock), wait the server's
+latency, then tell the limiter what ``batch.send.Sender`` would: on a 429, ``pause`` for the
+Retry-After and ``throttled``, and retry the same request after the Retry-After; else
+``succeeded`` (with the answer's latency when ``pass_latency``).
+
+Used by the tests (``tests/test_pace.py``) and the benchmark (``tests/benchmarks/bench_pace.py``).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import trio
+from trio.testing import MockClock
+
+from batch.limiter import Limiter
+from batch.sandbox.limits import RateLimitMode, rate_limiter, retry_after_seconds
+from batch.settings import Rate
+
+KEY = "rg_test_sim"
+SIXTY_PER_MINUTE = Rate(60, 60.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One simulated run. ``jitter`` and ``latency`` are shares of the limit's interval."""
+
+    mode: RateLimitMode
+    limit: Rate = SIXTY_PER_MINUTE  # the server's
+    rate: Rate | None = None  # reroute's --rate; default: the limit
+    jitter: float = 0.0  # arrival delay: uniform in [0, jitter * interval]
+    latency: float = 0.2  # the server's answer time after arrival (constant)
+    seconds: float = 3600.0  # simulated duration
+    concurrency: int = 4
+    seed: int = 1
+    storm_at: float | None = None  # the server's limit halves at this time
+    pass_latency: bool = True  # tell the limiter each answer's latency
+
+
+@dataclass(slots=True)
+class Tally:
+    """What happened: requests the server admitted and refused, and when."""
+
+    seconds: float
+    limit_per_second: float
+    accepted: list[float] = field(default_factory=list)  # arrival times at the server
+    refused: list[float] = field(default_factory=list)
+
+    @property
+    def share(self) -> float:
+        """Admitted requests over what the limit allows in the run's time."""
+        return len(self.accepted) / (self.limit_per_second * self.seconds)
+
+    def share_between(self, start: float, end: float, per_second: float) -> float:
+        admitted = sum(1 for at in self.accepted if start <= at < end)
+        return admitted / (per_second * (end - start))
+
+    @property
+    def sent(self) -> int:
+        return len(self.accepted) + len(self.refused)
+
+    @property
+    def refused_share(self) -> float:
+        return len(self.refused) / max(1, self.sent)
+
+
+async def simulate(scenario: Scenario) -> Tally:
+    """Run ``scenario`` under the current trio run (its clock must be a MockClock)."""
+    limit = scenario.limit
+    # The run starts at a random point of the server's windows, as a real one does.
+    await trio.sleep(random.Random(scenario.seed).uniform(0, limit.period))
+    start = trio.current_time()
+    clock = trio.current_time
+    server = rate_limiter(limit, clock, scenario.mode)
+    limiter = Limiter(scenario.rate or limit, clock=clock)
+    interval = limit.interval
+    end = start + scenario.seconds
+    tally = Tally(scenario.seconds, limit.per_second)
+
+    async def storm() -> None:
+        nonlocal server
+        assert scenario.storm_at is not None
+        await trio.sleep_until(start + scenario.storm_at)
+        server = rate_limiter(Rate(limit.count / 2, limit.period), clock, scenario.mode)
+
+    async def worker(n: int) -> None:
+        rng = random.Random(f"{scenario.seed}:{n}")
+        while True:
+            await limiter.acquire()
+            sent = trio.current_time()
+            if sent >= end:
+                return
+            while True:
+                await trio.sleep(rng.uniform(0, scenario.jitter * interval))
+                arrived = trio.current_time()
+                wait = server.acquire(KEY)
+                await trio.sleep(scenario.latency * interval)
+                latency = trio.current_time() - sent
+                if wait is None:
+                    if arrived < end:
+                        tally.accepted.append(arrived - start)
+                    if scenario.pass_latency:
+                        limiter.succeeded(latency)
+                    else:
+                        limiter.succeeded()
+                    break
+                tally.refused.append(arrived - start)
+                retry_after = retry_after_seconds(wait)
+                limiter.pause(retry_after)
+                limiter.throttled()
+                await trio.sleep(retry_after)
+                await limiter.acquire()
+                sent = trio.current_time()
+
+    async with trio.open_nursery() as nursery:
+        if scenario.storm_at is not None:
+            nursery.start_soon(storm)
+        for n in range(scenario.concurrency):
+            nursery.start_soon(worker, n)
+        await trio.sleep_until(end + 10 * interval)
+        nursery.cancel_scope.cancel()
+    return tally
+
+
+def run(scenario: Scenario) -> Tally:
+    """Run ``scenario`` in a fresh trio run on a MockClock that jumps at once (no real wait)."""
+    return trio.run(simulate, scenario, clock=MockClock(autojump_threshold=0))
