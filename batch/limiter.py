@@ -15,42 +15,12 @@ named (Retry-After).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 
 import anyio
 
 from batch.pace import Pace
 from batch.settings import Rate
-
-
-def loop_clock() -> Callable[[], float]:
-    """The running event loop's clock, at the lowest cost: ``time.monotonic`` where that is
-    the loop's clock (asyncio's ``loop.time()`` reads it), else ``anyio.current_time``.
-
-    ``anyio.current_time`` finds the running backend on every call (about 5,000 instructions;
-    a request reads the clock three times), ``time.monotonic`` is one C call. Checked, not
-    assumed: it is taken only when a reading of it falls between two readings of the loop's
-    clock, in that order (a clock with an offset, as trio's, never does). Call it from inside
-    the event loop.
-    """
-    before = anyio.current_time()
-    reading = time.monotonic()
-    after = anyio.current_time()
-    return time.monotonic if before <= reading <= after else anyio.current_time
-
-
-def reads_loop_clock(clock: Callable[[], float]) -> bool:
-    """Whether ``clock`` reads the running event loop's clock (see :func:`loop_clock`); False
-    outside an event loop, where that cannot be told."""
-    if clock is anyio.current_time:
-        return True
-    if clock is not time.monotonic:
-        return False
-    try:
-        return loop_clock() is time.monotonic
-    except RuntimeError:  # no event loop running (sniffio's AsyncLibraryNotFoundError)
-        return False
 
 
 class Limiter:

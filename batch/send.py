@@ -261,21 +261,24 @@ class Sender:
     async def _attempt(self, call: Call, n: int) -> AttemptOutcome:
         """Attempt ``n`` of ``call``, its slot already taken: the answer, or the transport
         error, with what it means for the pace applied."""
+        granted = self._clock()  # the slot was just granted: latency is measured from here
         if self._on_attempt is not None:
             self._on_attempt(call, n)
         try:
             answer = await self._request(call)
         except TransportError as exc:
             return exc
-        return self._paced(answer, n)
+        return self._paced(answer, n, self._clock() - granted)
 
-    def _paced(self, answer: Answer, n: int) -> Answer:
-        """Attempt ``n``'s answer, with what it means for the pace applied."""
+    def _paced(self, answer: Answer, n: int, latency: float) -> Answer:
+        """Attempt ``n``'s answer, with what it means for the pace applied. ``latency`` (slot
+        to answer, on the limiter's clock) lets the pace controller tell how late a request
+        reached the server (batch.pace)."""
         if answer.success:  # the common case: nothing to wait for, the pace may climb
-            self._limiter.succeeded()
+            self._limiter.succeeded(latency)
             return answer
         answer = self._decide_wait(answer, n)
-        self._adjust_pace(answer)
+        self._adjust_pace(answer, latency)
         return answer
 
     async def _request(self, call: Call) -> Answer:
@@ -326,10 +329,10 @@ class Sender:
             return answer._replace(wait=self._backoff(attempt))
         return answer  # a 503 without a usable Retry-After: the usual backoff
 
-    def _adjust_pace(self, answer: Answer) -> None:
+    def _adjust_pace(self, answer: Answer, latency: float) -> None:
         """Tell the shared limiter what the server thinks of our pace."""
         if answer.status != 429:
-            self._limiter.succeeded()
+            self._limiter.succeeded(latency)
             return
         # Pause everyone, not only this row: the limit is per key, every request would get 429.
         self._limiter.pause(answer.wait or 0.0)

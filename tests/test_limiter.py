@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from trio.testing import MockClock
 
-from batch.limiter import Limiter, loop_clock, reads_loop_clock
+from batch.limiter import Limiter
 from batch.settings import Rate
 
 
@@ -337,28 +336,3 @@ async def test_contended_callers_are_served_in_arrival_order() -> None:
             tg.start_soon(caller, i)
     assert [i for i, _ in order] == list(range(6))
     assert [at for _, at in order] == pytest.approx([0.5 * (i + 1) for i in range(6)])
-
-
-async def test_loop_clock_keeps_a_virtual_clock() -> None:
-    # trio's MockClock is not time.monotonic: the clock stays the backend's own.
-    await anyio.sleep(5)
-    assert loop_clock() is anyio.current_time
-    assert reads_loop_clock(anyio.current_time)
-    assert not reads_loop_clock(time.monotonic)
-    assert not reads_loop_clock(lambda: anyio.current_time())
-
-
-def test_loop_clock_is_monotonic_where_asyncio_reads_it() -> None:
-    async def main() -> tuple[Callable[[], float], bool, float, float]:
-        clock = loop_clock()
-        return clock, reads_loop_clock(time.monotonic), clock(), anyio.current_time()
-
-    clock, monotonic_is_loop, reading, loop_time = anyio.run(main, backend="asyncio")
-    assert clock is time.monotonic
-    assert monotonic_is_loop
-    assert reading <= loop_time
-
-
-def test_reads_loop_clock_outside_a_loop_is_false() -> None:
-    assert not reads_loop_clock(time.monotonic)
-    assert reads_loop_clock(anyio.current_time)  # by definition, wherever it is read
