@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Final
 
 SCHEMA: Final = """
@@ -50,3 +51,28 @@ def applied_at(db: sqlite3.Connection, target: str, routing_id: str, body: str) 
     if row is None or row[1] != body_key(body):
         return None
     return int(row[0]) if row[0] is not None else 0
+
+
+def count_applied(results: Path, bodies: Iterable[tuple[int, str]]) -> tuple[int, str]:
+    """How many of ``bodies`` (routing id, body) the journal of the results path ``results``
+    remembers as applied on its target, and that target; read-only, (0, "") without one."""
+    from batch.journal import journal_path  # the journal imports this module
+
+    journal = journal_path(results)
+    if not journal.is_file():
+        return 0, ""
+    try:
+        db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return 0, ""
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'base_url'").fetchone()
+        target = str(row[0]) if row else ""
+        n = sum(
+            applied_at(db, target, str(routing_id), body) is not None for routing_id, body in bodies
+        )
+    except sqlite3.Error:
+        return 0, ""
+    finally:
+        db.close()
+    return n, target

@@ -142,6 +142,13 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         journal, new_run = (None, None) if keep else _open(inv, path, identity_url)
         if journal is not None:
             stack.callback(journal.close)
+            if new_run is not None and journal.meta("finished") != "1":
+                unsent = _unfinished(journal, journal.metadata())
+                operator.note(
+                    f"--abandon-previous: the previous run at {settings.results} leaves "
+                    f"{unsent} rows unsent (its results are archived in "
+                    f"{settings.results.stem}.runs/)"
+                )
         left, applied = _count(batch, journal, resumed=new_run is None)
         if journal is not None and new_run is None and batch.candidates - left - applied:
             operator.note(

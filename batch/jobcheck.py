@@ -114,6 +114,16 @@ def check_job(path: Path, env: Mapping[str, str], now: datetime) -> Report:
     if settings.error_budget is not None:
         report.notes.append(f"error budget: {settings.error_budget}")
     report.notes += _notes(settings, sending, env, now)
+    if checked.current is None:  # with a snapshot, the snapshot is the truth (issue 17)
+        from batch.applied import count_applied
+
+        calls = ((call.routing_id, call.body) for call in v.calls())
+        applied, target = count_applied(settings.results, calls)
+        if applied:
+            report.notes.append(
+                f"{applied} rows were already applied by an earlier run of {settings.results} "
+                f"(same body, on {target}): a run will not send them"
+            )
     return report
 
 

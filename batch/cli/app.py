@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -28,24 +28,26 @@ app = typer.Typer(
 )
 
 
-class _Lazy:
-    """A rich Console made on first use: most commands print a line or two, and importing
-    rich costs more than a command like `--help` (start-up: README, Performance)."""
+_consoles: dict[str, Console] = {}
 
-    def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        if self._console is None:
+def __getattr__(name: str) -> Any:
+    """``console`` and ``err_console`` (rich Consoles) are made on first use (PEP 562): most
+    commands print a line or two, and importing rich costs more than `--help` itself (start-up:
+    README, Performance). Modules loaded at start-up print through ``out()``; the others
+    import them by name."""
+    if name in ("console", "err_console"):
+        if name not in _consoles:
             from rich.console import Console
 
-            self._console = Console(**self._options)
-        return getattr(self._console, name)
+            _consoles[name] = Console(highlight=False, stderr=name == "err_console")
+        return _consoles[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-console = cast("Console", _Lazy(highlight=False))
-err_console = cast("Console", _Lazy(stderr=True, highlight=False))
+def out() -> Console:
+    """The stdout console, made on first use (for modules loaded at start-up)."""
+    return __getattr__("console")  # type: ignore[no-any-return]
 
 
 class Exit(IntEnum):

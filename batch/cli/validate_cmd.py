@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from batch.cli.app import Exit, app, console, reporting_errors
+from batch.cli.app import Exit, app, out, reporting_errors
 from batch.errors import UsageError
 
 if TYPE_CHECKING:  # polars behind these is imported when a command runs (start-up time)
@@ -133,6 +133,16 @@ def plan_command(
             show_default=False,
         ),
     ] = None,
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            "--results",
+            help="The results path `run` would write (default <input stem>.results.csv here): "
+            "rows an earlier run there already applied are counted (run will not send them).",
+            metavar="PATH",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Dry run: what `run` would send, per row; send nothing. Exit statuses as `validate`;
     with --current, also 1 when a row would wipe a field the current record has.
@@ -161,6 +171,8 @@ def plan_command(
         print_plan_counts(plan_counts(v))
         if diff is not None:
             _print_diff(diff)
+        else:  # with a snapshot the snapshot is the truth, not the memory
+            _print_applied(results or Path(f"{input_path.stem}.results.csv"), v)
         if out is not None:
             _say(f"plan of {v.valid} requests written to {out}")
         if restored is not None:
@@ -169,6 +181,19 @@ def plan_command(
                 f"`reroute run {rollback}` puts them back as {current} has them"
             )
     raise typer.Exit(_exit_status(v, diff))
+
+
+def _print_applied(results: Path, v: Validation) -> None:
+    """How many planned requests an earlier run at ``results`` already applied (issue 17)."""
+    from batch.applied import count_applied
+
+    bodies = ((call.routing_id, call.body) for call in v.calls())
+    applied, target = count_applied(results, bodies)
+    if applied:
+        _say(
+            f"{applied} of the {v.valid} requests were already applied by an earlier run of "
+            f"{results} (same routing id, same body, on {target}): `run` will not send them"
+        )
 
 
 def _print_diff(diff: Diff) -> None:
@@ -187,4 +212,4 @@ def _print_diff(diff: Diff) -> None:
 
 
 def _say(text: str) -> None:
-    console.print(text, markup=False, soft_wrap=True)
+    out().print(text, markup=False, soft_wrap=True)
