@@ -20,10 +20,9 @@ final write keeps the journal and says so (``Status.RESULTS_NOT_WRITTEN``).
 from __future__ import annotations
 
 import gc
-import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -32,18 +31,18 @@ from typing import Protocol
 import anyio
 
 from batch import journal as journal_mod
-from batch import window
+from batch import runjournal, window
 from batch.client import SendPolicy, build_client
-from batch.errors import JournalError, RerouteError, RunStopped
+from batch.errors import RerouteError, RunStopped
 from batch.guards import BudgetWatch, canary_left, with_canary, within_window
 from batch.journal import Journal
 from batch.limiter import Limiter
 from batch.lock import RunLock
-from batch.merge import ALREADY_APPLIED, Summary, merge_results
-from batch.model import Call, Outcome, RowResult
+from batch.merge import Summary, merge_results
+from batch.model import Call
 from batch.prepare import Batch
-from batch.record import RECORD_KEY, RunIdentity, RunRecord
-from batch.rowloop import RunReport, pending, run_calls, sender_hooks
+from batch.record import RunIdentity, RunRecord
+from batch.rowloop import RunReport, run_calls, sender_hooks
 from batch.send import Sender
 from batch.settings import Rate, RunSettings
 from batch.stop import Observer, Observers, StopReason, StopToken, watch_signals
@@ -143,13 +142,13 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         if journal is not None:
             stack.callback(journal.close)
             if new_run is not None and journal.meta("finished") != "1":
-                unsent = _unfinished(journal, journal.metadata())
+                unsent = runjournal.unfinished(journal, journal.metadata())
                 operator.note(
                     f"--abandon-previous: the previous run at {settings.results} leaves "
                     f"{unsent} rows unsent (its results are archived in "
                     f"{settings.results.stem}.runs/)"
                 )
-        left, applied = _count(batch, journal, resumed=new_run is None)
+        left, applied = runjournal.count(batch, journal, resumed=new_run is None)
         if journal is not None and new_run is None and batch.candidates - left - applied:
             operator.note(
                 f"resuming: {batch.candidates - left - applied} of {batch.candidates} rows "
@@ -172,17 +171,17 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
                 return Result(Status.NOT_CONFIRMED, Summary(), None, 0, settings.results,
                               target.host, message=message)  # fmt: skip
         if journal is None:  # --fresh, confirmed: now the earlier run may go
-            _archive(inv, path)
+            runjournal.archive_previous(settings)
             journal_mod.discard(path)
             journal = stack.enter_context(_open(inv, path, identity_url)[0])
         elif new_run is not None:  # a new input over a finished (or abandoned) run
-            _archive(inv, path, journal)
+            runjournal.archive_previous(settings, journal)
             journal.start_run(new_run)
-            journal.set_meta("started_at", _now_text())
+            journal.set_meta("started_at", runjournal.now_text())
         if applied:
-            _mark_applied(batch, journal)
-        todo = _todo(batch, journal)
-        _remember(journal, inv.record, batch.candidates)
+            runjournal.mark_applied(batch, journal)
+        todo = runjournal.todo(batch, journal)
+        runjournal.remember(journal, inv.record, batch.candidates)
         journal.carry(batch.carried)
         for text in batch.notes:
             operator.note(text)
@@ -192,142 +191,10 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
 
 
 def _open(inv: Invocation, path: Path, identity_url: str) -> tuple[Journal, RunIdentity | None]:
-    """The journal of this results path, and the identity of a new run to start in it once
-    confirmed (None: this invocation continues the journal's run, or starts its first).
-
-    A run's own journal resumes (the settings that change what is sent checked). Another
-    input (or target) at the same path starts a new run there when the previous one finished,
-    or with --abandon-previous; else it is refused. A retry continues whatever run wrote the
-    results file (same target), else starts a journal of its own.
-    """
-    if inv.batch.kind == "retry" and path.exists():
-        journal = Journal.open(path, None)
-        recorded = journal.meta("base_url")
-        if recorded is not None and recorded != identity_url.rstrip("/"):
-            journal.close()
-            raise JournalError(
-                f"{inv.settings.results} was sent to {recorded}; a retry in place goes to the "
-                "same target: drop --base-url/--sandbox, or write elsewhere with --results"
-            )
-        return journal, None
-    identity = RunIdentity.of(
-        inv.settings.input, identity_url, inv.settings.results, inv.batch.snapshot
-    )
-    if not path.exists():
-        journal = Journal.open(path, identity)
-        journal.set_meta("started_at", _now_text())
-        return journal, None
-    journal = Journal.open(path, None)
-    meta = journal.metadata()
-    if differs := identity.differences(meta):
-        if meta.get("finished") == "1" or inv.abandon_previous:
-            return journal, identity
-        unsent = _unfinished(journal, meta)
-        journal.close()
-        raise JournalError(
-            f"{path.name}: the previous run at {inv.settings.results} is unfinished ({unsent} "
-            f"rows not sent or in doubt) and {' and '.join(differs)} changed: finish it first "
-            "(run the same command with its input), start over with --fresh (asked before "
-            f"anything is forgotten), or pass --abandon-previous to leave those {unsent} rows "
-            "unsent and start this run"
-        )
-    earlier = RunRecord.from_json(journal.meta(RECORD_KEY) or "")
-    if journal.resumed and earlier is not None and earlier.kind == inv.record.kind == "run":
-        changed = earlier.changed_content(inv.record)
-        if changed:
-            journal.close()
-            raise JournalError(
-                f"{path.name}: this run was started with other values for "
-                f"{', '.join(changed)}; a resume must send what the run started sending: "
-                "give the same values, or start over with --fresh"
-            )
-    return journal, None
-
-
-def _unfinished(journal: Journal, meta: dict[str, str]) -> int:
-    """Rows the journal's unfinished run has not decided (its candidates less its decided)."""
-    return max(0, int(meta.get("candidates", "0") or 0) - journal.final_count())
-
-
-def _now_text() -> str:
-    return window.utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _archive(inv: Invocation, path: Path, journal: Journal | None = None) -> None:
-    """Move the previous run's results aside (batch.archive) before a new run replaces them."""
-    from batch.archive import archive
-
-    results = inv.settings.results
-    if not results.exists():
-        return
-    meta = journal.metadata() if journal is not None else {}
-    about: dict[str, object] = {k: v for k, v in meta.items() if k != RECORD_KEY}
-    if RECORD_KEY in meta:
-        about["settings"] = json.loads(meta[RECORD_KEY])
-    archive(results, started=meta.get("started_at"), about=about, keep=inv.settings.keep_runs)
-
-
-def _count(batch: Batch, journal: Journal | None, *, resumed: bool) -> tuple[int, int]:
-    """(rows to send, rows already applied by an earlier run and not to be sent). ``resumed``:
-    the journal's rows are this run's (else a new run starts in it and they are not)."""
-    if journal is None:
-        return batch.candidates, 0
-    memory = batch.kind == "run" and not batch.snapshot and journal.has_applied()
-    if resumed:
-        calls: Iterable[Call] = _todo(batch, journal)()
-    else:
-        calls = batch.calls()
-    left = applied = 0
-    for call in calls:
-        if memory and journal.applied_at(call) is not None:
-            applied += 1
-        else:
-            left += 1
-    return left, applied
-
-
-def _mark_applied(batch: Batch, journal: Journal) -> None:
-    """Record as ``skipped`` the rows an earlier run of this results path already applied."""
-    for call in pending(batch.calls(), journal):
-        at = journal.applied_at(call)
-        if at is not None:
-            when = window.format_moment(at)
-            journal.record(RowResult(
-                call.row, str(call.routing_id), Outcome.SKIPPED, error_code=ALREADY_APPLIED,
-                error_message=f"already applied at {when} by an earlier run of this results "
-                "path (same routing id, same body, same target): not sent again",
-                request=call.body,
-            ))  # fmt: skip
-
-
-def _remember(journal: Journal, record: RunRecord, candidates: int) -> None:
-    """Store the invocation's settings; a retry continuing a run's journal updates the target
-    and pace only (the run's own settings stay, for its resume)."""
-    earlier = RunRecord.from_json(journal.meta(RECORD_KEY) or "")
-    if record.kind == "retry" and earlier is not None:
-        keep = ("base_url", "sandbox", "api_key_env", "api_key_file", "rate", "concurrency",
-                "max_attempts", "timeout", "max_retry_after")  # fmt: skip
-        record = replace(earlier, **{name: getattr(record, name) for name in keep})
-    else:
-        journal.set_meta("candidates", str(candidates))
-    journal.set_meta(RECORD_KEY, record.to_json())
-
-
-def _todo(batch: Batch, journal: Journal | None) -> Callable[[], Iterator[Call]]:
-    """The batch's calls still to send: a run skips rows its journal decided; a retry sends
-    failures again but never a row any journal of the results path holds as succeeded."""
-    if journal is None:
-        return batch.calls
-    if batch.kind == "run":
-        return lambda: pending(batch.calls(), journal)
-
-    def retry() -> Iterator[Call]:
-        for call in batch.calls():
-            record = journal.get(call.row)
-            if record is None or record.outcome not in (Outcome.SUCCEEDED, Outcome.SKIPPED):
-                yield call
-
-    return retry
+    return runjournal.open_journal(
+        inv.batch, inv.settings, inv.record, path, identity_url,
+        abandon_previous=inv.abandon_previous,
+    )  # fmt: skip
 
 
 def _send(

@@ -36,106 +36,32 @@ a results file (:meth:`Journal.carry`), whichever counted more.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-import orjson
-
-from batch import applied
+from batch import applied, rowrecords
 from batch.errors import JournalError
 from batch.maplog import MappedLog, read_records, zero_records
-from batch.model import RESULT_COLUMNS, Call, Outcome, RowResult
+from batch.model import Call, Outcome, RowResult
 from batch.record import RunIdentity
 
 SUFFIX: Final = ".journal"
 _FORMAT: Final = "3"  # 3: times as integer microseconds since the epoch, the log beside it
-IN_FLIGHT_MESSAGE: Final = (
-    "sent, but the run stopped before an answer arrived; running the same command again "
-    "resends it (safe: the update replaces the whole record)"
-)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rows (
-    row INTEGER PRIMARY KEY,
-    routing_id TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    http_status INTEGER,
-    attempts INTEGER NOT NULL,
-    error_code TEXT NOT NULL,
-    error_message TEXT NOT NULL,
-    request TEXT NOT NULL,
-    response TEXT NOT NULL,
-    started_at INTEGER,
-    finished_at INTEGER,
-    duration_ms INTEGER
-);
-"""
-_COLUMNS: Final = ", ".join(RESULT_COLUMNS)
-_UNKNOWN: Final = str(Outcome.UNKNOWN)
 # Records copied from the log into SQLite per transaction (the log never holds many more).
 BATCH: Final = 256
 LOG_SUFFIX: Final = "-log"
-_WIDTH: Final = len(RESULT_COLUMNS)  # values in a record, a line of the log
-_TIMES: Final = frozenset({RESULT_COLUMNS.index("started_at"), RESULT_COLUMNS.index("finished_at")})
-_UPSERT: Final = f"INSERT OR REPLACE INTO rows ({_COLUMNS}) VALUES ({', '.join('?' * _WIDTH)})"
 
 
 def journal_path(results: Path) -> Path:
     """Where the journal of the runs and retries writing ``results`` lives: beside it,
     ``<name>.journal``. One per results path: a retry in place continues the run's journal."""
     return results.with_name(results.name + SUFFIX)
-
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_OUTCOMES: Final = {outcome.value: outcome for outcome in Outcome}  # cheaper than Outcome(text)
-_MICROSECOND: Final = timedelta(microseconds=1)
-
-
-def _stamp(value: datetime | None) -> int | None:
-    """Integer microseconds since the epoch, exact both ways (``_when``): three per row, and an
-    integer costs far less to write as text than a float (no shortest-repr search)."""
-    return None if value is None else (value - _EPOCH) // _MICROSECOND
-
-
-def _when(stamp: int | None) -> datetime | None:
-    return None if stamp is None else _EPOCH + timedelta(microseconds=stamp)
-
-
-def _to_result(record: tuple[Any, ...]) -> RowResult:
-    """A journal record (a table row or a log line's values) as the RowResult it stands for."""
-    values: list[Any] = [_when(v) if i in _TIMES else v for i, v in enumerate(record)]
-    result = RowResult(*values)
-    outcome = _OUTCOMES[record[2]]
-    # In-flight marks leave the (always the same) message out of the log and the table.
-    message = result.error_message or (IN_FLIGHT_MESSAGE if outcome is Outcome.UNKNOWN else "")
-    return replace(result, outcome=outcome, error_message=message)
-
-
-def _values(result: RowResult) -> tuple[Any, ...]:
-    """A RowResult as a record: its values in column order, times as microseconds."""
-    return tuple(
-        _stamp(v) if i in _TIMES else (str(v) if i == 2 else v)  # type: ignore[arg-type]
-        for i, v in enumerate(result.values)
-    )
-
-
-def _line(values: tuple[Any, ...]) -> bytes:
-    """One record as a line of the log: the JSON array of its values, in UTF-8, ending in a
-    line break (``json.loads`` reads it back). orjson writes it, at about a fifth of
-    ``json.dumps``'s cost (twice per row); json writes what orjson refuses (a lone surrogate,
-    an integer beyond 64 bits)."""
-    try:
-        return orjson.dumps(values, option=orjson.OPT_APPEND_NEWLINE)
-    except TypeError:
-        return json.dumps(values).encode() + b"\n"
 
 
 def discard(path: Path) -> None:
@@ -151,7 +77,7 @@ def _log_path(path: Path) -> Path:
 def _replay(db: sqlite3.Connection, log: Path, target: str) -> None:
     """Copy what a log holds into SQLite (one transaction), then empty the log. A crash
     between the two steps copies a record twice: the same upsert, harmless."""
-    records, used = read_records(log, _WIDTH)
+    records, used = read_records(log, rowrecords.WIDTH)
     if records:
         _upsert(db, records, target)
     zero_records(log, used)
@@ -162,7 +88,7 @@ def _upsert(db: sqlite3.Connection, records: list[tuple[Any, ...]], target: str)
     they applied successfully to ``target`` (batch.applied)."""
     db.execute("BEGIN")
     try:
-        db.executemany(_UPSERT, records)
+        db.executemany(rowrecords.UPSERT, records)
         applied.remember(db, target, records)
     except BaseException:
         db.execute("ROLLBACK")
@@ -224,7 +150,7 @@ class Journal:
             db.execute("PRAGMA journal_mode=WAL")
             # In WAL mode NORMAL loses nothing when the process dies (only on power loss).
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA + applied.SCHEMA)
+            db.executescript(rowrecords.SCHEMA + applied.SCHEMA)
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             if meta and meta.get("format") != _FORMAT:
                 raise JournalError(f"{path}: written by another version of reroute; use --fresh")
@@ -285,8 +211,10 @@ class Journal:
 
     def get(self, row: int) -> RowResult | None:
         self._flush()
-        record = self._db.execute(f"SELECT {_COLUMNS} FROM rows WHERE row = ?", (row,)).fetchone()
-        return None if record is None else _to_result(record)
+        record = self._db.execute(
+            f"SELECT {rowrecords.COLUMNS} FROM rows WHERE row = ?", (row,)
+        ).fetchone()
+        return None if record is None else rowrecords.to_result(record)
 
     def is_final(self, row: int) -> bool:
         """True when the row was decided (RowResult.decided) and must not be sent again."""
@@ -297,13 +225,13 @@ class Journal:
         if record is None:
             return False
         outcome, status = record
-        return RowResult(row, "", _OUTCOMES[outcome], http_status=status).decided
+        return RowResult(row, "", Outcome(outcome), http_status=status).decided
 
     def results(self) -> Iterator[RowResult]:
         """Every record, in row order (streamed: the cursor is read lazily)."""
         self._flush()
-        for record in self._db.execute(f"SELECT {_COLUMNS} FROM rows ORDER BY row"):
-            yield _to_result(record)
+        for record in self._db.execute(f"SELECT {rowrecords.COLUMNS} FROM rows ORDER BY row"):
+            yield rowrecords.to_result(record)
 
     def counts(self) -> dict[Outcome, int]:
         self._flush()
@@ -320,7 +248,7 @@ class Journal:
         """When ``call``'s very body was applied to its routing id on this journal's target by
         an earlier run of this results path; None when it was not."""
         at = applied.applied_at(self._db, self.target, str(call.routing_id), call.body)
-        return None if at is None else _when(at)
+        return None if at is None else rowrecords.when(at)
 
     def start_run(self, identity: RunIdentity) -> None:
         """Make this journal the journal of a new run (``identity``): the rows of the previous
@@ -339,7 +267,7 @@ class Journal:
 
     def record(self, result: RowResult) -> None:
         """Record a row decided without a request (already applied by an earlier run)."""
-        self._write(_values(result))
+        self._write(rowrecords.values_of(result))
         self.resumed = True  # it has records now: pending() must look them up
 
     def has_applied(self) -> bool:
@@ -382,7 +310,7 @@ class Journal:
             attempts = max(attempts, earlier.attempts)
             moments = [m for m in (started, earlier.started_at) if m is not None]
             started = min(moments) if moments else None
-        self._prior[call.row] = (attempts, _stamp(started))
+        self._prior[call.row] = (attempts, rowrecords.stamp(started))
 
     def attempt(self, call: Call, n: int, *, now: datetime | None = None) -> None:
         """Attempt ``n`` (1-based) of ``call`` starts: record the row as in flight, durably."""
@@ -390,16 +318,16 @@ class Journal:
         prior, started = self._prior.get(row, (0, None))
         if started is None:
             # The wall clock in microseconds, read directly (a datetime costs four times more).
-            started = time.time_ns() // 1000 if now is None else _stamp(now)
+            started = time.time_ns() // 1000 if now is None else rowrecords.stamp(now)
             self._prior[row] = (prior, started)
         # The values of an `unknown` RowResult, without building one: this runs per request.
         values = (
-            row, str(call.routing_id), _UNKNOWN, None, prior + n, "", "", call.body, "",
+            row, str(call.routing_id), rowrecords.UNKNOWN, None, prior + n, "", "", call.body, "",
             started, None, None,
         )  # fmt: skip
         self._batch[row] = values
         self._logged += 1
-        self._append(_line(values))
+        self._append(rowrecords.line(values))
         if self._logged >= BATCH:
             self._flush()
 
@@ -413,13 +341,13 @@ class Journal:
         """
         prior, first = self._prior.pop(result.row, (0, None))
         if prior:
-            started = _when(first)
+            started = rowrecords.when(first)
             if started is not None and result.finished_at is not None:
                 # The first send was an earlier invocation's: times run from it.
                 duration = (result.finished_at - started) // timedelta(milliseconds=1)
                 result = replace(result, started_at=started, duration_ms=duration)
             result = replace(result, attempts=result.attempts + prior)
-        self._write(_values(result), commit=commit)
+        self._write(rowrecords.values_of(result), commit=commit)
         return result
 
     def commit(self) -> None:
@@ -439,9 +367,9 @@ class Journal:
         self._batch[values[0]] = values
         self._logged += 1
         if commit:
-            self._append(_line(values))
+            self._append(rowrecords.line(values))
         else:
-            self._unwritten.append(_line(values))
+            self._unwritten.append(rowrecords.line(values))
         if self._logged >= BATCH:
             self._flush()
 

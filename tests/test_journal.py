@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 import batch.journal as journal_module
 import batch.maplog as maplog_module
 from batch.errors import JournalError
-from batch.journal import Journal, _line, journal_path
+from batch.journal import Journal, journal_path
 from batch.model import Call, Outcome, RowResult
 from batch.record import RunIdentity, sha256_file
+from batch.rowrecords import line as _line
 
 BASE = "http://127.0.0.1:9/api/v2"
 
