@@ -34,8 +34,8 @@ _consoles: dict[str, Console] = {}
 def __getattr__(name: str) -> Any:
     """``console`` and ``err_console`` (rich Consoles) are made on first use (PEP 562): most
     commands print a line or two, and importing rich costs more than `--help` itself (start-up:
-    README, Performance). Modules loaded at start-up print through ``out()``; the others
-    import them by name."""
+    README, Performance). Plain lines go through ``say``; the progress display and the
+    questions import these by name."""
     if name in ("console", "err_console"):
         if name not in _consoles:
             from rich.console import Console
@@ -45,9 +45,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def out() -> Console:
-    """The stdout console, made on first use (for modules loaded at start-up)."""
-    return __getattr__("console")  # type: ignore[no-any-return]
+def say(text: str = "") -> None:
+    """One line of plain text on stdout: cells and file names exactly as they are (no rich
+    markup, no emoji codes turned into pictures, no wrapping), and no rich to import."""
+    print(text, flush=True)
 
 
 class Exit(IntEnum):

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from batch.cli.app import Exit, app, out
+from batch.cli.app import Exit, app, say
 
 jobs_app = typer.Typer(
     name="jobs",
@@ -29,7 +29,7 @@ app.add_typer(jobs_app, name="jobs")
 
 
 def _say(text: str) -> None:
-    out().print(text, markup=False, soft_wrap=True, highlight=False)
+    say(text)
 
 
 @jobs_app.command("check")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from batch.cli.app import app, fail, out, reporting_errors
+from batch.cli.app import app, fail, reporting_errors, say
 from batch.errors import UsageError
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def _announce(sandbox: RunningSandbox) -> None:
         "reroute run FILE",
         "Press Ctrl-C to stop.",
     ]
-    out().print("\n".join(lines), markup=False, soft_wrap=True)
+    say("\n".join(lines))
 
 
 @app.command()
@@ -246,4 +246,4 @@ def sandbox(
         # uvicorn has shut down cleanly before it re-raises Ctrl-C: that is how this ends.
         with contextlib.suppress(KeyboardInterrupt):
             serve_forever(config, host, port, on_ready=_announce, access_log=access_log)
-        out().print("reroute sandbox: stopped", markup=False)
+        say("reroute sandbox: stopped")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from batch import voicelink as vl
-from batch.cli.app import out
+from batch.cli.app import say
 from batch.validate import Validation
 
 # How many problems a summary lists before pointing at the results file.
@@ -12,7 +12,7 @@ SHOWN_PROBLEMS = 10
 
 def _say(text: str = "") -> None:
     # User data (cells, file names) must never be read as rich markup, nor wrapped mid-line.
-    out().print(text, markup=False, soft_wrap=True)
+    say(text)
 
 
 def print_validation_summary(v: Validation) -> None:

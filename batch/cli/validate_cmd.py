@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from batch.cli.app import Exit, app, out, reporting_errors
+from batch.cli.app import Exit, app, reporting_errors, say
 from batch.errors import UsageError
 
 if TYPE_CHECKING:  # polars behind these is imported when a command runs (start-up time)
@@ -212,4 +212,4 @@ def _print_diff(diff: Diff) -> None:
 
 
 def _say(text: str) -> None:
-    out().print(text, markup=False, soft_wrap=True)
+    say(text)
