@@ -174,7 +174,11 @@ def transport_error(
     if rejected is not None:
         return CertificateRejected(certificate_message(host, rejected))
     if (missing := name_not_found(exc)) is not None:
-        return NameNotResolved(f"the host name {host} does not resolve ({missing.strerror}){via}")
+        return NameNotResolved(
+            f"the host name {host} does not resolve ({missing.strerror}){via}: check the base "
+            "URL for a typo (--base-url, REROUTE_BASE_URL or the job's base_url), and this "
+            "machine's DNS or VPN"
+        )
     what = scrub(one_line(describe(exc)))
     if isinstance(exc, httpx.ConnectError):  # refused, no route: nothing reached the host
         return NotConnected(f"{what} to {host}{via}")

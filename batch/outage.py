@@ -33,6 +33,7 @@ import anyio
 from batch.errors import (
     CertificateRejected,
     ConnectionFailed,
+    NameNotResolved,
     NotConnected,
     RequestTimeout,
     TransportError,
@@ -257,10 +258,16 @@ def report(breaker: Breaker, outcome: Answer | TransportError, *, probe: bool) -
                                   probe=probe)  # fmt: skip
         breaker.answered()
         return False
-    if isinstance(outcome, CertificateRejected) or (
-        isinstance(outcome, NotConnected) and not breaker.answered_once
+    if isinstance(outcome, CertificateRejected | NameNotResolved) and not (
+        isinstance(outcome, NameNotResolved) and breaker.answered_once
     ):
         breaker.unusable(str(outcome))
+        return True
+    if isinstance(outcome, NotConnected) and not breaker.answered_once:
+        breaker.unusable(
+            f"{outcome}, and no request of this run has been answered: check the base URL's "
+            "host and port, that the API is up there, and any proxy or firewall on the way"
+        )
         return True
     if isinstance(outcome, RequestTimeout | ConnectionFailed):
         return breaker.failed(str(outcome), probe=probe)
