@@ -108,8 +108,10 @@ async def test_breaker_opens_after_threshold_and_probes_at_growing_capped_interv
     breaker = Breaker(max_outage=1000, threshold=3, first_probe=1, max_probe=8, random=lambda: 0)
     news: list[HostNews] = []
     breaker.subscribe(news.append)
-    assert not breaker.failed("reset") and not breaker.failed("reset")
-    assert breaker.failed("reset") and breaker.state is HostState.DOWN
+    assert not breaker.failed("reset")
+    assert not breaker.failed("reset")
+    assert breaker.failed("reset")
+    assert breaker.state is HostState.DOWN
     probes = []
     for _ in range(6):
         assert await breaker.admit() is Turn.PROBE
@@ -118,7 +120,8 @@ async def test_breaker_opens_after_threshold_and_probes_at_growing_capped_interv
     assert probes == [1, 3, 7, 15, 23, 31]
     assert await breaker.admit() is Turn.PROBE
     breaker.answered()
-    assert breaker.up and news[-1].state is HostState.UP
+    assert breaker.up
+    assert news[-1].state is HostState.UP
     assert await breaker.admit() is Turn.GO
 
 
@@ -140,8 +143,10 @@ async def test_breaker_gives_up_after_max_outage() -> None:
     breaker.failed("refused")
     while (turn := await breaker.admit()) is Turn.PROBE:
         breaker.failed("refused", probe=True)
-    assert turn is Turn.GONE and anyio.current_time() == 100
-    assert news[-1].state is HostState.GONE and not news[-1].fatal
+    assert turn is Turn.GONE
+    assert anyio.current_time() == 100
+    assert news[-1].state is HostState.GONE
+    assert not news[-1].fatal
 
 
 async def test_only_one_probe_at_a_time_and_waiters_follow_it() -> None:
@@ -206,10 +211,12 @@ async def test_max_outage_stops_rows_resendable() -> None:
     results = await send_all(make(host, breaker), 200)
     sent = [r for r in results if r is not None]
     failed = [r for r in sent if r.outcome is Outcome.FAILED]
-    assert failed and all(r.error_code == "HOST_UNREACHABLE" and not r.decided for r in failed)
+    assert failed
+    assert all(r.error_code == "HOST_UNREACHABLE" and not r.decided for r in failed)
     assert all(r.outcome is Outcome.SUCCEEDED for r in sent if r not in failed)
     assert len(sent) < 200  # the rest were never started
-    assert gone_at and gone_at[0] == pytest.approx(2.0 + 120, abs=0.2)
+    assert gone_at
+    assert gone_at[0] == pytest.approx(2.0 + 120, abs=0.2)
 
 
 @pytest.mark.parametrize(
@@ -234,8 +241,11 @@ async def test_a_host_that_can_never_answer_stops_at_once(failure: Any, words: s
     assert len(sent) == len(host.requests)
     for r in sent:
         assert (r.outcome, r.error_code, r.decided) == (Outcome.FAILED, "HOST_UNREACHABLE", False)
-        assert words in r.error_message and KEY not in r.error_message
-    assert news[-1].state is HostState.GONE and news[-1].fatal and words in news[-1].cause
+        assert words in r.error_message
+        assert KEY not in r.error_message
+    assert news[-1].state is HostState.GONE
+    assert news[-1].fatal
+    assert words in news[-1].cause
 
 
 async def test_refused_after_answers_is_an_outage_not_a_stop() -> None:
