@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import socket
 import ssl
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+from rich.console import Console
 from trio.testing import MockClock
 
 from batch import voicelink
+from batch.cli.progress import RunProgress
 from batch.client import SendPolicy, build_client
+from batch.errors import UsageError
+from batch.jobs import load_job, resolve_run_settings
 from batch.limiter import Limiter
 from batch.model import Call, Outcome, RowResult
 from batch.outage import Breaker, HostNews, HostState, Turn
 from batch.send import Sender
-from batch.settings import Rate
+from batch.settings import Rate, parse_duration
 
 BODY = voicelink.encode_body({"for_inbound_call": 1, "for_outbound_call": 4, "status": 1})
 OK = {"success": True, "data": {"id": 1}}
@@ -271,3 +279,35 @@ async def test_transport_errors_while_the_host_answers_still_spend_attempts() ->
     results = await send_all(sender, 40)
     bad = [r for r in results if r is not None and r.outcome is Outcome.FAILED]
     assert [(r.row, r.attempts, r.error_code) for r in bad] == [(13, 3, "CONNECTION_ERROR")]
+
+
+# -- the flag, the job key, the progress line --------------------------------------------------
+
+
+def test_max_outage_flag_and_job_key_share_one_converter(tmp_path: Path) -> None:
+    """--max-outage and [pace].max_outage take seconds or N s/m/h; a bad value says the forms."""
+    source = tmp_path / "in.csv"
+    source.write_text("routing_id,for_inbound_call,for_outbound_call,status\n1,1,4,1\n")
+    job = tmp_path / "job.toml"
+    job.write_text(f'input = "{source.name}"\n[pace]\nmax_outage = "20m"\n')
+    assert resolve_run_settings({"input": source}, load_job(job), {}).max_outage == 1200
+    flags = {"input": source, "max_outage": "90"}
+    assert resolve_run_settings(flags, load_job(job), {}).max_outage == 90
+    assert parse_duration("1h") == 3600
+    with pytest.raises(UsageError, match="is not a duration"):
+        resolve_run_settings({"input": source, "max_outage": "soon"}, None, {})
+
+
+def test_progress_says_since_when_and_next_probe() -> None:
+    """While the host is down the progress line says since when and when the next probe goes."""
+    stream = io.StringIO()
+    progress = RunProgress(style="json", err=Console(file=io.StringIO()), stream=stream)
+    since = datetime(2026, 11, 30, 14, 3, 7, tzinfo=UTC)
+    progress.host_down(since, datetime.now(UTC) + timedelta(seconds=8.2), "refused")
+    event = json.loads(stream.getvalue().splitlines()[-1])
+    assert event["event"] == "host_down"
+    assert event["message"] == "host unreachable since 14:03:07 UTC, next probe in 8 s"
+    assert "host unreachable since 14:03:07 UTC" in progress.status()
+    progress.host_back(62.0, 7)
+    assert json.loads(stream.getvalue().splitlines()[-1])["event"] == "host_back"
+    assert "unreachable" not in progress.status()
