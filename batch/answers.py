@@ -7,6 +7,7 @@ module and ``batch.send``), with whatever the server echoed of the key scrubbed 
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 from collections.abc import Callable
 from datetime import datetime
@@ -16,7 +17,17 @@ import httpx
 import orjson
 
 from batch import voicelink
-from batch.retry import RETRY_AFTER_STATUSES, Answer, retry_after_from_headers
+from batch.client import SendPolicy
+from batch.errors import (
+    CertificateRejected,
+    ConnectionFailed,
+    HostUnreachable,
+    NameNotResolved,
+    NotConnected,
+    TransportError,
+)
+from batch.model import Call, Outcome, RowResult
+from batch.retry import RETRY_AFTER_STATUSES, Answer, is_transient, retry_after_from_headers
 
 EXCERPT_CHARS: Final = 200
 REDACTED: Final = "[redacted]"
@@ -154,6 +165,38 @@ def _excerpt(response: httpx.Response, scrub: Callable[[str], str]) -> str:
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
 
 
+def transport_error(
+    exc: httpx.HTTPError, host: str, via: str, scrub: Callable[[str], str]
+) -> TransportError:
+    """Our error for an httpx error that is not a timeout (raise it ``from exc``). ``via``:
+    how requests travel (" through the proxy ..."), said in connection errors."""
+    rejected = certificate_error(exc)
+    if rejected is not None:
+        return CertificateRejected(certificate_message(host, rejected))
+    if (missing := name_not_found(exc)) is not None:
+        return NameNotResolved(
+            f"the host name {host} does not resolve ({missing.strerror}){via}: check the base "
+            "URL for a typo (--base-url, REROUTE_BASE_URL or the job's base_url), and this "
+            "machine's DNS or VPN"
+        )
+    what = scrub(one_line(describe(exc)))
+    if isinstance(exc, httpx.ConnectError):  # refused, no route: nothing reached the host
+        return NotConnected(f"{what} to {host}{via}")
+    return ConnectionFailed(f"{what}{via}")  # reset, dropped mid-answer, garbage from the peer
+
+
+def certificate_message(host: str, rejected: ssl.SSLCertVerificationError) -> str:
+    """What a certificate that did not verify means, and how to trust a private CA."""
+    why = getattr(rejected, "verify_message", None) or str(rejected)
+    return one_line(
+        f"{host}: the TLS certificate did not verify ({why}): its issuing CA is not one this "
+        "machine trusts. If it is a private or corporate CA (a TLS-inspecting proxy), get its "
+        "certificate (PEM) from your IT team and set SSL_CERT_FILE to that file (or "
+        "SSL_CERT_DIR to a folder of them), or add it to the system's trust store; otherwise "
+        "check the base URL. reroute never turns verification off"
+    )
+
+
 def certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     """The certificate failure behind an httpx error, if that is what it was."""
     seen: BaseException | None = exc
@@ -164,6 +207,36 @@ def certificate_error(exc: BaseException) -> ssl.SSLCertVerificationError | None
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+# getaddrinfo's "no such name" (EAI_NODATA: the name exists without an address); not EAI_AGAIN,
+# a DNS server failing for now, which is an outage like any other.
+_NO_SUCH_NAME: Final = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
+
+
+def name_not_found(exc: BaseException) -> socket.gaierror | None:
+    """The failed name lookup behind an httpx error, if the name does not exist."""
+    for seen in _chain(exc):
+        if isinstance(seen, socket.gaierror) and seen.errno in _NO_SUCH_NAME:
+            return seen
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, exception groups opened (trio reports connection attempts
+    as one); bounded, the chains are short (httpx <- httpcore <- OS)."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < 20:
+        current = todo.pop()
+        seen.append(current)
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        if (cause := current.__cause__ or current.__context__) is not None:
+            todo.append(cause)
+    return seen
 
 
 def describe(exc: httpx.HTTPError) -> str:
@@ -180,3 +253,73 @@ def describe(exc: httpx.HTTPError) -> str:
         what = "the request failed in transport"
     detail = str(exc).strip()
     return f"{what} ({type(exc).__name__}{': ' + detail if detail else ''})"
+
+
+def waits_too_long(answer: Answer, policy: SendPolicy) -> bool:
+    """A 429 asking for more than --max-retry-after: the row fails rather than stall."""
+    return (
+        answer.status == 429
+        and answer.retry_after is not None
+        and answer.retry_after > policy.max_retry_after
+    )
+
+
+def row_result(
+    call: Call,
+    final: Answer | TransportError,
+    attempts: int,
+    started_at: datetime | None,
+    finished_at: datetime,
+    duration_ms: int,
+    *,
+    policy: SendPolicy,
+    stopping: bool,
+    scrub: Callable[[str], str],
+) -> RowResult:
+    """The row's result from its final outcome and the ``attempts`` (requests) sent for it."""
+    if isinstance(final, Answer) and final.success:  # most rows: no message to compose
+        return RowResult(
+            call.row, str(call.routing_id), Outcome.SUCCEEDED, final.status, attempts, "", "",
+            call.body, final.response, started_at, finished_at, duration_ms,
+        )  # fmt: skip
+    common: dict[str, Any] = {
+        "row": call.row,
+        "routing_id": str(call.routing_id),
+        "attempts": attempts,
+        "request": call.body,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "duration_ms": duration_ms,
+    }
+    if stopping and attempts < policy.max_attempts:
+        plural = "s" if attempts != 1 else ""
+        gave_up = f" (not tried again after {attempts} attempt{plural}: the run was stopping)"
+    else:
+        gave_up = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+    if not isinstance(final, Answer):
+        if isinstance(final, HostUnreachable):
+            gave_up = ""  # not a verdict on the row: its message says what happens next
+        return RowResult(
+            outcome=Outcome.FAILED,
+            error_code=final.code,
+            error_message=scrub(one_line(f"{final}{gave_up}")),
+            **common,
+        )
+    message = final.error_message
+    if waits_too_long(final, policy):
+        assert final.retry_after is not None
+        message = (
+            f"the server asked to wait {final.retry_after:g} s before retrying, above "
+            f"--max-retry-after {policy.max_retry_after:g} s: run again later or "
+            "raise --max-retry-after"
+        )
+    elif is_transient(final):
+        message += gave_up
+    return RowResult(
+        outcome=Outcome.FAILED,
+        http_status=final.status,
+        error_code=final.error_code,
+        error_message=scrub(one_line(message)),
+        response=final.response,
+        **common,
+    )

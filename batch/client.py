@@ -1,15 +1,26 @@
-"""The run's HTTP client and how hard to try one row: the values the sender is built from."""
+"""The run's HTTP client and how hard to try one row: the values the sender is built from.
+
+How requests leave the machine (proxies, extra trusted CAs) arrives as a :class:`Network` value:
+the CLI reads the environment, httpx does not (``trust_env=False``), so a proxy set for the
+outside world never carries loopback traffic (the sandbox, a local stand-in).
+"""
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import math
+import ssl
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import truststore
 
 from batch import __version__
 from batch.errors import UsageError
+from batch.settings import is_loopback_host
 
 USER_AGENT: Final = f"reroute/{__version__}"
 
@@ -36,6 +47,86 @@ class SendPolicy:
             raise UsageError(f"jitter is {self.jitter}: use a share between 0 and 1")
 
 
+@dataclass(frozen=True, slots=True)
+class Network:
+    """Proxies and extra trusted CAs, as the environment gave them (read by the CLI only):
+    ``HTTPS_PROXY``/``HTTP_PROXY`` (``ALL_PROXY``), ``NO_PROXY``, ``SSL_CERT_FILE``,
+    ``SSL_CERT_DIR``."""
+
+    https_proxy: str | None = None
+    http_proxy: str | None = None
+    no_proxy: str = ""
+    ca_file: str | None = None  # a PEM file of CAs to trust besides the system's
+    ca_dir: str | None = None  # a folder of them (OpenSSL's hashed layout)
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy requests to ``url`` go through; None: straight (loopback always is, and
+        any host ``NO_PROXY`` names)."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if is_loopback_host(host) or _bypassed(host, self.no_proxy):
+            return None
+        proxy = self.https_proxy if parts.scheme == "https" else self.http_proxy
+        return proxy or None
+
+    def via(self, url: str) -> str:
+        """``through the proxy http://proxy:3128`` (credentials left out), or ""."""
+        proxy = self.proxy_for(url)
+        return f"through the proxy {shown_proxy(proxy)}" if proxy else ""
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Verification on, always: what the operating system trusts (truststore, as pip and
+        uv do), plus ``ca_file``/``ca_dir`` (a private CA, a TLS-inspecting proxy)."""
+        context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if self.ca_file or self.ca_dir:
+            try:
+                context.load_verify_locations(cafile=self.ca_file, capath=self.ca_dir)
+            except (OSError, ssl.SSLError) as exc:
+                where = " / ".join(
+                    f"{name} {value}"
+                    for name, value in (("SSL_CERT_FILE", self.ca_file),
+                                        ("SSL_CERT_DIR", self.ca_dir))
+                    if value
+                )  # fmt: skip
+                raise UsageError(
+                    f"{where}: cannot load the CA certificates there ({exc}): point it at a "
+                    "PEM file (or a folder) of CA certificates"
+                ) from None
+        return context
+
+
+def shown_proxy(proxy: str) -> str:
+    """A proxy URL without its user and password (they may be secrets)."""
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    """``NO_PROXY`` as curl reads it: ``*``, host names (``example.com`` covers its
+    subdomains, a leading dot or ``*.`` too), IP addresses and networks (``10.0.0.0/8``)."""
+    host = host.lower().rstrip(".")
+    for raw in no_proxy.replace(" ", ",").split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        entry = entry.removeprefix("*").lstrip(".").rstrip(".")
+        if ":" in entry and "/" not in entry and entry.count(":") == 1:
+            entry = entry.split(":", 1)[0]  # host:port: the port is not ours to match
+        try:
+            if ipaddress.ip_address(host.strip("[]")) in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            pass
+        if host == entry or host.endswith("." + entry):
+            return True
+    return False
+
+
 def build_client(
     base_url: str,
     api_key: str | None,
@@ -43,13 +134,18 @@ def build_client(
     timeout: float,
     concurrency: int,
     transport: httpx.AsyncBaseTransport | None = None,
+    network: Network | None = None,
 ) -> httpx.AsyncClient:
     """The HTTP client of a run: the only place the key goes into a header.
 
-    TLS verification is always on; the pool holds as many connections as requests in flight;
-    redirects are not followed (a redirected POST is an answer to report, not to chase).
-    ``api_key=None`` sends no Authorization header (the embedded sandbox needs none).
+    TLS verification is always on (``network``'s trust: the system's, plus SSL_CERT_FILE or
+    SSL_CERT_DIR); requests go through ``network``'s proxy unless the host is loopback or
+    NO_PROXY names it; the environment is never read here. The pool holds as many
+    connections as requests in flight; redirects are not followed (a redirected POST is an
+    answer to report, not to chase). ``api_key=None`` sends no Authorization header (the
+    embedded sandbox needs none).
     """
+    network = network or Network()
     if concurrency < 1:
         raise UsageError(f"concurrency is {concurrency}: use 1 or more requests in flight")
     if not (math.isfinite(timeout) and timeout > 0):
@@ -76,7 +172,16 @@ def build_client(
         headers=headers,
         timeout=httpx.Timeout(timeout),
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        verify=True,
+        verify=_context(network) if base_url.startswith("https:") else True,
         follow_redirects=False,
         transport=transport,
+        proxy=None if transport is not None else network.proxy_for(base_url),
+        trust_env=False,
     )
+
+
+@functools.cache
+def _context(network: Network) -> ssl.SSLContext:
+    """The network's context, built once per process and network: loading the system's trust
+    store costs milliseconds, and a process (the tests above all) builds many clients."""
+    return network.ssl_context()

@@ -16,7 +16,7 @@ from typing import Final
 
 from batch import window
 from batch.secrets import is_uuid, looks_like_api_key
-from batch.settings import ErrorBudget, Rate, check_base_url
+from batch.settings import ErrorBudget, Rate, check_base_url, parse_duration
 from batch.window import Bound
 
 DEFAULT_API_KEY_ENV: Final = "VOCOBASE_API_KEY"
@@ -52,6 +52,12 @@ def _as_seconds(value: object) -> float:
     if not math.isfinite(number) or number <= 0:
         raise ValueError(f"expected a number of seconds > 0, got {shown(value)}")
     return number
+
+
+def _as_duration(value: object) -> float:
+    if isinstance(value, str):
+        return parse_duration(value)
+    return _as_seconds(value)
 
 
 def _as_bool(value: object) -> bool:
@@ -108,6 +114,7 @@ COERCE: Mapping[str, Callable[[object], object]] = {
     "max_attempts": _as_count,
     "timeout": _as_seconds,
     "max_retry_after": _as_seconds,
+    "max_outage": _as_duration,
     "skip_invalid": _as_bool,
     "fresh": _as_bool,
     "connection_id": _as_uuid,

@@ -3,8 +3,9 @@
 ```
 Invocation (batch + settings + key + record)
   -> lock, identity + journal (resume), remembered settings, confirmation, --fresh
-  -> window, canary, error budget, stop policy (signals, key rejected, long server pause)
-       -> row loop (batch.rowloop) -> one sender (limiter, retries, client) for the whole run
+  -> window, canary, error budget, stop policy (signals, key rejected, long server pause,
+     a host down past --max-outage or that can never answer: batch.outage)
+       -> row loop (batch.rowloop) -> one sender (limiter, retries, breaker, client) per run
   -> merge by row number (batch.merge), write the results file, tally
 <- Result: a Status, the summary's values, why it stopped
 ```
@@ -22,8 +23,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -32,20 +32,28 @@ import anyio
 
 from batch import journal as journal_mod
 from batch import runjournal, window
-from batch.client import SendPolicy, build_client
+from batch.client import Network, SendPolicy, build_client
 from batch.errors import RerouteError, RunStopped
-from batch.guards import BudgetWatch, canary_left, with_canary, within_window
+from batch.guards import (
+    BudgetWatch,
+    canary_left,
+    host_news,
+    paused_by_server,
+    with_canary,
+    within_window,
+)
 from batch.journal import Journal
 from batch.limiter import Limiter
 from batch.lock import RunLock
 from batch.merge import Summary, merge_results
 from batch.model import Call
+from batch.outage import Breaker
 from batch.prepare import Batch
 from batch.record import RunIdentity, RunRecord
 from batch.rowloop import RunReport, run_calls, sender_hooks
 from batch.send import Sender
 from batch.settings import Rate, RunSettings
-from batch.stop import Observer, Observers, StopReason, StopToken, watch_signals
+from batch.stop import Observer, Observers, StopToken, watch_signals
 from batch.target import SANDBOX_IDENTITY, Target, check_results_path
 from batch.target import target as target_of
 
@@ -98,6 +106,7 @@ class Invocation:
     abandon_previous: bool = False  # a changed input may start while the previous run is unfinished
     ask: bool = False  # questions may be asked (a terminal, and no --yes)
     signals: bool = True  # Ctrl-C and SIGTERM stop the run (off where no main thread)
+    network: Network = field(default_factory=Network)  # proxies, extra CAs: from the CLI
 
 
 @dataclass(frozen=True)
@@ -162,6 +171,8 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         target = stack.enter_context(
             target_of(settings, inv.key, sandbox=inv.sandbox, note=operator.note)
         )
+        if via := inv.network.via(target.base_url):
+            operator.note(f"requests to {target.host} go {via}")
         if inv.ask and target.needs_confirmation:
             rate, concurrency = settings.rate, settings.concurrency
             if not operator.confirm(left, target.host, rate, concurrency, applied=applied):
@@ -229,16 +240,19 @@ def _send(
         # a plain UsageError (exit 2, nothing sent), not an error in an exception group.
         async with (
             build_client(target.base_url, target.key, timeout=settings.timeout,
-                         concurrency=settings.concurrency) as client,
+                         concurrency=settings.concurrency, network=inv.network) as client,
             anyio.create_task_group() as tasks,
         ):  # fmt: skip
             if inv.signals:  # first: Ctrl-C while waiting for the window ends the wait
                 await tasks.start(watch_signals, stop, settings.timeout)
             on_attempt, on_retry = sender_hooks(journal, observer)
+            breaker = Breaker(max_outage=settings.max_outage)
+            breaker.subscribe(lambda news: host_news(news, stop, observer, target.host, settings))
             sender = Sender(
                 client, Limiter(settings.rate), policy, on_attempt=on_attempt,
                 on_retry=on_retry, before_wait=journal.commit,
-                on_long_pause=lambda seconds: _paused_by_server(stop, seconds, settings),
+                on_long_pause=lambda seconds: paused_by_server(stop, seconds, settings),
+                breaker=breaker, via=inv.network.via(target.base_url),
             )  # fmt: skip
 
             async def run(part: Iterable[Call]) -> RunReport:
@@ -278,16 +292,6 @@ def _send(
                 f"{error}; the run stopped: fix that, then run the same command again"
             ) from group
     return report, requests.count, budget
-
-
-def _paused_by_server(stop: StopToken, seconds: float, settings: RunSettings) -> None:
-    until = window.format_moment(window.utc_now() + timedelta(seconds=seconds))
-    stop.request(
-        StopReason.PAUSED_BY_SERVER,
-        f"the API asked to wait {seconds:g} s (until {until}), more than --max-retry-after "
-        f"{settings.max_retry_after:g} s: no new row starts; run the same command again after "
-        f"{until} (the rows it refused are sent again), or raise --max-retry-after",
-    )
 
 
 async def _ask_cancellably(operator: Operator, started: int, stop: StopToken) -> bool:

@@ -22,8 +22,13 @@ boundary where they happen, with ``raise X(...) from exc``.
         │                         the sender; the retry layer turns it into an outcome)
         ├── RequestTimeout        no answer within --timeout (code TIMEOUT)
         ├── ConnectionFailed      connect refused/reset/dropped (code CONNECTION_ERROR)
-        └── CertificateRejected   the server's TLS certificate failed verification (code
-                                  CONNECTION_ERROR; final: retrying cannot fix it)
+        │   └── NotConnected      no connection was made at all: nothing reached the host
+        │       └── NameNotResolved   the host name does not resolve (DNS)
+        ├── CertificateRejected   the server's TLS certificate failed verification (code
+        │                         CONNECTION_ERROR; final: retrying cannot fix it)
+        └── HostUnreachable       not sent again: the run gave up on the host (an outage past
+                                  --max-outage, a host that can never answer); code
+                                  HOST_UNREACHABLE, and a resumed run sends the row again
 """
 
 from __future__ import annotations
@@ -92,3 +97,20 @@ class CertificateRejected(TransportError):
     """The server's TLS certificate did not verify. Not retried: every attempt would fail alike."""
 
     code = "CONNECTION_ERROR"
+
+
+class NotConnected(ConnectionFailed):
+    """No connection could be made (refused, no route, TLS handshake broken off): the request
+    never reached the server."""
+
+
+class NameNotResolved(NotConnected):
+    """The host name does not resolve (``EAI_NONAME``): no request can reach it until the name
+    or the DNS is fixed."""
+
+
+class HostUnreachable(TransportError):
+    """A row's request was not sent again because the run gave up on the host: the row is not
+    judged on its merits, and a resumed run sends it again (``batch.model.RESEND_CODES``)."""
+
+    code = "HOST_UNREACHABLE"

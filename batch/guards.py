@@ -1,4 +1,5 @@
-"""The guards around the row loop: the error budget, the canary, the change window.
+"""The guards around the row loop: the error budget, the canary, the change window, and the
+stops a server or host calls for (a long pause asked by a 429, a host gone: ``batch.outage``).
 
 Each one decides when the sending stops, and asks for it through the run's ``StopToken``; none
 of them sends anything itself. The engine (``batch.engine``) puts them around the row loop.
@@ -16,8 +17,9 @@ import anyio
 
 from batch import window as window_mod
 from batch.model import Call, Outcome, RowResult
+from batch.outage import HostNews, HostState
 from batch.rowloop import RunReport
-from batch.settings import ErrorBudget
+from batch.settings import ErrorBudget, RunSettings
 from batch.stop import Observer, StopReason, StopToken
 
 RunFn = Callable[[Iterable[Call]], Awaitable[RunReport]]
@@ -175,3 +177,41 @@ async def within_window(
 
     async with window_mod.enforce(win, now=now, on_close=closed, sleep=sleep, every=every):
         return await body()
+
+
+def paused_by_server(stop: StopToken, seconds: float, settings: RunSettings) -> None:
+    """A 429 asked to wait longer than --max-retry-after: stop, saying when to come back."""
+    until = window_mod.format_moment(window_mod.utc_now() + timedelta(seconds=seconds))
+    stop.request(
+        StopReason.PAUSED_BY_SERVER,
+        f"the API asked to wait {seconds:g} s (until {until}), more than --max-retry-after "
+        f"{settings.max_retry_after:g} s: no new row starts; run the same command again after "
+        f"{until} (the rows it refused are sent again), or raise --max-retry-after",
+    )
+
+
+def host_news(
+    news: HostNews, stop: StopToken, observer: Observer, host: str, settings: RunSettings
+) -> None:
+    """The breaker's news: shown while the host is down or back; a stop when it is gone."""
+    now = window_mod.utc_now()
+    since = now - timedelta(seconds=news.now - news.since)
+    if news.state is HostState.DOWN:
+        observer.host_down(since, now + timedelta(seconds=news.next_probe - news.now), news.cause)
+    elif news.state is HostState.UP:
+        observer.host_back(news.now - news.since, news.probes)
+    elif news.fatal:
+        stop.request(
+            StopReason.HOST_UNUSABLE,
+            f"{host} cannot be reached, and retrying will not change that: {news.cause}. "
+            "Nothing more was sent (rows not sent are not_attempted; a row that met this is "
+            "sent again): fix it, then run the same command again",
+        )
+    else:
+        limit = window_mod.format_duration(timedelta(seconds=settings.max_outage))
+        stop.request(
+            StopReason.HOST_UNREACHABLE,
+            f"{host} unreachable since {window_mod.format_moment(since)} ({news.cause}; "
+            f"{news.probes} probes), longer than --max-outage {limit}: no new row starts; "
+            "run the same command again once it answers (rows not sent are sent then)",
+        )

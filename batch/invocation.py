@@ -113,6 +113,7 @@ def record_of(
         max_attempts=settings.max_attempts,
         timeout=settings.timeout,
         max_retry_after=settings.max_retry_after,
+        max_outage=settings.max_outage,
         connection_id=settings.connection_id,
         fill_from_current=settings.fill_from_current,
         allow_wipe=settings.allow_wipe,

@@ -11,7 +11,8 @@ flag > job file > environment > default. Schema (paths relative to the job file'
     input = "../samples/routing-changes.csv"
     results = "routing-changes.results.csv"
     [target]  base_url, api_key_env (the NAME of a variable, never a key), connection_id
-    [pace]    rate ("60/min"), concurrency, max_attempts, timeout, max_retry_after
+    [pace]    rate ("60/min"), concurrency, max_attempts, timeout, max_retry_after,
+              max_outage ("15m", or seconds)
     [window]  not_before, not_after   (ISO-8601 with offset; times of day = every night)
     [safety]  skip_invalid, current (a snapshot file), fill_from_current, allow_wipe,
               skip_unchanged, rollback (a file to write), canary (rows), error_budget ("5%" or 10)
@@ -41,7 +42,7 @@ ENV_VARS: Mapping[str, str] = {"base_url": "REROUTE_BASE_URL"}
 _TOP_KEYS = ("description", "input", "results")
 _TABLES: Mapping[str, tuple[str, ...]] = {
     "target": ("base_url", "api_key_env", "connection_id"),
-    "pace": ("rate", "concurrency", "max_attempts", "timeout", "max_retry_after"),
+    "pace": ("rate", "concurrency", "max_attempts", "timeout", "max_retry_after", "max_outage"),
     "window": ("not_before", "not_after"),
     "safety": (
         "skip_invalid",
@@ -75,6 +76,7 @@ class Job:
     not_after: Bound | None = None
     skip_invalid: bool | None = None
     max_retry_after: float | None = None
+    max_outage: float | None = None
     description: str | None = None
     current: Path | None = None  # [safety]: paths relative to the job file's folder
     fill_from_current: bool | None = None
@@ -232,6 +234,7 @@ _TOML_TYPES: Mapping[str, tuple[tuple[type, ...], str]] = {
     "keep_runs": _COUNT,
     "timeout": _SECONDS,
     "max_retry_after": _SECONDS,
+    "max_outage": ((int, float, str), 'a duration like "15m" or a number of seconds'),
     "skip_invalid": _FLAG,
     "fill_from_current": _FLAG,
     "allow_wipe": _FLAG,

@@ -220,12 +220,12 @@ class Journal:
         """True when the row was decided (RowResult.decided) and must not be sent again."""
         self._flush()
         record = self._db.execute(
-            "SELECT outcome, http_status FROM rows WHERE row = ?", (row,)
+            "SELECT outcome, http_status, error_code FROM rows WHERE row = ?", (row,)
         ).fetchone()
         if record is None:
             return False
-        outcome, status = record
-        return RowResult(row, "", Outcome(outcome), http_status=status).decided
+        outcome, status, code = record
+        return RowResult(row, "", Outcome(outcome), status, error_code=code or "").decided
 
     def results(self) -> Iterator[RowResult]:
         """Every record, in row order (streamed: the cursor is read lazily)."""

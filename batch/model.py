@@ -31,6 +31,10 @@ RETRYABLE_OUTCOMES: Final = frozenset({Outcome.FAILED, Outcome.UNKNOWN, Outcome.
 # or account was refused (401/403), or the server asked the whole run to wait longer than
 # --max-retry-after (429). A resumed run sends it again instead of treating it as decided.
 RESEND_STATUSES: Final = frozenset({401, 403, 429})
+# Likewise a row whose request got no answer because the run gave up on the host (an outage
+# longer than --max-outage, a name that does not resolve, a certificate that does not verify):
+# no HTTP status, so the error code says it (batch.errors.HostUnreachable).
+RESEND_CODES: Final = frozenset({"HOST_UNREACHABLE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +74,10 @@ class RowResult:
     @property
     def decided(self) -> bool:
         """True when the row must never be sent again by a resumed run: it succeeded, was left
-        out on purpose, or failed on its own merits (not for the key, not for a long pause)."""
+        out on purpose, or failed on its own merits (not for the key, not for a long pause, not
+        for a host the run gave up on)."""
         if self.outcome is Outcome.FAILED:
-            return self.http_status not in RESEND_STATUSES
+            return self.http_status not in RESEND_STATUSES and self.error_code not in RESEND_CODES
         return self.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)
 
     @property

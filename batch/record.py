@@ -39,6 +39,7 @@ REUSED_SETTINGS: Final = (
     "max_attempts",
     "timeout",
     "max_retry_after",
+    "max_outage",
 )
 
 
@@ -113,6 +114,7 @@ class RunRecord:
     max_attempts: int = 5
     timeout: float = 30.0
     max_retry_after: float = 300.0
+    max_outage: float = 900.0
     connection_id: str | None = None
     fill_from_current: bool = False
     allow_wipe: bool = False

@@ -146,7 +146,7 @@ def remember(journal: Journal, record: RunRecord, candidates: int) -> None:
     earlier = RunRecord.from_json(journal.meta(RECORD_KEY) or "")
     if record.kind == "retry" and earlier is not None:
         keep = ("base_url", "sandbox", "api_key_env", "api_key_file", "rate", "concurrency",
-                "max_attempts", "timeout", "max_retry_after")  # fmt: skip
+                "max_attempts", "timeout", "max_retry_after", "max_outage")  # fmt: skip
         record = replace(earlier, **{name: getattr(record, name) for name in keep})
     else:
         journal.set_meta("candidates", str(candidates))

@@ -2,7 +2,9 @@
 
 With ``batch.answers`` (which reads each answer), the only module that speaks HTTP. httpx
 objects stop here: the row loop gets a ``RowResult``, and httpx exceptions are translated once,
-at this boundary, into ``RequestTimeout``, ``ConnectionFailed`` and ``CertificateRejected``.
+at this boundary, into ``RequestTimeout``, ``ConnectionFailed`` (``NotConnected``,
+``NameNotResolved``) and ``CertificateRejected``. With a ``Breaker`` (``batch.outage``), what the
+host as a whole is doing decides too: while it is down, rows wait and spend no attempts.
 """
 
 from __future__ import annotations
@@ -11,23 +13,28 @@ import math
 import random as _random
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 import anyio
 import httpx
 import tenacity
 from anyio.abc import TaskStatus
 
-from batch.answers import Reader, certificate_error, describe, one_line
+from batch.answers import (
+    Reader,
+    one_line,
+    row_result,
+    transport_error,
+    waits_too_long,
+)
 from batch.client import SendPolicy
 from batch.errors import (
-    CertificateRejected,
-    ConnectionFailed,
+    HostUnreachable,
     RequestTimeout,
     TransportError,
 )
 from batch.limiter import Limiter
-from batch.model import Call, Outcome, RowResult
+from batch.model import Call, RowResult
+from batch.outage import Breaker, HostNews, HostState, Turn, report
 from batch.retry import (
     RETRY_AFTER_STATUSES,
     Answer,
@@ -63,6 +70,8 @@ class Sender:
         on_retry: Callable[[Call, int, str], None] | None = None,
         before_wait: Callable[[], None] | None = None,
         on_long_pause: Callable[[float], None] | None = None,
+        breaker: Breaker | None = None,
+        via: str = "",
     ) -> None:
         """``sleep``/``clock``/``now``/``random`` are injected so tests run in virtual time.
 
@@ -72,6 +81,8 @@ class Sender:
         ``on_attempt`` (the journal commits what it holds back for that moment).
         ``on_long_pause(seconds)``: a 429 asked to wait longer than --max-retry-after (the row
         ends there; the run should pause rather than spend every other row the same way).
+        ``breaker``: the host's state (outage mode); None: every request counts for its row.
+        ``via``: how requests travel, for connection errors ("through the proxy http://...").
         """
         self._client = client
         self._limiter = limiter
@@ -84,6 +95,10 @@ class Sender:
         self._on_retry = on_retry
         self._before_wait = before_wait
         self._on_long_pause = on_long_pause
+        self._breaker = breaker
+        self._via = f" {via}" if via else ""
+        if breaker is not None:
+            breaker.subscribe(self._host_news)
         self._stopping = False
         self._waiting: set[anyio.CancelScope] = set()  # rows between attempts, to wake on stop
         self._held = False
@@ -179,15 +194,20 @@ class Sender:
             return None
         started_at = self._now()
         started_clock = self._clock()
-        final = await self._attempt(call, 1)
-        attempts = 1
+        first, attempts = await self._try(call, 0)
+        if first is None:
+            return None  # the run gave up on the host before this row's first request
+        final = first
         if self._policy.max_attempts > 1 and self._should_retry(final):
-            final, attempts = await self._retry(call, final)
+            final, attempts = await self._retry(call, final, attempts)
         finished_at = self._now()
         duration_ms = round((self._clock() - started_clock) * 1000)
         if isinstance(final, Answer) and self._waits_too_long(final) and self._on_long_pause:
             self._on_long_pause(final.retry_after or 0.0)
-        return self._result(call, final, attempts, started_at, finished_at, duration_ms)
+        return row_result(
+            call, final, attempts, started_at, finished_at, duration_ms,
+            policy=self._policy, stopping=self._stopping, scrub=self._scrub,
+        )  # fmt: skip
 
     async def _first_slot(self) -> bool:
         """Wait for the row's first slot: at once when it is due (no await, no cancel scope:
@@ -195,6 +215,8 @@ class Sender:
         short. False: the run is stopping, send nothing."""
         if self._held:
             return False
+        if self._breaker is not None and not self._breaker.up:
+            return True  # the host is down: the row waits for it in _try, then for a slot
         if self._limiter.try_acquire():
             return True
         if self._before_wait is not None:
@@ -207,7 +229,9 @@ class Sender:
                 self._first_waits.discard(waiting)
         return not waiting.cancel_called
 
-    async def _retry(self, call: Call, first: AttemptOutcome) -> tuple[AttemptOutcome, int]:
+    async def _retry(
+        self, call: Call, first: AttemptOutcome, sent: int
+    ) -> tuple[AttemptOutcome, int]:
         """The tenacity loop for a row whose first attempt needs another: the final outcome and
         the attempts made.
 
@@ -216,7 +240,7 @@ class Sender:
         attempt 1, so attempt numbers, waits and hooks are exactly those of a loop from the
         start.
         """
-        attempts = 1
+        attempts = sent  # requests sent (a request while the host was down counts only here)
         last = first
         replay: list[AttemptOutcome] = [first]
 
@@ -227,9 +251,9 @@ class Sender:
             # A retry waits for its own slot, unless the run is stopping: no retry then, the
             # row keeps the answer it has.
             if not await self._between_attempts(self._limiter.acquire):
-                return last
-            attempts += 1
-            last = await self._attempt(call, attempts)
+                return self._gone() if self._host_gone else last
+            outcome, attempts = await self._try(call, attempts)
+            last = outcome or self._gone()
             return last
 
         # Not tenacity's wait_exception (our outcomes are values, not exceptions: a bad row is
@@ -255,6 +279,74 @@ class Sender:
         )
         final: AttemptOutcome = await retrying(attempt)
         return final, attempts
+
+    # -- outage mode ---------------------------------------------------------------------------
+
+    async def _try(self, call: Call, sent: int) -> tuple[AttemptOutcome | None, int]:
+        """One attempt that counts against --max-attempts, its slot taken, and the requests
+        sent for the row so far: one request, or, while the host is down, as many as it takes
+        to get an answer about the row (waiting for the host between them, a probe at a time).
+        None: the row sent nothing and the host is gone (or a gentle stop came first)."""
+        breaker = self._breaker
+        if breaker is None:
+            return await self._attempt(call, sent + 1), sent + 1
+        while True:
+            turn = Turn.GO
+            if not breaker.up:
+                turn = await self._wait_for_host(first=sent == 0)
+                if turn is Turn.GONE:
+                    return (self._gone() if sent else None), sent
+                if not await self._between_attempts(self._limiter.acquire) or (
+                    self._held and not sent
+                ):
+                    return (self._gone() if sent else None), sent
+            sent += 1
+            probe = turn is Turn.PROBE
+            try:
+                outcome = await self._attempt(call, sent)
+            finally:
+                if probe:
+                    breaker.probe_abandoned()  # a no-op once the probe was reported
+            if not report(breaker, outcome, probe=probe):
+                return outcome, sent
+
+    async def _wait_for_host(self, *, first: bool) -> Turn:
+        """Wait until the host is back or this row's request is the probe. GONE: the host is
+        gone, or the run is stopping (a gentle stop ends a row's wait for its first request,
+        ``stop_retrying`` any wait)."""
+        assert self._breaker is not None
+        if (self._held and first) or self._stopping:
+            return Turn.GONE
+        if first and self._before_wait is not None:
+            self._before_wait()
+        turn = Turn.GONE
+        with anyio.CancelScope() as waiting:
+            scopes = self._first_waits if first else self._waiting
+            scopes.add(waiting)
+            try:
+                turn = await self._breaker.admit()
+            finally:
+                scopes.discard(waiting)
+        return Turn.GONE if waiting.cancel_called else turn
+
+    def _host_news(self, news: HostNews) -> None:
+        if news.state is HostState.UP:
+            self._limiter.throttled()  # back from an outage: start gently, as after a 429
+        elif news.state is HostState.GONE:
+            for scope in self._waiting:  # rows backing off end now, to be sent on resume
+                scope.cancel()
+
+    @property
+    def _host_gone(self) -> bool:
+        return self._breaker is not None and self._breaker.state is HostState.GONE
+
+    def _gone(self) -> HostUnreachable:
+        """The outcome of a row the run stopped sending because of the host (resent on resume)."""
+        cause = self._breaker.cause if self._breaker is not None else ""
+        return HostUnreachable(
+            self._scrub(one_line(f"not sent again: the run stopped sending to the host ({cause})"
+                                 "; running the same command again sends this row"))
+        )  # fmt: skip
 
     # -- one attempt -------------------------------------------------------------------------
 
@@ -301,16 +393,8 @@ class Sender:
         except httpx.TimeoutException as exc:
             raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)") from exc
         except httpx.HTTPError as exc:
-            rejected = certificate_error(exc)
-            if rejected is not None:
-                raise CertificateRejected(
-                    one_line(
-                        f"the server's TLS certificate did not verify ({rejected}): check the "
-                        "base URL; reroute always verifies TLS"
-                    )
-                ) from exc
-            # Connect refused or reset, dropped mid-answer, protocol garbage from the peer.
-            raise ConnectionFailed(self._scrub(one_line(describe(exc)))) from exc
+            host = self._client.base_url.host
+            raise transport_error(exc, host, self._via, self._scrub) from exc
         if deadline.cancelled_caught:
             raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)")
         return self._reader.read(response)
@@ -355,68 +439,7 @@ class Sender:
         return is_transient(outcome)
 
     def _waits_too_long(self, answer: Answer) -> bool:
-        """A 429 asking for more than --max-retry-after: the row fails rather than stall."""
-        return (
-            answer.status == 429
-            and answer.retry_after is not None
-            and answer.retry_after > self._policy.max_retry_after
-        )
-
-    # -- the row's result ----------------------------------------------------------------------
-
-    def _result(
-        self,
-        call: Call,
-        final: AttemptOutcome,
-        attempts: int,
-        started_at: datetime | None,
-        finished_at: datetime,
-        duration_ms: int,
-    ) -> RowResult:
-        if isinstance(final, Answer) and final.success:  # most rows: no message to compose
-            return RowResult(
-                call.row, str(call.routing_id), Outcome.SUCCEEDED, final.status, attempts, "", "",
-                call.body, final.response, started_at, finished_at, duration_ms,
-            )  # fmt: skip
-        common: dict[str, Any] = {
-            "row": call.row,
-            "routing_id": str(call.routing_id),
-            "attempts": attempts,
-            "request": call.body,
-            "started_at": started_at,
-            "finished_at": finished_at,
-            "duration_ms": duration_ms,
-        }
-        if self._stopping and attempts < self._policy.max_attempts:
-            plural = "s" if attempts != 1 else ""
-            gave_up = f" (not tried again after {attempts} attempt{plural}: the run was stopping)"
-        else:
-            gave_up = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
-        if not isinstance(final, Answer):
-            return RowResult(
-                outcome=Outcome.FAILED,
-                error_code=final.code,
-                error_message=self._scrub(one_line(f"{final}{gave_up}")),
-                **common,
-            )
-        message = final.error_message
-        if self._waits_too_long(final):
-            assert final.retry_after is not None
-            message = (
-                f"the server asked to wait {final.retry_after:g} s before retrying, above "
-                f"--max-retry-after {self._policy.max_retry_after:g} s: run again later or "
-                "raise --max-retry-after"
-            )
-        elif is_transient(final):
-            message += gave_up
-        return RowResult(
-            outcome=Outcome.FAILED,
-            http_status=final.status,
-            error_code=final.error_code,
-            error_message=self._scrub(one_line(message)),
-            response=final.response,
-            **common,
-        )
+        return waits_too_long(answer, self._policy)
 
 
 def _code(outcome: AttemptOutcome) -> str:

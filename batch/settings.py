@@ -48,6 +48,21 @@ class Rate:
         return f"{self.count:g}/{unit}"
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hour)?\s*$", re.I)
+_DURATION_UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "hour": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``/``15min`` or ``1h``; UsageError shows the forms."""
+    match = _DURATION.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(
+            f"{text!r} is not a duration: write seconds (900), or N s, N m or N h with N > 0, "
+            "e.g. 15m"
+        )
+    return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "s").lower()]
+
+
 def is_loopback_host(host: str) -> bool:
     """True for localhost and addresses in 127.0.0.0/8 or ::1."""
     if host.lower() == "localhost":
@@ -126,6 +141,8 @@ class RunSettings:
     max_attempts: int = 5
     timeout: float = 30.0
     max_retry_after: float = 300.0
+    # Seconds the host may stay unreachable before the run stops, resumable (--max-outage).
+    max_outage: float = 900.0
     skip_invalid: bool = False
     connection_id: str | None = None
     fresh: bool = False

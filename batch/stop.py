@@ -3,7 +3,8 @@
 A stop is soft (start nothing new; rows in flight finish within the grace period) or hard
 (cancel rows in flight; they stay ``unknown`` and a resume sends them again). Whatever asks for
 it (a signal, the change window, the error budget, the canary, a key the API refused, a server
-asking the run to wait for longer than ``--max-retry-after``) calls :meth:`StopToken.request`;
+asking the run to wait for longer than ``--max-retry-after``, a host unreachable for longer than
+``--max-outage`` or one that can never answer) calls :meth:`StopToken.request`;
 the row loop needs no change for a new reason.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 import anyio
@@ -30,6 +32,8 @@ class StopReason(StrEnum):
     CANARY_FAILED = "canary_failed"  # a canary row did not succeed
     CANARY_DECLINED = "canary_declined"  # the canary passed; the operator chose not to go on
     PAUSED_BY_SERVER = "paused_by_server"  # a 429 asked to wait beyond --max-retry-after
+    HOST_UNREACHABLE = "host_unreachable"  # the host stayed down longer than --max-outage
+    HOST_UNUSABLE = "host_unusable"  # it can never answer: no such name, untrusted certificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,13 @@ class Observer:
     def stopping(self, stop: StopRequest) -> None:
         """The run was asked to stop."""
 
+    def host_down(self, since: datetime, next_probe: datetime, cause: str) -> None:
+        """The host stopped answering at ``since`` (UTC; ``cause``: the last failure): rows wait,
+        and one request probes it at ``next_probe``. Told again after each failed probe."""
+
+    def host_back(self, down_for: float, probes: int) -> None:
+        """The host answers again after ``down_for`` seconds and ``probes`` probes."""
+
 
 class Observers(Observer):
     """Several observers as one, called in order."""
@@ -124,6 +135,14 @@ class Observers(Observer):
     def stopping(self, stop: StopRequest) -> None:
         for o in self._observers:
             o.stopping(stop)
+
+    def host_down(self, since: datetime, next_probe: datetime, cause: str) -> None:
+        for o in self._observers:
+            o.host_down(since, next_probe, cause)
+
+    def host_back(self, down_for: float, probes: int) -> None:
+        for o in self._observers:
+            o.host_back(down_for, probes)
 
 
 async def watch_signals(

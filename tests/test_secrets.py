@@ -65,7 +65,8 @@ def test_rejected_key_leaks_nowhere(start_sandbox: StartSandbox, tmp_path: Path)
 def test_key_file_leaks_nowhere_even_on_timeouts(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
-    """With --api-key-file and timed-out requests, the key still appears in no output."""
+    """With --api-key-file and timed-out requests, the key still appears in no output (every
+    request timing out is an outage: --max-outage ends it, exit 3)."""
     sandbox = start_sandbox(api_key=KEY, faults=Faults(slow_rate=1.0, slow_seconds=2.0))
     key_file = tmp_path / "key.txt"
     key_file.write_text(KEY)
@@ -73,8 +74,9 @@ def test_key_file_leaks_nowhere_even_on_timeouts(
     args = ["run", str(source), "--base-url", sandbox.base_url, "--rate", "100/s"]
     args += ["--results", str(tmp_path / "out.csv"), "--api-key-file", str(key_file)]
     args += ["--timeout", "0.2", "--max-attempts", "1", "--concurrency", "12"]
+    args += ["--max-outage", "1s"]
     result = CliRunner().invoke(app, args, env={"VOCOBASE_API_KEY": ""})
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 3, result.output
     assert "TIMEOUT" in result.stdout
     _assert_nowhere(KEY, tmp_path, result.stdout, result.stderr)
 

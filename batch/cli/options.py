@@ -52,6 +52,16 @@ MaxRetryAfterOpt = Annotated[
         "(exit 3) and says when the API takes requests again (300).",
     ),
 ]
+MaxOutageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-outage",
+        help="How long the host may stay unreachable (refused, timing out, 502/503/504) while "
+        "the run waits and probes it: past this it stops (exit 3), resumable (15m; 900, 90s, "
+        "15m, 1h).",
+        metavar="DURATION",
+    ),
+]
 FreshOpt = Annotated[
     bool,
     typer.Option(

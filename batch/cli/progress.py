@@ -67,6 +67,7 @@ class RunProgress(Observer):
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         self._started = False  # run_started was called: there is something to show
+        self.down: tuple[datetime, datetime] | None = None  # host down: since, next probe
 
     # -- Observer hooks ----------------------------------------------------------------------
 
@@ -124,6 +125,35 @@ class RunProgress(Observer):
         self.retrying_rows.discard(call.row)
         self.counts[record.outcome if record else Outcome.NOT_ATTEMPTED] += 1
 
+    def host_down(self, since: datetime, next_probe: datetime, cause: str) -> None:
+        self.down = (since, next_probe)
+        text = self.outage_text()
+        if self.style == "json":
+            self._json("host_down", since=since.isoformat(timespec="seconds"),
+                       next_probe_in_s=self._probe_in(), cause=cause, message=text)  # fmt: skip
+        else:
+            self._print(f"reroute: {text} ({cause}); rows wait, their attempts are not spent")
+
+    def host_back(self, down_for: float, probes: int) -> None:
+        self.down = None
+        text = f"the host answers again after {_duration(down_for)} ({probes} probes)"
+        if self.style == "json":
+            self._json("host_back", down_for_s=round(down_for, 3), probes=probes, message=text)
+        else:
+            self._print(f"reroute: {text}; sending again, gently")
+
+    def outage_text(self) -> str:
+        """``host unreachable since 14:03:07 UTC, next probe in 8 s`` while the host is down."""
+        if self.down is None:
+            return ""
+        since = self.down[0].astimezone(UTC).strftime("%H:%M:%S UTC")
+        return f"host unreachable since {since}, next probe in {self._probe_in()} s"
+
+    def _probe_in(self) -> int:
+        if self.down is None:
+            return 0
+        return max(0, round((self.down[1] - _utc_now()).total_seconds()))
+
     def stopping(self, stop: StopRequest) -> None:
         if self.style == "json":
             self._json("stopping", reason=stop.reason, hard=stop.hard, message=stop.message)
@@ -149,6 +179,8 @@ class RunProgress(Observer):
         return (self.requests - before) / max(1.0, now - since)
 
     def status(self) -> str:
+        if self.down is not None:
+            return f"ok {self.counts[Outcome.SUCCEEDED]}  {self.outage_text()}"
         return (
             f"ok {self.counts[Outcome.SUCCEEDED]}  failed {self.counts[Outcome.FAILED]}  "
             f"retrying {len(self.retrying_rows)}  {self.current_rate:.2f} req/s"
@@ -176,6 +208,7 @@ class RunProgress(Observer):
                 retrying=len(self.retrying_rows),
                 rate_per_s=round(self.current_rate, 3),
                 eta_s=self.eta(),
+                **({"host": self.outage_text()} if self.down is not None else {}),
             )
         else:
             eta = self.eta()
@@ -219,6 +252,10 @@ class RunProgress(Observer):
     def _json(self, event: str, **fields: Any) -> None:
         record = {"time": stamp(), "event": event, **fields}
         print(json.dumps(record, ensure_ascii=False), file=self._stream, flush=True)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _duration(seconds: float) -> str:

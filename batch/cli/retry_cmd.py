@@ -22,6 +22,7 @@ from batch.cli.options import (
     LogFormat,
     LogFormatOpt,
     MaxAttemptsOpt,
+    MaxOutageOpt,
     MaxRetryAfterOpt,
     NotAfterOpt,
     NotBeforeOpt,
@@ -50,6 +51,7 @@ def retry(
     fresh: FreshOpt = False,
     sandbox: SandboxOpt = False,
     max_retry_after: MaxRetryAfterOpt = None,
+    max_outage: MaxOutageOpt = None,
     not_before: NotBeforeOpt = None,
     not_after: NotAfterOpt = None,
     yes: YesOpt = False,
@@ -81,6 +83,7 @@ def retry(
         timeout=timeout,
         results=results or results_file,
         max_retry_after=max_retry_after,
+        max_outage=max_outage,
         not_before=not_before,
         not_after=not_after,
     )
@@ -99,7 +102,8 @@ def retry(
             settings, kind="retry", sandbox=on_sandbox, api_key_file=key_file
         )
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
-                         ask=not yes and stdin_is_terminal())  # fmt: skip
+                         ask=not yes and stdin_is_terminal(),
+                         network=terminal.network_from(os.environ))  # fmt: skip
         try:
             result = run_invocation(inv, operator)
         finally:

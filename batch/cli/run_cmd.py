@@ -23,6 +23,7 @@ from batch.cli.options import (
     LogFormat,
     LogFormatOpt,
     MaxAttemptsOpt,
+    MaxOutageOpt,
     MaxRetryAfterOpt,
     NotAfterOpt,
     NotBeforeOpt,
@@ -62,6 +63,7 @@ def run(
     fresh: FreshOpt = False,
     sandbox: SandboxOpt = False,
     max_retry_after: MaxRetryAfterOpt = None,
+    max_outage: MaxOutageOpt = None,
     not_before: NotBeforeOpt = None,
     not_after: NotAfterOpt = None,
     current: Annotated[
@@ -172,6 +174,7 @@ def run(
         skip_invalid=skip_invalid,
         connection_id=connection_id,
         max_retry_after=max_retry_after,
+        max_outage=max_outage,
         not_before=not_before,
         not_after=not_after,
         current=current,
@@ -205,7 +208,8 @@ def run(
         )
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
                          abandon_previous=abandon_previous,
-                         ask=not yes and stdin_is_terminal())  # fmt: skip
+                         ask=not yes and stdin_is_terminal(),
+                         network=terminal.network_from(os.environ))  # fmt: skip
         try:
             result = run_invocation(inv, operator)
         finally:

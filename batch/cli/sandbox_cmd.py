@@ -202,6 +202,19 @@ def sandbox(
         bool,
         typer.Option("--access-log", help="[sandbox-only] Log every request."),
     ] = False,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            help="[sandbox-only] Serve HTTPS with this certificate (PEM; with --tls-key): to "
+            "rehearse a private CA (SSL_CERT_FILE) or an untrusted certificate.",
+            dir_okay=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option("--tls-key", help="The certificate's private key (PEM).", dir_okay=False),
+    ] = None,
 ) -> None:
     """Serve a stand-in of the VoiceLink call-routing API on loopback, until Ctrl-C.
 
@@ -222,6 +235,11 @@ def sandbox(
         # Imported here: starlette and uvicorn cost half a second that every other command
         # would pay at start-up.
         from batch.sandbox import Faults, SandboxConfig, generate_api_key, serve_forever
+        from batch.sandbox.server import Tls
+
+        if (tls_cert is None) != (tls_key is None):
+            fail("--tls-cert and --tls-key go together: give both, or neither")
+        tls = Tls(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
 
         config = SandboxConfig(
             api_key=api_key if api_key is not None else generate_api_key(),
@@ -245,5 +263,5 @@ def sandbox(
         )
         # uvicorn has shut down cleanly before it re-raises Ctrl-C: that is how this ends.
         with contextlib.suppress(KeyboardInterrupt):
-            serve_forever(config, host, port, on_ready=_announce, access_log=access_log)
+            serve_forever(config, host, port, on_ready=_announce, access_log=access_log, tls=tls)
         say("reroute sandbox: stopped")

@@ -29,6 +29,7 @@ from batch import window
 from batch.cli.app import Exit, console, err_console, fail
 from batch.cli.options import LogFormat
 from batch.cli.progress import RunProgress, stamp, summary_lines, summary_record
+from batch.client import Network
 from batch.engine import Result, Status
 from batch.errors import RerouteError, RunStopped, UsageError
 from batch.settings import Rate, RunSettings
@@ -213,6 +214,26 @@ def read_api_key(settings: RunSettings, key_file: Path | None, env: Mapping[str,
             "to rehearse without a key use --sandbox"
         )
     return key
+
+
+def network_from(env: Mapping[str, str]) -> Network:
+    """Proxies and extra CAs from the environment, as curl and pip read them (the lower-case
+    spelling first); values flow down from here, httpx reads no environment itself."""
+
+    def first(*names: str) -> str | None:
+        for name in names:
+            for spelling in (name.lower(), name):
+                if env.get(spelling, "").strip():
+                    return env[spelling].strip()
+        return None
+
+    return Network(
+        https_proxy=first("HTTPS_PROXY", "ALL_PROXY"),
+        http_proxy=first("HTTP_PROXY", "ALL_PROXY"),
+        no_proxy=first("NO_PROXY") or "",
+        ca_file=first("SSL_CERT_FILE"),
+        ca_dir=first("SSL_CERT_DIR"),
+    )
 
 
 def given(**flags: Any) -> dict[str, object | None]:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -24,10 +25,19 @@ from batch.sandbox.state import SandboxState
 
 
 @dataclass(frozen=True, slots=True)
+class Tls:
+    """A certificate (PEM, its chain) and its private key: the sandbox then speaks HTTPS, to
+    rehearse a private CA or a certificate that does not verify."""
+
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True, slots=True)
 class RunningSandbox:
     """A sandbox accepting connections. ``base_url`` ends in ``/api/v2`` like the real one."""
 
-    base_url: str  # "http://127.0.0.1:PORT/api/v2"
+    base_url: str  # "http://127.0.0.1:PORT/api/v2" (https:// with a certificate)
     api_key: str
     host: str
     port: int
@@ -77,11 +87,14 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _running(config: SandboxConfig, app: Starlette, sock: socket.socket) -> RunningSandbox:
+def _running(
+    config: SandboxConfig, app: Starlette, sock: socket.socket, tls: Tls | None
+) -> RunningSandbox:
     host, port = sock.getsockname()[:2]
     assert isinstance(app, SandboxApp)
+    scheme = "https" if tls is not None else "http"
     return RunningSandbox(
-        base_url=f"http://{_url_host(host)}:{port}{API_PREFIX}",
+        base_url=f"{scheme}://{_url_host(host)}:{port}{API_PREFIX}",
         api_key=config.api_key,
         host=host,
         port=port,
@@ -90,9 +103,11 @@ def _running(config: SandboxConfig, app: Starlette, sock: socket.socket) -> Runn
     )
 
 
-def _server(app: Starlette, *, access_log: bool, grace: int) -> Any:
+def _server(app: Starlette, *, access_log: bool, grace: int, tls: Tls | None = None) -> Any:
     config = uvicorn.Config(
         app,
+        ssl_certfile=str(tls.cert) if tls is not None else None,
+        ssl_keyfile=str(tls.key) if tls is not None else None,
         log_config=None,  # leave the host program's logging alone
         log_level="info" if access_log else "warning",
         access_log=access_log,
@@ -111,6 +126,7 @@ def serve_in_thread(
     *,
     clock: Callable[[], float] | None = None,
     startup_timeout: float = 10.0,
+    tls: Tls | None = None,
 ) -> Iterator[RunningSandbox]:
     """Serve the sandbox from a daemon thread until the block ends.
 
@@ -119,7 +135,7 @@ def serve_in_thread(
     """
     app = create_app(config, clock=clock)  # first: a bad state file must not leak a socket
     sock = listen(host, port)
-    server = _server(app, access_log=False, grace=2)
+    server = _server(app, access_log=False, grace=2, tls=tls)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="reroute-sandbox", daemon=True
     )
@@ -130,7 +146,7 @@ def serve_in_thread(
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the sandbox server did not start")
             time.sleep(0.002)
-        yield _running(config, app, sock)
+        yield _running(config, app, sock, tls)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -147,6 +163,7 @@ def serve_forever(
     *,
     on_ready: Callable[[RunningSandbox], None],
     access_log: bool = False,
+    tls: Tls | None = None,
 ) -> None:
     """Serve in the foreground until SIGINT/SIGTERM, then shut down cleanly.
 
@@ -156,7 +173,7 @@ def serve_forever(
     app = create_app(config)
     sock = listen(host, port)
     try:
-        on_ready(_running(config, app, sock))
-        _server(app, access_log=access_log, grace=5).run(sockets=[sock])
+        on_ready(_running(config, app, sock, tls))
+        _server(app, access_log=access_log, grace=5, tls=tls).run(sockets=[sock])
     finally:
         sock.close()
