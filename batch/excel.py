@@ -13,13 +13,15 @@ a table in constant-memory mode), so its memory would grow with the row count.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import fastexcel
 import polars as pl
+import xlsxwriter
+from xlsxwriter.utility import xl_col_to_name
 
 from batch.errors import InputFileError
 
@@ -162,4 +164,72 @@ def _letter(index: int) -> str:
     return letters
 
 
-__all__ = ["EXTENSIONS", "Sheet", "read_sheet"]
+# --- results as a workbook ---
+
+MAX_ROWS: Final = 1_048_576  # a worksheet's rows, the header's included
+RESULTS_SHEET: Final = "results"
+_WIDTH_MIN, _WIDTH_MAX = 8, 60  # column widths in characters: readable, never a wall of text
+_NOT_SUCCEEDED: Final = {"bg_color": "#F8D7DA", "font_color": "#58151C"}  # light red
+_SKIPPED: Final = {"bg_color": "#E9ECEF", "font_color": "#495057"}  # grey: left out on purpose
+
+
+def write_workbook(path: Path, file: BinaryIO, frames: Iterable[pl.DataFrame]) -> None:
+    """Write ``frames`` (results chunks: flat cells, an ``outcome`` column) as one sheet.
+
+    The header is frozen and carries an autofilter; columns are sized to their content (the
+    first chunk's); a row whose outcome is not ``succeeded`` is shaded (a conditional format,
+    so the shading follows the row when the sheet is sorted). Cells are written as their
+    type says: text as text, never as a formula or a link (a passthrough note starting with
+    "=" stays a note). Constant-memory mode: rows go to disk as they are written, so memory
+    follows the chunk, not the row count. Raises InputFileError past Excel's row limit.
+    """
+    options = {
+        "constant_memory": True,
+        "strings_to_formulas": False,
+        "strings_to_urls": False,
+        "strings_to_numbers": False,
+        "nan_inf_to_errors": True,
+    }
+    workbook = xlsxwriter.Workbook(file, options)
+    sheet = workbook.add_worksheet(RESULTS_SHEET)
+    row = 0
+    columns: list[str] = []
+    for frame in frames:
+        if not columns:
+            columns = frame.columns
+            header = workbook.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
+            sheet.write_row(0, 0, columns, header)
+            sheet.freeze_panes(1, 0)
+            for index, width in enumerate(_widths(frame)):
+                sheet.set_column(index, index, width)
+        if row + frame.height >= MAX_ROWS:
+            workbook.close()  # its temp files; the target is replaced only on success
+            raise InputFileError(
+                path,
+                f"holds more than {MAX_ROWS - 1:,} rows, a worksheet's limit: write the "
+                "results as .csv or .parquet",
+            )
+        for values in frame.iter_rows():
+            row += 1
+            sheet.write_row(row, 0, values)
+    last = max(len(columns) - 1, 0)
+    sheet.autofilter(0, 0, max(row, 1), last)
+    if row and "outcome" in columns:
+        outcome = f"${xl_col_to_name(columns.index('outcome'))}2"
+        rules = ((f'={outcome}="skipped"', _SKIPPED), (f'={outcome}<>"succeeded"', _NOT_SUCCEEDED))
+        for rule, look in rules:
+            shade = {"type": "formula", "criteria": rule, "format": workbook.add_format(look)}
+            sheet.conditional_format(1, 0, row, last, {**shade, "stop_if_true": True})
+    workbook.close()
+
+
+def _widths(frame: pl.DataFrame) -> list[int]:
+    """Each column's width in characters: its header or its longest cell, within bounds."""
+    longest = frame.select(pl.all().cast(pl.String).str.len_chars().max()).row(0)
+    return [
+        min(max(len(name) + 2, (cells or 0) + 1, _WIDTH_MIN), _WIDTH_MAX)
+        for name, cells in zip(frame.columns, longest, strict=True)
+    ]
+
+
+__all__ = ["EXTENSIONS", "Sheet", "read_sheet", "write_workbook"]

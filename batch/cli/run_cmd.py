@@ -19,6 +19,7 @@ from batch.cli.options import (
     ApiKeyFileOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
+    EncodingOpt,
     FreshOpt,
     LogFormat,
     LogFormatOpt,
@@ -28,6 +29,8 @@ from batch.cli.options import (
     NotBeforeOpt,
     RateOpt,
     SandboxOpt,
+    SeparatorOpt,
+    SheetOpt,
     TimeoutOpt,
     YesOpt,
 )
@@ -38,8 +41,8 @@ def run(
     input: Annotated[
         Path,
         typer.Argument(
-            help="Input file (.csv, .parquet, .jsonl, .ndjson) or a job file (.toml; flags "
-            "given here override it).",
+            help="Input file (.csv, .xlsx, .parquet, .jsonl, .ndjson; .tsv, .txt) or a job file "
+            "(.toml; flags given here override it).",
             metavar="INPUT|JOB.toml",
         ),
     ],
@@ -50,7 +53,11 @@ def run(
     timeout: TimeoutOpt = None,
     results: Annotated[
         Path | None,
-        typer.Option("--results", help="Results file (default <input stem>.results.csv here)."),
+        typer.Option(
+            "--results",
+            help="Results file: .csv, .xlsx, .parquet, .jsonl (default <input stem>.results.csv "
+            "here).",
+        ),
     ] = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Send the valid rows even if some are invalid.")
@@ -128,6 +135,9 @@ def run(
     yes: YesOpt = False,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
+    sheet: SheetOpt = None,
+    separator: SeparatorOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Send the changes of INPUT: validated, paced, retried, resumable.
 
@@ -164,6 +174,9 @@ def run(
         rollback=rollback,
         canary=canary,
         error_budget=error_budget,
+        sheet=sheet,
+        separator=separator,
+        encoding=encoding,
     )
     with terminal.reporting_errors_and_interrupts():
         job = invocation.job_from(input)
