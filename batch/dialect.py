@@ -118,13 +118,13 @@ def as_utf8(path: Path, dialect: TextDialect) -> bytes:
                 out.write(decoder.decode(chunk).encode("utf-8", "surrogatepass"))
                 offset += len(chunk)
             out.write(decoder.decode(b"", final=True).encode("utf-8", "surrogatepass"))
-        except UnicodeDecodeError as exc:
-            where = offset + exc.start
-            flag = "--encoding" if dialect.told else "its byte-order mark"
+        except UnicodeError as exc:  # UnicodeDecodeError, or utf-16 finding no byte-order mark
+            why = f"--encoding {dialect.encoding}" if dialect.told else "its byte-order mark"
+            where = offset + exc.start if isinstance(exc, UnicodeDecodeError) else offset
             raise InputFileError(
                 path,
-                f"is not {dialect.encoding} text (bad byte near offset {where}), as {flag} "
-                "says: name the encoding it was saved in with --encoding, or save it as UTF-8",
+                f"is not {dialect.encoding} text as {why} says (bad byte near offset {where}): "
+                "name the encoding it was saved in with --encoding, or save it as UTF-8",
             ) from exc
     text = out.getvalue()
     return text[3:] if text.startswith(codecs.BOM_UTF8) else text

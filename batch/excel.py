@@ -191,6 +191,13 @@ def write_workbook(path: Path, file: BinaryIO, frames: Iterable[pl.DataFrame]) -
         "nan_inf_to_errors": True,
     }
     workbook = xlsxwriter.Workbook(file, options)
+    try:
+        _fill(path, workbook, frames)
+    finally:
+        workbook.close()  # also on an error: its temp files go (the target is not replaced)
+
+
+def _fill(path: Path, workbook: xlsxwriter.Workbook, frames: Iterable[pl.DataFrame]) -> None:
     sheet = workbook.add_worksheet(RESULTS_SHEET)
     row = 0
     columns: list[str] = []
@@ -203,7 +210,6 @@ def write_workbook(path: Path, file: BinaryIO, frames: Iterable[pl.DataFrame]) -
             for index, width in enumerate(_widths(frame)):
                 sheet.set_column(index, index, width)
         if row + frame.height >= MAX_ROWS:
-            workbook.close()  # its temp files; the target is replaced only on success
             raise InputFileError(
                 path,
                 f"holds more than {MAX_ROWS - 1:,} rows, a worksheet's limit: write the "
@@ -220,7 +226,6 @@ def write_workbook(path: Path, file: BinaryIO, frames: Iterable[pl.DataFrame]) -
         for rule, look in rules:
             shade = {"type": "formula", "criteria": rule, "format": workbook.add_format(look)}
             sheet.conditional_format(1, 0, row, last, {**shade, "stop_if_true": True})
-    workbook.close()
 
 
 def _widths(frame: pl.DataFrame) -> list[int]:

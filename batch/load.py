@@ -249,7 +249,14 @@ def _known_name(header: str) -> str | None:
 
 
 def _check_header_names(path: Path, names: Sequence[str]) -> None:
-    """Two columns with one name (after trimming, ignoring case) or a nameless column stop."""
+    """Two columns with one name (after trimming, ignoring case) or a nameless column stop;
+    so does a header of numbers and UUIDs (the header row is missing)."""
+    if names and all(_looks_like_data(name) for name in names):
+        raise InputFileError(
+            path,
+            "the first row holds data, not column names: insert a header row naming the "
+            f"columns ({', '.join(voicelink.REQUIRED_FIELDS)}, ...)",
+        )
     seen: dict[str, str] = {}
     for index, name in enumerate(names, start=1):
         key = name.strip(WHITESPACE).lower()
@@ -280,11 +287,6 @@ def _missing_columns_problem(
         f"required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
         f"not found; columns found: {shown or '(none)'}"
     )
-    if found and all(_looks_like_data(name) for name in found):
-        return (
-            f"{problem}. The first row holds data, not column names: insert a header row "
-            f"naming the columns ({', '.join(voicelink.REQUIRED_FIELDS)}, ...)"
-        )
     if len(found) == 1 and separator is not None:
         for sep, label in ((";", "semicolons"), ("\t", "tabs"), (",", "commas"), ("|", "bars")):
             if sep != separator and sep in found[0]:
