@@ -43,6 +43,13 @@ class _Lazy:
             self._console = Console(**self._options)
         return getattr(self._console, name)
 
+    # `with console:` (rich's Live does it) looks these up on the type, not through __getattr__.
+    def __enter__(self) -> Any:
+        return self.__getattr__("__enter__")()
+
+    def __exit__(self, *exc: object) -> Any:
+        return self.__getattr__("__exit__")(*exc)
+
 
 console = cast("Console", _Lazy(highlight=False))
 err_console = cast("Console", _Lazy(stderr=True, highlight=False))
