@@ -385,3 +385,16 @@ def test_retry_reads_a_workbook_sorted_in_a_spreadsheet_by_row(tmp_path: Path) -
     assert [c.row for c in batch.calls()] == [1, 5]  # the failed rows, in row order
     assert [r.row for r in batch.base()] == list(range(1, 9))
     assert batch.passthrough.get_column("ticket").to_list() == [f"T-{i}" for i in range(1, 9)]
+
+
+def test_the_sample_workbook_is_the_sample_csv(tmp_path: Path) -> None:
+    """samples/routing-changes.xlsx gives the CSV sample's verdicts, bodies and passthrough."""
+    judged = []
+    for name in ("routing-changes.csv", "routing-changes.xlsx"):
+        t = load_table(SAMPLES / name)
+        results = [
+            (r.row, r.routing_id, r.outcome, r.request) for r in validate(t).preview_results()
+        ]
+        judged.append((results, t.passthrough_frame().to_dicts()))
+    assert judged[1] == judged[0]
+    assert len(judged[0][0]) == 40
