@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from batch import window
+from batch.dialect import check_encoding, check_separator, check_sheet
 from batch.secrets import is_uuid, looks_like_api_key
 from batch.settings import ErrorBudget, Rate, check_base_url, parse_duration
 from batch.window import Bound
@@ -129,4 +130,7 @@ COERCE: Mapping[str, Callable[[object], object]] = {
     "canary": _as_canary,
     "error_budget": _as_budget,
     "keep_runs": _as_count,
+    "sheet": check_sheet,
+    "separator": check_separator,
+    "encoding": check_encoding,
 }

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from batch import voicelink as vl
 from batch.current import Current, load_current
+from batch.dialect import Reading
 from batch.errors import UsageError
 from batch.fill import fill_from_current
 from batch.load import Table, load_table
@@ -55,16 +56,20 @@ def read_checked(
     current: Path | None,
     fill: bool,
     connection_id: str | None,
+    reading: Reading | None = None,
 ) -> Checked:
     """Load the snapshot (if any) and the input, fill it from the snapshot when ``fill``, and
     validate it (``UNKNOWN_RECORD`` for a filled row whose record is not in the snapshot)."""
     require_current(current, {"--fill-from-current": fill})
     snapshot = load_current(current) if current is not None else None
     if snapshot is not None and fill:
-        filled = fill_from_current(load_table(input_path, required=(vl.ROUTING_ID,)), snapshot)
+        only_id = (vl.ROUTING_ID,)
+        filled = fill_from_current(
+            load_table(input_path, required=only_id, reading=reading), snapshot
+        )
         table, extra = filled.table, filled.errors
     else:
-        table, extra = load_table(input_path), None
+        table, extra = load_table(input_path, reading=reading), None
     v = validate(table, connection_id=connection_id, extra_errors=extra)
     return Checked(table=table, validation=v, current=snapshot)
 

@@ -119,4 +119,7 @@ def record_of(
         allow_wipe=settings.allow_wipe,
         skip_unchanged=settings.skip_unchanged,
         current=str(settings.current) if settings.current is not None else None,
+        sheet=settings.sheet,
+        separator=settings.separator,
+        encoding=settings.encoding,
     )

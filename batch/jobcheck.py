@@ -57,6 +57,7 @@ def check_job(path: Path, env: Mapping[str, str], now: datetime) -> Report:
             current=settings.current,
             fill=settings.fill_from_current,
             connection_id=settings.connection_id,
+            reading=settings.reading,
         )
         v, verdicts = checked.validation, ""
         sending = sum(n for *_, n in plan_counts(v))

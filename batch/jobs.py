@@ -10,6 +10,7 @@ flag > job file > environment > default. Schema (paths relative to the job file'
     description = "..."                # optional, shown by `reroute jobs check`
     input = "../samples/routing-changes.csv"
     results = "routing-changes.results.csv"
+    sheet, separator, encoding         # optional: how the input is read (--sheet and so on)
     [target]  base_url, api_key_env (the NAME of a variable, never a key), connection_id
     [pace]    rate ("60/min"), concurrency, max_attempts, timeout, max_retry_after,
               max_outage ("15m", or seconds)
@@ -39,7 +40,8 @@ from batch.window import Bound
 # Environment variables that feed a setting (the key itself is read by the CLI, by name).
 ENV_VARS: Mapping[str, str] = {"base_url": "REROUTE_BASE_URL"}
 
-_TOP_KEYS = ("description", "input", "results")
+_TOP_KEYS = ("description", "input", "results", "sheet", "separator", "encoding")
+_READING_KEYS = ("sheet", "separator", "encoding")
 _TABLES: Mapping[str, tuple[str, ...]] = {
     "target": ("base_url", "api_key_env", "connection_id"),
     "pace": ("rate", "concurrency", "max_attempts", "timeout", "max_retry_after", "max_outage"),
@@ -86,6 +88,9 @@ class Job:
     canary: int | None = None
     error_budget: ErrorBudget | None = None
     keep_runs: int | None = None
+    sheet: str | None = None  # top-level keys: how the input is read
+    separator: str | None = None
+    encoding: str | None = None
 
     @property
     def name(self) -> str:
@@ -168,6 +173,7 @@ class _Reader:
             results=self.path_of("results", self.doc.get("results")),
             description=self.value("description", self.doc.get("description")),
             **values,
+            **{name: self.value(name, self.doc.get(name)) for name in _READING_KEYS},
         )
         if job.current is None:
             for name in ("fill_from_current", "allow_wipe", "skip_unchanged", "rollback"):
@@ -306,6 +312,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Where each setting lives in a job file (for messages); input/results are top-level keys.
 _JOB_KEYS = {name: f"[{table}].{name}" for table, names in _TABLES.items() for name in names}
 _JOB_KEYS |= {"input": "input", "results": "results"}
+_JOB_KEYS |= {name: name for name in _READING_KEYS}
 
 
 PLACEHOLDERS = ("date", "input_stem", "input_sha8")

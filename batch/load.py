@@ -1,4 +1,4 @@
-"""Load a routing-change file (CSV, Parquet, JSON lines) into a table of cells as written.
+"""Load a routing-change file (CSV, Excel, Parquet, JSON lines) into a table of cells as written.
 
 Every known column comes back as text exactly as the user wrote it, so validation can tell
 ``93.0`` (93) from ``93.5`` and ``abc``; nothing is inferred or silently coerced. Problems with
@@ -8,24 +8,26 @@ raise one ``InputFileError`` naming the file and the fix, before any row is judg
 
 from __future__ import annotations
 
-import codecs
-import csv
 import json
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
 
 import polars as pl
 
-from batch import voicelink
+from batch import csvfile, excel, voicelink
+from batch.dialect import TAB_EXTENSIONS, Reading, TextDialect, check_utf8
+from batch.dialect import separator_label as _label
 from batch.errors import InputFileError
 from batch.model import RESULT_COLUMNS
 
 CSV_EXTENSIONS = frozenset({".csv"})
 PARQUET_EXTENSIONS = frozenset({".parquet"})
 JSONL_EXTENSIONS = frozenset({".jsonl", ".ndjson"})
-EXTENSIONS = CSV_EXTENSIONS | PARQUET_EXTENSIONS | JSONL_EXTENSIONS
+# Input only: delimited text (.tsv and .txt tab-separated by default) and workbooks.
+TEXT_EXTENSIONS = CSV_EXTENSIONS | TAB_EXTENSIONS
+EXTENSIONS = TEXT_EXTENSIONS | excel.EXTENSIONS | PARQUET_EXTENSIONS | JSONL_EXTENSIONS
 
 # Canonical name of every known column, keyed by its trimmed, lower-cased header spelling.
 _KNOWN: dict[str, str] = {name.lower(): name for name in voicelink.INPUT_COLUMNS}
@@ -40,9 +42,7 @@ _RESERVED = frozenset(name.lower() for name in RESULT_COLUMNS) - {voicelink.ROUT
 WHITESPACE = " \t\r\n\x0b\x0c\xa0"
 
 _UTF8_CHUNK = 1 << 20
-# What polars raises on a file it cannot read; a Rust panic is a BaseException, caught too so a
-# strange file is one clear line, never a traceback.
-_POLARS_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
+_POLARS_ERRORS = csvfile.POLARS_ERRORS
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,17 @@ class Table:
     all null. ``passthrough`` names the other columns, in file order (they are in ``frame``
     too, under their original names and types). A blank known cell ("  ") is kept as written;
     validation treats it as empty.
+
+    ``header_row``: for a workbook, the spreadsheet row number of the header (data row ``n`` is
+    sheet row ``header_row + n``), so messages can name both; None for other formats.
+    ``notes``: what reading found worth telling (which sheet of several was read).
     """
 
     path: Path
     frame: pl.DataFrame
     passthrough: tuple[str, ...]
+    header_row: int | None = None
+    notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return self.frame.height
@@ -69,9 +75,18 @@ class Table:
         return self.frame.select(self.passthrough)
 
 
-def load_table(path: Path | str, *, required: Collection[str] = voicelink.REQUIRED_FIELDS) -> Table:
-    """Read an input file by its extension; raise InputFileError for file-level problems."""
+def load_table(
+    path: Path | str,
+    *,
+    required: Collection[str] = voicelink.REQUIRED_FIELDS,
+    reading: Reading | None = None,
+) -> Table:
+    """Read an input file by its extension; raise InputFileError for file-level problems.
+
+    ``reading``: the workbook's sheet (``--sheet``), a text file's separator and encoding.
+    """
     path = Path(path)
+    reading = reading or Reading()
     suffix = path.suffix.lower()
     if not path.exists():
         raise InputFileError(path, "no such file")
@@ -81,45 +96,43 @@ def load_table(path: Path | str, *, required: Collection[str] = voicelink.REQUIR
         raise InputFileError(
             path,
             f"unknown file type {path.suffix or '(no extension)'!r}: "
-            "use .csv, .parquet, .jsonl or .ndjson",
+            "use .csv, .xlsx, .parquet, .jsonl or .ndjson (or .tsv, .txt)",
         )
+    separator: str | None = None
+    header_row: int | None = None
+    notes: tuple[str, ...] = ()
     try:
-        if suffix in CSV_EXTENSIONS:
-            frame = _read_csv(path)
+        if suffix in TEXT_EXTENSIONS:
+            dialect = TextDialect.of(path, reading)
+            header, frame = csvfile.read_csv(path, dialect)
+            _check_header_names(path, header)
+            frame, separator = _named(frame, header), dialect.separator
+        elif suffix in excel.EXTENSIONS:
+            sheet = excel.read_sheet(path, reading.sheet)
+            frame, header_row, notes = _read_sheet(path, sheet), sheet.header_row, sheet.notes
         elif suffix in PARQUET_EXTENSIONS:
             frame = _read_parquet(path)
         else:
             frame = _read_jsonl(path)
     except OSError as exc:
         raise InputFileError(path, f"cannot be read: {exc.strerror or exc}") from exc
-    return _to_table(path, frame, required)
+    table = _to_table(path, frame, required, separator)
+    return Table(table.path, table.frame, table.passthrough, header_row, notes)
 
 
 # --- readers: each returns a frame with the file's own header names, known cells as text ---
 
 
-def _read_csv(path: Path) -> pl.DataFrame:
-    # The header is decoded here (strict UTF-8); polars checks the rest as it reads.
-    header = _csv_header(path)
-    if not header:
-        raise InputFileError(path, "is empty: expected a header row naming the columns")
-    _check_header_names(path, header)
-    try:
-        frame = pl.read_csv(
-            path,
-            infer_schema=False,  # every cell as text: validation must see what was written
-            new_columns=header,
-            raise_if_empty=False,
-            encoding="utf8",
-        )
-    except _POLARS_ERRORS as exc:
-        raise InputFileError(path, _csv_problem(exc)) from exc
-    if frame.width != len(header):
-        raise InputFileError(
-            path, "cannot be read as CSV: the header and the rows disagree on the columns"
-        )
+def _read_sheet(path: Path, sheet: excel.Sheet) -> pl.DataFrame:
+    _check_header_names(path, sheet.header)
+    return _named(sheet.frame, sheet.header)
+
+
+def _named(frame: pl.DataFrame, header: list[str]) -> pl.DataFrame:
+    """The frame's columns named by the header (checked); trailing blank rows dropped."""
+    names = dict(zip(frame.columns, header, strict=True))
     # A spreadsheet often leaves blank lines at the end: they are not rows.
-    return _drop_trailing_blank_rows(frame)
+    return _drop_trailing_blank_rows(frame.rename(names))
 
 
 def _read_parquet(path: Path) -> pl.DataFrame:
@@ -139,7 +152,7 @@ def _read_parquet(path: Path) -> pl.DataFrame:
 
 
 def _read_jsonl(path: Path) -> pl.DataFrame:
-    _check_utf8(path)
+    check_utf8(path)
     with path.open("rb") as file:
         blank = not file.read(_UTF8_CHUNK).strip()
     if blank:
@@ -201,7 +214,9 @@ def _json_text(value: object) -> str | None:
 # --- from the file's frame to a Table ---
 
 
-def _to_table(path: Path, frame: pl.DataFrame, required: Collection[str]) -> Table:
+def _to_table(
+    path: Path, frame: pl.DataFrame, required: Collection[str], separator: str | None = None
+) -> Table:
     renames: dict[str, str] = {}
     passthrough: list[str] = []
     for name in frame.columns:
@@ -212,7 +227,7 @@ def _to_table(path: Path, frame: pl.DataFrame, required: Collection[str]) -> Tab
             renames[name] = canonical
     missing = [name for name in required if name not in {*renames.values(), *frame.columns}]
     if missing:
-        raise InputFileError(path, _missing_columns_problem(missing, frame.columns))
+        raise InputFileError(path, _missing_columns_problem(missing, frame.columns, separator))
     frame = frame.rename(renames)
     # An empty known cell (quoted "" too) means "not set": hold it as null. Blank cells ("  ")
     # stay as written; validation reads them as empty too.
@@ -234,7 +249,14 @@ def _known_name(header: str) -> str | None:
 
 
 def _check_header_names(path: Path, names: Sequence[str]) -> None:
-    """Two columns with one name (after trimming, ignoring case) or a nameless column stop."""
+    """Two columns with one name (after trimming, ignoring case) or a nameless column stop;
+    so does a header of numbers and UUIDs (the header row is missing)."""
+    if names and all(_looks_like_data(name) for name in names):
+        raise InputFileError(
+            path,
+            "the first row holds data, not column names: insert a header row naming the "
+            f"columns ({', '.join(voicelink.REQUIRED_FIELDS)}, ...)",
+        )
     seen: dict[str, str] = {}
     for index, name in enumerate(names, start=1):
         key = name.strip(WHITESPACE).lower()
@@ -257,20 +279,31 @@ def _check_header_names(path: Path, names: Sequence[str]) -> None:
         seen[key] = name
 
 
-def _missing_columns_problem(missing: Sequence[str], found: Sequence[str]) -> str:
+def _missing_columns_problem(
+    missing: Sequence[str], found: Sequence[str], separator: str | None
+) -> str:
     shown = ", ".join(repr(name) for name in found[:12]) + (", ..." if len(found) > 12 else "")
     problem = (
         f"required column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
         f"not found; columns found: {shown or '(none)'}"
     )
-    if len(found) == 1:
-        for sep, label in ((";", "semicolons"), ("\t", "tabs")):
-            if sep in found[0]:
+    if len(found) == 1 and separator is not None:
+        for sep, label in ((";", "semicolons"), ("\t", "tabs"), (",", "commas"), ("|", "bars")):
+            if sep != separator and sep in found[0]:
+                also = "" if sep == "," else ", or save the file as comma-separated CSV"
                 return (
-                    f"{problem}. The header looks separated by {label}: save the file as "
-                    "comma-separated CSV"
+                    f"{problem}. The header looks separated by {label}: read it as it is with "
+                    f"--separator {_label(sep)}{also}"
                 )
     return problem
+
+
+def _looks_like_data(header: str) -> bool:
+    """A header cell that is a number or a UUID: the header row is probably missing."""
+    text = header.strip(WHITESPACE)
+    return bool(
+        re.fullmatch(r"[+-]?[0-9]+(\.[0-9]*)?", text) or re.fullmatch(voicelink.UUID_PATTERN, text)
+    )
 
 
 def _number_as_text(path: Path, name: str, dtype: pl.DataType) -> pl.Expr:
@@ -292,54 +325,6 @@ def _number_as_text(path: Path, name: str, dtype: pl.DataType) -> pl.Expr:
 
 
 # --- CSV details ---
-
-
-def _check_utf8(path: Path) -> None:
-    """Decode the file in chunks (no copy kept) so a stray byte is named, not replaced."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    with path.open("rb") as file:
-        while chunk := file.read(_UTF8_CHUNK):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                _not_utf8(path, offset + exc.start, exc)
-            offset += len(chunk)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            _not_utf8(path, offset, exc)
-
-
-def _not_utf8(path: Path, offset: int, exc: UnicodeDecodeError) -> NoReturn:
-    raise InputFileError(
-        path,
-        f"is not UTF-8 text (bad byte near offset {offset}): save or export it as UTF-8",
-    ) from exc
-
-
-def _csv_header(path: Path) -> list[str]:
-    """The first record's cells, as written (BOM dropped, quotes and newlines honoured)."""
-    with path.open(encoding="utf-8-sig", newline="") as file:
-        try:
-            return next(csv.reader(file), [])
-        except csv.Error as exc:
-            raise InputFileError(path, f"header row cannot be read as CSV: {exc}") from exc
-        except UnicodeDecodeError as exc:
-            _not_utf8(path, exc.start, exc)
-            raise  # unreachable: _not_utf8 raises
-
-
-def _csv_problem(exc: Exception) -> str:
-    text = str(exc)
-    if "more fields than defined" in text:
-        return (
-            "a row has more cells than the header has columns: quote cells that contain "
-            'commas ("a, b"), or add the missing header names'
-        )
-    if "utf-8" in text.lower():
-        return "is not UTF-8 text: save or export it as UTF-8"
-    return f"cannot be read as CSV: {_first_line(exc)}"
 
 
 def _drop_trailing_blank_rows(frame: pl.DataFrame) -> pl.DataFrame:

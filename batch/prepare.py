@@ -68,10 +68,12 @@ def batch_for_run(settings: RunSettings) -> tuple[Batch, Validation]:
         current=settings.current,
         fill=settings.fill_from_current,
         connection_id=settings.connection_id,
+        reading=settings.reading,
     )
     v, passthrough = checked.validation, checked.table.passthrough_frame()
+    read_notes = checked.table.notes  # which sheet of a workbook was read
     if checked.current is None:
-        return Batch(v.calls, v.preview_results, passthrough, v.valid), v
+        return Batch(v.calls, v.preview_results, passthrough, v.valid, notes=read_notes), v
     g = gate(
         v, checked.current, allow_wipe=settings.allow_wipe, skip_unchanged=settings.skip_unchanged
     )
@@ -101,7 +103,7 @@ def batch_for_run(settings: RunSettings) -> tuple[Batch, Validation]:
         candidates=int(g.send_mask().sum()),
         snapshot=sha256_file(checked.current.path),
         before_sending=write_rollback if rollback_path is not None else None,
-        notes=(f"against {checked.current.path}: {counts or 'no valid rows'}",),
+        notes=(*read_notes, f"against {checked.current.path}: {counts or 'no valid rows'}"),
     )
     return batch, g.validation
 

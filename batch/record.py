@@ -29,6 +29,10 @@ CONTENT_SETTINGS: Final = {
     "fill_from_current": "--fill-from-current",
     "allow_wipe": "--allow-wipe",
     "skip_unchanged": "--skip-unchanged",
+    # another sheet or dialect of the same file is other rows
+    "sheet": "--sheet",
+    "separator": "--separator",
+    "encoding": "--encoding",
 }
 # Settings a resume or retry takes from the record when no flag (or job key) gives them.
 REUSED_SETTINGS: Final = (
@@ -120,6 +124,9 @@ class RunRecord:
     allow_wipe: bool = False
     skip_unchanged: bool = False
     current: str | None = None
+    sheet: str | None = None
+    separator: str | None = None
+    encoding: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

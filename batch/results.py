@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Final
 import polars as pl
 from polars.io.plugins import register_io_source
 
+from batch import excel
 from batch.errors import InputFileError
 from batch.load import CSV_EXTENSIONS, JSONL_EXTENSIONS, PARQUET_EXTENSIONS
 from batch.model import RESULT_COLUMNS, RowResult
@@ -46,7 +47,7 @@ TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.3fZ"
 # The peak this phase adds is proportional to it (measured: ~26 MiB at 10,000 rows, ~8 MiB
 # at 2,000) and not to the row count; 2,000 rows still write as fast.
 CHUNK_ROWS: Final = 2_000
-_EXTENSIONS = CSV_EXTENSIONS | PARQUET_EXTENSIONS | JSONL_EXTENSIONS
+_EXTENSIONS = CSV_EXTENSIONS | excel.EXTENSIONS | PARQUET_EXTENSIONS | JSONL_EXTENSIONS
 
 
 def _check_extension(path: Path) -> str:
@@ -55,7 +56,7 @@ def _check_extension(path: Path) -> str:
         raise InputFileError(
             path,
             f"unknown results file type {path.suffix or '(no extension)'!r}: "
-            "use .csv, .parquet, .jsonl or .ndjson",
+            "use .csv, .xlsx, .parquet, .jsonl or .ndjson",
         )
     return suffix
 
@@ -74,8 +75,9 @@ def write_results(
 ) -> None:
     """Write one record per input row (input order), then ``passthrough``, atomically.
 
-    The format follows the extension: ``.csv``, ``.parquet``, ``.jsonl``/``.ndjson``. Times
-    are ISO-8601 UTC with ``Z`` in text formats, UTC timestamps in Parquet.
+    The format follows the extension: ``.csv``, ``.xlsx`` (one sheet, see
+    ``batch.excel.write_workbook``), ``.parquet``, ``.jsonl``/``.ndjson``. Times are ISO-8601
+    UTC with ``Z`` in text formats and workbooks, UTC timestamps in Parquet.
 
     Streamed ``chunk_rows`` rows at a time (``results`` is read lazily, e.g. from the journal),
     so a million-row file never means a million-row frame, or its text copies, in memory.
@@ -89,6 +91,8 @@ def write_results(
         elif suffix in CSV_EXTENSIONS:
             for index, frame in enumerate(frames):
                 _as_csv_text(frame).write_csv(file, include_header=index == 0)
+        elif suffix in excel.EXTENSIONS:
+            excel.write_workbook(path, file, (_as_cells(frame) for frame in frames))
         else:
             for frame in frames:
                 _with_text_times(frame).write_ndjson(file)
@@ -146,6 +150,17 @@ def _as_csv_text(frame: pl.DataFrame) -> pl.DataFrame:
     # CSV holds only flat cells: a nested passthrough value (from JSON lines) goes as JSON.
     return frame.with_columns(
         _as_json(name) for name, dtype in frame.schema.items() if dtype.is_nested()
+    )
+
+
+def _as_cells(frame: pl.DataFrame) -> pl.DataFrame:
+    """Flat cells a worksheet holds: numbers and booleans as they are, the rest as text."""
+    frame = _as_csv_text(frame)
+    plain = (pl.String, pl.Boolean, pl.Null)
+    return frame.with_columns(
+        pl.col(name).cast(pl.String)
+        for name, dtype in frame.schema.items()
+        if not (dtype in plain or dtype.is_integer() or dtype.is_float())
     )
 
 
@@ -209,6 +224,8 @@ def read_results(path: Path) -> pl.DataFrame:
             frame = pl.read_csv(path, infer_schema=False, raise_if_empty=False)
         elif suffix in PARQUET_EXTENSIONS:
             frame = pl.read_parquet(path)
+        elif suffix in excel.EXTENSIONS:
+            frame = _read_workbook(path)
         else:
             frame = pl.read_ndjson(
                 path,
@@ -242,6 +259,14 @@ def read_results(path: Path) -> pl.DataFrame:
             )
     others = [name for name in frame.columns if name not in RESULT_COLUMNS]
     return typed.select(*RESULT_COLUMNS, *others)
+
+
+def _read_workbook(path: Path) -> pl.DataFrame:
+    """The first sheet of a results workbook, cells as text; blank rows (after a sort or an
+    edit in a spreadsheet) are not rows."""
+    sheet = excel.read_sheet(path, None)
+    frame = sheet.frame.rename(dict(zip(sheet.frame.columns, sheet.header, strict=True)))
+    return frame.filter(~pl.all_horizontal(pl.all().is_null()))
 
 
 def _typed(name: str, dtype: pl.DataType) -> pl.Expr:

@@ -15,7 +15,7 @@ import polars as pl
 from batch import voicelink as vl
 from batch.current import Diff, Verdict, current_name
 from batch.errors import InputFileError
-from batch.load import CSV_EXTENSIONS, EXTENSIONS, PARQUET_EXTENSIONS
+from batch.load import CSV_EXTENSIONS, JSONL_EXTENSIONS, PARQUET_EXTENSIONS
 from batch.results import atomic_file
 
 # Rows a rollback file restores: the ones whose update alters the record.
@@ -42,7 +42,7 @@ def write_rollback(path: Path | str, diff: Diff, include: pl.Series | None = Non
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in EXTENSIONS:
+    if suffix not in CSV_EXTENSIONS | PARQUET_EXTENSIONS | JSONL_EXTENSIONS:
         raise InputFileError(
             path,
             f"unknown rollback file type {path.suffix or '(no extension)'!r}: "

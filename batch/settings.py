@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from batch import voicelink
+from batch.dialect import Reading
 from batch.errors import UsageError
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$", re.I)
@@ -160,3 +161,11 @@ class RunSettings:
     canary: int | None = None  # send this many rows first, then stop or ask
     error_budget: ErrorBudget | None = None  # None: off
     keep_runs: int = 30  # past runs of the results path kept in <stem>.runs/ (batch.archive)
+    # How the input is read (issue 16): a workbook's sheet, a text file's separator, encoding.
+    sheet: str | None = None
+    separator: str | None = None
+    encoding: str | None = None
+
+    @property
+    def reading(self) -> Reading:
+        return Reading(self.sheet, self.separator, self.encoding)

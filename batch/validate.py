@@ -240,7 +240,7 @@ def validate(
     if invalid.any():
         # Codes and messages are text work: do it for the invalid rows only.
         index = invalid.arg_true()
-        bad = _explained(checked.filter(invalid).with_columns(_flags()))
+        bad = _explained(checked.filter(invalid).with_columns(_flags()), table.header_row)
         judged = judged.with_columns(
             judged.get_column("error_code").scatter(index, bad.get_column("error_code")),
             judged.get_column("error_message").scatter(index, bad.get_column("error_message")),
@@ -336,8 +336,12 @@ def _cells(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _explained(bad: pl.DataFrame) -> pl.DataFrame:
-    """``error_code`` and ``error_message`` of the invalid rows (``bad`` holds only those)."""
+def _explained(bad: pl.DataFrame, header_row: int | None = None) -> pl.DataFrame:
+    """``error_code`` and ``error_message`` of the invalid rows (``bad`` holds only those).
+
+    ``header_row``: a workbook's header row number; messages then name the spreadsheet's own
+    row too ("row 3 (sheet row 4)"), so the cell is found at once.
+    """
     # One mention of each code per row, in the contract's order of codes.
     codes = pl.concat_str(
         [
@@ -347,7 +351,12 @@ def _explained(bad: pl.DataFrame) -> pl.DataFrame:
         separator=CODE_SEPARATOR,
         ignore_nulls=True,
     )
-    messages = _messages(bad.with_columns(_text(name) for name in _KNOWN_FIELDS))
+    where = pl.col("row").cast(pl.String)
+    if header_row is not None:
+        where = pl.format("{} (sheet row {})", pl.col("row"), pl.col("row") + header_row)
+    messages = _messages(
+        bad.with_columns(*[_text(name) for name in _KNOWN_FIELDS], where.alias("#where"))
+    )
     return bad.select(codes.alias("error_code")).with_columns(messages.get_column("error_message"))
 
 
@@ -496,7 +505,7 @@ def _shown(field: str) -> pl.Expr:
 def _message(check: _Check) -> pl.Expr:
     field = check.field
     head = f"row {{}}, field {field}: "
-    row = pl.col("row")
+    row = pl.col("#where")  # the row's number ("3", or "3 (sheet row 4)" in a workbook)
     value = _shown(field)
     code = check.code
     if code is Code.MISSING_FIELD:

@@ -110,10 +110,13 @@ def test_connection_id_default_reaches_the_requests(tmp_path: Path) -> None:
     ("name", "data", "needle"),
     [
         ("missing.csv", None, "no such file"),
-        ("c.csv", b"\xff\xfe" + HEADER.encode("utf-16-le"), "is not UTF-8"),
+        ("c.csv", b"\xff\xfe" + HEADER.encode("utf-16-le"), "with --separator ','"),
+        ("c.csv", b"routing_id,st\xe4tus\n", "with --encoding cp1252"),
         ("c.csv", b"routing_id;for_inbound_call;for_outbound_call;status\n1;1;4;1\n", "semicolons"),
         ("c.csv", b"routing_id,status\n1,1\n", "for_inbound_call, for_outbound_call not found"),
-        ("c.xlsx", b"PK", "unknown file type"),
+        ("c.xlsx", b"PK", "is not an Excel workbook"),
+        ("c.xlsx", b"PK\x03\x04" + bytes(60), "is not a readable Excel workbook"),
+        ("c.xls", b"PK", "unknown file type"),
     ],
 )
 def test_unreadable_input_is_one_stderr_line_and_exit_2(

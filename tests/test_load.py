@@ -143,7 +143,7 @@ def test_required_columns_can_be_chosen(tmp_path: Path) -> None:
         ),
         ("c.csv", f"{HEADER},,\n1,1,4,1,,x\n".encode(), "column 5 has no header name"),
         ("c.csv", f"{HEADER},outcome\n1,1,4,1,x\n".encode(), "name of a results-file column"),
-        ("c.txt", f"{HEADER}\n".encode(), "unknown file type '.txt'"),
+        ("c.xls", f"{HEADER}\n".encode(), "unknown file type '.xls'"),
         ("c", f"{HEADER}\n".encode(), "unknown file type '(no extension)'"),
         ("c.parquet", b"PAR1 not really", "not a readable Parquet file"),
         ("c.jsonl", b'{"routing_id": 1}\n{"routing_id":\n', "line 2 is not valid JSON"),
@@ -163,12 +163,14 @@ def test_file_level_problems(tmp_path: Path, name: str, data: bytes, needle: str
 
 
 def test_semicolon_separated_file_gets_a_hint(tmp_path: Path) -> None:
-    """A sheet saved with `;` names what was found and says to save it comma-separated."""
+    """A sheet saved with `;` names the flag that reads it as it is, or saving it with commas."""
     path = write(
         tmp_path, "c.csv", "routing_id;for_inbound_call;for_outbound_call;status\n1;1;4;1\n"
     )
-    with pytest.raises(InputFileError, match="separated by semicolons: save the file as comma"):
+    with pytest.raises(InputFileError) as caught:
         load_table(path)
+    assert "separated by semicolons: read it as it is with --separator ';'" in str(caught.value)
+    assert "or save the file as comma-separated CSV" in str(caught.value)
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ RESULTS = [
 PASSTHROUGH = pl.DataFrame({"ticket": ["OPS-1", "OPS-2"], "note": ['a, "b"\nc', None]})
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl", ".ndjson"])
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".parquet", ".jsonl", ".ndjson"])
 def test_results_round_trip_in_every_format(tmp_path: Path, suffix: str) -> None:
     """Written then read back, every format gives the same typed records and passthrough."""
     path = tmp_path / f"out.results{suffix}"
@@ -148,8 +148,8 @@ def test_unwritable_place_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_unknown_results_extension(tmp_path: Path) -> None:
     """Results formats follow the extension; an unknown one is refused up front."""
-    with pytest.raises(InputFileError, match=r"unknown results file type '\.xlsx'"):
-        write_results(tmp_path / "out.xlsx", RESULTS, PASSTHROUGH)
+    with pytest.raises(InputFileError, match=r"unknown results file type '\.ods'"):
+        write_results(tmp_path / "out.ods", RESULTS, PASSTHROUGH)
 
 
 def test_reading_a_file_that_is_not_results_names_missing_columns(tmp_path: Path) -> None:
@@ -211,17 +211,17 @@ def test_chunked_parquet_reads_back_whole_and_in_order(tmp_path: Path) -> None:
     assert pl.read_parquet_schema(path)["started_at"] == pl.Datetime("us", "UTC")
 
 
-@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl", ".xlsx"])
 def test_no_results_in_other_formats(tmp_path: Path, suffix: str) -> None:
     """No rows at all still writes a readable (empty) results file in every format."""
     path = tmp_path / f"out{suffix}"
     write_results(path, [], pl.DataFrame({"ticket": []}, schema={"ticket": pl.String}))
     assert path.exists()
-    if suffix == ".parquet":
+    if suffix in (".parquet", ".xlsx"):
         assert read_results(path).height == 0
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".xlsx"])
 @pytest.mark.parametrize("results", [5, 9], ids=["fewer", "more"])
 def test_a_mismatch_found_in_a_later_chunk_still_writes_nothing(
     tmp_path: Path, suffix: str, results: int

@@ -105,6 +105,35 @@ NotAfterOpt = Annotated[
         metavar="WHEN",
     ),
 ]
+SheetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sheet",
+        help="The sheet of an .xlsx workbook to read, by its tab's name (default: the first).",
+        metavar="NAME",
+        show_default=False,
+    ),
+]
+SeparatorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--separator",
+        help="The separator of a text file: ';', '|' or tab (default: a comma; a tab for "
+        ".tsv, .txt and UTF-16 files).",
+        metavar="CHAR",
+        show_default=False,
+    ),
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--encoding",
+        help="The encoding of a text file, as Python names it: cp1252 (Excel's 'CSV' in "
+        "Western Europe), cp1250, latin-1, utf-16... (default UTF-8; UTF-16 with its BOM).",
+        metavar="NAME",
+        show_default=False,
+    ),
+]
 ApiKeyFileOpt = Annotated[
     Path | None,
     typer.Option(

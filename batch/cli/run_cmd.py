@@ -19,6 +19,7 @@ from batch.cli.options import (
     ApiKeyFileOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
+    EncodingOpt,
     FreshOpt,
     LogFormat,
     LogFormatOpt,
@@ -29,6 +30,8 @@ from batch.cli.options import (
     NotBeforeOpt,
     RateOpt,
     SandboxOpt,
+    SeparatorOpt,
+    SheetOpt,
     TimeoutOpt,
     YesOpt,
 )
@@ -39,8 +42,8 @@ def run(
     input: Annotated[
         Path,
         typer.Argument(
-            help="Input file (.csv, .parquet, .jsonl, .ndjson) or a job file (.toml; flags "
-            "given here override it).",
+            help="Input file (.csv, .xlsx, .parquet, .jsonl, .ndjson; .tsv, .txt) or a job file "
+            "(.toml; flags given here override it).",
             metavar="INPUT|JOB.toml",
         ),
     ],
@@ -51,7 +54,11 @@ def run(
     timeout: TimeoutOpt = None,
     results: Annotated[
         Path | None,
-        typer.Option("--results", help="Results file (default <input stem>.results.csv here)."),
+        typer.Option(
+            "--results",
+            help="Results file: .csv, .xlsx, .parquet, .jsonl (default <input stem>.results.csv "
+            "here).",
+        ),
     ] = None,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Send the valid rows even if some are invalid.")
@@ -147,6 +154,9 @@ def run(
     yes: YesOpt = False,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
+    sheet: SheetOpt = None,
+    separator: SeparatorOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Send the changes of INPUT: validated, paced, retried, resumable.
 
@@ -185,6 +195,9 @@ def run(
         canary=canary,
         error_budget=error_budget,
         keep_runs=keep_runs,
+        sheet=sheet,
+        separator=separator,
+        encoding=encoding,
     )
     with terminal.reporting_errors_and_interrupts():
         job = invocation.job_from(input)

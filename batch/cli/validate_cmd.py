@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from batch.cli.app import Exit, app, reporting_errors, say
+from batch.cli.options import EncodingOpt, SeparatorOpt, SheetOpt
+from batch.dialect import Reading, check_encoding, check_separator, check_sheet
 from batch.errors import UsageError
 
 if TYPE_CHECKING:  # polars behind these is imported when a command runs (start-up time)
@@ -22,7 +24,7 @@ if TYPE_CHECKING:  # polars behind these is imported when a command runs (start-
 InputArg = Annotated[
     Path,
     typer.Argument(
-        help="Routing changes: .csv, .parquet, .jsonl or .ndjson",
+        help="Routing changes: .csv, .xlsx, .parquet, .jsonl or .ndjson (.tsv, .txt)",
         metavar="INPUT",
         show_default=False,
     ),
@@ -44,6 +46,21 @@ def _not_the_input(input_path: Path, output: Path | None, flag: str) -> None:
         raise UsageError(f"{flag} {output} is the input file; write to another path")
 
 
+def _reading(sheet: str | None, separator: str | None, encoding: str | None) -> Reading:
+    """--sheet, --separator and --encoding, checked (a UsageError says what would do)."""
+    checked: list[str | None] = []
+    for flag, value, check in (
+        ("--sheet", sheet, check_sheet),
+        ("--separator", separator, check_separator),
+        ("--encoding", encoding, check_encoding),
+    ):
+        try:
+            checked.append(None if value is None else check(value))
+        except UsageError as exc:
+            raise UsageError(f"{flag}: {exc}") from None
+    return Reading(*checked)
+
+
 def _exit_status(v: Validation, diff: Diff | None = None) -> Exit:
     from batch.current import Verdict
 
@@ -58,13 +75,16 @@ def validate_command(
         Path | None,
         typer.Option(
             "--results",
-            help="Write the results file here (.csv, .parquet, .jsonl): invalid rows with "
-            "their codes, valid rows as not_attempted with the request they would send.",
+            help="Write the results file here (.csv, .xlsx, .parquet, .jsonl): invalid rows "
+            "with their codes, valid rows as not_attempted with the request they would send.",
             metavar="PATH",
             show_default=False,
         ),
     ] = None,
     connection_id: ConnectionOpt = None,
+    sheet: SheetOpt = None,
+    separator: SeparatorOpt = None,
+    encoding: EncodingOpt = None,
 ) -> None:
     """Read and check every row; send nothing. Exit 0 all valid, 1 some invalid, 2 unreadable.
 
@@ -77,7 +97,9 @@ def validate_command(
 
     with reporting_errors():
         _not_the_input(input_path, results, "--results")
-        table = load_table(input_path)
+        table = load_table(input_path, reading=_reading(sheet, separator, encoding))
+        for note in table.notes:
+            _say(note)
         v = validate(table, connection_id=connection_id)
         if results is not None:
             write_results(results, v.preview_results(), table.passthrough_frame())
@@ -133,6 +155,9 @@ def plan_command(
             show_default=False,
         ),
     ] = None,
+    sheet: SheetOpt = None,
+    separator: SeparatorOpt = None,
+    encoding: EncodingOpt = None,
     results: Annotated[
         Path | None,
         typer.Option(
@@ -158,8 +183,13 @@ def plan_command(
     with reporting_errors():
         refuse_overwrites(input_path, current, ((out, "--out"), (rollback, "--rollback")))
         require_current(current, {"--rollback": rollback})
-        checked = read_checked(input_path, current=current, fill=fill, connection_id=connection_id)
+        reading = _reading(sheet, separator, encoding)
+        checked = read_checked(
+            input_path, current=current, fill=fill, connection_id=connection_id, reading=reading
+        )
         table, v, snapshot = checked.table, checked.validation, checked.current
+        for note in table.notes:
+            _say(note)
         diff = diff_rows(v, snapshot) if snapshot is not None else None
         if out is not None:
             write_plan(out, v, diff)
