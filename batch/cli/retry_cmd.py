@@ -31,7 +31,6 @@ from batch.cli.options import (
     TimeoutOpt,
     YesOpt,
 )
-from batch.cli.run_cmd import _remembered_key_file
 
 
 @app.command()
@@ -69,7 +68,7 @@ def retry(
     """
     from batch import invocation
     from batch.cli import terminal
-    from batch.engine import Invocation, run_invocation
+    from batch.engine import Invocation
     from batch.errors import UsageError
     from batch.jobs import is_job_file
     from batch.prepare import batch_for_retry
@@ -94,30 +93,16 @@ def retry(
                 "it; retry takes the results file a run wrote"
             )
         settings, on_sandbox, earlier = invocation.for_retry(flags, os.environ, sandbox=sandbox)
-        key_file = api_key_file or _remembered_key_file(earlier)
-        key = None if on_sandbox else terminal.read_api_key(settings, key_file, os.environ)
+        key = terminal.key_for(settings, sandbox=on_sandbox, key_file=api_key_file, earlier=earlier)
         batch = batch_for_retry(settings.input)
-        operator = terminal.TerminalOperator(log_format)
+        key_file = api_key_file or terminal.remembered_key_file(earlier)
         record = invocation.record_of(
             settings, kind="retry", sandbox=on_sandbox, api_key_file=key_file
         )
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
                          ask=not yes and stdin_is_terminal(),
                          network=terminal.network_from(os.environ))  # fmt: skip
-        try:
-            result = run_invocation(inv, operator)
-        finally:
-            operator.close()
-        again: dict[str, object | None] = {
-            **flags, "results": results, "sandbox": sandbox, "yes": yes,
-            "api_key_file": api_key_file,
-        }  # fmt: skip
-        if log_format is LogFormat.JSON:
-            again["log_format"] = log_format.value
-        code = terminal.show_result(
-            result,
-            log_format,
-            resume_command=terminal.command_line("retry", results_file, again),
-            retry_command=terminal.command_line("retry", settings.results, {}),
-        )
+        again = {**flags, "results": results, "sandbox": sandbox, "yes": yes,
+                 "api_key_file": api_key_file}  # fmt: skip
+        code = terminal.send(inv, log_format, command="retry", target=results_file, again=again)
     raise typer.Exit(code)

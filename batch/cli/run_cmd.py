@@ -170,7 +170,7 @@ def run(
     """
     from batch import invocation
     from batch.cli import terminal
-    from batch.engine import Invocation, run_invocation
+    from batch.engine import Invocation
     from batch.prepare import batch_for_run
 
     flags = terminal.given(
@@ -204,8 +204,7 @@ def run(
         settings, on_sandbox, earlier = invocation.for_run(
             flags, os.environ, sandbox=sandbox, job=job
         )
-        key_file = api_key_file or _remembered_key_file(earlier)
-        key = None if on_sandbox else terminal.read_api_key(settings, key_file, os.environ)
+        key = terminal.key_for(settings, sandbox=on_sandbox, key_file=api_key_file, earlier=earlier)
         batch, validation = batch_for_run(settings)
         if validation.invalid and not settings.skip_invalid:
             from batch.cli.summary import print_validation_summary
@@ -215,7 +214,7 @@ def run(
                 f"{validation.invalid} of {validation.total} rows are invalid, so nothing was "
                 "sent: fix them (see above), or pass --skip-invalid to send the valid rows only"
             )
-        operator = terminal.TerminalOperator(log_format)
+        key_file = api_key_file or terminal.remembered_key_file(earlier)
         record = invocation.record_of(
             settings, kind="run", sandbox=on_sandbox, job=job, api_key_file=key_file
         )
@@ -223,23 +222,6 @@ def run(
                          abandon_previous=abandon_previous,
                          ask=not yes and stdin_is_terminal(),
                          network=terminal.network_from(os.environ))  # fmt: skip
-        try:
-            result = run_invocation(inv, operator)
-        finally:
-            operator.close()
-        again: dict[str, object] = {"sandbox": sandbox, "yes": yes, "api_key_file": api_key_file}
-        if log_format is LogFormat.JSON:
-            again["log_format"] = log_format.value
-        code = terminal.show_result(
-            result,
-            log_format,
-            resume_command=terminal.command_line("run", input, {**flags, **again}),
-            retry_command=terminal.command_line("retry", settings.results, {}),
-        )
+        again = {**flags, "sandbox": sandbox, "yes": yes, "api_key_file": api_key_file}
+        code = terminal.send(inv, log_format, command="run", target=input, again=again)
     raise typer.Exit(code)
-
-
-def _remembered_key_file(earlier: object) -> Path | None:
-    """The key file the run being resumed read its key from, if it used one."""
-    path = getattr(earlier, "api_key_file", None)
-    return Path(path) if path else None

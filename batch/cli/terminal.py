@@ -30,7 +30,7 @@ from batch.cli.app import Exit, console, err_console, fail
 from batch.cli.options import LogFormat
 from batch.cli.progress import RunProgress, stamp, summary_lines, summary_record
 from batch.client import Network
-from batch.engine import Result, Status
+from batch.engine import Invocation, Result, Status, run_invocation
 from batch.errors import RerouteError, RunStopped, UsageError
 from batch.settings import Rate, RunSettings
 from batch.stop import Observer, Observers
@@ -194,6 +194,45 @@ def show_result(
     if result.message:
         err_console.print(f"reroute: {result.message}", markup=False, soft_wrap=True)
     return EXIT_FOR[result.status]
+
+
+def send(
+    inv: Invocation, log_format: LogFormat, *, command: str, target: Path, again: dict[str, object]
+) -> int:
+    """Run ``inv`` with the terminal as its operator, show the result, return the exit status.
+
+    ``command`` ``target`` ``again`` spell the resume command (the same command; --log-format
+    kept); the retry command needs no flags (the run's journal lends its target and pace).
+    """
+    operator = TerminalOperator(log_format)
+    try:
+        result = run_invocation(inv, operator)
+    finally:
+        operator.close()
+    if log_format is LogFormat.JSON:
+        again = {**again, "log_format": log_format.value}
+    return show_result(
+        result,
+        log_format,
+        resume_command=command_line(command, target, again),
+        retry_command=command_line("retry", result.results, {}),
+    )
+
+
+def remembered_key_file(earlier: object) -> Path | None:
+    """The key file the run being continued read its key from, if it used one."""
+    path = getattr(earlier, "api_key_file", None)
+    return Path(path) if path else None
+
+
+def key_for(
+    settings: RunSettings, *, sandbox: bool, key_file: Path | None, earlier: object
+) -> str | None:
+    """The API key for this invocation: none for the embedded sandbox; else from --api-key-file
+    (or the key file the run being continued used), else the key variable."""
+    if sandbox:
+        return None
+    return read_api_key(settings, key_file or remembered_key_file(earlier), os.environ)
 
 
 def read_api_key(settings: RunSettings, key_file: Path | None, env: Mapping[str, str]) -> str:
