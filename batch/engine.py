@@ -369,6 +369,7 @@ def _finish(
         status = _status(summary, report)
         # Finished: a new input at this results path may start a new run (issue 17).
         journal.set_meta("finished", None if summary.left else "1")
+    journal.remember_applied()
     return Result(
         status, summary, report, requests, settings.results, host, budget.describe(), message
     )

@@ -74,22 +74,20 @@ def _log_path(path: Path) -> Path:
     return Path(f"{path}{LOG_SUFFIX}")
 
 
-def _replay(db: sqlite3.Connection, log: Path, target: str) -> None:
+def _replay(db: sqlite3.Connection, log: Path) -> None:
     """Copy what a log holds into SQLite (one transaction), then empty the log. A crash
     between the two steps copies a record twice: the same upsert, harmless."""
     records, used = read_records(log, rowrecords.WIDTH)
     if records:
-        _upsert(db, records, target)
+        _upsert(db, records)
     zero_records(log, used)
 
 
-def _upsert(db: sqlite3.Connection, records: list[tuple[Any, ...]], target: str) -> None:
-    """Write ``records`` in one transaction (the connection autocommits otherwise), and what
-    they applied successfully to ``target`` (batch.applied)."""
+def _upsert(db: sqlite3.Connection, records: list[tuple[Any, ...]]) -> None:
+    """Write ``records`` in one transaction (the connection autocommits otherwise)."""
     db.execute("BEGIN")
     try:
         db.executemany(rowrecords.UPSERT, records)
-        applied.remember(db, target, records)
     except BaseException:
         db.execute("ROLLBACK")
         raise
@@ -168,7 +166,7 @@ class Journal:
                 if identity is not None:
                     identity.check(path, meta)
                 # What a run that died left in the log.
-                _replay(db, _log_path(path), meta.get("base_url", ""))
+                _replay(db, _log_path(path))
                 resumed = db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
         except (sqlite3.Error, OSError) as exc:
             db.close()
@@ -250,11 +248,17 @@ class Journal:
         at = applied.applied_at(self._db, self.target, str(call.routing_id), call.body)
         return None if at is None else rowrecords.when(at)
 
+    def remember_applied(self) -> None:
+        """Fold this run's succeeded rows into the memory of what was applied (batch.applied);
+        the engine calls it when an invocation ends."""
+        self._flush()
+        applied.remember(self._db, self.target)
+
     def start_run(self, identity: RunIdentity) -> None:
         """Make this journal the journal of a new run (``identity``): the rows of the previous
-        one are forgotten (the caller archived its results file first); what was applied is
-        kept."""
-        self._flush()
+        one are forgotten (the caller archived its results file first; what they applied is
+        folded into the memory first, should its last invocation have died)."""
+        self.remember_applied()
         with self._db:
             self._db.execute("DELETE FROM rows")
             self._db.execute("DELETE FROM meta WHERE key = 'finished'")
@@ -399,7 +403,7 @@ class Journal:
         """Copy the batch (the records in the log) into SQLite, then empty the log."""
         if self._batch:
             try:
-                _upsert(self._db, list(self._batch.values()), self.target)
+                _upsert(self._db, list(self._batch.values()))
             except sqlite3.Error as exc:
                 raise JournalError(f"{self.path}: cannot write the run journal ({exc})") from exc
             self._batch.clear()

@@ -61,6 +61,7 @@ def open_journal(
     meta = journal.metadata()
     if differs := identity.differences(meta):
         if meta.get("finished") == "1" or abandon_previous:
+            journal.remember_applied()  # should the last invocation have died before it did
             return journal, identity
         unsent = unfinished(journal, meta)
         journal.close()

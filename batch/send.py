@@ -28,10 +28,12 @@ from batch.answers import (
 )
 from batch.client import SendPolicy
 from batch.errors import (
+    CertificateRejected,
     HostUnreachable,
     RequestTimeout,
     TransportError,
 )
+from batch.issuer import presented_issuer
 from batch.limiter import Limiter
 from batch.model import Call, RowResult
 from batch.outage import Breaker, HostNews, HostState, Turn, report
@@ -95,6 +97,7 @@ class Sender:
         self._on_retry = on_retry
         self._before_wait = before_wait
         self._on_long_pause = on_long_pause
+        self._issuer: str | None = None  # the CA of a rejected certificate, once looked up
         self._breaker = breaker
         self._via = f" {via}" if via else ""
         if breaker is not None:
@@ -194,7 +197,7 @@ class Sender:
             return None
         started_at = self._now()
         started_clock = self._clock()
-        first, attempts = await self._try(call, 0)
+        first, attempts = await self._try(call, 0, started_clock)
         if first is None:
             return None  # the run gave up on the host before this row's first request
         final = first
@@ -282,14 +285,19 @@ class Sender:
 
     # -- outage mode ---------------------------------------------------------------------------
 
-    async def _try(self, call: Call, sent: int) -> tuple[AttemptOutcome | None, int]:
+    async def _try(
+        self, call: Call, sent: int, granted: float | None = None
+    ) -> tuple[AttemptOutcome | None, int]:
         """One attempt that counts against --max-attempts, its slot taken, and the requests
         sent for the row so far: one request, or, while the host is down, as many as it takes
         to get an answer about the row (waiting for the host between them, a probe at a time).
         None: the row sent nothing and the host is gone (or a gentle stop came first)."""
         breaker = self._breaker
-        if breaker is None:
-            return await self._attempt(call, sent + 1), sent + 1
+        if breaker is None or breaker.up:
+            outcome = await self._attempt(call, sent + 1, granted)
+            if breaker is None or not report(breaker, outcome, probe=False):
+                return outcome, sent + 1
+            sent += 1
         while True:
             turn = Turn.GO
             if not breaker.up:
@@ -350,14 +358,16 @@ class Sender:
 
     # -- one attempt -------------------------------------------------------------------------
 
-    async def _attempt(self, call: Call, n: int) -> AttemptOutcome:
-        """Attempt ``n`` of ``call``, its slot already taken: the answer, or the transport
-        error, with what it means for the pace applied."""
-        granted = self._clock()  # the slot was just granted: latency is measured from here
+    async def _attempt(self, call: Call, n: int, granted: float | None = None) -> AttemptOutcome:
+        """Attempt ``n`` of ``call``, its slot already taken (``granted``: when, on the loop's
+        clock, if the caller just read it): the answer, or the transport error, with what it
+        means for the pace applied."""
+        if granted is None:
+            granted = self._clock()  # latency is measured from the slot
         if self._on_attempt is not None:
             self._on_attempt(call, n)
         try:
-            answer = await self._request(call)
+            answer = await self._request(call, granted)
         except TransportError as exc:
             return exc
         return self._paced(answer, n, self._clock() - granted)
@@ -373,10 +383,21 @@ class Sender:
         self._adjust_pace(answer, latency)
         return answer
 
-    async def _request(self, call: Call) -> Answer:
-        """One POST, read whole and classified. Raises only our transport errors."""
+    async def _naming_the_issuer(self, error: CertificateRejected) -> CertificateRejected:
+        """The rejection's message with the CA that issued what the server presents (looked up
+        once per run: one more handshake, nothing sent). Not through a proxy: there the proxy,
+        not the host, would present it."""
+        if self._issuer is None:
+            url = self._client.base_url
+            self._issuer = await presented_issuer(url.host, url.port or 443) or ""
+        if not self._issuer:
+            return error
+        return CertificateRejected(f"{error} (the certificate was issued by {self._issuer})")
+
+    async def _request(self, call: Call, now: float) -> Answer:
+        """One POST, read whole and classified; ``now`` (the loop's clock) places its
+        deadline. Raises only our transport errors."""
         timeout = self._policy.timeout
-        now = anyio.current_time()  # the event loop's clock: it places the request's deadline
         try:
             # One deadline for the whole exchange: httpx's timeouts are per operation, so a
             # server dripping one byte at a time would otherwise never time out. A bare cancel
@@ -394,7 +415,10 @@ class Sender:
             raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)") from exc
         except httpx.HTTPError as exc:
             host = self._client.base_url.host
-            raise transport_error(exc, host, self._via, self._scrub) from exc
+            error = transport_error(exc, host, self._via, self._scrub)
+            if isinstance(error, CertificateRejected) and not self._via:
+                error = await self._naming_the_issuer(error)
+            raise error from exc
         if deadline.cancelled_caught:
             raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)")
         return self._reader.read(response)

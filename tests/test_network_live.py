@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 
 from batch.cli import app
 from batch.client import Network, SendPolicy, build_client
+from batch.issuer import issuer_name
 from batch.limiter import Limiter
 from batch.model import Call, Outcome
 from batch.outage import Breaker, HostState
@@ -117,6 +119,8 @@ async def test_untrusted_certificate_stops_at_once_naming_the_fix(
         Outcome.FAILED, "HOST_UNREACHABLE", 1,
     )  # fmt: skip
     assert "SSL_CERT_FILE" in result.error_message
+    assert "issued by" in result.error_message
+    assert "Example Corp Inspection" in result.error_message  # the CA to ask IT for
     assert not result.decided
     assert breaker.state is HostState.GONE
     assert sandbox.stats()["total"] == 0
@@ -316,3 +320,12 @@ def test_max_outage_stops_resumably(tmp_path: Path, process_env: dict[str, str])
     assert again.returncode == 0, again.stderr
     assert outcomes(out) == {"succeeded": 120}
     assert resent == []
+
+
+def test_the_issuer_is_read_from_a_certificate(ca: trustme.CA) -> None:
+    """The DER walk finds the issuing CA's name; damaged bytes give None, never an error."""
+    der = ssl.PEM_cert_to_DER_cert(ca.issue_cert("127.0.0.1").cert_chain_pems[0].bytes().decode())
+    assert "Example Corp Inspection" in (issuer_name(der) or "")
+    assert issuer_name(der[:40]) is None
+    assert issuer_name(b"") is None
+    assert issuer_name(bytes(range(256))) is None
