@@ -172,8 +172,17 @@ def lock_descriptor(fd: int, *, blocking: bool) -> bool:
 
 
 def _read_all(fd: int) -> str:
-    """The holder's details, read from byte 1 on (byte 0 may be Windows' locked byte)."""
-    os.lseek(fd, 1, os.SEEK_SET)
+    """The holder's details: the whole file, or from byte 1 on where another process holds
+    byte 0 (Windows); a file written before the blank came in starts at byte 0."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return _read_rest(fd)
+    except OSError:
+        os.lseek(fd, 1, os.SEEK_SET)
+        return _read_rest(fd)
+
+
+def _read_rest(fd: int) -> str:
     chunks = []
     while chunk := os.read(fd, 4096):
         chunks.append(chunk)
