@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import textwrap
@@ -186,3 +187,21 @@ def test_the_lock_is_the_library_lock(tmp_path: Path) -> None:
         assert lock.path.read_bytes()[:1] == b" "  # byte 0: Windows' lock byte, kept blank
         with pytest.raises(filelock.Timeout):
             filelock.FileLock(lock.path).acquire(blocking=False)
+
+
+@pytest.mark.slow
+def test_output_in_a_code_page_that_cannot_spell_a_cell(tmp_path: Path) -> None:
+    """Output redirected in a narrow code page (Windows' cp1252, a C locale) prints "?" for a
+    character it lacks instead of ending with UnicodeEncodeError."""
+    source = tmp_path / "in.csv"
+    source.write_text("routing_id,for_inbound_call,for_outbound_call,status\n中,1,4,1\n", "utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "batch", "validate", str(source)],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        check=False,
+        timeout=60,
+    )
+    assert b"Traceback" not in done.stderr
+    assert done.returncode == 1  # some rows invalid: the command ran to its end
+    assert b"routing_id: value '?' is not an integer" in done.stdout
