@@ -96,7 +96,7 @@ class RunLock:
                     f"reroute run ({who}): wait for it to finish or stop it; "
                     f"lock file {self.path}"
                 )
-            # The previous holder may have unlinked the file between our open and our flock:
+            # The previous holder may have unlinked the file between our open and our lock:
             # then we locked an orphan inode and must try again on the file that is there now.
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
@@ -123,17 +123,20 @@ class RunLock:
         fd, self._fd = self._fd, None
         try:
             os.ftruncate(fd, 0)
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        except PermissionError:
-            # Windows removes no file that is open: close it, then remove it unless another
-            # run opened it meanwhile (then that run's open refuses the removal: it stays).
-            os.close(fd)
-            with contextlib.suppress(OSError):
+            try:
                 os.unlink(self.path)
-            return
-        os.close(fd)  # closing the last descriptor releases the lock
+            except FileNotFoundError:
+                pass
+            except PermissionError:
+                # Windows removes no file that is open: close it, then remove it unless another
+                # run opened it meanwhile (that run's handle then refuses the removal: it stays).
+                os.close(fd)
+                fd = -1
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+        finally:
+            if fd >= 0:
+                os.close(fd)  # closing the last descriptor releases the lock
 
     @property
     def held(self) -> bool:
