@@ -97,3 +97,16 @@ def test_run_off_a_terminal_is_plain_and_says_its_version(tmp_path: Path) -> Non
     started = next(e for e in events if e["event"] == "run_started")
     assert started["version"] == VERSION
     assert json.loads(logged.stdout.strip().splitlines()[-1])["version"] == VERSION
+
+
+def test_version_loads_nothing_heavy() -> None:
+    """`reroute --version` answers without polars, rich, the engine or the lock library."""
+    code = (
+        "import sys; from batch.cli import main; sys.argv = ['reroute', '--version']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('polars', 'rich', 'httpx', 'batch.engine', 'filelock')"
+        " if m in sys.modules]\n"
+        "print('loaded:', ','.join(heavy))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == [f"reroute {VERSION}", "loaded:"]
