@@ -109,4 +109,4 @@ def test_version_loads_nothing_heavy() -> None:
         "print('loaded:', ','.join(heavy))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.splitlines() == [f"reroute {VERSION}", "loaded:"]
+    assert done.stdout.splitlines() == [f"reroute {VERSION}", "loaded: "]
