@@ -2,4 +2,17 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    """``__version__``: the installed distribution's version (pyproject.toml is its one
+    source), read on first use: reading package metadata costs start-up time `--help` skips."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("voicelink-batch")
+        except PackageNotFoundError:  # a source tree on sys.path, never installed
+            return "0+unknown"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -43,7 +43,9 @@ def archive(results: Path, *, started: str | None, about: dict[str, object], kee
         mine = path.name.startswith(results.name) or path.name == f"{results.stem}.report.html"
         if mine and path.is_file() and not path.name.endswith(_STAYS):
             os.replace(path, folder / path.name)
-    (folder / "run.json").write_text(json.dumps(about, indent=2, sort_keys=True) + "\n")
+    (folder / "run.json").write_text(
+        json.dumps(about, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     prune(results, keep)
     return folder
 

@@ -1,17 +1,21 @@
 """One run at a time: an exclusive lock file beside the results file.
 
 Two processes writing the same results file and journal would send rows twice and garble both,
-so ``reroute run`` holds ``<results>.lock`` for its whole life. The lock is ``flock(2)``: the
-kernel releases it when the holder exits in any way, ``kill -9`` included, so a lock left by a
-dead process is never honoured; the holder's pid, host and start time are written into the file
-only so that a refused second run can say who holds it. (flock is per machine: two hosts
-sharing a results folder over NFS are not protected; run a job from one scheduler.)
+so ``reroute run`` holds ``<results>.lock`` for its whole life. The lock is the operating
+system's own, taken through ``filelock`` (``flock(2)`` on Linux and macOS, ``LockFileEx`` on
+Windows): the kernel releases it when the holder exits in any way, ``kill -9`` included, so a
+lock left by a dead process is never honoured; the holder's pid, host and start time are written
+into the file only so that a refused second run can say who holds it. (The lock is per machine:
+two hosts sharing a results folder over a network share are not protected; run a job from one
+scheduler.)
+
+Windows' lock is mandatory and covers byte 0, which no other process may then read: the
+holder's details start at byte 1, after a blank, so a refused run can still read them there.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -79,8 +83,11 @@ class RunLock:
         while True:
             fd = self._open()
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+                locked = lock_descriptor(fd, blocking=False)
+            except BaseException:
+                os.close(fd)
+                raise
+            if not locked:
                 holder = Holder.from_json(_read_all(fd))
                 os.close(fd)
                 who = holder.describe() if holder else "a process that is just starting"
@@ -88,11 +95,8 @@ class RunLock:
                     f"{self.path.name[: -len('.lock')]} is already being written by another "
                     f"reroute run ({who}): wait for it to finish or stop it; "
                     f"lock file {self.path}"
-                ) from None
-            except BaseException:
-                os.close(fd)
-                raise
-            # The previous holder may have unlinked the file between our open and our flock:
+                )
+            # The previous holder may have unlinked the file between our open and our lock:
             # then we locked an orphan inode and must try again on the file that is there now.
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
@@ -106,7 +110,8 @@ class RunLock:
         self.took_over = Holder.from_json(_read_all(fd))
         me = Holder(os.getpid(), socket.gethostname(), self._clock())
         os.ftruncate(fd, 0)
-        os.pwrite(fd, me.to_json().encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, b" " + me.to_json().encode())  # byte 0 is Windows' lock byte: see above
         os.fsync(fd)
         self._fd = fd
         return me
@@ -117,11 +122,21 @@ class RunLock:
             return
         fd, self._fd = self._fd, None
         try:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
             os.ftruncate(fd, 0)
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            except PermissionError:
+                # Windows removes no file that is open: close it, then remove it unless another
+                # run opened it meanwhile (that run's handle then refuses the removal: it stays).
+                os.close(fd)
+                fd = -1
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
         finally:
-            os.close(fd)  # closing the last descriptor releases the flock
+            if fd >= 0:
+                os.close(fd)  # closing the last descriptor releases the lock
 
     @property
     def held(self) -> bool:
@@ -129,7 +144,8 @@ class RunLock:
 
     def _open(self) -> int:
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # Not inherited by children (PEP 446); O_BINARY: no newline translation on Windows.
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
         except OSError as exc:
             raise InputFileError(
                 self.path,
@@ -150,10 +166,27 @@ class RunLock:
         self.release()
 
 
+def lock_descriptor(fd: int, *, blocking: bool) -> bool:
+    """The platform's exclusive lock on ``fd`` (False: another descriptor holds it). filelock is
+    imported here, by the commands that take the lock, not by every command."""
+    import filelock
+
+    return filelock.lock_descriptor(fd, blocking=blocking)
+
+
 def _read_all(fd: int) -> str:
+    """The holder's details: the whole file, or from byte 1 on where another process holds
+    byte 0 (Windows); a file written before the blank came in starts at byte 0."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return _read_rest(fd)
+    except OSError:
+        os.lseek(fd, 1, os.SEEK_SET)
+        return _read_rest(fd)
+
+
+def _read_rest(fd: int) -> str:
     chunks = []
-    offset = 0
-    while chunk := os.pread(fd, 4096, offset):
+    while chunk := os.read(fd, 4096):
         chunks.append(chunk)
-        offset += len(chunk)
     return b"".join(chunks).decode("utf-8", errors="replace")

@@ -63,12 +63,14 @@ class MappedLog:
     """The log file mapped into memory (shared with the file, as ``write`` is).
 
     The file is written with zeros first, its space allocated: a full disk is an error here, at
-    open, never a fault halfway through a run. It only ever grows while mapped.
+    open, never a fault halfway through a run. It only ever grows, and only while unmapped
+    (:meth:`grow` closes the mapping first); it is never truncated, and removed only after
+    :meth:`close`: Windows refuses to shrink or remove a file that is mapped.
     """
 
     def __init__(self, path: Path) -> None:
         self.used = 0  # bytes of records since the log was last emptied
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
         try:
             self._map = self._mapped(max(os.fstat(self._fd).st_size, LOG_SIZE))
         except (OSError, ValueError):
@@ -79,9 +81,9 @@ class MappedLog:
         have = os.fstat(self._fd).st_size
         if have < size:
             zeros = bytes(size - have)
+            os.lseek(self._fd, have, os.SEEK_SET)  # no os.pwrite on Windows
             while zeros:  # a regular file takes it whole; a short write is a full disk
-                zeros = zeros[os.pwrite(self._fd, zeros, have) :]
-                have = size - len(zeros)
+                zeros = zeros[os.write(self._fd, zeros) :]
         return mmap.mmap(self._fd, size)
 
     def append(self, data: bytes) -> bool:

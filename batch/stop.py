@@ -10,7 +10,6 @@ the row loop needs no change for a new reason.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +18,7 @@ from enum import StrEnum
 import anyio
 from anyio.abc import TaskStatus
 
+from batch import signals
 from batch.model import Call, RowResult
 
 
@@ -156,24 +156,30 @@ def _overriding(observers: tuple[Observer, ...], hook: str) -> list[Callable[...
 
 
 async def watch_signals(
-    stop: StopToken, grace: float, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    stop: StopToken,
+    grace: float,
+    *,
+    receiver: bool = signals.RECEIVER,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """First Ctrl-C or SIGTERM: soft stop (in-flight requests get ``grace`` s). A second:
-    hard stop (cancel in-flight; their rows stay ``unknown``). Start with ``task_group.start``."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        task_status.started()
-        async for signum in signals:
-            name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-            if not stop.requested:
-                stop.request(
-                    StopReason.INTERRUPTED,
-                    f"interrupted ({name}): no new row starts; requests in flight get up to "
-                    f"{grace:g} s to finish (press Ctrl-C again to cancel them)",
-                )
-            else:
-                stop.request(
-                    StopReason.INTERRUPTED,
-                    f"interrupted again ({name}): cancelling requests in flight; their rows "
-                    "are recorded as unknown and are resent on resume",
-                    hard=True,
-                )
+    """First Ctrl-C (Ctrl-Break on Windows) or SIGTERM: soft stop (in-flight requests get
+    ``grace`` s). A second: hard stop (cancel in-flight; their rows stay ``unknown``). Start with
+    ``task_group.start``; ``receiver``: see batch.signals."""
+
+    def on_signal(signum: int) -> None:
+        name = signals.describe(signum)
+        if not stop.requested:
+            stop.request(
+                StopReason.INTERRUPTED,
+                f"interrupted ({name}): no new row starts; requests in flight get up to "
+                f"{grace:g} s to finish (press Ctrl-C again to cancel them)",
+            )
+        else:
+            stop.request(
+                StopReason.INTERRUPTED,
+                f"interrupted again ({name}): cancelling requests in flight; their rows "
+                "are recorded as unknown and are resent on resume",
+                hard=True,
+            )
+
+    await signals.deliver(on_signal, receiver=receiver, task_status=task_status)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -22,10 +22,34 @@ app = typer.Typer(
     name="reroute",
     help="Safe, paced, resumable bulk changes to VoiceLink call routing.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion: typer's own, for bash, zsh, fish, PowerShell.
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from batch import __version__
+
+        print(f"reroute {__version__}", flush=True)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print reroute's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Options before the command name."""
 
 
 _consoles: dict[str, Console] = {}
@@ -43,6 +67,12 @@ def __getattr__(name: str) -> Any:
             _consoles[name] = Console(highlight=False, stderr=name == "err_console")
         return _consoles[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def examples(*lines: str) -> str:
+    """The end of a command's --help: one or two commands to copy (an epilog, kept as
+    written: click rewraps no paragraph that starts with \\b)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def say(text: str = "") -> None:

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from batch.cli.app import Exit, app, say
+from batch.cli.app import Exit, app, examples, say
 
 jobs_app = typer.Typer(
     name="jobs",
@@ -32,7 +32,10 @@ def _say(text: str) -> None:
     say(text)
 
 
-@jobs_app.command("check")
+@jobs_app.command(
+    "check",
+    epilog=examples("reroute jobs check jobs/*.toml", "reroute jobs check nightly.toml"),
+)
 def check_command(
     jobs: Annotated[
         list[Path],
@@ -44,8 +47,6 @@ def check_command(
     """Load, validate and plan each job file; send nothing.
 
     Exit 0 all fine, 1 some job has invalid rows, 2 some job file or input is unusable.
-
-    Example: reroute jobs check jobs/*.toml
     """
     from batch.jobcheck import Verdict, check_job
 

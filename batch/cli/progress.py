@@ -25,6 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+import batch
 from batch import window
 from batch.merge import Summary
 from batch.model import Call, Outcome, RowResult
@@ -88,7 +89,7 @@ class RunProgress(Observer):
             self._task = self._bar.add_task("run", total=total, completed=done, status="")
             self._bar.start()
         elif self.style == "json":
-            self._json("run_started", total=total, already_done=done)
+            self._json("run_started", version=batch.__version__, total=total, already_done=done)
         else:
             self._line(f"sending {total - done} of {total} rows ({done} already done)")
 
@@ -287,7 +288,7 @@ def summary_lines(
     rate = requests / elapsed if elapsed > 0 else 0.0
     head = "stopped early" if resume_command else "finished"
     lines = [
-        f"reroute: run {head} in {_duration(elapsed)}: {summary.total} rows, "
+        f"reroute {batch.__version__}: run {head} in {_duration(elapsed)}: {summary.total} rows, "
         f"{requests} requests sent ({rate:.2f}/s effective)"
     ]
     for outcome in Outcome:
@@ -332,6 +333,7 @@ def summary_record(
     return {
         "time": stamp(),
         "event": "summary",
+        "version": batch.__version__,
         "status": "stopped" if resume_command else "finished",
         "stop_reason": stopped.reason if stopped else None,
         "stop_message": stopped.message if stopped else None,

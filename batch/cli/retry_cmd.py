@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from batch.cli.app import app, stdin_is_terminal
+from batch.cli.app import app, examples, stdin_is_terminal
 from batch.cli.options import (
     ApiKeyFileOpt,
     BaseUrlOpt,
@@ -33,7 +33,12 @@ from batch.cli.options import (
 )
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "reroute retry routing-changes.results.csv",
+        "reroute retry routing-changes.results.csv --rate 30/min --results second-try.csv",
+    )
+)
 def retry(
     results_file: Annotated[
         Path, typer.Argument(help="A results file of an earlier run or retry.", metavar="RESULTS")
@@ -63,8 +68,6 @@ def retry(
     each request body comes from the `request` column. The target, key variable and pace are
     the ones the run used, unless a flag overrides them. Rows succeeded or skipped are never
     sent. Exit statuses as for `reroute run`.
-
-    Example: reroute retry routing-changes.results.csv
     """
     from batch import invocation
     from batch.cli import terminal

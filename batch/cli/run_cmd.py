@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from batch.cli.app import app, fail, stdin_is_terminal
+from batch.cli.app import app, examples, fail, stdin_is_terminal
 from batch.cli.options import (
     ApiKeyFileOpt,
     BaseUrlOpt,
@@ -37,7 +37,12 @@ from batch.cli.options import (
 )
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "reroute run samples/routing-changes.csv --sandbox",
+        "reroute run jobs/nightly-reroute.toml",
+    )
+)
 def run(
     input: Annotated[
         Path,
@@ -164,9 +169,6 @@ def run(
     not sent again. Exit 0 all rows succeeded, 1 some did not, 2 nothing sent (bad usage,
     unreadable input, invalid rows without --skip-invalid), 3 stopped early (resumable), 4 sent
     but the results file could not be written (the same command writes it).
-
-    Examples: reroute run samples/routing-changes.csv --sandbox;
-    reroute run jobs/nightly-reroute.toml
     """
     from batch import invocation
     from batch.cli import terminal

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from batch.cli.app import app, fail, reporting_errors, say
+from batch.cli.app import app, examples, fail, reporting_errors, say
 from batch.errors import UsageError
 
 if TYPE_CHECKING:
@@ -96,7 +96,12 @@ def _announce(sandbox: RunningSandbox) -> None:
     say("\n".join(lines))
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "reroute sandbox",
+        "reroute sandbox --port 8787 --error-rate 0.1 --latency 0.2",
+    )
+)
 def sandbox(
     host: Annotated[
         str, typer.Option(help="Address to listen on; non-loopback needs --public.")

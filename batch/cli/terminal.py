@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shlex
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -289,6 +290,8 @@ def command_line(name: str, target: Path | str, flags: Mapping[str, object | Non
             continue
         option = "--" + key.replace("_", "-")
         words += [option] if value is True else [option, str(value)]
+    if sys.platform == "win32":  # cmd.exe and PowerShell quote with double quotes
+        return subprocess.list2cmdline(words)
     return shlex.join(words)
 
 

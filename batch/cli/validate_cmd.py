@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from batch.cli.app import Exit, app, reporting_errors, say
+from batch.cli.app import Exit, app, examples, reporting_errors, say
 from batch.cli.options import EncodingOpt, SeparatorOpt, SheetOpt
 from batch.dialect import Reading, check_encoding, check_separator, check_sheet
 from batch.errors import UsageError
@@ -68,7 +68,13 @@ def _exit_status(v: Validation, diff: Diff | None = None) -> Exit:
     return Exit.OK if v.invalid == 0 and wipes == 0 else Exit.SOME_FAILED
 
 
-@app.command("validate")
+@app.command(
+    "validate",
+    epilog=examples(
+        "reroute validate samples/routing-changes.csv",
+        "reroute validate samples/routing-changes.csv --results checked.csv",
+    ),
+)
 def validate_command(
     input_path: InputArg,
     results: Annotated[
@@ -86,10 +92,7 @@ def validate_command(
     separator: SeparatorOpt = None,
     encoding: EncodingOpt = None,
 ) -> None:
-    """Read and check every row; send nothing. Exit 0 all valid, 1 some invalid, 2 unreadable.
-
-    Example: reroute validate samples/routing-changes.csv --results checked.csv
-    """
+    """Read and check every row; send nothing. Exit 0 all valid, 1 some invalid, 2 unreadable."""
     from batch.cli.summary import print_validation_summary
     from batch.load import load_table
     from batch.results import write_results
@@ -112,7 +115,13 @@ def validate_command(
     raise typer.Exit(_exit_status(v))
 
 
-@app.command("plan")
+@app.command(
+    "plan",
+    epilog=examples(
+        "reroute plan samples/routing-changes.csv",
+        "reroute plan samples/routing-changes.csv --current samples/routing-current.csv",
+    ),
+)
 def plan_command(
     input_path: InputArg,
     out: Annotated[
@@ -171,8 +180,6 @@ def plan_command(
 ) -> None:
     """Dry run: what `run` would send, per row; send nothing. Exit statuses as `validate`;
     with --current, also 1 when a row would wipe a field the current record has.
-
-    Example: reroute plan samples/routing-changes.csv --current samples/routing-current.csv
     """
     from batch.cli.summary import print_plan_counts, print_validation_summary
     from batch.current import diff_rows
