@@ -27,7 +27,7 @@ import tenacity
 
 from batch import voicelink as vl
 from batch.answers import Reader, transport_error
-from batch.client import SendPolicy
+from batch.client import Network, SendPolicy, build_client
 from batch.errors import AccountUnreadable, RequestTimeout, TransportError
 from batch.limiter import Limiter
 from batch.retry import (
@@ -39,6 +39,7 @@ from batch.retry import (
     default_now,
     is_transient,
 )
+from batch.settings import Rate
 
 # Pages of bots read before giving up: 1,000 pages of 1,000 is far beyond any account, and a
 # server that never sends a short page must not keep a run reading for ever.
@@ -128,6 +129,28 @@ async def fetch_account(
         host=client.base_url.host,
         requests=reader.requests,
     )
+
+
+def read_account(
+    base_url: str,
+    key: str | None,
+    *,
+    rate: Rate,
+    policy: SendPolicy,
+    network: Network,
+    limiter: Limiter | None = None,
+) -> Account:
+    """The lists, read in a small event loop of its own, before the run's. ``limiter``: the
+    run's (its GETs and the updates share one pace); None (``validate``/``plan --account``,
+    no run): a limiter of its own at ``rate``."""
+    pace = limiter or Limiter(rate)
+
+    async def read() -> Account:
+        async with build_client(base_url, key, timeout=policy.timeout, concurrency=1,
+                                network=network) as client:  # fmt: skip
+            return await fetch_account(client, pace, policy)
+
+    return anyio.run(read)
 
 
 class _Lister:

@@ -23,11 +23,13 @@ from typing import Final
 import polars as pl
 
 from batch import voicelink as vl
-from batch.account import Account
+from batch.account import Account, read_account
+from batch.client import Network, SendPolicy
 from batch.current import sent_connection
 from batch.model import Call, Outcome, RowResult
 from batch.prepare import Batch
-from batch.validate import Code, Validation
+from batch.settings import RunSettings
+from batch.validate import Code, Validation, add_errors
 
 ERROR_COLUMNS: Final = ("row", "error_code", "error_message")
 _SHOWN_CONNECTIONS: Final = 3  # connections a message lists ("the account has: ...")
@@ -266,6 +268,18 @@ def _lines(targets: pl.DataFrame, account: Account, errors: pl.DataFrame) -> tup
             "no list of trunks"
         )
     return tuple(lines)
+
+
+def check_validation(
+    v: Validation, settings: RunSettings, key: str | None, network: Network
+) -> tuple[Validation, tuple[str, ...]]:
+    """``validate``/``plan --account``: read the lists (a small event loop of its own, paced at
+    the run's rate) and judge the valid rows of ``v``; rejected rows become invalid."""
+    policy = SendPolicy(settings.max_attempts, settings.timeout, settings.max_retry_after)
+    account = read_account(settings.base_url, key, rate=settings.rate, policy=policy,
+                           network=network)  # fmt: skip
+    verdict = judge(targets_of_validation(v), account)
+    return add_errors(v, verdict.errors), verdict.lines
 
 
 # --- what the engine does with the verdict: rejected rows become invalid -------------------

@@ -15,6 +15,7 @@ import typer
 
 from batch.cli.app import app, stdin_is_terminal
 from batch.cli.options import (
+    AccountCheckOpt,
     ApiKeyFileOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
@@ -55,6 +56,7 @@ def retry(
     not_before: NotBeforeOpt = None,
     not_after: NotAfterOpt = None,
     yes: YesOpt = False,
+    account_check: AccountCheckOpt = None,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
 ) -> None:
@@ -103,7 +105,8 @@ def retry(
         )
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
                          ask=not yes and stdin_is_terminal(),
-                         network=terminal.network_from(os.environ))  # fmt: skip
+                         network=terminal.network_from(os.environ),
+                         account_check=account_check)  # fmt: skip
         try:
             result = run_invocation(inv, operator)
         finally:

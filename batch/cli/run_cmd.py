@@ -16,6 +16,7 @@ import typer
 
 from batch.cli.app import app, fail, stdin_is_terminal
 from batch.cli.options import (
+    AccountCheckOpt,
     ApiKeyFileOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
@@ -152,6 +153,7 @@ def run(
         ),
     ] = None,
     yes: YesOpt = False,
+    account_check: AccountCheckOpt = None,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
     sheet: SheetOpt = None,
@@ -222,7 +224,8 @@ def run(
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
                          abandon_previous=abandon_previous,
                          ask=not yes and stdin_is_terminal(),
-                         network=terminal.network_from(os.environ))  # fmt: skip
+                         network=terminal.network_from(os.environ),
+                         account_check=account_check)  # fmt: skip
         try:
             result = run_invocation(inv, operator)
         finally:
