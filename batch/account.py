@@ -244,7 +244,9 @@ class _Lister:
 
 def _unreadable(what: str, path: str, final: AttemptOutcome, attempts: int) -> str:
     if isinstance(final, Answer):
-        cause = f"HTTP {final.status} {final.error_code}: {final.error_message}"
+        cause = final.error_message
+        if not final.error_code.startswith("HTTP_"):  # else the message says the status
+            cause = f"HTTP {final.status} {final.error_code}: {cause}"
         if final.status == 401:
             cause += " (check the key: VOCOBASE_API_KEY or --api-key-file)"
     else:

@@ -128,7 +128,6 @@ class Sandbox:
         else:
             self.bots = bots_for_state((records or {}).values())
         self.bot_ids = frozenset(bot.id for bot in self.bots)
-        self._lists_served = 0
 
     def _authorised(self, request: Request) -> Response | None:
         """None when the key is right (and not denied), else the 401/403 answer."""
@@ -258,7 +257,7 @@ class Sandbox:
                 return f"{name}: bot {bot} not found on this account"
         return None
 
-    async def _list(self, request: Request, serve: Callable[[], Response]) -> Response:
+    async def _list(self, request: Request, name: str, serve: Callable[[], Response]) -> Response:
         """A list GET: key, rate (the same per-key limit as updates), scripted answers."""
         refused = self._authorised(request)
         if refused is not None:
@@ -267,9 +266,9 @@ class Sandbox:
         wait = self.rate.acquire(key) if self.rate is not None else None
         if wait is not None:
             return self._too_many(f"rate limit of {self.config.rate_limit} exceeded", wait)
-        self._lists_served += 1
+        served = self.state.listed(name)
         script = self.config.list_script
-        answer = script[self._lists_served - 1] if self._lists_served <= len(script) else "ok"
+        answer = script[served - 1] if served <= len(script) else "ok"
         await self._latency()
         if answer == "html":
             return HTMLResponse(_HTML_502, status_code=502)
@@ -291,7 +290,7 @@ class Sandbox:
                 return error(400, page)
             return success({"data": page})
 
-        return await self._list(request, serve)
+        return await self._list(request, "bots", serve)
 
     async def list_connections(self, request: Request) -> Response:
         """``GET /api/v2/telephony/connections?provider=voicelink``: data is the list itself
@@ -306,7 +305,7 @@ class Sandbox:
             )
             return JSONResponse({"success": True, "data": records})
 
-        return await self._list(request, serve)
+        return await self._list(request, "connections", serve)
 
     @property
     def listed_connections(self) -> tuple[str, ...]:
@@ -315,11 +314,6 @@ class Sandbox:
         config = self.config
         named = sorted(self.state.connection_ids()) if config.connections == 1 else []
         return config.connection_ids or tuple(named) or config.known_connection_ids()
-
-    @property
-    def lists_served(self) -> int:
-        """List GETs that got past the key and the rate limit."""
-        return self._lists_served
 
     async def read(self, request: Request) -> Response:
         """Sandbox-only: ``GET .../call-routing/{routing_id}`` returns the stored record."""
