@@ -28,7 +28,7 @@ import tenacity
 from batch import voicelink as vl
 from batch.answers import Reader, transport_error
 from batch.client import Network, SendPolicy, build_client
-from batch.errors import AccountUnreadable, RequestTimeout, TransportError
+from batch.errors import AccountUnreadable, NameNotResolved, RequestTimeout, TransportError
 from batch.limiter import Limiter
 from batch.retry import (
     RETRY_AFTER_STATUSES,
@@ -199,7 +199,7 @@ class _Lister:
 
         retrying = build_retrying(
             max_attempts=self._policy.max_attempts,
-            should_retry=is_transient,
+            should_retry=_worth_retrying,
             wait=wait,
             sleep=self._sleep,
         )
@@ -242,6 +242,11 @@ class _Lister:
         return answer, body
 
 
+def _worth_retrying(outcome: AttemptOutcome) -> bool:
+    """``is_transient``, except a host name that does not resolve: asking again cannot help."""
+    return is_transient(outcome) and not isinstance(outcome, NameNotResolved)
+
+
 def _unreadable(what: str, path: str, final: AttemptOutcome, attempts: int) -> str:
     if isinstance(final, Answer):
         cause = final.error_message
@@ -251,7 +256,7 @@ def _unreadable(what: str, path: str, final: AttemptOutcome, attempts: int) -> s
             cause += " (check the key: VOCOBASE_API_KEY or --api-key-file)"
     else:
         cause = f"{final.code}: {final}"
-    tries = "" if not is_transient(final) else f" after {attempts} attempts"
+    tries = f" after {attempts} attempts" if _worth_retrying(final) else ""
     return (
         f"the account's {what} list (GET {path}) could not be read{tries}: {cause}; nothing "
         "was sent (fix that and run again, or pass --no-account-check to skip the check)"
