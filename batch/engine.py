@@ -108,9 +108,6 @@ class Invocation:
     ask: bool = False  # questions may be asked (a terminal, and no --yes)
     signals: bool = True  # Ctrl-C and SIGTERM stop the run (off where no main thread)
     network: Network = field(default_factory=Network)  # proxies, extra CAs: from the CLI
-    # The account preflight (batch.preflight): None checks against a real host only (not the
-    # embedded sandbox, not loopback); True/False force it on or off (--no-account-check).
-    account_check: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +165,9 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         if via := inv.network.via(target.base_url):
             operator.note(f"requests to {target.host} go {via}")
         limiter = Limiter(settings.rate)  # one per run: the preflight's GETs and the updates
-        check = inv.account_check if inv.account_check is not None else target.needs_confirmation
+        check = settings.account_check
+        if check is None:  # by default, a real host only (not the sandbox, not loopback)
+            check = target.needs_confirmation
         if check:
             reuse = existed and journal is not None and new_run is None
             inv, refusal = _preflight(inv, target, limiter, operator, reuse=reuse)

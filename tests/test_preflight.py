@@ -384,3 +384,23 @@ def test_a_retry_does_not_read_the_lists_again(start_sandbox: StartSandbox, tmp_
     assert again.exit_code == 0, again.output
     assert "are reused" in again.output
     assert sandbox.stats()["lists"] == {"connections": 1, "bots": 1}
+
+
+def test_job_file_turns_the_check_on_and_the_flag_off(
+    start_sandbox: StartSandbox, tmp_path: Path
+) -> None:
+    """[safety] account_check = true checks a loopback target; --no-account-check wins over it."""
+    sandbox = start_sandbox(bots=bots(3))
+    write_rows(tmp_path / "in.csv", ["11,1,3,1,,,,9,"])
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'input = "in.csv"\nresults = "out.csv"\n[target]\nbase_url = "{sandbox.base_url}"\n'
+        '[pace]\nrate = "200/s"\n[safety]\naccount_check = true\n'
+    )
+    checked = invoke("run", str(job), key=sandbox.api_key)
+    assert checked.exit_code == 2, checked.output
+    assert "UNKNOWN_BOT" in checked.output
+    assert sandbox.stats()["total"] == 0
+    skipped = invoke("run", str(job), "--no-account-check", key=sandbox.api_key)
+    assert skipped.exit_code == 0, skipped.output
+    assert sandbox.stats()["total"] == 1

@@ -89,6 +89,7 @@ def retry(
         not_before=not_before,
         not_after=not_after,
     )
+    flags["account_check"] = account_check  # False too: --no-account-check beats the job file
     with terminal.reporting_errors_and_interrupts():
         if is_job_file(results_file):
             raise UsageError(
@@ -105,8 +106,7 @@ def retry(
         )
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
                          ask=not yes and stdin_is_terminal(),
-                         network=terminal.network_from(os.environ),
-                         account_check=account_check)  # fmt: skip
+                         network=terminal.network_from(os.environ))  # fmt: skip
         try:
             result = run_invocation(inv, operator)
         finally:

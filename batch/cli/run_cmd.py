@@ -201,6 +201,7 @@ def run(
         separator=separator,
         encoding=encoding,
     )
+    flags["account_check"] = account_check  # False too: --no-account-check beats the job file
     with terminal.reporting_errors_and_interrupts():
         job = invocation.job_from(input)
         settings, on_sandbox, earlier = invocation.for_run(
@@ -224,8 +225,7 @@ def run(
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
                          abandon_previous=abandon_previous,
                          ask=not yes and stdin_is_terminal(),
-                         network=terminal.network_from(os.environ),
-                         account_check=account_check)  # fmt: skip
+                         network=terminal.network_from(os.environ))  # fmt: skip
         try:
             result = run_invocation(inv, operator)
         finally:
