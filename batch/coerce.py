@@ -127,6 +127,7 @@ COERCE: Mapping[str, Callable[[object], object]] = {
     "fill_from_current": _as_bool,
     "allow_wipe": _as_bool,
     "skip_unchanged": _as_bool,
+    "account_check": _as_bool,
     "canary": _as_canary,
     "error_budget": _as_budget,
     "keep_runs": _as_count,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -65,6 +65,7 @@ class Status(StrEnum):
     SOME_FAILED = "some_failed"  # finished; some rows did not succeed, none left to send
     STOPPED = "stopped"  # stopped early with rows left to send: the same command resumes
     NOT_CONFIRMED = "not_confirmed"  # the operator said no: nothing sent, nothing forgotten
+    REFUSED = "refused"  # the account check rejected rows (no --skip-invalid): nothing sent
     RESULTS_NOT_WRITTEN = "results_not_written"  # sent, but the results file failed to write
 
 
@@ -137,6 +138,7 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
     check_results_path(settings.results)
     identity_url = SANDBOX_IDENTITY if inv.sandbox else settings.base_url
     path = journal_mod.journal_path(settings.results)
+    existed = path.exists()  # a run to continue: the account lists it read are reused
     with ExitStack() as stack:
         lock = stack.enter_context(RunLock(settings.results))
         if lock.took_over is not None:
@@ -157,6 +159,22 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
                     f"{unsent} rows unsent (its results are archived in "
                     f"{settings.results.stem}.runs/)"
                 )
+        target = stack.enter_context(
+            target_of(settings, inv.key, sandbox=inv.sandbox, note=operator.note)
+        )
+        if via := inv.network.via(target.base_url):
+            operator.note(f"requests to {target.host} go {via}")
+        limiter = Limiter(settings.rate)  # one per run: the preflight's GETs and the updates
+        check = settings.account_check
+        if check is None:  # by default, a real host only (not the sandbox, not loopback)
+            check = target.needs_confirmation
+        if check:
+            reuse = existed and journal is not None and new_run is None
+            inv, refusal = _preflight(inv, target, limiter, operator, reuse=reuse)
+            batch = inv.batch
+            if refusal:
+                return Result(Status.REFUSED, Summary(), None, 0, settings.results, target.host,
+                              message=refusal)  # fmt: skip
         left, applied = runjournal.count(batch, journal, resumed=new_run is None)
         if journal is not None and new_run is None and batch.candidates - left - applied:
             operator.note(
@@ -168,11 +186,6 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
                 f"{applied} rows were already applied by an earlier run of {settings.results} "
                 "(same routing id, same body, same target): not sent again"
             )
-        target = stack.enter_context(
-            target_of(settings, inv.key, sandbox=inv.sandbox, note=operator.note)
-        )
-        if via := inv.network.via(target.base_url):
-            operator.note(f"requests to {target.host} go {via}")
         if inv.ask and target.needs_confirmation:
             rate, concurrency = settings.rate, settings.concurrency
             if not operator.confirm(left, target.host, rate, concurrency, applied=applied):
@@ -196,9 +209,54 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         journal.carry(batch.carried)
         for text in batch.notes:
             operator.note(text)
-        report, requests, budget = _send(inv, operator, target, journal, todo(), left)
+        report, requests, budget = _send(inv, operator, target, journal, todo(), left, limiter)
         return _finish(inv, journal, report, requests, budget, target.host, operator)
     raise AssertionError("unreachable")  # pragma: no cover (ExitStack does not swallow)
+
+
+def _preflight(
+    inv: Invocation, target: Target, limiter: Limiter, operator: Operator, *, reuse: bool
+) -> tuple[Invocation, str]:
+    """The account check before the confirmation: the lists read through the run's limiter
+    (or, resuming, those kept beside the journal), every candidate row judged; rows it rejects
+    become invalid. Returns the invocation with its batch judged, and why nothing may be sent
+    ("" when the run may go on). A list that cannot be read raises AccountUnreadable."""
+    from batch import account as account_mod
+    from batch import preflight
+
+    settings = inv.settings
+    kept = account_mod.account_path(settings.results)
+    account = account_mod.load_account(kept) if reuse and not inv.fresh else None
+    if account is not None:
+        operator.note(
+            f"account check: the lists read {account.read_at:%Y-%m-%d %H:%M:%S} UTC for this "
+            f"run are reused ({kept.name}; --fresh reads them again)"
+        )
+    else:
+        policy = SendPolicy(settings.max_attempts, settings.timeout, settings.max_retry_after)
+        account = account_mod.read_account(
+            target.base_url, target.key, rate=settings.rate, policy=policy,
+            network=inv.network, limiter=limiter,
+        )  # fmt: skip
+        account_mod.save_account(kept, account)
+    verdict = preflight.judge(preflight.targets_of_calls(inv.batch.calls()), account)
+    for line in verdict.lines:
+        operator.note(line)
+    if not verdict.rejected:
+        return inv, ""
+    shown = verdict.errors.get_column("error_message").head(10).to_list()
+    for text in shown:
+        operator.note(f"  {text}")
+    judged = replace(inv, batch=preflight.reject(inv.batch, verdict.errors))
+    if settings.skip_invalid:
+        operator.note(f"--skip-invalid: the {verdict.rejected} rows the account check rejected "
+                      "are not sent (outcome invalid)")  # fmt: skip
+        return judged, ""
+    return judged, (
+        f"the account check rejected {verdict.rejected} rows, so nothing was sent: fix them "
+        "(see above), pass --skip-invalid to send the other rows, or --no-account-check to "
+        "skip the check"
+    )
 
 
 def _open(inv: Invocation, path: Path, identity_url: str) -> tuple[Journal, RunIdentity | None]:
@@ -215,6 +273,7 @@ def _send(
     journal: Journal,
     calls: Iterator[Call],
     left: int,
+    limiter: Limiter,
 ) -> tuple[RunReport, int, BudgetWatch]:
     """The sending: inside the change window, canary first, one sender for every pass."""
     settings = inv.settings
@@ -249,7 +308,7 @@ def _send(
             breaker = Breaker(max_outage=settings.max_outage)
             breaker.subscribe(lambda news: host_news(news, stop, observer, target.host, settings))
             sender = Sender(
-                client, Limiter(settings.rate), policy, on_attempt=on_attempt,
+                client, limiter, policy, on_attempt=on_attempt,
                 on_retry=on_retry, before_wait=journal.commit,
                 on_long_pause=lambda seconds: paused_by_server(stop, seconds, settings),
                 breaker=breaker, via=inv.network.via(target.base_url),

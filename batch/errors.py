@@ -16,6 +16,9 @@ boundary where they happen, with ``raise X(...) from exc``.
     ├── JournalError              the run's journal is unusable, or belongs to a different run
     │                                                                                -> exit 2
     ├── LockedError               another live process holds this run                -> exit 2
+    ├── AccountUnreadable         the preflight could not read the account's bots or
+    │                             connections (401, 5xx after retries, a shape not
+    │                             documented): nothing is sent, never half-checked   -> exit 2
     ├── RunStopped                the run stopped mid-way for a fault of its own (its journal
     │                             could not be written); the same command resumes   -> exit 3
     └── TransportError            one request got no usable HTTP answer (raised per attempt by
@@ -68,6 +71,11 @@ class JournalError(RerouteError):
 
 class LockedError(RerouteError):
     """Another live process is running the same run (same input, target and results)."""
+
+
+class AccountUnreadable(RerouteError):
+    """A list of the account (bots, connections) could not be read whole: the preflight stops
+    before any update rather than judge rows against half a list."""
 
 
 class RunStopped(RerouteError):

@@ -15,7 +15,7 @@ flag > job file > environment > default. Schema (paths relative to the job file'
     [pace]    rate ("60/min"), concurrency, max_attempts, timeout, max_retry_after,
               max_outage ("15m", or seconds)
     [window]  not_before, not_after   (ISO-8601 with offset; times of day = every night)
-    [safety]  skip_invalid, current (a snapshot file), fill_from_current, allow_wipe,
+    [safety]  skip_invalid, account_check, current (a snapshot file), fill_from_current, allow_wipe,
               skip_unchanged, rollback (a file to write), canary (rows), error_budget ("5%" or 10)
 """
 
@@ -56,6 +56,7 @@ _TABLES: Mapping[str, tuple[str, ...]] = {
         "canary",
         "error_budget",
         "keep_runs",
+        "account_check",
     ),
 }
 
@@ -88,6 +89,7 @@ class Job:
     canary: int | None = None
     error_budget: ErrorBudget | None = None
     keep_runs: int | None = None
+    account_check: bool | None = None
     sheet: str | None = None  # top-level keys: how the input is read
     separator: str | None = None
     encoding: str | None = None
@@ -245,6 +247,7 @@ _TOML_TYPES: Mapping[str, tuple[tuple[type, ...], str]] = {
     "fill_from_current": _FLAG,
     "allow_wipe": _FLAG,
     "skip_unchanged": _FLAG,
+    "account_check": _FLAG,
     "error_budget": ((str, int), '"5%" or a whole number'),
     # a date (datetime's base class) too: the window's own check says what is missing
     "not_before": ((str, date, time), "an ISO-8601 time with its offset"),

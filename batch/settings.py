@@ -145,6 +145,10 @@ class RunSettings:
     # Seconds the host may stay unreachable before the run stops, resumable (--max-outage).
     max_outage: float = 900.0
     skip_invalid: bool = False
+    # The account preflight (batch.preflight): None checks against a real host only (not the
+    # embedded sandbox, not loopback); True/False force it (--[no-]account-check,
+    # [safety].account_check).
+    account_check: bool | None = None
     connection_id: str | None = None
     fresh: bool = False
     # Change window as moments (daily job-file windows already resolved); None = open side.

@@ -38,6 +38,12 @@ class Code(StrEnum):
     # Found against the current records (batch.current, batch.fill), fed in as extra errors.
     UNKNOWN_RECORD = "UNKNOWN_RECORD"
     WIPES = "WIPES"
+    # Found against the account's lists (batch.preflight: --account, run's default check).
+    UNKNOWN_BOT = "UNKNOWN_BOT"
+    INACTIVE_BOT = "INACTIVE_BOT"
+    UNKNOWN_CONNECTION = "UNKNOWN_CONNECTION"
+    INACTIVE_CONNECTION = "INACTIVE_CONNECTION"
+    MISSING_CONNECTION_ID = "MISSING_CONNECTION_ID"
 
 
 # A whole number as a sheet writes it: "93", "+93", "-3", "093", "93.0", "93." (not 1e3, 9,300).

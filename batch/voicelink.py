@@ -171,3 +171,35 @@ def allowed_choices(field: str) -> str:
     """The allowed values of a mode field, as a message lists them: ``2 SIP, 3 WebSocket bot``."""
     labels = VALUE_LABELS[field]
     return ", ".join(f"{value} {labels[value]}" for value in sorted(labels))
+
+
+# --- The lists the product may read (issue 14: the account preflight). ---
+
+# `GET {base}/voicelink/bots`: the account's WebSocket bots, paged (per_page 1..1000, page >= 1).
+BOTS_PATH: Final = "/voicelink/bots"
+BOTS_MAX_PER_PAGE: Final = 1000
+# `GET {base}/telephony/connections?provider=voicelink`: the partner's VoiceLink connections.
+CONNECTIONS_PATH: Final = "/telephony/connections"
+CONNECTIONS_QUERY: Final[dict[str, str]] = {"provider": "voicelink"}
+CONNECTION_ACTIVE: Final = "ACTIVE"  # a connection's ``status`` when it is in use
+BOT_ACTIVE: Final = 1  # a bot's ``status``: 1 active, 0 inactive
+# The bot id fields a row may point at (SIP trunk ids have no documented list: not checkable).
+BOT_FIELDS: Final = (INBOUND_WEBSOCKET_BOT_ID, OUTBOUND_WEBSOCKET_BOT_ID)
+
+
+def list_records(payload: Any, *, flat_allowed: bool) -> list[Any] | None:
+    """The records of a list answer, or None when its shape is not a documented one.
+
+    The bots list nests the upstream body: ``{"success": true, "data": {"data": [...]}}``.
+    The connections list's envelope is not shown in the docs: ``flat_allowed`` also accepts
+    ``{"success": true, "data": [...]}``. Anything else is refused by the caller, never guessed.
+    """
+    if not isinstance(payload, dict) or payload.get("success") is not True:
+        return None
+    data = payload.get("data")
+    if flat_allowed and isinstance(data, list):
+        return data
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        inner: list[Any] = data["data"]
+        return inner
+    return None

@@ -337,7 +337,13 @@ def test_confirmation_on_a_terminal_can_decline(
     """On a terminal, a real target asks first; answering no sends nothing (exit 2)."""
     monkeypatch.setattr("batch.cli.run_cmd.stdin_is_terminal", lambda: True)
     source = write_input(tmp_path / "in.csv", 3)
-    args = ["run", str(source), "--base-url", "https://api.example.invalid/api/v2"]
+    args = [
+        "run",
+        str(source),
+        "--base-url",
+        "https://api.example.invalid/api/v2",
+        "--no-account-check",
+    ]
     result = invoke(*args, "--results", str(tmp_path / "o.csv"), key="k", input="n\n")
     assert result.exit_code == 2
     assert "About to send 3 routing changes to api.example.invalid" in result.stderr
@@ -471,7 +477,13 @@ def test_confirmation_aborted_sends_nothing(
     """End of input (or Ctrl-C) at the question counts as no: exit 2, nothing sent."""
     monkeypatch.setattr("batch.cli.run_cmd.stdin_is_terminal", lambda: True)
     source = write_input(tmp_path / "in.csv", 2)
-    args = ["run", str(source), "--base-url", "https://api.example.invalid/api/v2"]
+    args = [
+        "run",
+        str(source),
+        "--base-url",
+        "https://api.example.invalid/api/v2",
+        "--no-account-check",
+    ]
     result = invoke(*args, "--results", str(tmp_path / "o.csv"), key="k", input="")
     assert result.exit_code == 2
     assert "not confirmed" in result.stderr

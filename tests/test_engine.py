@@ -32,7 +32,13 @@ def test_fresh_declined_keeps_the_earlier_journal(
     before = journal_path(out).read_bytes()
 
     monkeypatch.setattr("batch.cli.run_cmd.stdin_is_terminal", lambda: True)
-    real = ["run", str(source), "--base-url", "https://api.example.invalid/api/v2"]
+    real = [
+        "run",
+        str(source),
+        "--base-url",
+        "https://api.example.invalid/api/v2",
+        "--no-account-check",
+    ]
     declined = invoke(
         *real, "--results", str(out), "--fresh", key=live_sandbox.api_key, input="n\n"
     )

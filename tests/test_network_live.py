@@ -187,7 +187,7 @@ def test_unresolvable_host_stops_within_seconds(
     source, out = write_input(tmp_path / "in.csv", 500), tmp_path / "out.csv"
     began = time.monotonic()
     result = invoke("run", str(source), "--base-url", "https://api.vocobase.invalid/api/v2",
-                    "--results", str(out), "--rate", "50/s", "--yes",
+                    "--results", str(out), "--rate", "50/s", "--yes", "--no-account-check",
                     key="rg_live_" + "b" * 40)  # fmt: skip
     assert result.exit_code == 3, result.output
     assert time.monotonic() - began < 10

@@ -418,7 +418,8 @@ def test_calls_come_in_input_order_across_chunks() -> None:
 
 
 def test_every_code_of_the_contract_is_known() -> None:
-    """The codes are exactly the contract's nine, plus the two found against a snapshot."""
+    """The codes are exactly the contract's nine, the two found against a snapshot and the
+    five found against the account."""
     assert {c.value for c in Code} == {
         "MISSING_FIELD",
         "NOT_AN_INTEGER",
@@ -430,6 +431,11 @@ def test_every_code_of_the_contract_is_known() -> None:
         "CONFLICTING_CONNECTION_ID",
         "DUPLICATE_ROUTING_ID",
         "UNKNOWN_RECORD",  # issue 6: --fill-from-current, record not in the snapshot
+        "UNKNOWN_BOT",  # issue 14: the account preflight
+        "INACTIVE_BOT",
+        "UNKNOWN_CONNECTION",
+        "INACTIVE_CONNECTION",
+        "MISSING_CONNECTION_ID",
         "WIPES",  # issue 6: run --current refuses a row that would erase a field
     }
 

@@ -142,3 +142,12 @@ ApiKeyFileOpt = Annotated[
         dir_okay=False,
     ),
 ]
+AccountCheckOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--account-check/--no-account-check",
+        help="Before the first update, check every bot and connection the rows name against the "
+        "account's lists (on by default against a real host, off for the sandbox and loopback).",
+        show_default=False,
+    ),
+]

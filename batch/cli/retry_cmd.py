@@ -15,6 +15,7 @@ import typer
 
 from batch.cli.app import app, examples, stdin_is_terminal
 from batch.cli.options import (
+    AccountCheckOpt,
     ApiKeyFileOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
@@ -59,6 +60,7 @@ def retry(
     not_before: NotBeforeOpt = None,
     not_after: NotAfterOpt = None,
     yes: YesOpt = False,
+    account_check: AccountCheckOpt = None,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
 ) -> None:
@@ -89,6 +91,7 @@ def retry(
         not_before=not_before,
         not_after=not_after,
     )
+    flags["account_check"] = account_check  # False too: --no-account-check beats the job file
     with terminal.reporting_errors_and_interrupts():
         if is_job_file(results_file):
             raise UsageError(

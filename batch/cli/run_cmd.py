@@ -16,6 +16,7 @@ import typer
 
 from batch.cli.app import app, examples, fail, stdin_is_terminal
 from batch.cli.options import (
+    AccountCheckOpt,
     ApiKeyFileOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
@@ -157,6 +158,7 @@ def run(
         ),
     ] = None,
     yes: YesOpt = False,
+    account_check: AccountCheckOpt = None,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
     sheet: SheetOpt = None,
@@ -201,6 +203,7 @@ def run(
         separator=separator,
         encoding=encoding,
     )
+    flags["account_check"] = account_check  # False too: --no-account-check beats the job file
     with terminal.reporting_errors_and_interrupts():
         job = invocation.job_from(input)
         settings, on_sandbox, earlier = invocation.for_run(

@@ -86,6 +86,11 @@ def _announce(sandbox: RunningSandbox) -> None:
             f"  state         {sandbox.stats()['records']} records from {config.state}"
             " (other routing ids answer 404)"
         )
+    if config.bots_file is not None:
+        lines.append(
+            f"  bots          from {config.bots_file}"
+            + (", updates naming another bot answer 400" if config.reject_unknown_bots else "")
+        )
     lines += [
         f"  sandbox-only  GET {sandbox.base_url}/voicelink/call-routing/{{id}} (stored record),",
         f"                GET {sandbox.root_url}/sandbox/stats (request counts)",
@@ -203,6 +208,23 @@ def sandbox(
             show_default=False,
         ),
     ] = None,
+    bots: Annotated[
+        Path | None,
+        typer.Option(
+            "--bots",
+            help="The account's WebSocket bots (GET /voicelink/bots): a .json list of records "
+            "(id, bot_name, status) or a .csv with those columns. Default: every bot id the "
+            "--state records name, active.",
+            show_default=False,
+        ),
+    ] = None,
+    reject_unknown_bots: Annotated[
+        bool,
+        typer.Option(
+            "--reject-unknown-bots",
+            help="Answer 400 to an update naming a bot that is not on the account.",
+        ),
+    ] = False,
     access_log: Annotated[
         bool,
         typer.Option("--access-log", help="[sandbox-only] Log every request."),
@@ -224,7 +246,8 @@ def sandbox(
     """Serve a stand-in of the VoiceLink call-routing API on loopback, until Ctrl-C.
 
     Same endpoint, key check, validation, error envelopes and per-key limits as the real API
-    (--rate-limit, --max-concurrent, --connections), plus faults to rehearse against
+    (--rate-limit, --max-concurrent, --connections), the account's bots and connections lists
+    (--bots, --reject-unknown-bots), plus faults to rehearse against
     (--error-rate, --html-rate, --drop-rate, --slow-rate, --latency, --jitter, --seed).
 
     [sandbox-only] extras, not in the real API: GET .../call-routing/{id} returns the stored
@@ -265,6 +288,8 @@ def sandbox(
             ),
             seed=seed,
             state=state,
+            bots_file=bots,
+            reject_unknown_bots=reject_unknown_bots,
         )
         # uvicorn has shut down cleanly before it re-raises Ctrl-C: that is how this ends.
         with contextlib.suppress(KeyboardInterrupt):

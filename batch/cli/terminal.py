@@ -40,6 +40,7 @@ EXIT_FOR: dict[Status, int] = {
     Status.SUCCEEDED: Exit.OK,
     Status.SOME_FAILED: Exit.SOME_FAILED,
     Status.NOT_CONFIRMED: Exit.NOTHING_SENT,
+    Status.REFUSED: Exit.NOTHING_SENT,
     Status.STOPPED: Exit.STOPPED,
     Status.RESULTS_NOT_WRITTEN: Exit.RESULTS_NOT_WRITTEN,
 }
@@ -170,7 +171,7 @@ def show_result(
 ) -> int:
     """Print what happened (the summary on stdout; a refusal or a failed write on stderr) and
     return the exit status."""
-    if result.status is Status.NOT_CONFIRMED:
+    if result.status in (Status.NOT_CONFIRMED, Status.REFUSED):
         fail(result.message, Exit.NOTHING_SENT)
     report = result.report
     details: dict[str, Any] = {

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from batch.cli.app import Exit, app, examples, reporting_errors, say
-from batch.cli.options import EncodingOpt, SeparatorOpt, SheetOpt
+from batch.cli.options import ApiKeyFileOpt, BaseUrlOpt, EncodingOpt, SeparatorOpt, SheetOpt
 from batch.dialect import Reading, check_encoding, check_separator, check_sheet
 from batch.errors import UsageError
 
@@ -36,6 +36,14 @@ ConnectionOpt = Annotated[
         help="Connection UUID for rows whose connection id is empty.",
         metavar="UUID",
         show_default=False,
+    ),
+]
+AccountOpt = Annotated[
+    bool,
+    typer.Option(
+        "--account",
+        help="Also check every bot and connection the rows name against the account's lists "
+        "(read-only GETs, paced like run; needs the key: VOCOBASE_API_KEY or --api-key-file).",
     ),
 ]
 
@@ -91,6 +99,9 @@ def validate_command(
     sheet: SheetOpt = None,
     separator: SeparatorOpt = None,
     encoding: EncodingOpt = None,
+    account: AccountOpt = False,
+    base_url: BaseUrlOpt = None,
+    api_key_file: ApiKeyFileOpt = None,
 ) -> None:
     """Read and check every row; send nothing. Exit 0 all valid, 1 some invalid, 2 unreadable."""
     from batch.cli.summary import print_validation_summary
@@ -104,6 +115,8 @@ def validate_command(
         for note in table.notes:
             _say(note)
         v = validate(table, connection_id=connection_id)
+        if account:
+            v = _account_check(input_path, v, base_url, api_key_file)
         if results is not None:
             write_results(results, v.preview_results(), table.passthrough_frame())
         if not len(table):
@@ -177,6 +190,9 @@ def plan_command(
             show_default=False,
         ),
     ] = None,
+    account: AccountOpt = False,
+    base_url: BaseUrlOpt = None,
+    api_key_file: ApiKeyFileOpt = None,
 ) -> None:
     """Dry run: what `run` would send, per row; send nothing. Exit statuses as `validate`;
     with --current, also 1 when a row would wipe a field the current record has.
@@ -195,6 +211,8 @@ def plan_command(
             input_path, current=current, fill=fill, connection_id=connection_id, reading=reading
         )
         table, v, snapshot = checked.table, checked.validation, checked.current
+        if account:
+            v = _account_check(input_path, v, base_url, api_key_file)
         for note in table.notes:
             _say(note)
         diff = diff_rows(v, snapshot) if snapshot is not None else None
@@ -218,6 +236,26 @@ def plan_command(
                 f"`reroute run {rollback}` puts them back as {current} has them"
             )
     raise typer.Exit(_exit_status(v, diff))
+
+
+def _account_check(
+    input_path: Path, v: Validation, base_url: str | None, key_file: Path | None
+) -> Validation:
+    """--account: the account's lists read (target and key as `run` finds them), the valid rows
+    judged against them; its lines said. Raises AccountUnreadable when a list cannot be read."""
+    import os
+
+    from batch import invocation
+    from batch.cli import terminal
+    from batch.preflight import check_validation
+
+    flags = {"input": input_path, "base_url": base_url}
+    settings = invocation.settings_from(flags, os.environ, sandbox=False)
+    key = terminal.read_api_key(settings, key_file, os.environ)
+    judged, lines = check_validation(v, settings, key, terminal.network_from(os.environ))
+    for line in lines:
+        _say(line)
+    return judged
 
 
 def _print_applied(results: Path, v: Validation) -> None:

@@ -33,6 +33,14 @@ from batch.sandbox.limits import (
     rate_limiter,
     retry_after_seconds,
 )
+from batch.sandbox.lists import (
+    BOTS_ROUTE,
+    CONNECTIONS_ROUTE,
+    bots_for_state,
+    bots_page,
+    connection_records,
+    load_bots,
+)
 from batch.sandbox.schema import UpdateBody, check_body
 from batch.sandbox.state import SandboxState, load_state
 
@@ -113,6 +121,13 @@ class Sandbox:
         self.concurrency = ConcurrencyLimiter(config.max_concurrent)
         self.dice = Dice(config.faults, config.seed, config.script)
         self._key = config.api_key.encode()
+        if config.bots is not None:
+            self.bots = config.bots
+        elif config.bots_file is not None:
+            self.bots = load_bots(config.bots_file)
+        else:
+            self.bots = bots_for_state((records or {}).values())
+        self.bot_ids = frozenset(bot.id for bot in self.bots)
 
     def _authorised(self, request: Request) -> Response | None:
         """None when the key is right (and not denied), else the 401/403 answer."""
@@ -195,7 +210,7 @@ class Sandbox:
         body = check_body(raw)
         if isinstance(body, str):
             return error(400, body)
-        problem = self._connection_problem(body)
+        problem = self._connection_problem(body) or self._bot_problem(body)
         if problem is not None:
             return error(400, problem)
         if routing_id in self.config.not_found_ids or (
@@ -232,6 +247,73 @@ class Sandbox:
         if self.config.connections > 1 and _canonical_uuid(connection) not in self.connections:
             return f"connection_id: {connection} is not a VoiceLink connection of this account"
         return None
+
+    def _bot_problem(self, body: UpdateBody) -> str | None:
+        if not self.config.reject_unknown_bots:
+            return None
+        for name in ("inbound_websocket_bot_id", "outbound_websocket_bot_id"):
+            bot = getattr(body, name)
+            if bot is not None and bot not in self.bot_ids:
+                return f"{name}: bot {bot} not found on this account"
+        return None
+
+    async def _list(self, request: Request, name: str, serve: Callable[[], Response]) -> Response:
+        """A list GET: key, rate (the same per-key limit as updates), scripted answers."""
+        refused = self._authorised(request)
+        if refused is not None:
+            return refused
+        key = self.config.api_key
+        wait = self.rate.acquire(key) if self.rate is not None else None
+        if wait is not None:
+            return self._too_many(f"rate limit of {self.config.rate_limit} exceeded", wait)
+        served = self.state.listed(name)
+        script = self.config.list_script
+        answer = script[served - 1] if served <= len(script) else "ok"
+        await self._latency()
+        if answer == "html":
+            return HTMLResponse(_HTML_502, status_code=502)
+        if answer == "shape":
+            return JSONResponse({"success": True, "data": {"bots": []}})
+        if answer != "ok":
+            status = int(answer)
+            if status == 429:
+                return self._too_many("rate limit exceeded (sandbox: scripted)", 1.0)
+            return error(status, f"sandbox: injected {status} answer")
+        return serve()
+
+    async def list_bots(self, request: Request) -> Response:
+        """``GET /api/v2/voicelink/bots``: paged (per_page 1..1000), nested under data.data."""
+
+        def serve() -> Response:
+            page = bots_page(self.bots, dict(request.query_params))
+            if isinstance(page, str):
+                return error(400, page)
+            return success({"data": page})
+
+        return await self._list(request, "bots", serve)
+
+    async def list_connections(self, request: Request) -> Response:
+        """``GET /api/v2/telephony/connections?provider=voicelink``: data is the list itself
+        (the docs do not show this envelope; the client accepts both shapes)."""
+
+        def serve() -> Response:
+            provider = request.query_params.get("provider")
+            if provider is not None and provider.lower() != "voicelink":
+                return JSONResponse({"success": True, "data": []})
+            records = connection_records(
+                self.listed_connections, self.config.inactive_connection_ids
+            )
+            return JSONResponse({"success": True, "data": records})
+
+        return await self._list(request, "connections", serve)
+
+    @property
+    def listed_connections(self) -> tuple[str, ...]:
+        """The active connections the list shows: explicit ids, else those the seeded records
+        name, else the made-up ones of ``--connections N``."""
+        config = self.config
+        named = sorted(self.state.connection_ids()) if config.connections == 1 else []
+        return config.connection_ids or tuple(named) or config.known_connection_ids()
 
     async def read(self, request: Request) -> Response:
         """Sandbox-only: ``GET .../call-routing/{routing_id}`` returns the stored record."""
@@ -316,6 +398,8 @@ def create_app(config: SandboxConfig, *, clock: Callable[[], float] | None = Non
             Route(UPDATE_ROUTE, sandbox.update, methods=["POST"]),
             Route(UPDATE_ROUTE, sandbox.read, methods=["GET"]),
             Route(STATS_ROUTE, sandbox.stats, methods=["GET"]),
+            Route(BOTS_ROUTE, sandbox.list_bots, methods=["GET"]),
+            Route(CONNECTIONS_ROUTE, sandbox.list_connections, methods=["GET"]),
         ],
         exception_handlers={404: _http_error, 405: _http_error},
     )

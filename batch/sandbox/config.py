@@ -16,6 +16,7 @@ from typing import Final
 
 from batch.errors import UsageError
 from batch.sandbox.limits import RateLimitMode
+from batch.sandbox.lists import SandboxBot
 from batch.settings import Rate
 
 TEST_KEY_PREFIX: Final = "rg_test_"
@@ -101,8 +102,17 @@ class SandboxConfig:
     faults: Faults = Faults()
     seed: int | None = None  # makes every fault draw reproducible
     state: Path | None = None  # seed records from a CSV/Parquet/JSONL of input columns
+    # The account's WebSocket bots (GET /voicelink/bots): from a file (--bots), else made up to
+    # fit the state (every bot id its records name, active).
+    bots_file: Path | None = None
+    reject_unknown_bots: bool = False  # an update naming a bot not on the account: 400
     # Sandbox-only switches for tests:
     connection_ids: tuple[str, ...] = ()  # the account's connections; default: made up
+    inactive_connection_ids: tuple[str, ...] = ()  # listed with status INACTIVE
+    bots: tuple[SandboxBot, ...] | None = None  # the bots, given directly (over bots_file)
+    # Answers to the list GETs (bots and connections, counted together), 1st, 2nd, ...: an HTTP
+    # status, "ok", "html" (a proxy's 502 page) or "shape" (a success of an undocumented shape).
+    list_script: tuple[str, ...] = ()
     not_found_ids: frozenset[int] = frozenset()  # these routing ids always answer 404
     deny_status: int | None = None  # 401 or 403: every request with the right key gets it
     # routing id -> answers for its 1st, 2nd, ... update request, then normal behaviour. Each is

@@ -45,6 +45,7 @@ class SandboxState:
         self._in_flight = 0
         self._max_in_flight = 0
         self._peers: set[str] = set()  # client host:port pairs: distinct connections seen
+        self._lists: Counter[str] = Counter()  # list GETs answered, by list (bots, connections)
 
     # -- records -------------------------------------------------------------------------------
     def get(self, routing_id: int) -> dict[str, Any] | None:
@@ -97,10 +98,18 @@ class SandboxState:
             self._served[routing_id] += 1
             return self._served[routing_id]
 
+    def listed(self, name: str) -> int:
+        """A list GET (``bots`` or ``connections``) got past the key and the rate limit: the
+        number of list GETs so far (every list counted)."""
+        with self._lock:
+            self._lists[name] += 1
+            return sum(self._lists.values())
+
     def stats(self) -> dict[str, Any]:
         """JSON-ready counts: ``total``, ``by_routing_id``, ``by_status`` (``"dropped"`` for
         connections closed without an answer), ``in_flight``, ``max_in_flight``,
-        ``connections`` (distinct client connections that sent updates), ``records``."""
+        ``connections`` (distinct client connections that sent updates), ``records``, ``lists``
+        (list GETs answered, by list)."""
         with self._lock:
             return {
                 "total": self._total,
@@ -110,6 +119,7 @@ class SandboxState:
                 "max_in_flight": self._max_in_flight,
                 "connections": len(self._peers),
                 "records": len(self._records),
+                "lists": dict(self._lists),
             }
 
 
