@@ -42,6 +42,7 @@ from batch.guards import (
     with_canary,
     within_window,
 )
+from batch.issuer import presented_issuer
 from batch.journal import Journal
 from batch.limiter import Limiter
 from batch.lock import RunLock
@@ -311,7 +312,7 @@ def _send(
                 client, limiter, policy, on_attempt=on_attempt,
                 on_retry=on_retry, before_wait=journal.commit,
                 on_long_pause=lambda seconds: paused_by_server(stop, seconds, settings),
-                breaker=breaker, via=inv.network.via(target.base_url),
+                breaker=breaker, via=inv.network.via(target.base_url), issuer=presented_issuer,
             )  # fmt: skip
 
             async def run(part: Iterable[Call]) -> RunReport:

@@ -33,7 +33,6 @@ from batch.errors import (
     RequestTimeout,
     TransportError,
 )
-from batch.issuer import presented_issuer
 from batch.limiter import Limiter
 from batch.model import Call, RowResult
 from batch.outage import Breaker, HostNews, HostState, Turn, report
@@ -72,6 +71,7 @@ class Sender:
         on_retry: Callable[[Call, int, str], None] | None = None,
         before_wait: Callable[[], None] | None = None,
         on_long_pause: Callable[[float], None] | None = None,
+        issuer: Callable[[str, int], Awaitable[str | None]] | None = None,
         breaker: Breaker | None = None,
         via: str = "",
     ) -> None:
@@ -85,6 +85,8 @@ class Sender:
         ends there; the run should pause rather than spend every other row the same way).
         ``breaker``: the host's state (outage mode); None: every request counts for its row.
         ``via``: how requests travel, for connection errors ("through the proxy http://...").
+        ``issuer(host, port)``: the CA of what a host whose certificate did not verify presents
+        (batch.issuer; an extra handshake, so only a real run passes it).
         """
         self._client = client
         self._limiter = limiter
@@ -98,6 +100,7 @@ class Sender:
         self._before_wait = before_wait
         self._on_long_pause = on_long_pause
         self._issuer: str | None = None  # the CA of a rejected certificate, once looked up
+        self._look_up_issuer = issuer  # batch.issuer.presented_issuer in a real run
         self._breaker = breaker
         self._via = f" {via}" if via else ""
         if breaker is not None:
@@ -197,7 +200,14 @@ class Sender:
             return None
         started_at = self._now()
         started_clock = self._clock()
-        first, attempts = await self._try(call, 0, started_clock)
+        breaker = self._breaker
+        first: AttemptOutcome | None
+        if breaker is None or breaker.up:  # the common case, without _try's layer
+            first, attempts = await self._attempt(call, 1, started_clock), 1
+            if breaker is not None and report(breaker, first, probe=False):
+                first, attempts = await self._try(call, 1, resume=True)
+        else:
+            first, attempts = await self._try(call, 0)
         if first is None:
             return None  # the run gave up on the host before this row's first request
         final = first
@@ -286,16 +296,19 @@ class Sender:
     # -- outage mode ---------------------------------------------------------------------------
 
     async def _try(
-        self, call: Call, sent: int, granted: float | None = None
+        self, call: Call, sent: int, *, resume: bool = False
     ) -> tuple[AttemptOutcome | None, int]:
         """One attempt that counts against --max-attempts, its slot taken, and the requests
         sent for the row so far: one request, or, while the host is down, as many as it takes
         to get an answer about the row (waiting for the host between them, a probe at a time).
-        None: the row sent nothing and the host is gone (or a gentle stop came first)."""
+        None: the row sent nothing and the host is gone (or a gentle stop came first).
+        ``resume``: the row's last request met the host down already (reported)."""
         breaker = self._breaker
-        if breaker is None or breaker.up:
-            outcome = await self._attempt(call, sent + 1, granted)
-            if breaker is None or not report(breaker, outcome, probe=False):
+        if breaker is None:
+            return await self._attempt(call, sent + 1), sent + 1
+        if not resume and breaker.up:
+            outcome = await self._attempt(call, sent + 1)
+            if not report(breaker, outcome, probe=False):
                 return outcome, sent + 1
             sent += 1
         while True:
@@ -387,9 +400,9 @@ class Sender:
         """The rejection's message with the CA that issued what the server presents (looked up
         once per run: one more handshake, nothing sent). Not through a proxy: there the proxy,
         not the host, would present it."""
-        if self._issuer is None:
+        if self._issuer is None and self._look_up_issuer is not None:
             url = self._client.base_url
-            self._issuer = await presented_issuer(url.host, url.port or 443) or ""
+            self._issuer = await self._look_up_issuer(url.host, url.port or 443) or ""
         if not self._issuer:
             return error
         return CertificateRejected(f"{error} (the certificate was issued by {self._issuer})")
@@ -416,7 +429,7 @@ class Sender:
         except httpx.HTTPError as exc:
             host = self._client.base_url.host
             error = transport_error(exc, host, self._via, self._scrub)
-            if isinstance(error, CertificateRejected) and not self._via:
+            if isinstance(error, CertificateRejected) and not self._via and self._look_up_issuer:
                 error = await self._naming_the_issuer(error)
             raise error from exc
         if deadline.cancelled_caught:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from batch.cli import app
 from batch.client import Network, SendPolicy, build_client
-from batch.issuer import issuer_name
+from batch.issuer import issuer_name, presented_issuer
 from batch.limiter import Limiter
 from batch.model import Call, Outcome
 from batch.outage import Breaker, HostState
@@ -111,7 +111,10 @@ async def test_untrusted_certificate_stops_at_once_naming_the_fix(
         breaker = Breaker(max_outage=900)
         async with build_client(sandbox.base_url, config.api_key, timeout=10,
                                 concurrency=1) as client:  # fmt: skip
-            sender = Sender(client, Limiter(Rate(10, 1)), SendPolicy(), breaker=breaker)
+            sender = Sender(
+                client, Limiter(Rate(10, 1)), SendPolicy(), breaker=breaker,
+                issuer=presented_issuer,
+            )  # fmt: skip
             result = await sender.send(CALL)
             assert await sender.send(Call(row=2, routing_id=6, body=CALL.body)) is None
     assert result is not None
