@@ -16,21 +16,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
-import fastexcel
 import polars as pl
-import xlsxwriter
-from xlsxwriter.utility import xl_col_to_name
 
 from batch.errors import InputFileError
+
+if TYPE_CHECKING:
+    from xlsxwriter import Workbook
 
 EXTENSIONS: Final = frozenset({".xlsx"})
 _ZIP: Final = b"PK\x03\x04"
 _OLE2: Final = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted .xlsx, or an old .xls
+
+
 # What the readers raise on a workbook they cannot read; a Rust panic (pyo3's PanicException,
 # a BaseException) is caught by name in _read, so a strange file is one line, never a traceback.
-_READ_ERRORS = (fastexcel.FastExcelError, pl.exceptions.PolarsError, ValueError, OSError)
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What the readers raise on a workbook they cannot read. fastexcel and xlsxwriter are
+    imported only when a workbook is read or written: a CSV run never pays for them."""
+    import fastexcel
+
+    return (fastexcel.FastExcelError, pl.exceptions.PolarsError, ValueError, OSError)
 
 
 @dataclass(frozen=True)
@@ -89,9 +96,11 @@ def read_sheet(path: Path, sheet: str | None) -> Sheet:
 
 
 def _sheet_names(path: Path) -> list[str]:
+    import fastexcel
+
     try:
         names = fastexcel.read_excel(str(path)).sheet_names
-    except _READ_ERRORS as exc:
+    except _read_errors() as exc:
         raise InputFileError(path, _unreadable(path, exc)) from exc
     except BaseException as exc:
         if type(exc).__name__ != "PanicException":
@@ -128,7 +137,7 @@ def _read(path: Path, name: str) -> pl.DataFrame:
             drop_empty_cols=False,
             raise_if_empty=False,
         )
-    except _READ_ERRORS as exc:
+    except _read_errors() as exc:
         raise InputFileError(path, _unreadable(path, exc)) from exc
     except BaseException as exc:
         if type(exc).__name__ != "PanicException":
@@ -190,6 +199,8 @@ def write_workbook(path: Path, file: BinaryIO, frames: Iterable[pl.DataFrame]) -
         "strings_to_numbers": False,
         "nan_inf_to_errors": True,
     }
+    import xlsxwriter
+
     workbook = xlsxwriter.Workbook(file, options)
     try:
         _fill(path, workbook, frames)
@@ -197,7 +208,7 @@ def write_workbook(path: Path, file: BinaryIO, frames: Iterable[pl.DataFrame]) -
         workbook.close()  # also on an error: its temp files go (the target is not replaced)
 
 
-def _fill(path: Path, workbook: xlsxwriter.Workbook, frames: Iterable[pl.DataFrame]) -> None:
+def _fill(path: Path, workbook: Workbook, frames: Iterable[pl.DataFrame]) -> None:
     sheet = workbook.add_worksheet(RESULTS_SHEET)
     row = 0
     columns: list[str] = []
@@ -221,6 +232,8 @@ def _fill(path: Path, workbook: xlsxwriter.Workbook, frames: Iterable[pl.DataFra
     last = max(len(columns) - 1, 0)
     sheet.autofilter(0, 0, max(row, 1), last)
     if row and "outcome" in columns:
+        from xlsxwriter.utility import xl_col_to_name
+
         outcome = f"${xl_col_to_name(columns.index('outcome'))}2"
         rules = ((f'={outcome}="skipped"', _SKIPPED), (f'={outcome}<>"succeeded"', _NOT_SUCCEEDED))
         for rule, look in rules:
