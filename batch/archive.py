@@ -35,7 +35,7 @@ def archive(results: Path, *, started: str | None, about: dict[str, object], kee
     when = started or _modified(results)
     folder = runs_folder(results) / when.replace(":", "-")
     n = 1
-    while folder.exists():  # two runs started in the same second
+    while folder.exists():  # the same microsecond (a clock that went back): keep both
         n += 1
         folder = runs_folder(results) / f"{when.replace(':', '-')}-{n}"
     folder.mkdir(parents=True)
@@ -64,6 +64,6 @@ def prune(results: Path, keep: int) -> list[Path]:
 
 def _modified(path: Path) -> str:
     if not path.exists():
-        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     moment = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

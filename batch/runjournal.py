@@ -91,7 +91,9 @@ def unfinished(journal: Journal, meta: dict[str, str]) -> int:
 
 
 def now_text() -> str:
-    return window.utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Now, ISO-8601 UTC to the microsecond: two runs started in the same second still get
+    their own archive folder, in the order they started (batch.archive sorts by name)."""
+    return window.utc_now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def archive_previous(settings: RunSettings, journal: Journal | None = None) -> None:
