@@ -105,6 +105,7 @@ class Invocation:
     key: str | None = None  # None: no Authorization header (the embedded sandbox)
     sandbox: bool = False
     fresh: bool = False
+    recheck_account: bool = False  # read the account's lists again, not those kept for the run
     abandon_previous: bool = False  # a changed input may start while the previous run is unfinished
     ask: bool = False  # questions may be asked (a terminal, and no --yes)
     signals: bool = True  # Ctrl-C and SIGTERM stop the run (off where no main thread)
@@ -227,11 +228,12 @@ def _preflight(
 
     settings = inv.settings
     kept = account_mod.account_path(settings.results)
-    account = account_mod.load_account(kept) if reuse and not inv.fresh else None
+    reuse = reuse and not inv.fresh and not inv.recheck_account
+    account = account_mod.load_account(kept) if reuse else None
     if account is not None:
         operator.note(
             f"account check: the lists read {account.read_at:%Y-%m-%d %H:%M:%S} UTC for this "
-            f"run are reused ({kept.name}; --fresh reads them again)"
+            f"run are reused ({kept.name}; --recheck-account reads them again)"
         )
     else:
         policy = SendPolicy(settings.max_attempts, settings.timeout, settings.max_retry_after)

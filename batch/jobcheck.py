@@ -14,9 +14,10 @@ from enum import IntEnum
 from pathlib import Path
 
 from batch import window
+from batch.client import Network
 from batch.current import gate
 from batch.cutover import read_checked
-from batch.errors import LockedError, RerouteError
+from batch.errors import LockedError, RerouteError, UsageError
 from batch.jobs import Job, load_job, resolve_run_settings
 from batch.lock import RunLock
 from batch.plan import plan_counts
@@ -46,9 +47,17 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-def check_job(path: Path, env: Mapping[str, str], now: datetime) -> Report:
-    """Load, resolve, validate and plan one job; never sends, never raises a RerouteError."""
+def check_job(
+    path: Path, env: Mapping[str, str], now: datetime, *, account: Network | None = None
+) -> Report:
+    """Load, resolve, validate and plan one job; never sends, never raises a RerouteError.
+
+    ``account`` (``jobs check --account``, the network as the CLI read it): also read the
+    account's lists with the key the job names (a read-only key will do: only GETs) and judge
+    every valid row as `run` would (batch.preflight); rows it rejects count as invalid.
+    """
     report = Report(path)
+    lines: tuple[str, ...] = ()
     try:
         job = load_job(path)
         settings = resolve_run_settings({}, job, env, now=now)
@@ -72,6 +81,17 @@ def check_job(path: Path, env: Mapping[str, str], now: datetime) -> Report:
             judged = g.diff.counts()
             verdicts = ", ".join(f"{verdict.value} {n}" for verdict, n in judged.items() if n)
             verdicts = f"against {checked.current.path}: {verdicts or 'no valid rows'}"
+        if account is not None:
+            from batch.preflight import check_validation
+
+            key = env.get(settings.api_key_env, "").strip()
+            if not key:
+                raise UsageError(
+                    f"--account needs the key: set {settings.api_key_env} (a read-only key "
+                    "will do: the check only reads the account's lists)"
+                )
+            v, lines = check_validation(v, settings, key, account)
+            sending = min(sending, v.valid)
     except RerouteError as exc:
         report.status = Verdict.UNUSABLE
         report.summary = "unusable"
@@ -106,6 +126,7 @@ def check_job(path: Path, env: Mapping[str, str], now: datetime) -> Report:
         report.about = job.description
     if verdicts:
         report.notes.append(verdicts)
+    report.notes += [f"account check: {line}" for line in lines]
     if settings.rollback is not None:
         report.notes.append(f"the run writes its rollback file to {settings.rollback} first")
     if settings.canary:

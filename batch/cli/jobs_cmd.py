@@ -43,6 +43,14 @@ def check_command(
             help="Job files (.toml), e.g. jobs/*.toml", metavar="JOB", show_default=False
         ),
     ],
+    account: Annotated[
+        bool,
+        typer.Option(
+            "--account",
+            help="Also read the account's bots and connections with the key each job names "
+            "(a read-only key will do) and check every row against them, as run would.",
+        ),
+    ] = False,
 ) -> None:
     """Load, validate and plan each job file; send nothing.
 
@@ -53,7 +61,12 @@ def check_command(
     now = datetime.now(UTC)
     worst = Verdict.OK
     for path in jobs:
-        report = check_job(path, os.environ, now)
+        network = None
+        if account:
+            from batch.cli.terminal import network_from
+
+            network = network_from(os.environ)
+        report = check_job(path, os.environ, now, account=network)
         verdict = {Verdict.OK: "ok", Verdict.INVALID_ROWS: "invalid rows"}.get(report.status, "")
         head = f"{path}: {verdict}: {report.summary}" if verdict else f"{path}: unusable"
         _say(head)

@@ -142,6 +142,14 @@ ApiKeyFileOpt = Annotated[
         dir_okay=False,
     ),
 ]
+RecheckAccountOpt = Annotated[
+    bool,
+    typer.Option(
+        "--recheck-account",
+        help="Read the account's lists again instead of reusing those this run read before "
+        "(a bot was created or reactivated since).",
+    ),
+]
 AccountCheckOpt = Annotated[
     bool | None,
     typer.Option(

@@ -28,6 +28,7 @@ from batch.cli.options import (
     NotAfterOpt,
     NotBeforeOpt,
     RateOpt,
+    RecheckAccountOpt,
     SandboxOpt,
     TimeoutOpt,
     YesOpt,
@@ -61,6 +62,7 @@ def retry(
     not_after: NotAfterOpt = None,
     yes: YesOpt = False,
     account_check: AccountCheckOpt = None,
+    recheck_account: RecheckAccountOpt = False,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
 ) -> None:
@@ -106,6 +108,7 @@ def retry(
             settings, kind="retry", sandbox=on_sandbox, api_key_file=key_file
         )
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
+                         recheck_account=recheck_account,
                          ask=not yes and stdin_is_terminal(),
                          network=terminal.network_from(os.environ))  # fmt: skip
         again = {**flags, "results": results, "sandbox": sandbox, "yes": yes,

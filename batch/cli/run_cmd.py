@@ -30,6 +30,7 @@ from batch.cli.options import (
     NotAfterOpt,
     NotBeforeOpt,
     RateOpt,
+    RecheckAccountOpt,
     SandboxOpt,
     SeparatorOpt,
     SheetOpt,
@@ -159,6 +160,7 @@ def run(
     ] = None,
     yes: YesOpt = False,
     account_check: AccountCheckOpt = None,
+    recheck_account: RecheckAccountOpt = False,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
     sheet: SheetOpt = None,
@@ -224,6 +226,7 @@ def run(
             settings, kind="run", sandbox=on_sandbox, job=job, api_key_file=key_file
         )
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
+                         recheck_account=recheck_account,
                          abandon_previous=abandon_previous,
                          ask=not yes and stdin_is_terminal(),
                          network=terminal.network_from(os.environ))  # fmt: skip
