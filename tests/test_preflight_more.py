@@ -61,3 +61,13 @@ def test_jobs_check_account_judges_rows_with_the_jobs_key(
     )
     assert missing.exit_code == 2
     assert "set CI_READ_KEY" in missing.output
+
+
+def test_the_resume_command_keeps_no_account_check() -> None:
+    """A check switched off on purpose stays off in the printed resume command."""
+    from batch.cli.terminal import command_line
+
+    assert command_line("run", "in.csv", {"account_check": False}) == (
+        "reroute run in.csv --no-account-check"
+    )
+    assert command_line("run", "in.csv", {"account_check": None}) == "reroute run in.csv"

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import anyio.from_thread
@@ -283,10 +283,18 @@ def given(**flags: Any) -> dict[str, object | None]:
     return {k: (None if v is False else v) for k, v in flags.items()}
 
 
+# Flags whose "no" is a choice (False given, not absent): the command that repeats the
+# invocation spells it, else a resume would run what the operator had switched off.
+_NEGATABLE: Final = {"account_check": "--no-account-check"}
+
+
 def command_line(name: str, target: Path | str, flags: Mapping[str, object | None]) -> str:
     """The shell command that repeats an invocation (resume) or retries its failures."""
     words = ["reroute", name, str(target)]
     for key, value in flags.items():
+        if key in _NEGATABLE and value is False:  # said on purpose: the resume says it too
+            words.append(_NEGATABLE[key])
+            continue
         if value is None or value is False or key == "input":
             continue
         option = "--" + key.replace("_", "-")
