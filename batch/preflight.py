@@ -286,8 +286,9 @@ def check_validation(
 
 
 def reject(batch: Batch, errors: pl.DataFrame) -> Batch:
-    """``batch`` with the rows of ``errors`` made ``invalid`` (their codes and messages) and
-    left out of the calls: the run's and the retry's batches alike."""
+    """``batch`` with the rows of ``errors`` left out of the calls and given their codes and
+    messages: ``invalid`` when never sent; a retry's row sent before keeps its outcome, attempts
+    and times (an outcome never moves back, attempts only accumulate)."""
     if not errors.height:
         return batch
     joined = errors.group_by("row", maintain_order=True).agg(
@@ -305,6 +306,9 @@ def reject(batch: Batch, errors: pl.DataFrame) -> Batch:
             hit = found.get(result.row)
             if hit is None:
                 yield result
+            elif result.attempts:  # a retry's row that was sent before: its history stays
+                yield replace(result, error_code=hit[0], error_message=f"{hit[1]} (not sent "
+                              "again: the account check rejected it)")  # fmt: skip
             else:
                 yield RowResult(result.row, result.routing_id, Outcome.INVALID,
                                 error_code=hit[0], error_message=hit[1])  # fmt: skip

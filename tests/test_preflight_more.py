@@ -71,3 +71,31 @@ def test_the_resume_command_keeps_no_account_check() -> None:
         "reroute run in.csv --no-account-check"
     )
     assert command_line("run", "in.csv", {"account_check": None}) == "reroute run in.csv"
+
+
+def test_a_retried_row_the_account_rejects_keeps_its_history() -> None:
+    """A row sent before and rejected by the account check on retry stays failed with its
+    attempts; a row never sent becomes invalid."""
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from batch.model import Call, Outcome, RowResult
+    from batch.preflight import reject
+    from batch.prepare import Batch
+
+    first = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+    sent = RowResult(1, "11", Outcome.FAILED, 503, 2, "HTTP_503", "gateway", "{}", "", first)
+    never = RowResult(2, "12", Outcome.NOT_ATTEMPTED, request="{}")
+    calls = [Call(1, 11, "{}"), Call(2, 12, "{}")]
+    batch = Batch(lambda: iter(calls), lambda: iter([sent, never]), pl.DataFrame(), 2)
+    errors = pl.DataFrame(
+        {"row": [1, 2], "error_code": ["UNKNOWN_BOT"] * 2, "error_message": ["bot 9"] * 2}
+    )
+    judged = reject(batch, errors)
+    old, new = judged.base()
+    assert (old.outcome, old.attempts, old.started_at) == (Outcome.FAILED, 2, first)
+    assert old.error_code == "UNKNOWN_BOT"
+    assert new.outcome is Outcome.INVALID
+    assert list(judged.calls()) == []
+    assert judged.candidates == 0
