@@ -194,8 +194,18 @@ def test_libreoffice_opens_it_with_the_same_values(tmp_path: Path) -> None:
     _write(path, [frame])
     # LibreOffice's CSV export filter: comma-separated, '"'-quoted, UTF-8 (76), header row.
     export = "csv:Text - txt - csv (StarCalc):44,34,76,1"
+    profile = f"-env:UserInstallation={(tmp_path / 'profile').as_uri()}"  # not another's lock
     subprocess.run(
-        ["soffice", "--headless", "--convert-to", export, "--outdir", str(tmp_path), str(path)],
+        [
+            "soffice",
+            profile,
+            "--headless",
+            "--convert-to",
+            export,
+            "--outdir",
+            str(tmp_path),
+            str(path),
+        ],
         check=True,
         capture_output=True,
         timeout=120,
