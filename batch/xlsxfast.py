@@ -151,7 +151,7 @@ def _rows(frame: pl.DataFrame, letters: Sequence[str], first: int) -> str:
     return str(joined.item())
 
 
-_END_V: Final = pl.lit("</v></c>")
+_END_V: Final = "</v></c>"
 
 
 def _cell(value: pl.Expr, dtype: pl.DataType, letter: str) -> pl.Expr:
@@ -161,12 +161,12 @@ def _cell(value: pl.Expr, dtype: pl.DataType, letter: str) -> pl.Expr:
         return pl.lit(None, dtype=pl.String)
     if dtype == pl.Boolean:
         bit = value.cast(pl.UInt8).cast(pl.String)
-        return pl.concat_str([pl.lit(ref), pl.col("n"), pl.lit('" t="b"><v>'), bit, _END_V])
+        return pl.concat_str([pl.lit(ref), pl.col("n"), pl.lit('" t="b"><v>'), bit, pl.lit(_END_V)])
     if dtype.is_integer():
         digits = value.cast(pl.String)
-        return pl.concat_str([pl.lit(ref), pl.col("n"), pl.lit('"><v>'), digits, _END_V])
+        return pl.concat_str([pl.lit(ref), pl.col("n"), pl.lit('"><v>'), digits, pl.lit(_END_V)])
     if dtype.is_float():
-        number = pl.concat_str([pl.lit('"><v>'), value.cast(pl.String), _END_V])
+        number = pl.concat_str([pl.lit('"><v>'), value.cast(pl.String), pl.lit(_END_V)])
         body = (
             pl.when(value.is_nan())
             .then(pl.lit('" t="e"><v>#NUM!</v></c>'))
