@@ -47,6 +47,9 @@ _ESCAPES: Final[dict[str, str]] = {
 }
 _LITERAL_ESCAPE: Final = r"_(x[0-9A-Fa-f]{4}_)"  # a literal _xHHHH_, which Excel would decode
 _DATE: Final = (1980, 1, 1, 0, 0, 0)  # every part's time in the zip: the same bytes every run
+# zlib level: 3 deflates the sheet XML twice as fast as the default 6 (100,000 filled results
+# rows, 95 MB of XML: 0.40 s against 0.89 s) for a file 20% larger (7.3 MiB against 6.1).
+_LEVEL: Final = 3
 _SHEET: Final = "xl/worksheets/sheet1.xml"
 _DIMENSION: Final = '<dimension ref="A1:XFD1048576"/>'  # the widest; rewritten at the end
 
@@ -96,6 +99,9 @@ def write_xlsx(
 def _info(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=_DATE)
     info.compress_type = zipfile.ZIP_DEFLATED
+    # ZipFile(compresslevel=...) reaches only the parts it names itself, not a ZipInfo's;
+    # the attribute is compress_level from Python 3.13, _compresslevel before.
+    setattr(info, "compress_level" if hasattr(info, "compress_level") else "_compresslevel", _LEVEL)
     return info
 
 
