@@ -78,8 +78,9 @@ def write_xlsx(
 
     ``widths`` are in characters, one per column. Returns the number of data rows written.
     The sheet's XML is spilled to a temp file first and then zipped, so the zip knows its
-    size: Zip64 headers only past 4 GiB, as xlsxwriter did (Excel takes an xlsx whose small
-    parts carry Zip64 headers for damaged). An exception from ``frames`` comes out unchanged,
+    size: Zip64 headers only for a part near 2 GiB or more, as with xlsxwriter (a zip writer
+    that streams must decide before it knows, and an xlsx whose small parts carry Zip64
+    headers is one Excel calls damaged). An exception from ``frames`` comes out unchanged,
     ``file`` half written.
     """
     with tempfile.TemporaryFile() as spill:
@@ -218,14 +219,7 @@ def _cut_text(text: str) -> str:
 
 def _text(value: str) -> str:
     """One text as a ``<t>`` element (the header's cells: a few, done in Python)."""
-    escaped = (
-        pl.Series([value])
-        .to_frame("t")
-        .select(
-            pl.col("t").str.replace_all(_LITERAL_ESCAPE, "_x005F_$1").str.replace_many(_ESCAPES)
-        )
-    )
-    text = str(escaped.item())
+    text = str(_prepare(pl.Series([value], dtype=pl.String)).str.replace_many(_ESCAPES).item())
     space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
     return f"<t{space}>{text}</t>"
 
