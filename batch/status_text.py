@@ -101,11 +101,11 @@ def _rates(status: RunStatus) -> str:
         parts.append(f"{status.requests_per_min:,.1f} requests/min")
     if status.average_rows_per_min is not None:
         parts.append(f"{status.average_rows_per_min:,.1f} rows/min on average")
-    pace = f"--rate {status.rate}" if status.rate else ""
-    if status.concurrency:
-        pace += f", --concurrency {status.concurrency}"
-    shown = ", ".join(parts) or "not measured (not running)"
-    return f"{shown} ({pace.strip(', ')})" if pace else shown
+    if not parts:
+        parts.append("not measured" + (" (not running)" if not status.running else ""))
+    pace = [f"--rate {status.rate}"] if status.rate else []
+    pace += [f"--concurrency {status.concurrency}"] if status.concurrency else []
+    return ", ".join(parts) + (f"; set: {' '.join(pace)}" if pace else "")
 
 
 def _window(status: RunStatus, now: datetime) -> str:
