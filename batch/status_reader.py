@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -62,7 +63,7 @@ def read_status(
     look = peek(results, lock_table=lock_table)
     # The log first, then SQLite: a record copied in and zeroed in between is then in SQLite.
     try:
-        logged, _ = read_records(Path(f"{path}{LOG_SUFFIX}"), rowrecords.WIDTH)
+        logged, _ = read_records(Path(f"{path}{LOG_SUFFIX}"), rowrecords.WIDTH, audit.ATTEMPT_WIDTH)
     except JournalError:
         logged = []  # caught mid-write: what SQLite holds is at most a batch behind
     try:
@@ -92,6 +93,13 @@ def _moment(text: object) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Requests:
+    active: datetime  # when the segment sent its first request (else its start)
+    recent: int  # requests sent over the last RECENT
+    in_flight: int  # requests of the running invocation not yet answered
 
 
 class _Reader:
@@ -134,7 +142,8 @@ class _Reader:
             (m for m in (_seg_time(last, "started_at"), self._held_since()) if m is not None),
             default=None,
         )
-        active = self._first_request_since(start) if start is not None and trail else start
+        requests = self._requests(start, running) if trail and start is not None else None
+        active = requests.active if requests is not None else start
         recent = max(self.now - RECENT, active) if running and active is not None else None
         tally = self._tally(recent, active)
         candidates = _int(meta.get("candidates"))
@@ -151,8 +160,8 @@ class _Reader:
         rows_rate = average = requests_rate = None
         if recent is not None and (span := (self.now - recent).total_seconds()) >= 1:
             rows_rate = tally.recent * 60 / span
-            if trail:
-                requests_rate = self._requests_since(_us(recent)) * 60 / span
+            if requests is not None:
+                requests_rate = requests.recent * 60 / span
         if active is not None and end is not None and (span := (end - active).total_seconds()) >= 1:
             average = tally.active * 60 / span
         eta = None
@@ -172,11 +181,9 @@ class _Reader:
         state = state_of(running, finished, win, sent=bool(recorded or segments))
         self.notes += lock_notes(running, self.holder)
         settings: Mapping[str, Any] = last["settings"] if last else {}
-        in_flight = None
-        if running and trail and start is not None:
-            in_flight = self._in_flight(start)
-        elif running is False:
-            in_flight = 0
+        in_flight = (
+            requests.in_flight if running and requests else (0 if running is False else None)
+        )
         return RunStatus(
             results=self.results,
             journal=self.path,
@@ -267,37 +274,30 @@ class _Reader:
             for r in found[:SHOWN]
         )
 
-    def _first_request_since(self, start: datetime) -> datetime:
-        """When the segment started sending (not waiting for its window or its preflight)."""
-        at = _us(start)
-        (first,) = self.db.execute(
-            "SELECT min(sent_at) FROM attempts WHERE sent_at >= ?", (at,)
+    def _requests(self, start: datetime, running: bool | None) -> _Requests:
+        """One pass over the attempts (no index on time: one scan, whatever is asked): when
+        the segment started sending, requests since ``max(now - RECENT, start)``, and the
+        requests of a running invocation not yet answered; the log's laid over."""
+        at, recent = _us(start), _us(max(self.now - RECENT, start))
+        first, count, waiting = self.db.execute(
+            "SELECT min(CASE WHEN sent_at >= ? THEN sent_at END), "
+            "coalesce(sum(sent_at >= ?), 0), "
+            "coalesce(sum(sent_at >= ? AND answered_at IS NULL), 0) FROM attempts",
+            (at, recent, at),
         ).fetchone()
-        times = [t for t in (first, *(r[4] for r in self.requests.values())) if t and t >= at]
-        return _when(min(times)) if times else start
-
-    def _requests_since(self, at: int) -> int:
-        (n,) = self.db.execute("SELECT count(*) FROM attempts WHERE sent_at >= ?", (at,)).fetchone()
-        for (row, attempt), request in self.requests.items():
-            if request[4] >= at and not self._known_request(row, attempt):
-                n += 1
-        return int(n)
-
-    def _known_request(self, row: int, attempt: int) -> bool:
-        query = "SELECT 1 FROM attempts WHERE row = ? AND attempt = ?"
-        return self.db.execute(query, (row, attempt)).fetchone() is not None
-
-    def _in_flight(self, start: datetime) -> int:
-        """Requests of the running invocation sent and not yet answered."""
-        at = _us(start)
-        query = "SELECT row, attempt FROM attempts WHERE sent_at >= ? AND answered_at IS NULL"
-        waiting = {(row, attempt) for row, attempt in self.db.execute(query, (at,))}
-        for key, request in self.requests.items():
-            if request[5] is not None:
-                waiting.discard(key)
-            elif request[4] >= at:
-                waiting.add(key)
-        return len(waiting)
+        query = "SELECT sent_at, answered_at FROM attempts WHERE row = ? AND attempt = ?"
+        for key, request in self.requests.items():  # (row, routing_id, attempt, segment, sent,
+            sent, answered = request[4], request[5]  # answered, ...)
+            stored = self.db.execute(query, key).fetchone()
+            if sent >= at:
+                first = sent if first is None else min(first, sent)
+            if stored is None:
+                count += sent >= recent
+                waiting += sent >= at and answered is None
+            elif stored[1] is None and answered is not None and stored[0] >= at:
+                waiting -= 1  # answered since it was copied into SQLite
+        active = start if first is None else _when(first)
+        return _Requests(active, count, waiting if running else 0)
 
     def _window(self, last: Mapping[str, Any] | None, running: bool | None) -> Window:
         """The window that applies: the running segment's; else the job's next one (a daily

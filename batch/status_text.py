@@ -53,7 +53,7 @@ def lines(status: RunStatus) -> list[str]:
     ]
     out.append(f"  outcomes  {', '.join(counts)}")
     out.append(f"  requests  {status.requests:,} sent in all")
-    out.append(f"  rate      {_rates(status)}")
+    out += _rates(status)
     if status.eta is not None:
         out.append(
             f"  eta       {format_moment(status.eta)} (in {format_duration(status.eta - now)})"
@@ -93,19 +93,27 @@ def lines(status: RunStatus) -> list[str]:
     return out
 
 
-def _rates(status: RunStatus) -> str:
+def _per(per_min: float, what: str) -> str:
+    """A rate as people set it: per second from one a second up, else per minute."""
+    return f"{per_min / 60:,.2f} {what}/s" if per_min >= 60 else f"{per_min:,.1f} {what}/min"
+
+
+def _rates(status: RunStatus) -> list[str]:
     parts = []
     if status.rows_per_min is not None:
-        parts.append(f"{status.rows_per_min:,.1f} rows/min over the last minute")
+        parts.append(f"{_per(status.rows_per_min, 'rows')} over the last minute")
     if status.requests_per_min is not None:
-        parts.append(f"{status.requests_per_min:,.1f} requests/min")
+        parts.append(_per(status.requests_per_min, "requests"))
     if status.average_rows_per_min is not None:
-        parts.append(f"{status.average_rows_per_min:,.1f} rows/min on average")
+        parts.append(f"{_per(status.average_rows_per_min, 'rows')} on average")
     if not parts:
         parts.append("not measured" + (" (not running)" if not status.running else ""))
+    shown = [f"  rate      {', '.join(parts)}"]
     pace = [f"--rate {status.rate}"] if status.rate else []
     pace += [f"--concurrency {status.concurrency}"] if status.concurrency else []
-    return ", ".join(parts) + (f"; set: {' '.join(pace)}" if pace else "")
+    if pace:
+        shown.append(f"  pace set  {' '.join(pace)}")
+    return shown
 
 
 def _window(status: RunStatus, now: datetime) -> str:
