@@ -64,9 +64,7 @@ def lines(status: RunStatus) -> list[str]:
         for f in status.failures:
             answer = f"HTTP {f.http_status}" if f.http_status is not None else "no answer"
             when = f" at {format_moment(f.at)}" if f.at is not None else ""
-            message = f.error_message.replace("\n", " ")
-            if len(message) > _MESSAGE:
-                message = message[: _MESSAGE - 3] + "..."
+            message = _short(f.error_message)
             out.append(
                 f"    row {f.row} (routing id {f.routing_id}): {answer} {f.error_code} after "
                 f"{f.attempts} attempt{'s' if f.attempts != 1 else ''}{when}: {message}"
@@ -75,7 +73,7 @@ def lines(status: RunStatus) -> list[str]:
         out.append("  segments:")
         for seg in status.segments:
             end = (
-                f" -> {format_moment(seg.finished_at)}, {seg.stop_reason or 'ended'}"
+                f" -> {format_moment(seg.finished_at)}, {seg.stop_reason.split(':')[0] or 'ended'}"
                 f" (exit {seg.exit_status})"
                 if seg.finished_at is not None
                 else (" -> running" if status.running else " -> never ended (died)")
@@ -88,9 +86,15 @@ def lines(status: RunStatus) -> list[str]:
         out.append("  segments: not recorded (a journal of an older reroute)")
     if status.events:
         out.append("  events:")
-        out += [f"    {format_moment(e.at)} {e.kind}: {e.detail}" for e in status.events]
+        out += [f"    {format_moment(e.at)} {e.kind}: {_short(e.detail)}" for e in status.events]
     out += [f"  note: {text}" for text in status.notes]
     return out
+
+
+def _short(text: str) -> str:
+    """One line of at most _MESSAGE characters (the JSON has the whole text)."""
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE else text[: _MESSAGE - 3] + "..."
 
 
 def _per(per_min: float, what: str) -> str:

@@ -174,7 +174,7 @@ def test_status_while_running_neither_blocks_nor_slows_the_run(
             seen.append(status)
             if status.running and status.done > n // 3 and not cli:
                 cli.append(_status_json(out, sandbox.api_key))
-            time.sleep(0.05)  # 40 times as often as --watch
+            time.sleep(0.05)  # about 40 times as often as --watch
         stdout, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 0, stderr
         summary = json.loads(stdout.splitlines()[-1])
