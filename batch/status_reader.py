@@ -60,21 +60,29 @@ def read_status(
     if not path.is_file():
         raise JournalError(missing(results, results, path, job))
     now = now or datetime.now(UTC)
+    try:
+        return _read(path, results, now, job, lock_table)
+    except sqlite3.Error:
+        # A run opening (or closing) the journal at that very moment: its first transaction,
+        # or the checkpoint of the last, under a reader of a journal no run had open. Once
+        # more, then say so.
+        try:
+            return _read(path, results, now, job, lock_table)
+        except sqlite3.Error as exc:
+            raise JournalError(f"{path}: not a readable run journal ({exc})") from exc
+
+
+def _read(path: Path, results: Path, now: datetime, job: Job | None, lock_table: Path) -> RunStatus:
     look = peek(results, lock_table=lock_table)
     # The log first, then SQLite: a record copied in and zeroed in between is then in SQLite.
     try:
         logged, _ = read_records(Path(f"{path}{LOG_SUFFIX}"), rowrecords.WIDTH, audit.ATTEMPT_WIDTH)
     except JournalError:
         logged = []  # caught mid-write: what SQLite holds is at most a batch behind
-    try:
-        db = audit.read_only(path)
-    except sqlite3.Error as exc:
-        raise JournalError(f"{path}: cannot read the run journal ({exc})") from exc
+    db = audit.read_only(path)
     try:
         db.execute("BEGIN")  # one snapshot for every query
         return _Reader(db, path, results, now, look.held, look.holder, job, logged).status()
-    except sqlite3.Error as exc:
-        raise JournalError(f"{path}: not a readable run journal ({exc})") from exc
     finally:
         db.close()
 

@@ -345,3 +345,30 @@ def test_watch_stops_on_ctrl_c_with_exit_0(results: Path) -> None:
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_a_file_that_is_not_a_journal_is_exit_2(results: Path) -> None:
+    """Garbage where the journal should be: exit 2, one line naming it, no traceback."""
+    journal_path(results).write_bytes(b"not a database at all" * 100)
+    done = CliRunner().invoke(app, ["status", str(results)])
+    assert done.exit_code == 2
+    assert "not a readable run journal" in done.stderr
+    assert "Traceback" not in done.output
+
+
+def test_a_stopped_jobs_window_is_its_next_one(tmp_path: Path) -> None:
+    """Not running, a job with a daily window: the window shown is the next occurrence."""
+    (tmp_path / "in.csv").write_text("routing_id,for_inbound_call,for_outbound_call,status\n")
+    job = tmp_path / "nightly.toml"
+    job.write_text(
+        'input = "in.csv"\nresults = "night.csv"\n'
+        '[window]\nnot_before = "01:00:00+00:00"\nnot_after = "05:00:00+00:00"\n'
+    )
+    with _journal(tmp_path / "night.csv") as journal:
+        _send(journal, 1, Outcome.SUCCEEDED, T0)
+    results, loaded = locate(job, {})
+    noon = T0.replace(hour=12)
+    status = read_status(results, job=loaded, now=noon)
+    assert status.window.state == "not_yet_open"
+    assert status.window.not_before == T0 + timedelta(days=1)
+    assert status.job == job
