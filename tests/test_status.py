@@ -372,3 +372,34 @@ def test_a_stopped_jobs_window_is_its_next_one(tmp_path: Path) -> None:
     assert status.window.state == "not_yet_open"
     assert status.window.not_before == T0 + timedelta(days=1)
     assert status.job == job
+
+
+def test_watch_on_a_terminal_redraws_and_ends_on_ctrl_c(results: Path) -> None:
+    """--watch on a terminal draws the status in place (rich); Ctrl-C ends it, exit 0."""
+    import pty
+    import select
+
+    with _journal(results) as journal:
+        _send(journal, 1, Outcome.SUCCEEDED, T0)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batch", "status", str(results), "--watch"],
+        cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + 30
+    while b"Ctrl-C to stop" not in output and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.1)[0]:
+            output += os.read(master, 65536)
+    assert b"succeeded 1" in output, output
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    while select.select([master], [], [], 0.1)[0]:
+        try:
+            output += os.read(master, 65536)
+        except OSError:
+            break
+    os.close(master)
+    assert b"Traceback" not in output
+    assert b"Aborted" not in output
