@@ -238,19 +238,21 @@ class _Reader:
         first, since = _us(recent) if recent else _NEVER, _us(active) if active else _NEVER
         codes = ", ".join("?" * len(RESEND_CODES))
         statuses = ", ".join(str(s) for s in sorted(RESEND_STATUSES))
-        tally = Tally()
-        for outcome, resend, n, attempts, recent_n, active_n in self.db.execute(
-            "SELECT outcome, outcome = 'failed' AND (coalesce(http_status, 0) IN "
-            f"({statuses}) OR error_code IN ({codes})), count(*), coalesce(sum(attempts), 0), "
+        names = [o.value for o in Outcome]
+        # One pass without GROUP BY (a sort of every row: three times slower on 200,000 rows).
+        found = self.db.execute(
+            "SELECT "
+            + "".join("coalesce(sum(outcome = ?), 0), " for _ in names)
+            + "coalesce(sum(outcome = 'failed' AND (coalesce(http_status, 0) IN "
+            f"({statuses}) OR error_code IN ({codes}))), 0), coalesce(sum(attempts), 0), "
             "coalesce(sum(finished_at >= ? AND outcome != 'unknown'), 0), "
-            "coalesce(sum(finished_at >= ? AND outcome != 'unknown'), 0) FROM rows GROUP BY 1, 2",
-            (*sorted(RESEND_CODES), first, since),
-        ):
-            tally.outcomes[outcome] += n
-            tally.resend += n if resend else 0
-            tally.attempts += attempts
-            tally.recent += recent_n
-            tally.active += active_n
+            "coalesce(sum(finished_at >= ? AND outcome != 'unknown'), 0) FROM rows",
+            (*names, *sorted(RESEND_CODES), first, since),
+        ).fetchone()
+        tally = Tally()
+        for name, n in zip(names, found, strict=False):
+            tally.outcomes[name] += n
+        tally.resend, tally.attempts, tally.recent, tally.active = found[len(names) :]
         for row, logged in self.rows.items():
             stored = self._stored(row)
             if stored is not None:
