@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from batch.errors import JournalError
 from batch.jobs import Job, is_job_file, load_job
-from batch.journal import SUFFIX, journal_path
+from batch.journaldb import SUFFIX, journal_path
 from batch.lock import Holder
 from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
 

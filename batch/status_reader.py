@@ -20,7 +20,7 @@ from typing import Any, Final
 from batch import audit, rowrecords, window
 from batch.errors import JobFileError, JournalError, UsageError
 from batch.jobs import Job, load_job
-from batch.journal import LOG_SUFFIX, journal_path
+from batch.journaldb import journal_path, log_path
 from batch.lock import Holder, peek
 from batch.maplog import read_records
 from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
@@ -76,7 +76,7 @@ def _read(path: Path, results: Path, now: datetime, job: Job | None, lock_table:
     look = peek(results, lock_table=lock_table)
     # The log first, then SQLite: a record copied in and zeroed in between is then in SQLite.
     try:
-        logged, _ = read_records(Path(f"{path}{LOG_SUFFIX}"), rowrecords.WIDTH, audit.ATTEMPT_WIDTH)
+        logged, _ = read_records(log_path(path), rowrecords.WIDTH, audit.ATTEMPT_WIDTH)
     except JournalError:
         logged = []  # caught mid-write: what SQLite holds is at most a batch behind
     db = audit.read_only(path)
