@@ -8,6 +8,7 @@ import os
 import sys
 
 from batch.cli import jobs_cmd, retry_cmd, run_cmd, sandbox_cmd, validate_cmd
+from batch.cli import status_cmd as status_cmd  # registers `reroute status`
 from batch.cli.app import app
 
 __all__ = ["app", "jobs_cmd", "main", "retry_cmd", "run_cmd", "sandbox_cmd", "validate_cmd"]
