@@ -1,0 +1,293 @@
+"""What a report shows, read from the run's journal (and its results file, when written).
+
+The journal (``<results>.journal``) holds the run's identity and settings (``meta``), one record
+per row ever sent (``rows``) and the audit trail (``batch.audit``: every request, segment and
+event). Rows never sent (invalid, not_attempted, skipped) are only in the results file, so the
+outcomes come from the results file when it exists and from the journal's rows otherwise (a run
+still going, or one that died before writing it); :attr:`Facts.source` says which.
+
+Everything is opened read-only: a report of a run still going never blocks or slows it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from batch import audit
+from batch.errors import InputFileError, JournalError
+from batch.journal import journal_path
+from batch.model import RESULT_COLUMNS, Outcome
+
+# At most this many rows that did not succeed are embedded (the results file has them all).
+MAX_FAILED_ROWS: Final = 1_000
+RESPONSE_EXCERPT: Final = 600  # characters of a response shown per row
+REQUEST_EXCERPT: Final = 2_000
+TOP_CAUSES: Final = 10
+# The order outcomes are listed in, and which rows the failure table shows first.
+OUTCOME_ORDER: Final = (
+    Outcome.SUCCEEDED,
+    Outcome.FAILED,
+    Outcome.UNKNOWN,
+    Outcome.INVALID,
+    Outcome.NOT_ATTEMPTED,
+    Outcome.SKIPPED,
+)
+NOT_SUCCEEDED: Final = (Outcome.FAILED, Outcome.UNKNOWN, Outcome.INVALID, Outcome.NOT_ATTEMPTED)
+
+FROM_RESULTS: Final = "results file"
+FROM_JOURNAL: Final = "journal (no results file yet: the run is still going, or stopped early)"
+
+# The exit statuses of `run` and `retry` (contract), in words.
+EXIT_MEANING: Final = {
+    0: "every row succeeded",
+    1: "finished; some rows did not succeed",
+    2: "nothing was sent",
+    3: "stopped early with rows left to send; the same command resumes",
+    4: "rows were sent, but the results file could not be written",
+}
+
+ATTEMPT_SCHEMA: Final = {
+    "row": pl.Int64,
+    "routing_id": pl.String,
+    "attempt": pl.Int64,
+    "segment": pl.Int64,
+    "sent_at": pl.Int64,
+    "answered_at": pl.Int64,
+    "http_status": pl.Int64,
+    "error_code": pl.String,
+    "waited_ms": pl.Int64,
+    "wait_cause": pl.String,
+    "retry_after": pl.Float64,
+}
+_ROW_COLUMNS: Final = (
+    "row",
+    "routing_id",
+    "outcome",
+    "http_status",
+    "attempts",
+    "error_code",
+    "error_message",
+    "request",
+    "response",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything read from the journal and the results file, for the charts and the text."""
+
+    results: Path
+    journal: Path
+    source: str  # FROM_RESULTS or FROM_JOURNAL
+    meta: dict[str, str]
+    record: dict[str, Any]  # the settings the run remembers (batch.record.RunRecord)
+    segments: list[dict[str, Any]]  # batch.audit.segments
+    events: list[dict[str, Any]]  # batch.audit.events
+    rows: pl.DataFrame  # one per row: _ROW_COLUMNS, times in microseconds since the epoch
+    attempts: pl.DataFrame  # one per request: ATTEMPT_SCHEMA
+    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def outcome_counts(self) -> dict[str, int]:
+        counts = dict(self.rows.get_column("outcome").value_counts().iter_rows())
+        return {str(o): int(counts.get(str(o), 0)) for o in OUTCOME_ORDER}
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.segments) and self.segments[-1]["finished_at"] is not None
+
+
+def read(results: Path) -> Facts:
+    """Read what the report of ``results`` needs. Raises JournalError (no journal, not one, or
+    one of an older reroute without the audit trail) or InputFileError (a results file that
+    cannot be read), each one line that says what to do."""
+    results = Path(results)
+    journal = journal_path(results)
+    if not journal.is_file():
+        if results.is_dir():
+            raise InputFileError(results, "is a folder: give the results file of a run")
+        where = "no such results file, and no" if not results.exists() else "no"
+        raise JournalError(
+            f"{results}: {where} run journal beside it ({journal.name}): the report is made "
+            "from the journal `reroute run` and `reroute retry` keep beside their results file"
+        )
+    try:
+        db = audit.read_only(journal)
+    except sqlite3.Error as exc:
+        raise JournalError(f"{journal}: cannot open the run journal ({exc})") from exc
+    try:
+        return _read(db, results, journal)
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{journal}: not a readable run journal ({exc})") from exc
+    finally:
+        db.close()
+
+
+def _read(db: sqlite3.Connection, results: Path, journal: Path) -> Facts:
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not {"meta", "rows"} <= tables:
+        raise JournalError(f"{journal}: not a run journal (no meta or rows table)")
+    if not audit.has_trail(db):
+        raise JournalError(
+            f"{journal}: written by an older reroute, without the audit trail (requests, "
+            "segments, events) the report is made from; the results file still says how each "
+            "row ended. A run started with this version has one"
+        )
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    try:
+        record = json.loads(meta.get("settings", "{}"))
+    except ValueError:
+        record = {}
+    if results.is_file():
+        rows, source = _rows_from_results(results), FROM_RESULTS
+    else:
+        rows, source = _rows_from_journal(db), FROM_JOURNAL
+    return Facts(
+        results=results,
+        journal=journal,
+        source=source,
+        meta={k: str(v) for k, v in meta.items()},
+        record=record if isinstance(record, dict) else {},
+        segments=audit.segments(db),
+        events=audit.events(db),
+        rows=rows,
+        attempts=_attempts(db),
+    )
+
+
+def _attempts(db: sqlite3.Connection) -> pl.DataFrame:
+    cursor = db.execute(f"SELECT {', '.join(ATTEMPT_SCHEMA)} FROM attempts ORDER BY sent_at")
+    return pl.DataFrame(cursor.fetchall(), schema=ATTEMPT_SCHEMA, orient="row")
+
+
+def _rows_from_journal(db: sqlite3.Connection) -> pl.DataFrame:
+    cursor = db.execute(f"SELECT {', '.join(_ROW_COLUMNS)} FROM rows ORDER BY row")
+    schema = {name: (pl.Int64 if name in _INTEGER_COLUMNS else pl.String) for name in _ROW_COLUMNS}
+    return pl.DataFrame(cursor.fetchall(), schema=schema, orient="row")
+
+
+_INTEGER_COLUMNS: Final = frozenset(
+    {"row", "http_status", "attempts", "started_at", "finished_at", "duration_ms"}
+)
+
+
+def _rows_from_results(results: Path) -> pl.DataFrame:
+    from batch.results import read_results
+
+    frame = read_results(results).select(RESULT_COLUMNS)
+    return frame.with_columns(
+        pl.col("started_at").dt.epoch("us"), pl.col("finished_at").dt.epoch("us")
+    ).sort("row")
+
+
+@dataclass(frozen=True)
+class FailedRow:
+    """A row that did not succeed, as the failure table shows it."""
+
+    row: int
+    routing_id: str
+    outcome: str
+    http_status: int | None
+    attempts: int
+    error_code: str
+    error_message: str
+    request: str
+    response: str
+    history: list[dict[str, Any]]  # its requests: attempt, sent_at, status, code, ms, wait
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One error cause: how many rows it stopped, with one of them as an example."""
+
+    outcome: str
+    error_code: str
+    http_status: int | None
+    rows: int
+    example_row: int
+    example_routing_id: str
+    example_message: str
+
+
+def not_succeeded(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows that did not succeed (skipped ones were left out on purpose), failed first."""
+    rank = {str(o): i for i, o in enumerate(NOT_SUCCEEDED)}
+    return (
+        rows.filter(pl.col("outcome").is_in(list(rank)))
+        .with_columns(pl.col("outcome").replace_strict(rank, return_dtype=pl.Int64).alias("_rank"))
+        .sort("_rank", "row")
+        .drop("_rank")
+    )
+
+
+def failed_rows(facts: Facts, *, cap: int = MAX_FAILED_ROWS) -> tuple[list[FailedRow], int]:
+    """Up to ``cap`` rows that did not succeed, each with its attempt history; and how many
+    there are in all."""
+    every = not_succeeded(facts.rows)
+    shown = every.head(cap)
+    wanted = shown.get_column("row")
+    history: dict[int, list[dict[str, Any]]] = {}
+    for record in (
+        facts.attempts.filter(pl.col("row").is_in(wanted.implode()))
+        .sort("row", "attempt")
+        .iter_rows(named=True)
+    ):
+        history.setdefault(record["row"], []).append(record)
+    found = [
+        FailedRow(
+            row=r["row"],
+            routing_id=r["routing_id"] or "",
+            outcome=r["outcome"],
+            http_status=r["http_status"],
+            attempts=r["attempts"] or 0,
+            error_code=r["error_code"] or "",
+            error_message=r["error_message"] or "",
+            request=_excerpt(r["request"] or "", REQUEST_EXCERPT),
+            response=_excerpt(r["response"] or "", RESPONSE_EXCERPT),
+            history=history.get(r["row"], []),
+        )
+        for r in shown.iter_rows(named=True)
+    ]
+    return found, every.height
+
+
+def causes(facts: Facts, *, top: int = TOP_CAUSES) -> tuple[list[Cause], int]:
+    """The commonest reasons rows did not succeed, each with its first row as an example; and
+    how many distinct causes there are."""
+    keyed = not_succeeded(facts.rows).with_columns(pl.col("error_code").fill_null(""))
+    grouped = (
+        keyed.group_by("outcome", "error_code", "http_status", maintain_order=True)
+        .agg(
+            pl.len().alias("rows"),
+            pl.col("row").first().alias("example_row"),
+            pl.col("routing_id").first().alias("example_routing_id"),
+            pl.col("error_message").first().alias("example_message"),
+        )
+        .sort("rows", descending=True, maintain_order=True)
+    )
+    found = [
+        Cause(
+            outcome=g["outcome"],
+            error_code=g["error_code"],
+            http_status=g["http_status"],
+            rows=g["rows"],
+            example_row=g["example_row"],
+            example_routing_id=g["example_routing_id"] or "",
+            example_message=_excerpt(g["example_message"] or "", 300),
+        )
+        for g in grouped.head(top).iter_rows(named=True)
+    ]
+    return found, grouped.height
+
+
+def _excerpt(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more chars)"
