@@ -1,0 +1,70 @@
+"""`reroute report`: the command line's edge (paths, formats, errors, exit statuses)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from batch.cli import app
+from tests.report_fixtures import make_run
+
+runner = CliRunner()
+
+
+def test_report_writes_html_beside_the_results_and_says_where(tmp_path: Path) -> None:
+    """Exit 0, one line naming the page, written as <results stem>.report.html."""
+    made = make_run(tmp_path / "out.results.csv")
+    result = runner.invoke(app, ["report", str(made.results)])
+    assert result.exit_code == 0, result.output
+    page = tmp_path / "out.results.report.html"
+    assert result.stdout == f"report: {page}\n"
+    assert page.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_report_md_to_a_path_and_to_stdout(tmp_path: Path) -> None:
+    """--format md --out PATH writes Markdown there; --out - prints it."""
+    made = make_run(tmp_path / "out.csv")
+    target = tmp_path / "ticket.md"
+    result = runner.invoke(
+        app, ["report", str(made.results), "--format", "md", "--out", str(target)]
+    )
+    assert result.exit_code == 0, result.output
+    assert target.read_text().startswith("## reroute report: out.csv")
+    printed = runner.invoke(app, ["report", str(made.results), "--format", "md", "--out", "-"])
+    assert printed.exit_code == 0
+    assert printed.stdout == target.read_text()
+
+
+def test_a_bad_path_is_one_clear_line_and_exit_2(tmp_path: Path) -> None:
+    """No such results file and no journal: exit 2, one stderr line naming both, no traceback."""
+    missing = tmp_path / "missing.results.csv"
+    result = runner.invoke(app, ["report", str(missing)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"reroute: {missing}: no such results file, and no run journal")
+    assert "Traceback" not in result.output
+
+
+def test_a_journal_of_an_older_reroute_is_exit_2_with_a_message(tmp_path: Path) -> None:
+    made = make_run(tmp_path / "out.csv", trail=False)
+    result = runner.invoke(app, ["report", str(made.results)])
+    assert result.exit_code == 2
+    assert "written by an older reroute" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_an_unknown_format_is_refused_by_the_parser(tmp_path: Path) -> None:
+    made = make_run(tmp_path / "out.csv")
+    result = runner.invoke(app, ["report", str(made.results), "--format", "pdf"])
+    assert result.exit_code == 2
+    assert "pdf" in result.stderr
+
+
+def test_an_unwritable_out_is_exit_2(tmp_path: Path) -> None:
+    made = make_run(tmp_path / "out.csv")
+    result = runner.invoke(app, ["report", str(made.results), "--out", str(tmp_path / "no/x.html")])
+    assert result.exit_code == 2
+    assert "cannot be written" in result.stderr
