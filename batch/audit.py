@@ -44,7 +44,6 @@ CREATE TABLE IF NOT EXISTS attempts (
     retry_after REAL,
     PRIMARY KEY (row, attempt)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS attempts_by_time ON attempts(sent_at);
 CREATE TABLE IF NOT EXISTS segments (
     segment INTEGER PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -109,7 +108,7 @@ def operator_name() -> str:
     """``user@host`` of whoever runs reroute (for the segment; never anything secret)."""
     try:
         user = getpass.getuser()
-    except (OSError, KeyError):
+    except (OSError, KeyError, ImportError):  # no pwd module (Windows) and no USER set
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
 

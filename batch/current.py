@@ -30,7 +30,8 @@ from batch import voicelink as vl
 from batch.errors import InputFileError
 from batch.load import WHITESPACE, load_table
 from batch.model import Call, Outcome, RowResult
-from batch.validate import Code, Validation, add_errors, validate
+from batch.rules import Code
+from batch.validate import Validation, add_errors, validate
 
 
 class Verdict(StrEnum):

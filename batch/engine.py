@@ -22,17 +22,18 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 import anyio
 
+from batch import audit, runjournal, runtrail, window
 from batch import journal as journal_mod
-from batch import runjournal, window
 from batch.client import Network, SendPolicy, build_client
+from batch.ending import Result, Status, finish
 from batch.errors import RerouteError, RunStopped
 from batch.guards import (
     BudgetWatch,
@@ -46,28 +47,17 @@ from batch.issuer import presented_issuer
 from batch.journal import Journal
 from batch.limiter import Limiter
 from batch.lock import RunLock
-from batch.merge import Summary, merge_results
+from batch.merge import Summary
 from batch.model import Call
 from batch.outage import Breaker
 from batch.prepare import Batch
 from batch.record import RunIdentity, RunRecord
-from batch.rowloop import RunReport, run_calls, sender_hooks
+from batch.rowloop import RunReport, run_calls
 from batch.send import Sender
 from batch.settings import Rate, RunSettings
 from batch.stop import Observer, Observers, StopToken, watch_signals
 from batch.target import SANDBOX_IDENTITY, Target, check_results_path
 from batch.target import target as target_of
-
-
-class Status(StrEnum):
-    """How an invocation ended (the command line maps each to an exit status)."""
-
-    SUCCEEDED = "succeeded"  # every row succeeded (or was skipped on purpose)
-    SOME_FAILED = "some_failed"  # finished; some rows did not succeed, none left to send
-    STOPPED = "stopped"  # stopped early with rows left to send: the same command resumes
-    NOT_CONFIRMED = "not_confirmed"  # the operator said no: nothing sent, nothing forgotten
-    REFUSED = "refused"  # the account check rejected rows (no --skip-invalid): nothing sent
-    RESULTS_NOT_WRITTEN = "results_not_written"  # sent, but the results file failed to write
 
 
 class Operator(Protocol):
@@ -110,20 +100,6 @@ class Invocation:
     ask: bool = False  # questions may be asked (a terminal, and no --yes)
     signals: bool = True  # Ctrl-C and SIGTERM stop the run (off where no main thread)
     network: Network = field(default_factory=Network)  # proxies, extra CAs: from the CLI
-
-
-@dataclass(frozen=True)
-class Result:
-    """What happened, for the summary and the exit status."""
-
-    status: Status
-    summary: Summary
-    report: RunReport | None  # None: nothing was sent this time
-    requests: int  # requests sent by this invocation
-    results: Path
-    host: str
-    error_budget: str = "error budget: off"
-    message: str = ""  # why nothing was sent, or why the results file is missing
 
 
 class _Requests(Observer):
@@ -204,6 +180,8 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
             runjournal.archive_previous(settings, journal)
             journal.start_run(new_run)
             journal.set_meta("started_at", runjournal.now_text())
+        # A resume: this run's journal already holds rows (a retry in place counts as a retry).
+        resumed = new_run is None and journal.resumed
         if applied:
             runjournal.mark_applied(batch, journal)
         todo = runjournal.todo(batch, journal)
@@ -211,8 +189,19 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         journal.carry(batch.carried)
         for text in batch.notes:
             operator.note(text)
-        report, requests, budget = _send(inv, operator, target, journal, todo(), left, limiter)
-        return _finish(inv, journal, report, requests, budget, target.host, operator)
+        kind = "retry" if batch.kind == "retry" else ("resume" if resumed else "run")
+        journal.begin_segment(runtrail.segment_start(
+            kind=kind, settings=settings, record=inv.record,
+            input_sha256=journal.meta("input_sha256") or "", calls=batch.calls(),
+            host=target.host, sandbox=inv.sandbox,
+        ))  # fmt: skip
+        try:
+            report, requests, budget = _send(inv, operator, target, journal, todo(), left, limiter)
+            return finish(inv.settings, inv.batch, journal, report, requests, budget, target.host,
+                          operator.note)  # fmt: skip
+        except BaseException as exc:
+            _ended_badly(journal, exc)
+            raise
     raise AssertionError("unreachable")  # pragma: no cover (ExitStack does not swallow)
 
 
@@ -290,12 +279,21 @@ def _send(
     if inv.batch.before_sending is not None:
         operator.note(inv.batch.before_sending())  # the rollback file, before any request
     stop = StopToken()
+    stop.subscribe(runtrail.on_stop(journal))
     budget = BudgetWatch(settings.error_budget, stop)
     requests = _Requests()
     observer = Observers(operator.observer, budget, requests)
     canary = canary_left(settings.canary or 0, journal.counts())
     done = inv.batch.candidates - left
     policy = SendPolicy(settings.max_attempts, settings.timeout, settings.max_retry_after)
+
+    def waiting(text: str) -> None:
+        if not waited:
+            journal.event(audit.WINDOW_WAIT, text)
+            waited.append(text)
+        operator.waiting(text)
+
+    waited: list[str] = []
 
     async def drive() -> RunReport:
         # The client is built outside the task group: a key it refuses (bad characters) is then
@@ -307,12 +305,12 @@ def _send(
         ):  # fmt: skip
             if inv.signals:  # first: Ctrl-C while waiting for the window ends the wait
                 await tasks.start(watch_signals, stop, settings.timeout)
-            on_attempt, on_retry = sender_hooks(journal, observer)
             breaker = Breaker(max_outage=settings.max_outage)
             breaker.subscribe(lambda news: host_news(news, stop, observer, target.host, settings))
+            breaker.subscribe(runtrail.on_host_news(journal))
             sender = Sender(
-                client, limiter, policy, on_attempt=on_attempt,
-                on_retry=on_retry, before_wait=journal.commit,
+                client, limiter, policy, trail=journal, on_attempt=observer.attempt,
+                on_retry=observer.retrying, before_wait=journal.commit,
                 on_long_pause=lambda seconds: paused_by_server(stop, seconds, settings),
                 breaker=breaker, via=inv.network.via(target.base_url), issuer=presented_issuer,
             )  # fmt: skip
@@ -324,6 +322,7 @@ def _send(
                 )  # fmt: skip
 
             async def proceed(first: RunReport) -> bool:
+                journal.event(audit.CANARY_PASSED, f"the first {first.started} rows succeeded")
                 if not inv.ask:
                     operator.note(f"canary: the first {first.started} rows succeeded; "
                                   "sending the rest")  # fmt: skip
@@ -331,13 +330,18 @@ def _send(
                 return await _ask_cancellably(operator, first.started, stop)
 
             async def send() -> RunReport:
+                if win.not_before is not None or win.not_after is not None:
+                    journal.event(
+                        audit.WINDOW_OPEN,
+                        f"window {_moment(win.not_before)} to {_moment(win.not_after)}",
+                    )
                 observer.run_started(inv.batch.candidates, done)
                 tasks.start_soon(_tick, operator)
                 return await with_canary(calls, run, canary=canary, stop=stop, proceed=proceed)
 
             report = await within_window(
                 win, send, stop=stop, every=operator.wait_every,
-                on_wait=lambda remaining: operator.waiting(window.waiting_message(win, remaining)),
+                on_wait=lambda remaining: waiting(window.waiting_message(win, remaining)),
             )  # fmt: skip
             tasks.cancel_scope.cancel()
         return report
@@ -388,6 +392,17 @@ def _frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+def _moment(value: datetime | None) -> str:
+    return "(open)" if value is None else value.isoformat()
+
+
+def _ended_badly(journal: Journal, exc: BaseException) -> None:
+    """The segment ends with what ended it (an error the command line reports), if the journal
+    can still say so."""
+    with suppress(Exception):  # the error being raised is the one to report
+        journal.end_segment(f"error: {type(exc).__name__}: {exc}"[:500], None)
+
+
 def _first_reroute_error(group: BaseExceptionGroup[BaseException]) -> RerouteError | None:
     for exc in group.exceptions:
         if isinstance(exc, RerouteError):
@@ -395,53 +410,3 @@ def _first_reroute_error(group: BaseExceptionGroup[BaseException]) -> RerouteErr
         if isinstance(exc, BaseExceptionGroup) and (found := _first_reroute_error(exc)):
             return found
     return None
-
-
-def _finish(
-    inv: Invocation,
-    journal: Journal,
-    report: RunReport,
-    requests: int,
-    budget: BudgetWatch,
-    host: str,
-    operator: Operator,
-) -> Result:
-    """Merge, write the results file, tally, and say how the invocation ended."""
-    from batch.results import write_results
-
-    settings, batch = inv.settings, inv.batch
-    summary = Summary()
-    message = ""
-    try:
-        write_results(
-            settings.results, summary.tally(merge_results(batch.base(), journal)), batch.passthrough
-        )
-    except (OSError, RerouteError) as exc:
-        summary = Summary()
-        for _ in summary.tally(merge_results(batch.base(), journal)):
-            pass
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        message = (
-            f"the results file {settings.results} could not be written ({reason}); every "
-            f"outcome is kept in {journal.path.name}: fix that, then run the same command "
-            "again to write it (nothing already decided is sent again)"
-        )
-        status = Status.RESULTS_NOT_WRITTEN
-    else:
-        status = _status(summary, report)
-        # Finished: a new input at this results path may start a new run (issue 17).
-        journal.set_meta("finished", None if summary.left else "1")
-    journal.remember_applied()
-    return Result(
-        status, summary, report, requests, settings.results, host, budget.describe(), message
-    )
-
-
-def _status(summary: Summary, report: RunReport) -> Status:
-    """All succeeded; else stopped with rows left to send (resumable); else some failed. A run
-    with nothing left to send is never "stopped", whatever stopped it."""
-    if summary.all_succeeded:
-        return Status.SUCCEEDED
-    if report.stopped is not None and summary.left:
-        return Status.STOPPED
-    return Status.SOME_FAILED

@@ -19,7 +19,7 @@ import polars as pl
 from batch import voicelink as vl
 from batch.current import Current
 from batch.load import WHITESPACE, Table
-from batch.validate import Code
+from batch.rules import Code
 
 _ID: Final = "#fill:id"
 _FOUND: Final = "#fill:found"

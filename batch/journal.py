@@ -45,7 +45,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from batch import applied, rowrecords
+from batch import applied, audit, rowrecords
 from batch.errors import JournalError
 from batch.maplog import MappedLog, read_records, zero_records
 from batch.model import Call, Outcome, RowResult
@@ -77,17 +77,24 @@ def _log_path(path: Path) -> Path:
 def _replay(db: sqlite3.Connection, log: Path) -> None:
     """Copy what a log holds into SQLite (one transaction), then empty the log. A crash
     between the two steps copies a record twice: the same upsert, harmless."""
-    records, used = read_records(log, rowrecords.WIDTH)
+    records, used = read_records(log, rowrecords.WIDTH, audit.ATTEMPT_WIDTH)
+    rows = [r for r in records if r[0] != audit.ATTEMPT_MARK]
+    attempts = [r[1:] for r in records if r[0] == audit.ATTEMPT_MARK]
     if records:
-        _upsert(db, records)
+        _upsert(db, rows, attempts)
     zero_records(log, used)
 
 
-def _upsert(db: sqlite3.Connection, records: list[tuple[Any, ...]]) -> None:
-    """Write ``records`` in one transaction (the connection autocommits otherwise)."""
+def _upsert(
+    db: sqlite3.Connection, records: list[tuple[Any, ...]], attempts: list[tuple[Any, ...]]
+) -> None:
+    """Write ``records`` (rows) and ``attempts`` in one transaction (the connection
+    autocommits otherwise)."""
     db.execute("BEGIN")
     try:
         db.executemany(rowrecords.UPSERT, records)
+        if attempts:
+            db.executemany(audit.UPSERT_ATTEMPT, attempts)
     except BaseException:
         db.execute("ROLLBACK")
         raise
@@ -118,6 +125,11 @@ class Journal:
         # Records in the log, not yet in SQLite: each row's latest only (its final record
         # replaces its in-flight mark, so SQLite is written once per row, not twice).
         self._batch: dict[int, tuple[Any, ...]] = {}
+        # Attempt records in the log, not yet in SQLite: each request's latest, by (row, n).
+        self._attempts: dict[tuple[int, int], tuple[Any, ...]] = {}
+        # The attempt record of each row's request in flight (bounded by --concurrency).
+        self._sent: dict[int, tuple[Any, ...]] = {}
+        self.segment = 0  # the segment (audit trail) this invocation's requests belong to
         self._logged = 0  # lines in the log since it was last emptied
         # Attempts made for in-flight rows by earlier invocations (a resumed row, a retried
         # one), and when the row was first sent (microseconds since the epoch): added to this
@@ -148,7 +160,7 @@ class Journal:
             db.execute("PRAGMA journal_mode=WAL")
             # In WAL mode NORMAL loses nothing when the process dies (only on power loss).
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(rowrecords.SCHEMA + applied.SCHEMA)
+            db.executescript(rowrecords.SCHEMA + applied.SCHEMA + audit.SCHEMA)
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             if meta and meta.get("format") != _FORMAT:
                 raise JournalError(f"{path}: written by another version of reroute; use --fresh")
@@ -259,6 +271,7 @@ class Journal:
         one are forgotten (the caller archived its results file first; what they applied is
         folded into the memory first, should its last invocation have died)."""
         self.remember_applied()
+        audit.forget(self._db)  # its trail went with its files to the archive
         with self._db:
             self._db.execute("DELETE FROM rows")
             self._db.execute("DELETE FROM meta WHERE key = 'finished'")
@@ -268,6 +281,28 @@ class Journal:
             )
         self.target = identity.base_url
         self.resumed = False
+
+    # -- the audit trail (batch.audit) -------------------------------------------------------
+
+    def begin_segment(self, start: audit.SegmentStart) -> int:
+        """This invocation starts sending: a new segment of the run's story."""
+        self.segment = audit.begin_segment(self._db, start)
+        return self.segment
+
+    def end_segment(self, stop_reason: str, exit_status: int | None) -> None:
+        if self.segment:
+            audit.end_segment(self._db, self.segment, stop_reason=stop_reason,
+                              exit_status=exit_status)  # fmt: skip
+
+    def event(self, kind: str, detail: str) -> None:
+        """What a guard did (window, canary, budget, a pause, a stop), when it did it."""
+        if self.segment:
+            audit.add_event(self._db, self.segment, kind, detail)
+
+    def trail(self) -> sqlite3.Connection:
+        """The database, for writing the audit files (read only what is in it: flushed)."""
+        self._flush()
+        return self._db
 
     def record(self, result: RowResult) -> None:
         """Record a row decided without a request (already applied by an earlier run)."""
@@ -316,24 +351,64 @@ class Journal:
             started = min(moments) if moments else None
         self._prior[call.row] = (attempts, rowrecords.stamp(started))
 
-    def attempt(self, call: Call, n: int, *, now: datetime | None = None) -> None:
-        """Attempt ``n`` (1-based) of ``call`` starts: record the row as in flight, durably."""
+    def attempt(
+        self,
+        call: Call,
+        n: int,
+        *,
+        now: datetime | None = None,
+        waited_ms: int = 0,
+        cause: str = "",
+    ) -> None:
+        """Attempt ``n`` (1-based) of ``call`` starts: record the row as in flight, and the
+        request (sent, not yet answered; after ``waited_ms`` for ``cause``), durably."""
         row = call.row
         prior, started = self._prior.get(row, (0, None))
+        # The wall clock in microseconds, read directly (a datetime costs four times more).
+        sent = time.time_ns() // 1000 if now is None else rowrecords.stamp(now)
         if started is None:
-            # The wall clock in microseconds, read directly (a datetime costs four times more).
-            started = time.time_ns() // 1000 if now is None else rowrecords.stamp(now)
+            started = sent
             self._prior[row] = (prior, started)
+        routing_id = str(call.routing_id)
         # The values of an `unknown` RowResult, without building one: this runs per request.
         values = (
-            row, str(call.routing_id), rowrecords.UNKNOWN, None, prior + n, "", "", call.body, "",
+            row, routing_id, rowrecords.UNKNOWN, None, prior + n, "", "", call.body, "",
             started, None, None,
         )  # fmt: skip
         self._batch[row] = values
-        self._logged += 1
-        self._append(rowrecords.line(values))
+        request = (row, routing_id, prior + n, self.segment, sent, None, None, "", waited_ms,
+                   cause, None)  # fmt: skip
+        self._sent[row] = request
+        self._attempts[(row, prior + n)] = request
+        self._logged += 2
+        self._append(rowrecords.line(values) + rowrecords.line((audit.ATTEMPT_MARK, *request)))
         if self._logged >= BATCH:
             self._flush()
+
+    def answered(
+        self,
+        call: Call,
+        status: int | None,
+        code: str,
+        retry_after: float | None,
+        *,
+        final: bool = False,
+    ) -> None:
+        """The request in flight for ``call`` has its answer (``status``, or None for a
+        transport error, with its ``code``). ``final``: the row's last (a success), so the
+        record may wait for the row's final record, as :meth:`finish` with commit=False."""
+        request = self._sent.pop(call.row, None)
+        if request is None:
+            return
+        answer = (*request[:5], time.time_ns() // 1000, status, code, *request[8:10],
+                  retry_after)  # fmt: skip
+        self._attempts[(answer[0], answer[2])] = answer
+        self._logged += 1
+        line = rowrecords.line((audit.ATTEMPT_MARK, *answer))
+        if final:
+            self._unwritten.append(line)
+        else:
+            self._append(line)
 
     def finish(self, result: RowResult, *, commit: bool = True) -> RowResult:
         """Record the final result of a row; returns it with attempts of earlier runs added.
@@ -365,6 +440,7 @@ class Journal:
         Returns that record, or None when no request was ever sent for it (``not_attempted``).
         """
         self._prior.pop(call.row, None)
+        self._sent.pop(call.row, None)  # its request stays sent, never answered
         return self.get(call.row)
 
     def _write(self, values: tuple[Any, ...], *, commit: bool = True) -> None:
@@ -401,11 +477,12 @@ class Journal:
 
     def _copy_in(self) -> None:
         """Copy the batch (the records in the log) into SQLite, then empty the log."""
-        if self._batch:
+        if self._batch or self._attempts:
             try:
-                _upsert(self._db, list(self._batch.values()))
+                _upsert(self._db, list(self._batch.values()), list(self._attempts.values()))
             except sqlite3.Error as exc:
                 raise JournalError(f"{self.path}: cannot write the run journal ({exc})") from exc
             self._batch.clear()
+            self._attempts.clear()
         self._mapped.empty()
         self._logged = 0

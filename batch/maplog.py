@@ -22,13 +22,13 @@ from batch.errors import JournalError
 LOG_SIZE: Final = 1 << 20
 
 
-def read_records(log: Path, width: int) -> tuple[list[tuple[Any, ...]], int]:
+def read_records(log: Path, *widths: int) -> tuple[list[tuple[Any, ...]], int]:
     """The records a log holds, and how many bytes they take (0: none, or no log).
 
     The records end at the first zero byte (no record holds one: JSON escapes it). Every line
-    is one record's ``width`` values. A last line cut short (the process killed while copying
-    it in) is skipped: lines are copied in one after another, so only the last can be
-    incomplete. Any other bad line is a JournalError.
+    is one record: as many values as one of ``widths``. A last line cut short (the process
+    killed while copying it in) is skipped: lines are copied in one after another, so only the
+    last can be incomplete. Any other bad line is a JournalError.
     """
     try:
         text = log.read_bytes()
@@ -44,7 +44,7 @@ def read_records(log: Path, width: int) -> tuple[list[tuple[Any, ...]], int]:
             values = json.loads(line)
         except ValueError:
             values = None
-        if not isinstance(values, list) or len(values) != width:
+        if not isinstance(values, list) or len(values) not in widths:
             if n >= len(lines) - 2:  # the last line: written only in part
                 break
             raise JournalError(f"{log}: line {n + 1} is not a journal record")

@@ -28,8 +28,9 @@ from batch.client import Network, SendPolicy
 from batch.current import sent_connection
 from batch.model import Call, Outcome, RowResult
 from batch.prepare import Batch
+from batch.rules import Code
 from batch.settings import RunSettings
-from batch.validate import Code, Validation, add_errors
+from batch.validate import Validation, add_errors
 
 ERROR_COLUMNS: Final = ("row", "error_code", "error_message")
 _SHOWN_CONNECTIONS: Final = 3  # connections a message lists ("the account has: ...")

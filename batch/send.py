@@ -13,12 +13,14 @@ import math
 import random as _random
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Protocol
 
 import anyio
 import httpx
 import tenacity
 from anyio.abc import TaskStatus
 
+from batch import audit
 from batch.answers import (
     Reader,
     one_line,
@@ -45,6 +47,18 @@ from batch.retry import (
     default_now,
     is_transient,
 )
+
+
+class Trail(Protocol):
+    """Where every request is recorded as it goes out and as its answer comes back (the
+    journal: batch.audit)."""
+
+    def attempt(self, call: Call, n: int, *, waited_ms: int = 0, cause: str = "") -> None: ...
+
+    def answered(
+        self, call: Call, status: int | None, code: str, retry_after: float | None, *,
+        final: bool = False,
+    ) -> None: ...  # fmt: skip
 
 
 class Sender:
@@ -74,6 +88,7 @@ class Sender:
         issuer: Callable[[str, int], Awaitable[str | None]] | None = None,
         breaker: Breaker | None = None,
         via: str = "",
+        trail: Trail | None = None,
     ) -> None:
         """``sleep``/``clock``/``now``/``random`` are injected so tests run in virtual time.
 
@@ -87,6 +102,8 @@ class Sender:
         ``via``: how requests travel, for connection errors ("through the proxy http://...").
         ``issuer(host, port)``: the CA of what a host whose certificate did not verify presents
         (batch.issuer; an extra handshake, so only a real run passes it).
+        ``trail``: records every request (how long it waited and why) and its answer, before
+        ``on_attempt`` is told.
         """
         self._client = client
         self._limiter = limiter
@@ -103,6 +120,10 @@ class Sender:
         self._look_up_issuer = issuer  # batch.issuer.presented_issuer in a real run
         self._breaker = breaker
         self._via = f" {via}" if via else ""
+        self._trail = trail
+        # Per row in flight: since when (loop clock) it has been ready to send, and what it
+        # waits for then (batch.audit: pace, backoff, retry_after, host_down).
+        self._ready: dict[int, tuple[float, str]] = {}
         if breaker is not None:
             breaker.subscribe(self._host_news)
         self._stopping = False
@@ -196,6 +217,14 @@ class Sender:
         row's result. None: nothing was sent, because ``hold_back`` came first (the row stays
         not attempted). Cancellation propagates (the row loop records the row as unknown).
         """
+        if self._trail is not None:
+            self._ready[call.row] = (self._clock(), audit.PACE)
+        try:
+            return await self._send(call)
+        finally:
+            self._ready.pop(call.row, None)
+
+    async def _send(self, call: Call) -> RowResult | None:
         if not await self._first_slot():
             return None
         started_at = self._now()
@@ -314,6 +343,8 @@ class Sender:
         while True:
             turn = Turn.GO
             if not breaker.up:
+                if self._trail is not None:
+                    self._ready[call.row] = (self._clock(), audit.HOST_DOWN)
                 turn = await self._wait_for_host(first=sent == 0)
                 if turn is Turn.GONE:
                     return (self._gone() if sent else None), sent
@@ -377,13 +408,36 @@ class Sender:
         means for the pace applied."""
         if granted is None:
             granted = self._clock()  # latency is measured from the slot
+        trail = self._trail
+        if trail is not None:
+            self._sent(trail, call, n, granted)
         if self._on_attempt is not None:
             self._on_attempt(call, n)
         try:
             answer = await self._request(call, granted)
         except TransportError as exc:
+            if trail is not None:
+                trail.answered(call, None, exc.code, None)
+                self._ready[call.row] = (self._clock(), audit.BACKOFF)
             return exc
-        return self._paced(answer, n, self._clock() - granted)
+        answered = self._clock()
+        answer = self._paced(answer, n, answered - granted)
+        if trail is not None:
+            trail.answered(call, answer.status, answer.error_code, answer.retry_after,
+                           final=answer.success)  # fmt: skip
+            cause = audit.BACKOFF if answer.wait is None else audit.RETRY_AFTER
+            self._ready[call.row] = (answered, cause)
+        return answer
+
+    def _sent(self, trail: Trail, call: Call, n: int, granted: float) -> None:
+        """Record attempt ``n`` going out: how long the row waited for it, and why."""
+        ready, cause = self._ready.get(call.row, (granted, ""))
+        waited = granted - ready
+        if waited < 0.0005:
+            waited, cause = 0.0, ""
+        elif cause == audit.PACE and self._limiter.paused_until > ready:
+            cause = audit.PAUSE  # a 429 paused every request while it waited
+        trail.attempt(call, n, waited_ms=round(waited * 1000), cause=cause)
 
     def _paced(self, answer: Answer, n: int, latency: float) -> Answer:
         """Attempt ``n``'s answer, with what it means for the pace applied. ``latency`` (slot

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from functools import cached_property
 from itertools import starmap
 from typing import Final
@@ -21,38 +20,25 @@ from batch import voicelink as vl
 from batch.errors import UsageError
 from batch.load import WHITESPACE, Table
 from batch.model import Call, Outcome, RowResult
+from batch.rulemessages import EXAMPLE_UUID, MESSAGE_SEPARATOR, messages
+from batch.rules import (
+    CONNECTION_FIELDS,
+    KNOWN_FIELDS,
+    Code,
+    duplicates,
+    flags,
+    flags_by_code,
+    intlike,
+    is_set,
+    is_uuid,
+    num,
+    parsed,
+    request_expr,
+    text,
+)
 
-
-class Code(StrEnum):
-    """Row validation codes (the results file's ``error_code`` of an ``invalid`` row)."""
-
-    MISSING_FIELD = "MISSING_FIELD"
-    NOT_AN_INTEGER = "NOT_AN_INTEGER"
-    OUT_OF_RANGE = "OUT_OF_RANGE"
-    UNKNOWN_MODE = "UNKNOWN_MODE"
-    MISSING_TARGET = "MISSING_TARGET"
-    UNUSED_TARGET = "UNUSED_TARGET"
-    BAD_UUID = "BAD_UUID"
-    CONFLICTING_CONNECTION_ID = "CONFLICTING_CONNECTION_ID"
-    DUPLICATE_ROUTING_ID = "DUPLICATE_ROUTING_ID"
-    # Found against the current records (batch.current, batch.fill), fed in as extra errors.
-    UNKNOWN_RECORD = "UNKNOWN_RECORD"
-    WIPES = "WIPES"
-    # Found against the account's lists (batch.preflight: --account, run's default check).
-    UNKNOWN_BOT = "UNKNOWN_BOT"
-    INACTIVE_BOT = "INACTIVE_BOT"
-    UNKNOWN_CONNECTION = "UNKNOWN_CONNECTION"
-    INACTIVE_CONNECTION = "INACTIVE_CONNECTION"
-    MISSING_CONNECTION_ID = "MISSING_CONNECTION_ID"
-
-
-# A whole number as a sheet writes it: "93", "+93", "-3", "093", "93.0", "93." (not 1e3, 9,300).
-INTEGER_PATTERN: Final = r"^[+-]?[0-9]+(\.0*)?$"
 CODE_SEPARATOR: Final = ";"
-MESSAGE_SEPARATOR: Final = "; "
-_SHOWN_CHARS = 40  # a value quoted in a message is cut here, so messages stay one short line
 _CHUNK = 10_000  # rows turned into Python values at a time (calls, results)
-_EXAMPLE_UUID = "123e4567-e89b-12d3-a456-426614174000"
 
 
 VERDICT_COLUMNS: Final = ("row", "routing_id", "error_code", "error_message", "request", "id")
@@ -142,17 +128,17 @@ class Validation:
         self, judged: pl.DataFrame, numbers: pl.DataFrame, connections: pl.DataFrame
     ) -> pl.DataFrame:
         """``judged`` with the ``request`` column (the three frames' rows aligned)."""
-        new, old = _CONNECTION_FIELDS
+        new, old = CONNECTION_FIELDS
         connection = (
-            pl.when(pl.col(_set(new)))
+            pl.when(pl.col(is_set(new)))
             .then(pl.col(new))
-            .when(pl.col(_set(old)))
+            .when(pl.col(is_set(old)))
             .then(pl.col(old))
             .otherwise(pl.lit(self.default_connection_id, dtype=pl.String))
             .str.strip_chars(WHITESPACE)
         )
         sent = numbers.with_columns(connections.select(connection.alias(vl.CONNECTION_ID)))
-        bodies = sent.select(_request().alias("request")).get_column("request")
+        bodies = sent.select(request_expr().alias("request")).get_column("request")
         return judged.with_columns(
             pl.when(pl.col("error_code") == "").then(bodies).otherwise(pl.lit("")).alias("request")
         ).select(VERDICT_COLUMNS)
@@ -178,7 +164,7 @@ def check_connection_id(value: str) -> str:
     """The --connection-id default, trimmed, or a UsageError saying what a UUID looks like."""
     text = value.strip(WHITESPACE)
     if not re.match(vl.UUID_PATTERN, text):
-        raise UsageError(f"--connection-id {value!r} is not a UUID: write it like {_EXAMPLE_UUID}")
+        raise UsageError(f"--connection-id {value!r} is not a UUID: write it like {EXAMPLE_UUID}")
     return text
 
 
@@ -231,29 +217,29 @@ def validate(
     cells = _cells(table.frame)
     checked = (
         cells.lazy()
-        .with_columns(_duplicates(cells.get_column(_num(vl.ROUTING_ID))))
-        .with_columns(pl.any_horizontal(_flags()).alias("#invalid"))
+        .with_columns(duplicates(cells.get_column(num(vl.ROUTING_ID))))
+        .with_columns(pl.any_horizontal(flags()).alias("#invalid"))
         .collect()
     )
     invalid = checked.get_column("#invalid")
-    judged = _narrow(checked, "row", vl.ROUTING_ID, _num(vl.ROUTING_ID), "#invalid").select(
+    judged = _narrow(checked, "row", vl.ROUTING_ID, num(vl.ROUTING_ID), "#invalid").select(
         "row",
         pl.col(vl.ROUTING_ID).fill_null("").alias("routing_id"),
         pl.lit("").alias("error_code"),
         pl.lit("").alias("error_message"),
-        pl.when(~pl.col("#invalid")).then(pl.col(_num(vl.ROUTING_ID))).alias("id"),
+        pl.when(~pl.col("#invalid")).then(pl.col(num(vl.ROUTING_ID))).alias("id"),
     )
     if invalid.any():
         # Codes and messages are text work: do it for the invalid rows only.
         index = invalid.arg_true()
-        bad = _explained(checked.filter(invalid).with_columns(_flags()), table.header_row)
+        bad = _explained(checked.filter(invalid).with_columns(flags()), table.header_row)
         judged = judged.with_columns(
             judged.get_column("error_code").scatter(index, bad.get_column("error_code")),
             judged.get_column("error_message").scatter(index, bad.get_column("error_message")),
         )
-    numbers = pl.DataFrame(checked.get_column(_num(name)).alias(name) for name in vl.INTEGER_FIELDS)
+    numbers = pl.DataFrame(checked.get_column(num(name)).alias(name) for name in vl.INTEGER_FIELDS)
     # As read, with whether each is set: the one a row sends is picked when bodies are built.
-    connections = _narrow(checked, *_CONNECTION_FIELDS, *map(_set, _CONNECTION_FIELDS))
+    connections = _narrow(checked, *CONNECTION_FIELDS, *map(is_set, CONNECTION_FIELDS))
     v = Validation(
         table=table,
         judged=judged,
@@ -262,10 +248,6 @@ def validate(
         default_connection_id=default,
     )
     return add_errors(v, extra_errors) if extra_errors is not None else v
-
-
-_CONNECTION_FIELDS: Final = (vl.CONNECTION_ID, vl.CONNECTION_ID_OLD)
-_KNOWN_FIELDS: Final = (*vl.INTEGER_FIELDS, *_CONNECTION_FIELDS)
 
 
 def _narrow(frame: pl.DataFrame, *names: str) -> pl.DataFrame:
@@ -289,31 +271,31 @@ def _cells(frame: pl.DataFrame) -> pl.DataFrame:
     trimming and pattern matching, and its answers are written back in place. Only flags and
     numbers are rewritten, never text, so a million-row file is not copied again.
     """
-    new, old = (pl.col(name) for name in _CONNECTION_FIELDS)
+    new, old = (pl.col(name) for name in CONNECTION_FIELDS)
     unsettled = [
-        pl.col(name).is_not_null() & pl.col(_num(name)).is_null() for name in vl.INTEGER_FIELDS
-    ] + [pl.col(_set(name)) & ~pl.col(_uuid(name)) for name in _CONNECTION_FIELDS]
+        pl.col(name).is_not_null() & pl.col(num(name)).is_null() for name in vl.INTEGER_FIELDS
+    ] + [pl.col(is_set(name)) & ~pl.col(is_uuid(name)) for name in CONNECTION_FIELDS]
     unsettled.append((new != old).fill_null(False))
     cells = (
         frame.lazy()
         .select(
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("row"),
-            *[pl.col(name).cast(pl.String) for name in _KNOWN_FIELDS],
+            *[pl.col(name).cast(pl.String) for name in KNOWN_FIELDS],
         )
         .with_columns(
-            *[pl.col(name).is_not_null().alias(_set(name)) for name in _KNOWN_FIELDS],
+            *[pl.col(name).is_not_null().alias(is_set(name)) for name in KNOWN_FIELDS],
             *[
-                pl.col(name).cast(pl.Int64, strict=False).alias(_num(name))
+                pl.col(name).cast(pl.Int64, strict=False).alias(num(name))
                 for name in vl.INTEGER_FIELDS
             ],
             *[
-                pl.col(name).str.contains(vl.UUID_PATTERN).fill_null(False).alias(_uuid(name))
-                for name in _CONNECTION_FIELDS
+                pl.col(name).str.contains(vl.UUID_PATTERN).fill_null(False).alias(is_uuid(name))
+                for name in CONNECTION_FIELDS
             ],
             pl.lit(False).alias("#conflict"),
         )
         .with_columns(
-            pl.col(_num(name)).is_not_null().alias(_intlike(name)) for name in vl.INTEGER_FIELDS
+            pl.col(num(name)).is_not_null().alias(intlike(name)) for name in vl.INTEGER_FIELDS
         )
         .with_columns(pl.any_horizontal(unsettled).alias("#slow"))
         .collect()
@@ -325,13 +307,13 @@ def _cells(frame: pl.DataFrame) -> pl.DataFrame:
     settled = (
         cells.lazy()
         .filter(pl.col("#slow"))
-        .select(_text(name) for name in _KNOWN_FIELDS)
+        .select(text(name) for name in KNOWN_FIELDS)
         .select(
-            *[pl.col(name).is_not_null().alias(_set(name)) for name in _KNOWN_FIELDS],
-            *[expr for name in vl.INTEGER_FIELDS for expr in _parsed(name)],
+            *[pl.col(name).is_not_null().alias(is_set(name)) for name in KNOWN_FIELDS],
+            *[expr for name in vl.INTEGER_FIELDS for expr in parsed(name)],
             *[
-                pl.col(name).str.contains(vl.UUID_PATTERN).fill_null(False).alias(_uuid(name))
-                for name in _CONNECTION_FIELDS
+                pl.col(name).str.contains(vl.UUID_PATTERN).fill_null(False).alias(is_uuid(name))
+                for name in CONNECTION_FIELDS
             ],
             (new.str.to_lowercase() != old.str.to_lowercase()).fill_null(False).alias("#conflict"),
         )
@@ -352,7 +334,7 @@ def _explained(bad: pl.DataFrame, header_row: int | None = None) -> pl.DataFrame
     codes = pl.concat_str(
         [
             pl.when(pl.any_horizontal(flags)).then(pl.lit(code.value))
-            for code, flags in _flags_by_code().items()
+            for code, flags in flags_by_code().items()
         ],
         separator=CODE_SEPARATOR,
         ignore_nulls=True,
@@ -360,241 +342,7 @@ def _explained(bad: pl.DataFrame, header_row: int | None = None) -> pl.DataFrame
     where = pl.col("row").cast(pl.String)
     if header_row is not None:
         where = pl.format("{} (sheet row {})", pl.col("row"), pl.col("row") + header_row)
-    messages = _messages(
-        bad.with_columns(*[_text(name) for name in _KNOWN_FIELDS], where.alias("#where"))
+    worded = messages(
+        bad.with_columns(*[text(name) for name in KNOWN_FIELDS], where.alias("#where"))
     )
-    return bad.select(codes.alias("error_code")).with_columns(messages.get_column("error_message"))
-
-
-# --- column names and per-field expressions ---
-
-
-def _num(name: str) -> str:
-    return f"{name}#int"
-
-
-def _intlike(name: str) -> str:
-    return f"{name}#intlike"
-
-
-def _text(name: str) -> pl.Expr:
-    """The cell trimmed; null when empty (whatever produced the table)."""
-    trimmed = pl.col(name).cast(pl.String).str.strip_chars(WHITESPACE)
-    return pl.when(trimmed == "").then(None).otherwise(trimmed).alias(name)
-
-
-def _parsed(name: str) -> list[pl.Expr]:
-    col = pl.col(name)
-    return [
-        col.str.contains(INTEGER_PATTERN).fill_null(False).alias(_intlike(name)),
-        # Null when not an integer, or too large for any real id (that is OUT_OF_RANGE).
-        col.str.replace(r"\.0*$", "").cast(pl.Int64, strict=False).alias(_num(name)),
-    ]
-
-
-def _set(name: str) -> str:
-    return f"{name}#set"
-
-
-def _uuid(name: str) -> str:
-    return f"{name}#uuid"
-
-
-def _duplicates(ids: pl.Series) -> pl.Expr:
-    """``#duplicate``: the row's usable routing id is in another row too."""
-    usable_ids = ids.filter(ids >= vl.MIN_ID)
-    if usable_ids.n_unique() == usable_ids.len():
-        # The usual case, settled by one count (near free on a sorted sheet).
-        return pl.lit(False).alias("#duplicate")
-    rid = pl.col(_num(vl.ROUTING_ID))
-    usable = rid >= vl.MIN_ID
-    # Nulls count as duplicates of each other: only usable ids can be duplicates.
-    return (usable & rid.is_duplicated()).fill_null(False).alias("#duplicate")
-
-
-@dataclass(frozen=True)
-class _Check:
-    """One rule on one field: when it fails (a bool expression) and the code it reports."""
-
-    field: str
-    code: Code
-    when: pl.Expr
-
-
-def _mode_known(field: str) -> pl.Expr:
-    return pl.col(_num(field)).is_in(sorted(vl.ALLOWED[field])).fill_null(False)
-
-
-def _build_checks() -> dict[str, _Check]:
-    checks: list[_Check] = []
-
-    def integer_checks(field: str, applies: pl.Expr) -> None:
-        value = pl.col(_num(field))
-        intlike = pl.col(_intlike(field))
-        checks.append(_Check(field, Code.NOT_AN_INTEGER, applies & pl.col(_set(field)) & ~intlike))
-        if field in vl.ALLOWED:
-            checks.append(_Check(field, Code.UNKNOWN_MODE, intlike & ~_mode_known(field)))
-        else:
-            out = (value < vl.MIN_ID).fill_null(True)  # null here: too large for an id
-            checks.append(_Check(field, Code.OUT_OF_RANGE, applies & intlike & out))
-
-    for field in vl.REQUIRED_FIELDS:
-        checks.append(_Check(field, Code.MISSING_FIELD, ~pl.col(_set(field))))
-        integer_checks(field, pl.lit(True))
-        if field == vl.ROUTING_ID:
-            checks.append(_Check(field, Code.DUPLICATE_ROUTING_ID, pl.col("#duplicate")))
-    for target in vl.TARGET_FIELDS:
-        mode_field, mode_value = vl.MODE_FOR_TARGET[target]
-        known = _mode_known(mode_field)
-        uses = pl.col(_num(mode_field)) == mode_value
-        unused = known & ~uses
-        checks.append(_Check(target, Code.MISSING_TARGET, known & uses & ~pl.col(_set(target))))
-        checks.append(_Check(target, Code.UNUSED_TARGET, unused & pl.col(_set(target))))
-        # A cell to be cleared anyway is not also judged as a number.
-        integer_checks(target, ~unused)
-    new, old = vl.CONNECTION_ID, vl.CONNECTION_ID_OLD
-    for field in (new, old):
-        checks.append(_Check(field, Code.BAD_UUID, pl.col(_set(field)) & ~pl.col(_uuid(field))))
-    checks.append(_Check(new, Code.CONFLICTING_CONNECTION_ID, pl.col("#conflict")))
-    return {f"#{i}:{c.field}:{c.code}": c for i, c in enumerate(checks)}
-
-
-_CHECKS: Final = _build_checks()
-
-
-def _flags_by_code() -> dict[Code, list[pl.Expr]]:
-    by_code: dict[Code, list[pl.Expr]] = {code: [] for code in Code}
-    for flag, check in _CHECKS.items():
-        by_code[check.code].append(pl.col(flag))
-    return {code: flags for code, flags in by_code.items() if flags}
-
-
-def _flags() -> list[pl.Expr]:
-    return [check.when.fill_null(False).alias(flag) for flag, check in _CHECKS.items()]
-
-
-def _request() -> pl.Expr:
-    """The compact JSON body of a row of ``numbers`` (meaningful where the row is valid).
-
-    Built as text in the key order of ``voicelink.BODY_FIELDS``, which is what
-    ``voicelink.encode_body`` produces for the same dict (pinned by a test). A valid row has
-    exactly the target ids its modes use, so "set" is "used" here.
-    """
-    parts: list[pl.Expr] = [pl.lit("{")]
-    for index, field in enumerate(vl.BODY_FIELDS):
-        comma = "," if index else ""
-        if field == vl.CONNECTION_ID:
-            # A valid UUID needs no JSON escaping: hex digits and hyphens.
-            value = pl.concat_str(pl.lit(f'{comma}"{field}":"'), pl.col(field), pl.lit('"'))
-        else:
-            value = pl.concat_str(pl.lit(f'{comma}"{field}":'), pl.col(field).cast(pl.String))
-        parts.append(value)
-    parts.append(pl.lit("}"))
-    return pl.concat_str(parts, ignore_nulls=True)
-
-
-# --- messages: built only for the invalid rows ---
-
-
-def _shown(field: str) -> pl.Expr:
-    """The cell as a message quotes it: one line, cut short."""
-    text = pl.col(field)
-    for char, escape in (("\r", "\\r"), ("\n", "\\n"), ("\t", "\\t")):
-        text = text.str.replace_all(char, escape, literal=True)
-    return (
-        pl.when(text.str.len_chars() > _SHOWN_CHARS)
-        .then(pl.concat_str(text.str.slice(0, _SHOWN_CHARS), pl.lit("...")))
-        .otherwise(text)
-    )
-
-
-def _message(check: _Check) -> pl.Expr:
-    field = check.field
-    head = f"row {{}}, field {field}: "
-    row = pl.col("#where")  # the row's number ("3", or "3 (sheet row 4)" in a workbook)
-    value = _shown(field)
-    code = check.code
-    if code is Code.MISSING_FIELD:
-        if field in vl.ALLOWED:
-            fix = f"write one of {vl.allowed_choices(field)}"
-        else:
-            fix = "write the id of the call-routing record to change"
-        return pl.format(head + "the cell is empty; " + fix, row)
-    if code is Code.NOT_AN_INTEGER:
-        return pl.format(head + "value '{}' is not an integer; write a whole number", row, value)
-    if code is Code.UNKNOWN_MODE:
-        noun, choices = vl.MODE_NOUNS[field], vl.allowed_choices(field)
-        return pl.format(head + f"value '{{}}' is not {noun} ({choices}); fix the cell", row, value)
-    if code is Code.OUT_OF_RANGE:
-        return pl.format(
-            head + "value '{}' is out of range; ids are whole numbers from 1 up, fix the cell",
-            row,
-            value,
-        )
-    if code is Code.DUPLICATE_ROUTING_ID:
-        return pl.format(
-            head + "value '{}' is in rows {}; each update replaces the whole record, so keep "
-            "one row per routing_id",
-            row,
-            value,
-            pl.col("#rows"),
-        )
-    if code in (Code.MISSING_TARGET, Code.UNUSED_TARGET):
-        mode_field, mode_value = vl.MODE_FOR_TARGET[field]
-        mode = pl.col(_num(mode_field))
-        label = vl.VALUE_LABELS[mode_field][mode_value]
-        if code is Code.MISSING_TARGET:
-            return pl.format(
-                head + f"the cell is empty but {mode_field} {mode_value} ({label}) needs it; "
-                "write the id",
-                row,
-            )
-        labels = {str(key): text for key, text in vl.VALUE_LABELS[mode_field].items()}
-        mode_label = mode.cast(pl.String).replace_strict(labels, default="?")
-        return pl.format(
-            head + f"value '{{}}' is set but {mode_field} {{}} ({{}}) does not use it; clear the "
-            f"cell (it is only used when {mode_field} is {mode_value} {label})",
-            row,
-            value,
-            mode,
-            mode_label,
-        )
-    if code is Code.BAD_UUID:
-        return pl.format(
-            head + f"value '{{}}' is not a UUID; write it like {_EXAMPLE_UUID} or leave the "
-            "cell empty",
-            row,
-            value,
-        )
-    old = vl.CONNECTION_ID_OLD
-    return pl.format(
-        f"row {{}}, fields {field} and {old}: values '{{}}' and '{{}}' differ; keep one "
-        f"({old} is the old spelling of {field})",
-        row,
-        value,
-        _shown(old),
-    )
-
-
-def _messages(checked: pl.DataFrame) -> pl.DataFrame:
-    """``row`` and ``error_message`` of the invalid rows (``checked`` holds only those)."""
-    rid = pl.col(_num(vl.ROUTING_ID))
-    groups = (
-        checked.filter(pl.col("#duplicate"))
-        .group_by(rid)
-        .agg(pl.col("row").sort().head(6).cast(pl.String).str.join(", "), pl.len())
-        .select(
-            rid,
-            pl.when(pl.col("len") > 6)
-            .then(pl.concat_str(pl.col("row"), pl.lit(", ...")))
-            .otherwise(pl.col("row"))
-            .alias("#rows"),
-        )
-    )
-    checked = checked.join(groups, on=_num(vl.ROUTING_ID), how="left")
-    message = pl.concat_str(
-        [pl.when(pl.col(flag)).then(_message(check)) for flag, check in _CHECKS.items()],
-        separator=MESSAGE_SEPARATOR,
-        ignore_nulls=True,
-    )
-    return checked.select("row", message.alias("error_message"))
+    return bad.select(codes.alias("error_code")).with_columns(worded.get_column("error_message"))

@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+import batch.ending as ending
 import batch.engine as engine
 from batch.journal import journal_path
 from batch.limiter import Limiter
@@ -88,24 +89,24 @@ STOP = StopRequest("window_closed", "the change window closed")
 @pytest.mark.parametrize(
     ("outcomes", "stopped", "status"),
     [
-        ([(Outcome.SUCCEEDED, 200), (Outcome.SKIPPED, None)], None, engine.Status.SUCCEEDED),
-        ([(Outcome.SUCCEEDED, 200), (Outcome.FAILED, 400)], None, engine.Status.SOME_FAILED),
+        ([(Outcome.SUCCEEDED, 200), (Outcome.SKIPPED, None)], None, ending.Status.SUCCEEDED),
+        ([(Outcome.SUCCEEDED, 200), (Outcome.FAILED, 400)], None, ending.Status.SOME_FAILED),
         # Stopped, but nothing left to send: the failures must not hide behind "resume".
-        ([(Outcome.SUCCEEDED, 200), (Outcome.FAILED, 400)], STOP, engine.Status.SOME_FAILED),
-        ([(Outcome.FAILED, 400), (Outcome.NOT_ATTEMPTED, None)], STOP, engine.Status.STOPPED),
-        ([(Outcome.UNKNOWN, None)], STOP, engine.Status.STOPPED),
-        ([(Outcome.FAILED, 401)], STOP, engine.Status.STOPPED),  # the key: resent on resume
-        ([(Outcome.INVALID, None), (Outcome.SUCCEEDED, 200)], STOP, engine.Status.SOME_FAILED),
+        ([(Outcome.SUCCEEDED, 200), (Outcome.FAILED, 400)], STOP, ending.Status.SOME_FAILED),
+        ([(Outcome.FAILED, 400), (Outcome.NOT_ATTEMPTED, None)], STOP, ending.Status.STOPPED),
+        ([(Outcome.UNKNOWN, None)], STOP, ending.Status.STOPPED),
+        ([(Outcome.FAILED, 401)], STOP, ending.Status.STOPPED),  # the key: resent on resume
+        ([(Outcome.INVALID, None), (Outcome.SUCCEEDED, 200)], STOP, ending.Status.SOME_FAILED),
     ],
 )
 def test_status_says_what_happened(
     outcomes: list[tuple[Outcome, int | None]],
     stopped: StopRequest | None,
-    status: engine.Status,
+    status: ending.Status,
 ) -> None:
     """Stopped only while rows are left to send; else all succeeded, or some failed."""
     report = RunReport(len(outcomes), dict(Counter(o for o, _ in outcomes)), stopped, 1.0)
-    assert engine._status(_summary(*outcomes), report) is status
+    assert ending._status(_summary(*outcomes), report) is status
 
 
 def test_retry_elsewhere_counts_the_earlier_attempts(

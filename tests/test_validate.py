@@ -15,7 +15,8 @@ from batch import voicelink as vl
 from batch.errors import UsageError
 from batch.load import KNOWN_COLUMNS, Table
 from batch.model import Outcome
-from batch.validate import Code, validate
+from batch.rules import Code
+from batch.validate import validate
 
 UUID_A = "123e4567-e89b-12d3-a456-426614174000"
 UUID_B = "9b2c1d3e-0000-4abc-8def-0123456789ab"

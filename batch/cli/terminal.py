@@ -31,19 +31,14 @@ from batch.cli.app import Exit, console, err_console, fail
 from batch.cli.options import LogFormat
 from batch.cli.progress import RunProgress, stamp, summary_lines, summary_record
 from batch.client import Network
-from batch.engine import Invocation, Result, Status, run_invocation
+from batch.ending import Result, Status
+from batch.engine import Invocation, run_invocation
 from batch.errors import RerouteError, RunStopped, UsageError
 from batch.settings import Rate, RunSettings
 from batch.stop import Observer, Observers
 
-EXIT_FOR: dict[Status, int] = {
-    Status.SUCCEEDED: Exit.OK,
-    Status.SOME_FAILED: Exit.SOME_FAILED,
-    Status.NOT_CONFIRMED: Exit.NOTHING_SENT,
-    Status.REFUSED: Exit.NOTHING_SENT,
-    Status.STOPPED: Exit.STOPPED,
-    Status.RESULTS_NOT_WRITTEN: Exit.RESULTS_NOT_WRITTEN,
-}
+# The contract's exit statuses, as the engine defines them (run.json records the same).
+EXIT_FOR: dict[Status, int] = {status: Exit(status.exit_status) for status in Status}
 
 
 def style(log_format: LogFormat) -> str:
