@@ -162,3 +162,13 @@ def test_series_are_aggregated_not_one_point_per_request(tmp_path: Path) -> None
 def test_one_segment_uses_the_clock(tmp_path: Path) -> None:
     made = make_run(tmp_path / "out.csv")
     assert series.build(data.read(made.results)).timeline is None
+
+
+def test_reading_a_quiet_journal_leaves_no_files_behind(tmp_path: Path) -> None:
+    """A finished run's journal is read without creating -wal/-shm files beside it."""
+    made = make_run(tmp_path / "out.csv")
+    for name in (f"{made.journal}-wal", f"{made.journal}-shm"):
+        Path(name).unlink(missing_ok=True)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    page = write_report(made.results)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, page.name])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -68,3 +69,30 @@ def test_an_unwritable_out_is_exit_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(made.results), "--out", str(tmp_path / "no/x.html")])
     assert result.exit_code == 2
     assert "cannot be written" in result.stderr
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "routing-changes.csv"
+
+
+def test_run_writes_no_report_with_no_report(tmp_path: Path) -> None:
+    """`run --no-report`: no page beside the results, no `report:` line."""
+    results = tmp_path / "out.results.csv"
+    args = ["run", str(SAMPLE), "--sandbox", "--rate", "100/s", "--results", str(results)]
+    done = runner.invoke(app, [*args, "--no-report"])
+    assert done.exit_code == 0, done.output
+    assert not (tmp_path / "out.results.report.html").exists()
+    assert "report:" not in done.output
+
+
+def test_run_in_json_keeps_stdout_one_record_and_notes_the_report(tmp_path: Path) -> None:
+    """With --log-format json the summary stays the only stdout line; where the report went
+    is a JSON note on stderr."""
+    results = tmp_path / "out.results.csv"
+    args = ["run", str(SAMPLE), "--sandbox", "--rate", "100/s", "--results", str(results)]
+    done = runner.invoke(app, [*args, "--log-format", "json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["exit_status"] == 0
+    notes = [json.loads(line) for line in done.stderr.splitlines() if '"note"' in line]
+    page = tmp_path / "out.results.report.html"
+    assert {"event": "note", "message": f"report: {page}"}.items() <= notes[-1].items()
+    assert page.is_file()

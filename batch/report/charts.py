@@ -49,7 +49,17 @@ def _x_time(s: Series, field: str = "t") -> dict[str, Any]:
             "type": "quantitative",
             "title": f"time running ({s.timeline.unit}), segments end to end",
         }
-    return {"field": field, "type": "temporal", "title": "time (UTC)", "scale": {"type": "utc"}}
+    return {"field": field, "type": "temporal", "title": "time (UTC)", "scale": {"type": "utc"},
+            "axis": {"format": _clock_format(s)}}  # fmt: skip
+
+
+def _clock_format(s: Series) -> str:
+    """Whole seconds for a run within a day (Vega's own ticks would say ".800"), the date too
+    for a longer one."""
+    times = [p["t"] for p in s.rate]
+    if times and max(times) - min(times) > 86_400_000:
+        return "%b %d %H:%M"
+    return "%H:%M:%S"
 
 
 def _tip_time(field: str = "t", title: str = "time (UTC)") -> dict[str, Any]:

@@ -121,7 +121,7 @@ def read(results: Path) -> Facts:
             "from the journal `reroute run` and `reroute retry` keep beside their results file"
         )
     try:
-        db = audit.read_only(journal)
+        db = _open(journal)
     except sqlite3.Error as exc:
         raise JournalError(f"{journal}: cannot open the run journal ({exc})") from exc
     try:
@@ -130,6 +130,15 @@ def read(results: Path) -> Facts:
         raise JournalError(f"{journal}: not a readable run journal ({exc})") from exc
     finally:
         db.close()
+
+
+def _open(journal: Path) -> sqlite3.Connection:
+    """The journal, read-only. Without a ``-wal`` file no process has it open (a writer in WAL
+    mode always has one): it is read as immutable, which leaves no ``-wal``/``-shm`` files
+    behind as a WAL reader would. Else as a WAL reader beside the run (``audit.read_only``)."""
+    if Path(f"{journal}-wal").exists():
+        return audit.read_only(journal)
+    return sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
 
 
 def _read(db: sqlite3.Connection, results: Path, journal: Path) -> Facts:
@@ -165,7 +174,7 @@ def _read(db: sqlite3.Connection, results: Path, journal: Path) -> Facts:
 
 
 def _attempts(db: sqlite3.Connection) -> pl.DataFrame:
-    cursor = db.execute(f"SELECT {', '.join(ATTEMPT_SCHEMA)} FROM attempts ORDER BY sent_at")
+    cursor = db.execute(f"SELECT {', '.join(ATTEMPT_SCHEMA)} FROM attempts")
     return pl.DataFrame(cursor.fetchall(), schema=ATTEMPT_SCHEMA, orient="row")
 
 

@@ -1,0 +1,94 @@
+"""Open a report in headless Chromium (Debian's, driven by Playwright) with the network blocked.
+
+Shared by ``tests/test_report_browser.py`` and ``tools/report_screenshot.py``. Playwright's own
+browser download is not used: the system's ``chromium`` is (``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def chromium() -> str | None:
+    return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+
+
+@dataclass
+class Seen:
+    """What the page did: errors, blocked requests, charts and their marks, the table."""
+
+    errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    charts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rows_before: int = 0
+    rows_after: int = 0
+    count_text: str = ""
+
+
+_CHARTS_JS = """() => Object.fromEntries([...document.querySelectorAll('[data-chart]')].map(el => [
+    el.dataset.chart,
+    {drawn: el.dataset.drawn || '',
+     marks: el.querySelectorAll('svg .role-mark path, svg .role-mark rect, svg .role-mark line')
+              .length,
+     groups: [...el.querySelectorAll('svg g.role-mark')].map(g => g.getAttribute('class'))}]))"""
+_VISIBLE_JS = (
+    "() => [...document.querySelectorAll('#failures > tbody > tr')].filter(r => !r.hidden).length"
+)  # fmt: skip
+
+
+def open_report(
+    report: Path, *, screenshot: Path | None = None, query: str = "", width: int = 1400
+) -> Seen:
+    """Load ``report`` from disk, wait for every chart, type ``query`` into the failure table's
+    filter, and take a full-page ``screenshot``; every request but the file itself is
+    blocked (and recorded)."""
+    from playwright.sync_api import sync_playwright
+
+    seen = Seen()
+    url = report.resolve().as_uri()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": 1000})
+
+            def route(r: Any) -> None:
+                if r.request.url == url:
+                    r.continue_()
+                else:
+                    seen.blocked.append(r.request.url)
+                    r.abort()
+
+            page.route("**/*", route)
+            page.on(
+                "console",
+                lambda m: seen.errors.append(m.text) if m.type in ("error", "warning") else None,
+            )
+            page.on("pageerror", lambda exc: seen.errors.append(f"page error: {exc}"))
+            page.goto(url, wait_until="load")
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('[data-chart]')]"
+                ".every(el => el.dataset.drawn)",
+                timeout=20_000,
+            )
+            seen.charts = page.evaluate(_CHARTS_JS)
+            if page.query_selector("#failures"):
+                seen.rows_before = page.evaluate(_VISIBLE_JS)
+                if query:
+                    page.fill("#failure-filter", query)
+                    seen.rows_after = page.evaluate(_VISIBLE_JS)
+                    seen.count_text = page.inner_text("#failure-count")
+            if screenshot is not None:
+                page.fill("#failure-filter", "") if query else None
+                page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return seen
