@@ -27,11 +27,11 @@ def test_html_embeds_failed_rows_escaped_with_body_response_and_history(tmp_path
     made = make_run(tmp_path / "out.csv", failed=frozenset({5, 17}), unknown=frozenset({9}))
     page = write_report(made.results).read_text()
     assert "<script>alert(" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&amp;&lt;b&gt;" in page
+    assert "the API said &lt;script&gt;alert('x')&lt;/script&gt;&amp;&lt;b&gt;" in page
     rows = re.findall(r'<tr data-outcome="(\w+)">\s*<td class="num">(\d+)</td>', page)
     assert rows == [("failed", "5"), ("failed", "17"), ("unknown", "9"), ("invalid", "3")]
     assert "request, response, 3 requests" in page
-    assert "{&quot;for_inbound_call&quot;:3,&quot;status&quot;:1,&quot;id&quot;:1005}" in page
+    assert '<pre>{"for_inbound_call":3,"status":1,"id":1005}</pre>' in page
     assert "HTTP_503" in page
     assert "(backoff)" in page
     assert "Top error causes" in page

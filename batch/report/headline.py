@@ -13,11 +13,14 @@ from batch.report.data import EXIT_MEANING, Facts
 from batch.window import format_duration
 
 
-def when(us: int | None) -> str:
-    """A journal time (microseconds since the epoch) as text a person reads, in UTC."""
+def when(us: int | None, *, ms: bool = False) -> str:
+    """A journal time (microseconds since the epoch) as text a person reads, in UTC (``ms``:
+    to the millisecond, without the zone, for a table that names it once)."""
     if us is None:
         return ""
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+    if ms:
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

@@ -16,6 +16,7 @@ Goal (issue 13): built in seconds, and small (aggregated series, at most 1,000 f
 from __future__ import annotations
 
 import argparse
+import gzip
 import resource
 import subprocess
 import sys
@@ -76,7 +77,11 @@ def main() -> None:
     print(f"Markdown, in process:        {best(args.repeat, lambda: render(results, 'md')):.2f} s")
     page = write_report(results)
     size, bundle = page.stat().st_size, BUNDLE.stat().st_size
-    print(f"page: {size / 1e6:.2f} MB ({bundle / 1e6:.2f} MB of it the Vega bundle)")
+    packed = len(gzip.compress(page.read_bytes()))
+    print(
+        f"page: {size / 1e6:.2f} MB ({bundle / 1e6:.2f} MB of it the Vega bundle), "
+        f"{packed / 1e6:.2f} MB gzipped"
+    )
     md = write_report(results, fmt="md")
     print(f"markdown: {md.stat().st_size / 1e3:.1f} kB")
     command = [sys.executable, "-m", "batch", "report", str(results)]
