@@ -7,10 +7,19 @@ browser download is not used: the system's ``chromium`` is (``.ci/run`` installs
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from typer.testing import CliRunner
+
+from batch.cli import app
+from batch.sandbox import RunningSandbox
+from batch.sandbox.config import Faults
+from batch.settings import Rate
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "routing-changes.csv"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -92,3 +101,24 @@ def open_report(
         finally:
             browser.close()
     return seen
+
+
+def sandbox_run_with_faults(
+    start_sandbox: Callable[..., RunningSandbox], folder: Path
+) -> tuple[Path, str]:
+    """`reroute run` of the sample sheet against a sandbox with faults: 5xx answers, HTML error
+    pages, dropped connections, 404s, scripted 429s and a rate limit. Returns the results file
+    and what the run printed."""
+    sandbox = start_sandbox(
+        faults=Faults(error_rate=0.1, html_rate=0.05, drop_rate=0.05, latency=0.02, jitter=0.01),
+        seed=7,
+        not_found_ids=frozenset({4105, 4120}),
+        script={4110: ("429", "429", "ok"), 4111: ("503", "503", "503"), 4112: ("html",) * 3},
+        rate_limit=Rate.parse("30/s"),
+    )
+    results = folder / "night.results.csv"
+    args = ["run", str(SAMPLE), "--base-url", sandbox.base_url, "--rate", "40/s"]
+    args += ["--results", str(results), "--max-attempts", "3", "--yes", "--timeout", "2"]
+    done = CliRunner().invoke(app, args, env={"VOCOBASE_API_KEY": sandbox.api_key})
+    assert done.exit_code == 1, done.output
+    return results, done.stdout

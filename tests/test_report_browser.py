@@ -10,14 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from batch.cli import app
 from batch.report import write_report
-from batch.sandbox.config import Faults
-from batch.settings import Rate
 from tests.conftest import StartSandbox
-from tests.report_browser import chromium, open_report
+from tests.report_browser import chromium, open_report, sandbox_run_with_faults
 from tests.report_fixtures import make_run
 
 pytestmark = pytest.mark.slow
@@ -25,7 +21,6 @@ pytestmark = pytest.mark.slow
 if chromium() is None and not os.environ.get("CI"):
     pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
-SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "routing-changes.csv"
 CHARTS = {"rate", "outcomes", "latency", "latency-bins", "attempts", "codes"}
 
 
@@ -52,25 +47,6 @@ def test_report_of_a_journal_draws_every_chart_offline(tmp_path: Path) -> None:
     assert seen.rows_after == 1
     assert seen.count_text == "1 of 4 rows shown"
     assert (tmp_path / "report.png").stat().st_size > 10_000
-
-
-def sandbox_run_with_faults(start_sandbox: StartSandbox, folder: Path) -> tuple[Path, str]:
-    """`reroute run` of the sample sheet against a sandbox with faults: 5xx answers, HTML error
-    pages, dropped connections, 404s, scripted 429s and a rate limit. Returns the results file
-    and what the run printed."""
-    sandbox = start_sandbox(
-        faults=Faults(error_rate=0.1, html_rate=0.05, drop_rate=0.05, latency=0.02, jitter=0.01),
-        seed=7,
-        not_found_ids=frozenset({4105, 4120}),
-        script={4110: ("429", "429", "ok"), 4111: ("503", "503", "503"), 4112: ("html",) * 3},
-        rate_limit=Rate.parse("30/s"),
-    )
-    results = folder / "night.results.csv"
-    args = ["run", str(SAMPLE), "--base-url", sandbox.base_url, "--rate", "40/s"]
-    args += ["--results", str(results), "--max-attempts", "3", "--yes", "--timeout", "2"]
-    done = CliRunner().invoke(app, args, env={"VOCOBASE_API_KEY": sandbox.api_key})
-    assert done.exit_code == 1, done.output
-    return results, done.stdout
 
 
 @pytest.mark.timeout(180)
