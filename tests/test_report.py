@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from batch import audit, rowrecords
 from batch.errors import JournalError, UsageError
 from batch.report import data, default_path, render, series, write_report
 from batch.report.data import FROM_JOURNAL, FROM_RESULTS
@@ -172,3 +173,24 @@ def test_reading_a_quiet_journal_leaves_no_files_behind(tmp_path: Path) -> None:
     before = sorted(p.name for p in tmp_path.iterdir())
     page = write_report(made.results)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, page.name])
+
+
+def test_records_still_in_the_journals_log_are_counted(tmp_path: Path) -> None:
+    """A run still going (or killed) holds its latest records in the journal's log before they
+    reach SQLite: the report reads them too (a row's newer record wins)."""
+    made = make_run(
+        tmp_path / "out.csv", write_results_file=False, finished=False, unknown=frozenset({12})
+    )
+    db = sqlite3.connect(made.journal)
+    row = list(db.execute("SELECT * FROM rows WHERE row = 12").fetchone())
+    before = db.execute("SELECT count(*) FROM attempts").fetchone()[0]
+    db.close()
+    row[2:4] = ["succeeded", 200]
+    attempt = (12, "1012", 2, 1, row[9] + 60_000, row[9] + 90_000, 200, "", 0, "pace", None)
+    log = Path(f"{made.journal}-log")
+    log.write_bytes(
+        rowrecords.line(tuple(row)) + rowrecords.line((audit.ATTEMPT_MARK, *attempt)) + b"\0" * 64
+    )
+    facts = data.read(made.results)
+    assert facts.outcome_counts()["unknown"] == 0
+    assert facts.attempts.height == before + 1

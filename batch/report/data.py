@@ -20,9 +20,10 @@ from typing import Any, Final
 
 import polars as pl
 
-from batch import audit
+from batch import audit, rowrecords
 from batch.errors import InputFileError, JournalError
-from batch.journal import journal_path
+from batch.journal import LOG_SUFFIX, journal_path
+from batch.maplog import read_records
 from batch.model import RESULT_COLUMNS, Outcome
 
 # At most this many rows that did not succeed are embedded (the results file has them all).
@@ -42,7 +43,9 @@ OUTCOME_ORDER: Final = (
 NOT_SUCCEEDED: Final = (Outcome.FAILED, Outcome.UNKNOWN, Outcome.INVALID, Outcome.NOT_ATTEMPTED)
 
 FROM_RESULTS: Final = "results file"
-FROM_JOURNAL: Final = "journal (no results file yet: the run is still going, or stopped early)"
+FROM_JOURNAL: Final = (
+    "journal (no results file yet: the run is still going, or ended before writing it)"
+)
 
 # The exit statuses of `run` and `retry` (contract), in words.
 EXIT_MEANING: Final = {
@@ -56,25 +59,16 @@ EXIT_MEANING: Final = {
 # What the charts need of every request (a quarter of a million for 200,000 rows: the fewer
 # columns, the quicker); a row's full history is read only for the rows the page shows.
 ATTEMPT_SCHEMA: Final = {
-    "segment": pl.Int64, "sent_at": pl.Int64, "answered_at": pl.Int64, "http_status": pl.Int64,
+    "row": pl.Int64, "attempt": pl.Int64, "segment": pl.Int64, "sent_at": pl.Int64,
+    "answered_at": pl.Int64, "http_status": pl.Int64,
 }  # fmt: skip
 _HISTORY: Final = (
     "row", "attempt", "segment", "sent_at", "answered_at", "http_status", "error_code",
     "waited_ms", "wait_cause", "retry_after",
 )  # fmt: skip
-_ROW_COLUMNS: Final = (
-    "row",
-    "routing_id",
-    "outcome",
-    "http_status",
-    "attempts",
-    "error_code",
-    "error_message",
-    "request",
-    "response",
-    "started_at",
-    "finished_at",
-    "duration_ms",
+# The journal's rows hold these as integers (times in microseconds since the epoch).
+_INTEGER_COLUMNS: Final = frozenset(
+    {"row", "http_status", "attempts", "started_at", "finished_at", "duration_ms"}
 )
 
 
@@ -89,7 +83,7 @@ class Facts:
     record: dict[str, Any]  # the settings the run remembers (batch.record.RunRecord)
     segments: list[dict[str, Any]]  # batch.audit.segments
     events: list[dict[str, Any]]  # batch.audit.events
-    rows: pl.DataFrame  # one per row: _ROW_COLUMNS, times in microseconds since the epoch
+    rows: pl.DataFrame  # one per row: RESULT_COLUMNS, times in microseconds since the epoch
     attempts: pl.DataFrame  # one per request: ATTEMPT_SCHEMA
     history: dict[int, list[dict[str, Any]]]  # every request of each row the page shows
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
@@ -153,10 +147,11 @@ def _read(db: sqlite3.Connection, results: Path, journal: Path) -> Facts:
         record = json.loads(meta.get("settings", "{}"))
     except ValueError:
         record = {}
+    pending = _Pending.of(journal)
     if results.is_file():
         rows, source = _rows_from_results(results), FROM_RESULTS
     else:
-        rows, source = _rows_from_journal(db), FROM_JOURNAL
+        rows, source = pending.rows(_rows_from_journal(db)), FROM_JOURNAL
     shown = not_succeeded(rows).head(MAX_FAILED_ROWS).get_column("row").to_list()
     return Facts(
         results=results,
@@ -167,9 +162,58 @@ def _read(db: sqlite3.Connection, results: Path, journal: Path) -> Facts:
         segments=audit.segments(db),
         events=audit.events(db),
         rows=rows,
-        attempts=_attempts(db),
-        history=_history(db, shown),
+        attempts=pending.attempts(_attempts(db)),
+        history=pending.history(_history(db, shown)),
     )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """What the run wrote to the journal's log and has not copied into SQLite yet: at most a
+    few hundred records while it runs, everything since the last copy for a run killed."""
+
+    row_records: list[tuple[Any, ...]]
+    attempt_records: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, journal: Path) -> _Pending:
+        log = Path(f"{journal}{LOG_SUFFIX}")
+        try:
+            records, _ = read_records(log, rowrecords.WIDTH, audit.ATTEMPT_WIDTH)
+        except (OSError, JournalError):  # a log being rewritten: the report does without it
+            return cls([], [])
+        return cls(
+            [r for r in records if r[0] != audit.ATTEMPT_MARK],
+            [
+                dict(zip(audit.ATTEMPT_COLUMNS, r[1:], strict=True))
+                for r in records
+                if r[0] == audit.ATTEMPT_MARK
+            ],
+        )
+
+    def rows(self, rows: pl.DataFrame) -> pl.DataFrame:
+        if not self.row_records:
+            return rows
+        later = pl.DataFrame(self.row_records, schema=rows.schema, orient="row")
+        return pl.concat([rows, later]).unique("row", keep="last").sort("row")
+
+    def attempts(self, attempts: pl.DataFrame) -> pl.DataFrame:
+        if not self.attempt_records:
+            return attempts
+        later = pl.DataFrame(
+            [{k: a[k] for k in ATTEMPT_SCHEMA} for a in self.attempt_records],
+            schema=ATTEMPT_SCHEMA,
+            orient="row",
+        )
+        return pl.concat([attempts, later]).unique(["row", "attempt"], keep="last")
+
+    def history(self, found: dict[int, list[dict[str, Any]]]) -> dict[int, list[dict[str, Any]]]:
+        for record in self.attempt_records:
+            if record["row"] in found:
+                known = {a["attempt"]: a for a in found[record["row"]]}
+                known[record["attempt"]] = {k: record[k] for k in _HISTORY}
+                found[record["row"]] = [known[n] for n in sorted(known)]
+        return found
 
 
 def _attempts(db: sqlite3.Connection) -> pl.DataFrame:
@@ -192,14 +236,11 @@ def _history(db: sqlite3.Connection, rows: list[int]) -> dict[int, list[dict[str
 
 
 def _rows_from_journal(db: sqlite3.Connection) -> pl.DataFrame:
-    cursor = db.execute(f"SELECT {', '.join(_ROW_COLUMNS)} FROM rows ORDER BY row")
-    schema = {name: (pl.Int64 if name in _INTEGER_COLUMNS else pl.String) for name in _ROW_COLUMNS}
+    cursor = db.execute(f"SELECT {', '.join(RESULT_COLUMNS)} FROM rows ORDER BY row")
+    schema = {
+        name: (pl.Int64 if name in _INTEGER_COLUMNS else pl.String) for name in RESULT_COLUMNS
+    }
     return pl.DataFrame(cursor.fetchall(), schema=schema, orient="row")
-
-
-_INTEGER_COLUMNS: Final = frozenset(
-    {"row", "http_status", "attempts", "started_at", "finished_at", "duration_ms"}
-)
 
 
 def _rows_from_results(results: Path) -> pl.DataFrame:
