@@ -33,19 +33,28 @@ def _assert_drawn(seen_charts: dict[str, dict[str, object]]) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_report_of_a_journal_draws_every_chart_offline(tmp_path: Path) -> None:
-    """A run of three nights with failures: no console error, no request leaves the page
-    (the hostile response bodies stay text), each chart draws marks, the filter narrows the
-    failure table."""
-    made = make_run(tmp_path / "out.csv", rows=200, segments=3, failed=frozenset({5, 17, 120}))
+@pytest.mark.parametrize("finished", [True, False], ids=["finished", "still-running"])
+def test_report_of_a_journal_draws_every_chart_offline(tmp_path: Path, finished: bool) -> None:
+    """A run of three nights with failures (finished, or still going with no results file):
+    no console error, no request leaves the page (the hostile response bodies stay text), each
+    chart draws marks, the filter narrows the failure table."""
+    made = make_run(
+        tmp_path / "out.csv",
+        rows=200,
+        segments=3,
+        failed=frozenset({5, 17, 120}),
+        finished=finished,
+        write_results_file=finished,
+    )
     page = write_report(made.results)
     seen = open_report(page, screenshot=tmp_path / "report.png", query="1017")
     assert seen.errors == []
     assert seen.blocked == []
     _assert_drawn(seen.charts)
-    assert seen.rows_before == 4
+    shown = 4 if finished else 3  # the invalid row is only in the results file
+    assert seen.rows_before == shown
     assert seen.rows_after == 1
-    assert seen.count_text == "1 of 4 rows shown"
+    assert seen.count_text == f"1 of {shown} rows shown"
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 

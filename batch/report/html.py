@@ -97,10 +97,10 @@ def _summary(head: Headline) -> str:
     )
 
 
-def _table(header: Iterable[str], rows: Iterable[Iterable[object]], *, cls: str = "") -> str:
+def _table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_t(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _settings(settings: dict[str, Any]) -> str:
