@@ -41,6 +41,7 @@ class Seen:
     rows_before: int = 0
     rows_after: int = 0
     count_text: str = ""
+    rows_descending: list[str] = field(default_factory=list)  # row numbers, "row" clicked twice
 
 
 _CHARTS_JS = """() => Object.fromEntries([...document.querySelectorAll('[data-chart]')].map(el => [
@@ -95,8 +96,15 @@ def open_report(
                     page.fill("#failure-filter", query)
                     seen.rows_after = page.evaluate(_VISIBLE_JS)
                     seen.count_text = page.inner_text("#failure-count")
+                page.fill("#failure-filter", "")
+                page.click("#failures th:first-child")
+                page.click("#failures th:first-child")
+                seen.rows_descending = page.evaluate(
+                    "() => [...document.querySelectorAll('#failures > tbody > tr')]"
+                    ".map(r => r.cells[0].textContent)"
+                )
+                page.click("#failures th:first-child")  # ascending again, for the screenshot
             if screenshot is not None:
-                page.fill("#failure-filter", "") if query else None
                 page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()

@@ -55,6 +55,8 @@ def test_report_of_a_journal_draws_every_chart_offline(tmp_path: Path, finished:
     assert seen.rows_before == shown
     assert seen.rows_after == 1
     assert seen.count_text == f"1 of {shown} rows shown"
+    assert len(seen.rows_descending) == shown
+    assert seen.rows_descending == sorted(seen.rows_descending, key=int, reverse=True)
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
