@@ -61,7 +61,7 @@ def applied_at(db: sqlite3.Connection, target: str, routing_id: str, body: str) 
 def count_applied(results: Path, bodies: Iterable[tuple[int, str]]) -> tuple[int, str]:
     """How many of ``bodies`` (routing id, body) the journal of the results path ``results``
     remembers as applied on its target, and that target; read-only, (0, "") without one."""
-    from batch.journal import journal_path  # the journal imports this module
+    from batch.journaldb import journal_path
 
     journal = journal_path(results)
     if not journal.is_file():

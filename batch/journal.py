@@ -45,60 +45,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from batch import applied, audit, rowrecords
+from batch import applied, audit, journaldb, rowrecords
 from batch.errors import JournalError
-from batch.maplog import MappedLog, read_records, zero_records
+from batch.journaldb import discard as discard  # the journal's files, for its users
+from batch.journaldb import journal_path as journal_path
+from batch.maplog import MappedLog
 from batch.model import Call, Outcome, RowResult
 from batch.record import RunIdentity
 
-SUFFIX: Final = ".journal"
-_FORMAT: Final = "3"  # 3: times as integer microseconds since the epoch, the log beside it
 # Records copied from the log into SQLite per transaction (the log never holds many more).
 BATCH: Final = 256
-LOG_SUFFIX: Final = "-log"
-
-
-def journal_path(results: Path) -> Path:
-    """Where the journal of the runs and retries writing ``results`` lives: beside it,
-    ``<name>.journal``. One per results path: a retry in place continues the run's journal."""
-    return results.with_name(results.name + SUFFIX)
-
-
-def discard(path: Path) -> None:
-    """Remove a journal and the files beside it (after the operator confirmed --fresh)."""
-    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), _log_path(path)):
-        name.unlink(missing_ok=True)
-
-
-def _log_path(path: Path) -> Path:
-    return Path(f"{path}{LOG_SUFFIX}")
-
-
-def _replay(db: sqlite3.Connection, log: Path) -> None:
-    """Copy what a log holds into SQLite (one transaction), then empty the log. A crash
-    between the two steps copies a record twice: the same upsert, harmless."""
-    records, used = read_records(log, rowrecords.WIDTH, audit.ATTEMPT_WIDTH)
-    rows = [r for r in records if r[0] != audit.ATTEMPT_MARK]
-    attempts = [r[1:] for r in records if r[0] == audit.ATTEMPT_MARK]
-    if records:
-        _upsert(db, rows, attempts)
-    zero_records(log, used)
-
-
-def _upsert(
-    db: sqlite3.Connection, records: list[tuple[Any, ...]], attempts: list[tuple[Any, ...]]
-) -> None:
-    """Write ``records`` (rows) and ``attempts`` in one transaction (the connection
-    autocommits otherwise)."""
-    db.execute("BEGIN")
-    try:
-        db.executemany(rowrecords.UPSERT, records)
-        if attempts:
-            db.executemany(audit.UPSERT_ATTEMPT, attempts)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
 
 
 class Journal:
@@ -115,7 +71,7 @@ class Journal:
         self.resumed = resumed  # True when records of an earlier invocation were found
         self._closed = False
         self.target = self.meta("base_url") or ""  # where this journal's rows were applied
-        self._log = _log_path(path)
+        self._log = journaldb.log_path(path)
         try:
             self._mapped = MappedLog(self._log)
         except (OSError, ValueError) as exc:
@@ -148,46 +104,7 @@ class Journal:
         ``identity=None`` opens an existing journal whatever run it records (a retry in place
         updates the journal of the run that wrote the results file).
         """
-        if fresh:
-            discard(path)
-        if identity is None and not path.exists():
-            raise JournalError(f"{path}: no such journal")
-        try:
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise JournalError(f"{path}: cannot open the run journal ({exc})") from exc
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode NORMAL loses nothing when the process dies (only on power loss).
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(rowrecords.SCHEMA + applied.SCHEMA + audit.SCHEMA)
-            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-            if meta and meta.get("format") != _FORMAT:
-                raise JournalError(f"{path}: written by another version of reroute; use --fresh")
-            if not meta:
-                _log_path(path).unlink(missing_ok=True)  # not this journal's: never replay it
-                if identity is None:
-                    raise JournalError(f"{path}: not a run journal")
-                with db:
-                    db.executemany(
-                        "INSERT INTO meta(key, value) VALUES (?, ?)",
-                        [("format", _FORMAT), *identity.as_meta().items()],
-                    )
-                resumed = False
-            else:
-                if identity is not None:
-                    identity.check(path, meta)
-                # What a run that died left in the log.
-                _replay(db, _log_path(path))
-                resumed = db.execute("SELECT 1 FROM rows LIMIT 1").fetchone() is not None
-        except (sqlite3.Error, OSError) as exc:
-            db.close()
-            raise JournalError(
-                f"{path}: not a usable run journal ({exc}); remove it or use --fresh"
-            ) from exc
-        except JournalError:
-            db.close()
-            raise
+        db, resumed = journaldb.connect(path, identity, fresh=fresh)
         return cls(db, path, resumed=resumed)
 
     def __enter__(self) -> Journal:
@@ -215,7 +132,7 @@ class Journal:
     def delete(self) -> None:
         """Close and remove the journal files (when the results file now holds everything)."""
         self.close()
-        discard(self.path)
+        journaldb.discard(self.path)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -479,7 +396,9 @@ class Journal:
         """Copy the batch (the records in the log) into SQLite, then empty the log."""
         if self._batch or self._attempts:
             try:
-                _upsert(self._db, list(self._batch.values()), list(self._attempts.values()))
+                journaldb.upsert(
+                    self._db, list(self._batch.values()), list(self._attempts.values())
+                )
             except sqlite3.Error as exc:
                 raise JournalError(f"{self.path}: cannot write the run journal ({exc})") from exc
             self._batch.clear()

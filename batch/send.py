@@ -1,15 +1,15 @@
 """Send one call to the API, paced and retried, and say what became of it.
 
-With ``batch.answers`` (which reads each answer), the only module that speaks HTTP. httpx
-objects stop here: the row loop gets a ``RowResult``, and httpx exceptions are translated once,
-at this boundary, into ``RequestTimeout``, ``ConnectionFailed`` (``NotConnected``,
-``NameNotResolved``) and ``CertificateRejected``. With a ``Breaker`` (``batch.outage``), what the
-host as a whole is doing decides too: while it is down, rows wait and spend no attempts.
+One request goes through ``batch.request`` (one deadline, the answer read by ``batch.answers``;
+httpx objects and exceptions stop there); what each answer asks of the pace is
+``batch.answerpace``'s; this module decides when to send and whether to try again, and hands
+the row loop a ``RowResult``. With a ``Breaker`` (``batch.outage``), what the host as a whole is
+doing decides too: while it is down, rows wait and spend no attempts. With a ``Trail`` (the
+journal), every request is recorded with how long it waited and why (``batch.audit``).
 """
 
 from __future__ import annotations
 
-import math
 import random as _random
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -21,28 +21,24 @@ import tenacity
 from anyio.abc import TaskStatus
 
 from batch import audit
+from batch.answerpace import AnswerPace
 from batch.answers import (
-    Reader,
     one_line,
     row_result,
-    transport_error,
     waits_too_long,
 )
 from batch.client import SendPolicy
 from batch.errors import (
-    CertificateRejected,
     HostUnreachable,
-    RequestTimeout,
     TransportError,
 )
 from batch.limiter import Limiter
 from batch.model import Call, RowResult
 from batch.outage import Breaker, HostNews, HostState, Turn, report
+from batch.request import Requester
 from batch.retry import (
-    RETRY_AFTER_STATUSES,
     Answer,
     AttemptOutcome,
-    backoff,
     build_retrying,
     default_now,
     is_transient,
@@ -111,15 +107,15 @@ class Sender:
         self._sleep = sleep
         self._clock = clock
         self._now = now
-        self._random = random
         self._on_attempt = on_attempt
         self._on_retry = on_retry
         self._before_wait = before_wait
         self._on_long_pause = on_long_pause
-        self._issuer: str | None = None  # the CA of a rejected certificate, once looked up
-        self._look_up_issuer = issuer  # batch.issuer.presented_issuer in a real run
         self._breaker = breaker
-        self._via = f" {via}" if via else ""
+        self._pace = AnswerPace(limiter, policy, random)
+        self._heed = self._pace.heed
+        self._requests = Requester(client, policy.timeout, now=now, via=via, issuer=issuer)
+        self._scrub = self._requests.scrub
         self._trail = trail
         # Per row in flight: since when (loop clock) it has been ready to send, and what it
         # waits for then (batch.audit: pace, backoff, retry_after, host_down).
@@ -130,14 +126,6 @@ class Sender:
         self._waiting: set[anyio.CancelScope] = set()  # rows between attempts, to wake on stop
         self._held = False
         self._first_waits: set[anyio.CancelScope] = set()  # rows waiting for their first slot
-        # Requests in flight and when each is due (loop clock), for watch_deadlines.
-        self._deadlines: dict[anyio.CancelScope, float] = {}
-        self._watched = False  # watch_deadlines is running
-        # The secret as it travels, to scrub from anything a server or library echoes back.
-        auth = client.headers.get("authorization", "")
-        token = auth.split(" ", 1)[1] if " " in auth else auth
-        self._reader = Reader(tuple(s for s in (auth, token) if len(s) >= 4), now)
-        self._scrub = self._reader.scrub
 
     @property
     def policy(self) -> SendPolicy:
@@ -159,27 +147,9 @@ class Sender:
     async def watch_deadlines(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Enforce every request's deadline from this one task, until cancelled.
-
-        Without it, each request's cancel scope carries its own timer, and an event loop timer
-        per request is the costliest part of a request's deadline (asyncio keeps its timers in
-        a heap ordered by Python comparisons: ~20k instructions a request, about 2 points of the
-        overhead benchmark). While it runs, request scopes have no timer; every tick (a tenth
-        of --timeout, at most a second) it cancels those that are due, so a request times out
-        between --timeout and one tick later. Start it with ``task_group.start``.
-        """
-        tick = min(1.0, self._policy.timeout / 10)
-        self._watched = True
-        task_status.started()
-        try:
-            while True:
-                await anyio.sleep(tick)
-                now = anyio.current_time()
-                for scope, due in list(self._deadlines.items()):
-                    if now >= due:
-                        scope.cancel()
-        finally:
-            self._watched = False
+        """Enforce every request's deadline from one task (batch.request); start it with
+        ``task_group.start`` and cancel it when the run ends."""
+        await self._requests.watch_deadlines(task_status=task_status)
 
     def stop_retrying(self) -> None:
         """Try nothing again: for a stop that must not wait for retries.
@@ -305,7 +275,7 @@ class Sender:
             outcome: AttemptOutcome = state.outcome.result()
             if isinstance(outcome, Answer) and outcome.wait is not None:
                 return outcome.wait  # the same wait the limiter's pause got, drawn once
-            return self._backoff(state.attempt_number)
+            return self._pace.backoff(state.attempt_number)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             if self._on_retry is not None and state.outcome is not None:
@@ -414,14 +384,14 @@ class Sender:
         if self._on_attempt is not None:
             self._on_attempt(call, n)
         try:
-            answer = await self._request(call, granted)
+            answer = await self._requests.post(call, granted)
         except TransportError as exc:
             if trail is not None:
                 trail.answered(call, None, exc.code, None)
                 self._ready[call.row] = (self._clock(), audit.BACKOFF)
             return exc
         answered = self._clock()
-        answer = self._paced(answer, n, answered - granted)
+        answer = self._heed(answer, n, answered - granted)
         if trail is not None:
             trail.answered(call, answer.status, answer.error_code, answer.retry_after,
                            final=answer.success)  # fmt: skip
@@ -439,88 +409,7 @@ class Sender:
             cause = audit.PAUSE  # a 429 paused every request while it waited
         trail.attempt(call, n, waited_ms=round(waited * 1000), cause=cause)
 
-    def _paced(self, answer: Answer, n: int, latency: float) -> Answer:
-        """Attempt ``n``'s answer, with what it means for the pace applied. ``latency`` (slot
-        to answer, on the limiter's clock) lets the pace controller tell how late a request
-        reached the server (batch.pace)."""
-        if answer.success:  # the common case: nothing to wait for, the pace may climb
-            self._limiter.succeeded(latency)
-            return answer
-        answer = self._decide_wait(answer, n)
-        self._adjust_pace(answer, latency)
-        return answer
-
-    async def _naming_the_issuer(self, error: CertificateRejected) -> CertificateRejected:
-        """The rejection's message with the CA that issued what the server presents (looked up
-        once per run: one more handshake, nothing sent). Not through a proxy: there the proxy,
-        not the host, would present it."""
-        if self._issuer is None and self._look_up_issuer is not None:
-            url = self._client.base_url
-            self._issuer = await self._look_up_issuer(url.host, url.port or 443) or ""
-        if not self._issuer:
-            return error
-        return CertificateRejected(f"{error} (the certificate was issued by {self._issuer})")
-
-    async def _request(self, call: Call, now: float) -> Answer:
-        """One POST, read whole and classified; ``now`` (the loop's clock) places its
-        deadline. Raises only our transport errors."""
-        timeout = self._policy.timeout
-        try:
-            # One deadline for the whole exchange: httpx's timeouts are per operation, so a
-            # server dripping one byte at a time would otherwise never time out. A bare cancel
-            # scope rather than anyio.fail_after (no generator-based context manager); and
-            # while watch_deadlines runs, a scope without a timer of its own: the watchdog
-            # cancels it once it is due.
-            due = now + timeout
-            with anyio.CancelScope(deadline=math.inf if self._watched else due) as deadline:
-                self._deadlines[deadline] = due
-                try:
-                    response = await self._client.post(call.path, content=call.body.encode())
-                finally:
-                    del self._deadlines[deadline]
-        except httpx.TimeoutException as exc:
-            raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)") from exc
-        except httpx.HTTPError as exc:
-            host = self._client.base_url.host
-            error = transport_error(exc, host, self._via, self._scrub)
-            if isinstance(error, CertificateRejected) and not self._via and self._look_up_issuer:
-                error = await self._naming_the_issuer(error)
-            raise error from exc
-        if deadline.cancelled_caught:
-            raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)")
-        return self._reader.read(response)
-
     # -- pacing and retry decisions ------------------------------------------------------------
-
-    def _decide_wait(self, answer: Answer, attempt: int) -> Answer:
-        """Fix, once, how long a 429 (or a 503 that says) keeps us from the next attempt."""
-        if answer.status not in RETRY_AFTER_STATUSES:
-            return answer
-        if answer.retry_after is not None and answer.retry_after <= self._policy.max_retry_after:
-            return answer._replace(wait=answer.retry_after)
-        if answer.status == 429:
-            # No word from the server, or a wait above the cap (the row then fails rather than
-            # stall the run): everyone pauses for a backoff, so the run goes on carefully.
-            return answer._replace(wait=self._backoff(attempt))
-        return answer  # a 503 without a usable Retry-After: the usual backoff
-
-    def _adjust_pace(self, answer: Answer, latency: float) -> None:
-        """Tell the shared limiter what the server thinks of our pace."""
-        if answer.status != 429:
-            self._limiter.succeeded(latency)
-            return
-        # Pause everyone, not only this row: the limit is per key, every request would get 429.
-        self._limiter.pause(answer.wait or 0.0)
-        self._limiter.throttled()
-
-    def _backoff(self, attempt: int) -> float:
-        return backoff(
-            attempt,
-            initial=self._policy.backoff_initial,
-            maximum=self._policy.backoff_max,
-            jitter=self._policy.jitter,
-            rnd=self._random(),
-        )
 
     def _should_retry(self, outcome: AttemptOutcome) -> bool:
         if self._stopping:
