@@ -22,7 +22,7 @@ import polars as pl
 
 from batch import audit, rowrecords
 from batch.errors import InputFileError, JournalError
-from batch.journal import LOG_SUFFIX, journal_path
+from batch.journaldb import journal_path, log_path
 from batch.maplog import read_records
 from batch.model import RESULT_COLUMNS, Outcome
 
@@ -177,7 +177,7 @@ class _Pending:
 
     @classmethod
     def of(cls, journal: Path) -> _Pending:
-        log = Path(f"{journal}{LOG_SUFFIX}")
+        log = log_path(journal)
         try:
             records, _ = read_records(log, rowrecords.WIDTH, audit.ATTEMPT_WIDTH)
         except (OSError, JournalError):  # a log being rewritten: the report does without it
