@@ -194,3 +194,17 @@ def test_records_still_in_the_journals_log_are_counted(tmp_path: Path) -> None:
     facts = data.read(made.results)
     assert facts.outcome_counts()["unknown"] == 0
     assert facts.attempts.height == before + 1
+
+
+def test_a_journal_with_nothing_sent_yet(tmp_path: Path) -> None:
+    """A journal created, nothing recorded yet (no segment, no row): a report that says so."""
+    made = make_run(tmp_path / "out.csv", write_results_file=False)
+    db = sqlite3.connect(made.journal)
+    for table in ("segments", "events", "attempts", "rows"):
+        db.execute(f"DELETE FROM {table}")
+    db.commit()
+    db.close()
+    text = render(made.results, "md")
+    assert "- **When:** nothing sent yet" in text
+    assert "- **How it ended:** no segment recorded" in text
+    assert "Rows by outcome" in write_report(made.results).read_text()

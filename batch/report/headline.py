@@ -71,9 +71,6 @@ def headline(facts: Facts) -> Headline:
     kind = record.get("kind", "run")
     operators = sorted({s["operator"] for s in segs})
     versions = sorted({s["version"] for s in segs})
-    active = sum(
-        (s["finished_at"] or s["started_at"]) - s["started_at"] for s in segs if s["started_at"]
-    )
     ending = ended(last_seg) if last_seg else "no segment recorded"
     if len(segs) > 1 and last_seg is not None:
         ending = f"{ending} (segment {last_seg['segment']} of {len(segs)})"
@@ -82,17 +79,7 @@ def headline(facts: Facts) -> Headline:
     lines = [
         ("What", f"reroute {kind} of {what or 'an input'}: {total:,} rows"),
         ("Where", where),
-        (
-            "When",
-            f"{when(first)} to {when(last) or 'now'}"
-            + (
-                f" ({len(segs)} segments, {format_duration(timedelta(microseconds=active))} active)"
-                if len(segs) > 1
-                else f" ({lasted(first, last)})"
-                if last
-                else ""
-            ),
-        ),
+        ("When", _period(first, last, segs)),
         ("Who", ", ".join(operators) or "unknown"),
         ("How it ended", ending),
         ("Outcomes from", f"the {facts.source}"),
@@ -113,6 +100,16 @@ def headline(facts: Facts) -> Headline:
         settings={k: v for k, v in sorted(settings.items()) if v not in (None, "")},
         segments=[_segment_row(facts, s) for s in segs],
     )
+
+
+def _period(first: int | None, last: int | None, segs: list[dict[str, Any]]) -> str:
+    if first is None:
+        return "nothing sent yet"
+    text = f"{when(first)} to {when(last) or 'now'}"
+    if len(segs) > 1:
+        active = sum((s["finished_at"] or s["started_at"]) - s["started_at"] for s in segs)
+        return f"{text} ({len(segs)} segments, {lasted(0, active)} active)"
+    return f"{text} ({lasted(first, last)})" if last else text
 
 
 def _attempt_time(facts: Facts, which: str) -> int | None:
