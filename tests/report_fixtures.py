@@ -112,8 +112,8 @@ def make_run(
                         None if cut else clock + latency,
                         status,
                         code,
-                        50 if n > 1 else 0,
-                        "backoff" if n > 1 else "pace",
+                        0 if n == 1 else (50 if row in failed else 200),
+                        "pace" if n == 1 else ("backoff" if row in failed else "pause"),
                         1.0 if status == 429 else None,
                     )
                 )

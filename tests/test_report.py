@@ -158,6 +158,8 @@ def test_series_are_aggregated_not_one_point_per_request(tmp_path: Path) -> None
     assert sum(p["rows"] for p in s.attempts) == 2_000
     assert {p["quantile"] for p in s.latency} == {"p50", "p95", "p99"}
     assert [limit["rps"] for limit in s.limits] == [20.0, 20.0, 20.0]
+    assert s.pauses
+    assert all(p["end"] > p["start"] and p["x2"] >= p["x"] for p in s.pauses)
 
 
 def test_one_segment_uses_the_clock(tmp_path: Path) -> None:

@@ -97,6 +97,18 @@ def rate_chart(s: Series) -> Spec:
     """Requests per second, the configured rate, 429 answers, and what happened when."""
     layers: list[Spec] = [
         {
+            "data": {"values": s.pauses},
+            "mark": {"type": "rect", "color": "#c62828", "opacity": 0.15},
+            "encoding": {
+                "x": _x_time(s, "start"),
+                "x2": {"field": "x2" if s.timeline else "end"},
+                "tooltip": [
+                    _tip_time("start", "paused from (UTC)"),
+                    {"field": "seconds", "title": "paused after a 429 (s)"},
+                ],
+            },
+        },
+        {
             "data": {"values": s.rate},
             "mark": {"type": "line", "interpolate": "step-after", "color": "#1565c0"},
             "encoding": {
@@ -256,8 +268,9 @@ def charts(s: Series) -> list[Chart]:
             "rate",
             "Requests per second",
             f"Every request sent, retries included ({every}); dashed: the configured "
-            "--rate; red triangles: 429 answers; vertical rules: window, canary, error "
-            "budget, pauses, stops and segment boundaries.",
+            "--rate; red triangles: 429 answers; shaded red: the run paused on a 429's "
+            "Retry-After; vertical rules: window, canary, error budget, server pauses, outages, "
+            "stops and segment boundaries.",
             rate_chart(s),
         ),
         Chart(

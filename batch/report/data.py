@@ -86,6 +86,7 @@ class Facts:
     rows: pl.DataFrame  # one per row: RESULT_COLUMNS, times in microseconds since the epoch
     attempts: pl.DataFrame  # one per request: ATTEMPT_SCHEMA
     history: dict[int, list[dict[str, Any]]]  # every request of each row the page shows
+    pauses: list[tuple[int, int]]  # when every request waited on a 429's Retry-After (merged)
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def outcome_counts(self) -> dict[str, int]:
@@ -164,7 +165,25 @@ def _read(db: sqlite3.Connection, results: Path, journal: Path) -> Facts:
         rows=rows,
         attempts=pending.attempts(_attempts(db)),
         history=pending.history(_history(db, shown)),
+        pauses=_pauses(db),
     )
+
+
+def _pauses(db: sqlite3.Connection) -> list[tuple[int, int]]:
+    """The run's pauses after a 429 (every request waits them out, ``wait_cause`` pause): each
+    paused request's wait, overlapping waits merged into one span (microseconds)."""
+    cursor = db.execute(
+        "SELECT sent_at - waited_ms * 1000, sent_at FROM attempts "
+        "WHERE wait_cause = ? AND waited_ms > 0 ORDER BY 1",
+        (audit.PAUSE,),
+    )
+    merged: list[tuple[int, int]] = []
+    for start, end in cursor:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ class Series:
     rate: Points  # t, rps: requests sent per second in each bucket
     limits: Points  # start, end, rps, label: the configured rate of each segment
     throttled: Points  # t, answers: 429 answers in the bucket
+    pauses: Points  # start, end, seconds: the run paused on a 429's Retry-After
     marks: Points  # t, kind, detail: window, canary, budget, pause, stop, segment boundaries
     outcomes: Points  # t, outcome, rows: rows decided so far, by outcome
     latency: Points  # t, quantile, ms
@@ -125,6 +126,10 @@ def build(facts: Facts) -> Series:
             .sort("b")
             .select(_t("b", width_us), "answers")
         ),
+        pauses=[
+            {"start": a // 1000, "end": b // 1000, "seconds": round((b - a) / 1e6, 1)}
+            for a, b in facts.pauses
+        ],
         marks=_marks(facts),
         outcomes=_outcomes(facts, buckets, width_us),
         latency=_latency(attempts, width_us),
@@ -148,9 +153,9 @@ def _place(series: Series, line: Timeline) -> None:
     # each (outcome, x) once, the latest.
     latest = {(p["outcome"], p["x"]): p for p in series.outcomes}
     series.outcomes[:] = list(latest.values())
-    for limit in series.limits:
-        limit["x"] = line.at(limit["start"] * 1000)
-        limit["x2"] = line.at(limit["end"] * 1000)
+    for span in (*series.limits, *series.pauses):
+        span["x"] = line.at(span["start"] * 1000)
+        span["x2"] = line.at(span["end"] * 1000)
 
 
 def _spans(facts: Facts) -> list[tuple[int, int]]:
