@@ -126,10 +126,7 @@ def build(facts: Facts) -> Series:
             .sort("b")
             .select(_t("b", width_us), "answers")
         ),
-        pauses=[
-            {"start": a // 1000, "end": b // 1000, "seconds": round((b - a) / 1e6, 1)}
-            for a, b in facts.pauses
-        ],
+        pauses=_pauses(facts.pauses, width_us),
         marks=_marks(facts),
         outcomes=_outcomes(facts, buckets, width_us),
         latency=_latency(attempts, width_us),
@@ -229,6 +226,23 @@ def _limits(facts: Facts, spans: list[tuple[int, int]]) -> Points:
             }
         )
     return found
+
+
+def _pauses(spans: list[tuple[int, int]], width_us: int) -> Points:
+    """The pauses, those less than a bucket apart drawn as one (at most a few hundred spans
+    however many requests waited); ``seconds`` is the time actually paused within."""
+    found: list[dict[str, Any]] = []
+    for start, end in spans:
+        if found and start - found[-1]["_end"] < width_us:
+            found[-1]["_end"] = max(end, found[-1]["_end"])
+            found[-1]["_paused"] += end - start
+        else:
+            found.append({"_start": start, "_end": end, "_paused": end - start})
+    return [
+        {"start": p["_start"] // 1000, "end": p["_end"] // 1000,
+         "seconds": round(p["_paused"] / 1e6, 1)}
+        for p in found
+    ]  # fmt: skip
 
 
 def _marks(facts: Facts) -> Points:
