@@ -40,3 +40,12 @@ def test_the_inlined_bundle_is_the_vega_lite_the_specs_are_written_for() -> None
     header = BUNDLE.read_text(encoding="utf-8").splitlines()[0]
     assert re.search(rf"Vega-Lite {re.escape(charts.VEGA_LITE)},", header), header
     assert charts.SCHEMA.endswith(f"/v{charts.VEGA_LITE.split('.')[0]}.json")
+
+
+def test_the_inlined_scripts_cannot_end_their_script_element() -> None:
+    """The page inlines the bundle and its own script in <script> elements: neither may hold
+    the two sequences that would end one early (a regenerated bundle is checked here)."""
+    for path in (BUNDLE, BUNDLE.parents[1] / "static" / "page.js"):
+        text = path.read_text(encoding="utf-8").lower()
+        assert "</script" not in text, path
+        assert "<!--" not in text, path
