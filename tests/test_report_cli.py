@@ -96,3 +96,11 @@ def test_run_in_json_keeps_stdout_one_record_and_notes_the_report(tmp_path: Path
     page = tmp_path / "out.results.report.html"
     assert {"event": "note", "message": f"report: {page}"}.items() <= notes[-1].items()
     assert page.is_file()
+
+
+def test_a_job_file_is_refused_with_what_to_give_instead(tmp_path: Path) -> None:
+    job = tmp_path / "nightly.toml"
+    job.write_text('input = "changes.csv"\n')
+    result = runner.invoke(app, ["report", str(job)])
+    assert result.exit_code == 2
+    assert "is a job file: give the results file its run wrote" in result.stderr
