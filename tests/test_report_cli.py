@@ -8,6 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from batch.cli import app
+from batch.report import render
+from tests.conftest import StartSandbox
 from tests.report_fixtures import make_run
 
 runner = CliRunner()
@@ -104,3 +106,22 @@ def test_a_job_file_is_refused_with_what_to_give_instead(tmp_path: Path) -> None
     result = runner.invoke(app, ["report", str(job)])
     assert result.exit_code == 2
     assert "is a job file: give the results file its run wrote" in result.stderr
+
+
+def test_retry_writes_the_report_of_the_run_and_the_retry(
+    start_sandbox: StartSandbox, tmp_path: Path
+) -> None:
+    """`retry` ends with the report too, and it tells both segments: the run and the retry."""
+    sandbox = start_sandbox(not_found_ids=frozenset({4105}))
+    results = tmp_path / "out.results.csv"
+    env = {"VOCOBASE_API_KEY": sandbox.api_key}
+    args = ["run", str(SAMPLE), "--base-url", sandbox.base_url, "--rate", "100/s"]
+    first = runner.invoke(app, [*args, "--results", str(results), "--yes"], env=env)
+    assert first.exit_code == 1, first.output
+    again = runner.invoke(app, ["retry", str(results), "--yes"], env=env)
+    assert again.exit_code == 1, again.output
+    page = tmp_path / "out.results.report.html"
+    assert f"report: {page}" in again.stdout.splitlines()
+    text = render(results, "md")
+    assert "| 2 | retry |" in text
+    assert "| failed | 1 |" in text
