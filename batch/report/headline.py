@@ -37,6 +37,8 @@ def ended(segment: dict[str, Any]) -> str:
     status = segment["exit_status"]
     words = EXIT_MEANING.get(status, "") if status is not None else ""
     reason = segment["stop_reason"] or ""
+    if reason == "finished":  # nothing stopped it: the exit status says it all
+        reason = ""
     parts = [f"exit {status}: {words}" if status is not None else "ended"]
     if reason:
         parts.append(reason)
