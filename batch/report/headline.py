@@ -48,6 +48,7 @@ def ended(segment: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class Headline:
     title: str
+    results: str  # the results file: where every row is
     facts: list[tuple[str, str]]  # (label, value), in reading order
     outcomes: dict[str, int]
     total: int
@@ -95,6 +96,7 @@ def headline(facts: Facts) -> Headline:
         settings.update(last_seg["settings"])
     return Headline(
         title=f"reroute report: {facts.results.name}",
+        results=str(facts.results),
         facts=lines,
         outcomes=outcomes,
         total=total,

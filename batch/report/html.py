@@ -72,7 +72,7 @@ def page(
         *(_chart_box(c) for c in charts),
         "</div>",
         _causes(*causes),
-        _failures(*failures, results=head.facts),
+        _failures(*failures, results=head.results),
         '<p class="note">Made by reroute report. Times in UTC.</p>',
         f'<script type="application/json" id="report-specs">{_script_json(specs)}</script>',
         f"<script>{_asset('vendor/vega.js')}</script>",
@@ -165,14 +165,13 @@ _COLUMNS: Final = (
 )
 
 
-def _failures(found: list[FailedRow], total: int, *, results: list[tuple[str, str]]) -> str:
+def _failures(found: list[FailedRow], total: int, *, results: str) -> str:
     title = '<h2 id="failures-title">Rows that did not succeed</h2>'
     if not total:
         return title + '<p class="note">None.</p>'
-    path = dict(results).get("Results file", "the results file")
     capped = (
         f'<p class="note">The first {len(found):,} of {total:,} are here; every row is in '
-        f"{_e(path)}.</p>"
+        f"{_e(results)}.</p>"
         if total > len(found)
         else ""
     )

@@ -94,6 +94,7 @@ def text(
             ],
         )
         if total > len(shown):
-            results = dict(head.facts).get("Results file", "the results file")
-            lines.append(f"\nThe first {len(shown):,} of {total:,}; every row is in `{results}`.")
+            lines.append(
+                f"\nThe first {len(shown):,} of {total:,}; every row is in `{head.results}`."
+            )
     return "\n".join(lines) + "\n"
