@@ -210,3 +210,14 @@ def test_a_journal_with_nothing_sent_yet(tmp_path: Path) -> None:
     assert "- **When:** nothing sent yet" in text
     assert "- **How it ended:** no segment recorded" in text
     assert "Rows by outcome" in write_report(made.results).read_text()
+
+
+def test_a_value_of_the_wrong_type_in_the_journal_is_one_clear_error(tmp_path: Path) -> None:
+    """SQLite keeps text in an integer column: the report says so in a line, no traceback."""
+    made = make_run(tmp_path / "out.csv")
+    db = sqlite3.connect(made.journal)
+    db.execute("UPDATE attempts SET sent_at = 'yesterday' WHERE row = 1")
+    db.commit()
+    db.close()
+    with pytest.raises(JournalError, match="holds a value reroute cannot read"):
+        write_report(made.results)

@@ -236,6 +236,9 @@ def write_report(results: Path, log_format: LogFormat) -> None:
     except (OSError, RerouteError) as exc:
         note(log_format, f"report not written: {exc}")
         return
+    except KeyboardInterrupt:  # the run is over and its exit status stands
+        note(log_format, f"report not written (interrupted): `reroute report {results}` writes it")
+        return
     if log_format is LogFormat.JSON:
         note(log_format, f"report: {path}")
     else:

@@ -120,6 +120,10 @@ def read(results: Path) -> Facts:
         return _read(db, results, journal)
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"{journal}: not a readable run journal ({exc})") from exc
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        # A value of the wrong type in a column (SQLite keeps what it is given): one line.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise JournalError(f"{journal}: holds a value reroute cannot read ({first})") from exc
     finally:
         db.close()
 
