@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from batch.cli import app
+from batch.report import write_report
 from batch.sandbox.config import Faults
 from tests.conftest import StartSandbox
 
@@ -54,6 +55,10 @@ def test_key_from_env_leaks_nowhere(
         env={"VOCOBASE_API_KEY": KEY},
     )  # fmt: skip
     assert status.exit_code == 0, status.output
+    # The reports (settings, segments, bodies, responses) are looked through too: the page
+    # the run wrote at its end, and the Markdown one.
+    assert (tmp_path / "out.report.html").is_file()
+    write_report(tmp_path / "out.csv", fmt="md")
     _assert_nowhere(KEY, tmp_path, result.stdout, result.stderr, status.stdout, status.stderr)
 
 
