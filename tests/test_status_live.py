@@ -197,3 +197,39 @@ def test_status_while_running_neither_blocks_nor_slows_the_run(
     assert cli[0]["running"] is True
     assert cli[0]["state"] == "running"
     assert watched > alone * 0.8, (alone, watched)  # loose: 2 shared cores
+
+
+def test_status_counts_rows_never_sent_invalid_and_a_retry_into_a_new_file(
+    start_sandbox: StartSandbox, tmp_path: Path
+) -> None:
+    """Invalid rows (--skip-invalid) are never sent, and a retry into another results file
+    never resends the rows that succeeded: status still counts every row of each results file."""
+    from typer.testing import CliRunner
+
+    from batch.cli import app
+
+    sandbox = start_sandbox(script={FIRST_ID + 2: ("404",)})
+    source = _input(tmp_path / "in.csv", 6)
+    source.write_text(source.read_text() + "abc,1,4,1,bad\n7100,9,4,1,bad\n")
+    out, again = tmp_path / "out.csv", tmp_path / "again.csv"
+    env = {"VOCOBASE_API_KEY": sandbox.api_key}
+    flags = ["--base-url", sandbox.base_url, "--rate", "50/s"]
+    run = CliRunner().invoke(
+        app, ["run", str(source), *flags, "--results", str(out), "--skip-invalid"], env=env
+    )
+    assert run.exit_code == 1, run.output
+    first = _status_json(out, sandbox.api_key)
+    assert first["outcomes"]["invalid"] == 2
+    _assert_matches_all(first, out)
+    retry = CliRunner().invoke(app, ["retry", str(out), *flags, "--results", str(again)], env=env)
+    assert retry.exit_code in (0, 1), retry.output
+    second = _status_json(again, sandbox.api_key)
+    assert second["outcomes"]["succeeded"] >= 5
+    _assert_matches_all(second, again)
+
+
+def _assert_matches_all(record: dict[str, Any], out: Path) -> None:
+    """Every outcome of the results file, invalid included, and its total."""
+    counts, _ = _from_results(out)
+    assert {k: v for k, v in record["outcomes"].items() if v} == dict(counts)
+    assert record["total"] == sum(counts.values())
