@@ -197,6 +197,7 @@ def test_a_new_run_archives_the_old_trail_and_starts_its_own(
     again = invoke(*run_args(live_sandbox, source, out), key=live_sandbox.api_key)
     assert again.exit_code == 0, again.output
     [old] = (tmp_path / "out.runs").iterdir()
+    assert (old / "out.report.html").is_file()  # the page of the run it tells
     assert read(old / "out.csv.attempts.csv")["routing_id"].to_list() == ["4100", "4101"]
     assert len(json.loads((old / "out.csv.run.json").read_text())["segments"]) == 1
     assert read(tmp_path / "out.csv.attempts.csv")["routing_id"].to_list() == ["4102"]
