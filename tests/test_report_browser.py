@@ -77,3 +77,25 @@ def test_report_of_a_sandbox_run_with_faults(start_sandbox: StartSandbox, tmp_pa
     assert seen.rows_before >= 3
     assert seen.rows_after == 1
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.timeout(120)
+def test_report_of_a_run_where_every_row_succeeded(tmp_path: Path) -> None:
+    """The main path: the sample on the embedded sandbox, every row succeeded. No warning from
+    a chart with nothing to draw (no 429, no failure): those say so in words instead."""
+    from typer.testing import CliRunner
+
+    from batch.cli import app
+    from tests.report_browser import SAMPLE
+
+    out = tmp_path / "all.csv"
+    result = CliRunner().invoke(app, ["run", str(SAMPLE), "--sandbox", "--results", str(out)])
+    assert result.exit_code == 0, result.output
+    page = tmp_path / "all.report.html"
+    assert "no row failed" in page.read_text()
+    seen = open_report(page, screenshot=tmp_path / "all.png")
+    assert seen.errors == []
+    assert seen.blocked == []
+    assert {key for key, chart in seen.charts.items() if chart["drawn"] == "yes"} == CHARTS
+    assert seen.charts["codes"]["marks"] == 0  # the sentence, not a bar
+    assert seen.charts["rate"]["marks"] > 0

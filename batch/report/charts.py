@@ -164,7 +164,11 @@ def rate_chart(s: Series) -> Spec:
             },
         },
     ]
-    return _base(layer=layers)
+    # A layer with nothing to draw (no pause, no 429, no event) is left out: Vega warns of an
+    # infinite extent for its empty field. The rate line stays, whatever it holds.
+    return _base(
+        layer=[layer for i, layer in enumerate(layers) if i == 1 or layer["data"]["values"]]
+    )
 
 
 def outcomes_chart(s: Series) -> Spec:
@@ -259,6 +263,20 @@ def codes_chart(s: Series) -> Spec:
     return spec
 
 
+def _or_note(spec: Spec, note: str) -> Spec:
+    """``spec``, or a line of text saying there is nothing to draw (an empty chart makes Vega
+    warn of an infinite extent, and shows an empty frame)."""
+    layers = spec.get("layer", [spec])
+    if any(layer.get("data", {}).get("values") for layer in layers):
+        return spec
+    return _base(
+        height=40,
+        data={"values": [{"note": note}]},
+        mark={"type": "text", "fontSize": 14, "color": "#555"},
+        encoding={"text": {"field": "note"}},
+    )
+
+
 def charts(s: Series) -> list[Chart]:
     every = f"one point per {_spell(s.bucket_seconds)}"
     if s.timeline is not None:
@@ -271,37 +289,37 @@ def charts(s: Series) -> list[Chart]:
             "--rate; red triangles: 429 answers; shaded red: the run paused on a 429's "
             "Retry-After; vertical rules: window, canary, error budget, server pauses, outages, "
             "stops and segment boundaries.",
-            rate_chart(s),
+            _or_note(rate_chart(s), "no request sent yet"),
         ),
         Chart(
             "outcomes",
             "Rows decided over time",
             "Rows by outcome, accumulated (rows never sent have no time and are not here).",
-            outcomes_chart(s),
+            _or_note(outcomes_chart(s), "no row decided yet"),
         ),
         Chart(
             "latency",
             "Latency over time",
             f"Time from sending a request to its answer: p50, p95, p99 ({every}).",
-            latency_chart(s),
+            _or_note(latency_chart(s), "no answer yet"),
         ),
         Chart(
             "latency-bins",
             "Latency distribution",
             "Requests by time to answer; requests never answered at the right.",
-            latency_bins_chart(s),
+            _or_note(latency_bins_chart(s), "no answer yet"),
         ),
         Chart(
             "attempts",
             "Rows by number of requests",
             "How many requests each row took (0: never sent).",
-            attempts_chart(s),
+            _or_note(attempts_chart(s), "no row yet"),
         ),
         Chart(
             "codes",
             "Failures by error code",
             "Rows that did not succeed, by error code (the commonest 20).",
-            codes_chart(s),
+            _or_note(codes_chart(s), "no row failed"),
         ),
     ]
 
