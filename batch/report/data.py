@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -241,7 +242,20 @@ class _Pending:
 
 def _attempts(db: sqlite3.Connection) -> pl.DataFrame:
     cursor = db.execute(f"SELECT {', '.join(ATTEMPT_SCHEMA)} FROM attempts")
-    return pl.DataFrame(cursor.fetchall(), schema=ATTEMPT_SCHEMA, orient="row")
+    return _frame(cursor, ATTEMPT_SCHEMA)
+
+
+_CHUNK = 20_000  # records turned into Python values at a time
+
+
+def _frame(cursor: sqlite3.Cursor, schema: Mapping[str, Any]) -> pl.DataFrame:
+    """What ``cursor`` selects, as one frame built a chunk at a time: memory holds the frame
+    and one chunk of Python values, never every record as Python values at once."""
+    frames = [
+        pl.DataFrame(chunk, schema=dict(schema), orient="row")
+        for chunk in iter(lambda: cursor.fetchmany(_CHUNK), [])
+    ]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=dict(schema))
 
 
 def _history(db: sqlite3.Connection, rows: list[int]) -> dict[int, list[dict[str, Any]]]:
@@ -263,7 +277,7 @@ def _rows_from_journal(db: sqlite3.Connection) -> pl.DataFrame:
     schema = {
         name: (pl.Int64 if name in _INTEGER_COLUMNS else pl.String) for name in RESULT_COLUMNS
     }
-    return pl.DataFrame(cursor.fetchall(), schema=schema, orient="row")
+    return _frame(cursor, schema)
 
 
 def _rows_from_results(results: Path) -> pl.DataFrame:
