@@ -40,7 +40,8 @@ def archive(results: Path, *, started: str | None, about: dict[str, object], kee
         folder = runs_folder(results) / f"{when.replace(':', '-')}-{n}"
     folder.mkdir(parents=True)
     for path in results.parent.iterdir():
-        mine = path.name.startswith(results.name) or path.name == f"{results.stem}.report.html"
+        reports = (f"{results.stem}.report.html", f"{results.stem}.report.md")
+        mine = path.name.startswith(results.name) or path.name in reports
         if mine and path.is_file() and not path.name.endswith(_STAYS):
             os.replace(path, folder / path.name)
     (folder / "run.json").write_text(

@@ -186,7 +186,13 @@ def read_only(journal: Path) -> sqlite3.Connection:
     """The journal opened for reading only (a WAL reader: the run goes on undisturbed). The
     log of records not yet copied in is not read: what it holds is at most a few hundred rows
     behind (use :func:`pending_log` for those)."""
-    db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, check_same_thread=False)
+    # The path quoted into the URI (a folder named "a?b#c" is still a path). With no -wal file
+    # beside the journal no run has it open: immutable=1 then reads without creating the -wal
+    # and -shm files a reader would otherwise leave behind (a reader writes nothing).
+    uri = f"{journal.resolve().as_uri()}?mode=ro"
+    if not Path(f"{journal}-wal").exists():
+        uri += "&immutable=1"
+    db = sqlite3.connect(uri, uri=True, check_same_thread=False)
     db.execute("PRAGMA query_only=1")
     return db
 

@@ -185,7 +185,7 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         if applied:
             runjournal.mark_applied(batch, journal)
         todo = runjournal.todo(batch, journal)
-        runjournal.remember(journal, inv.record, batch.candidates)
+        runjournal.remember(journal, inv.record, batch)
         journal.carry(batch.carried)
         for text in batch.notes:
             operator.note(text)

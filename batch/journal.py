@@ -297,7 +297,7 @@ class Journal:
                    cause, None)  # fmt: skip
         self._sent[row] = request
         self._attempts[(row, prior + n)] = request
-        self._logged += 2
+        self._logged += 1  # the row's record; its request's rides along
         self._append(rowrecords.line(values) + rowrecords.line((audit.ATTEMPT_MARK, *request)))
         if self._logged >= BATCH:
             self._flush()
@@ -320,7 +320,7 @@ class Journal:
         answer = (*request[:5], time.time_ns() // 1000, status, code, *request[8:10],
                   retry_after)  # fmt: skip
         self._attempts[(answer[0], answer[2])] = answer
-        self._logged += 1
+        # Not counted: a batch is so many row records (the attempts ride along with them).
         line = rowrecords.line((audit.ATTEMPT_MARK, *answer))
         if final:
             self._unwritten.append(line)

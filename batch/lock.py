@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -164,6 +165,74 @@ class RunLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+@dataclass(frozen=True, slots=True)
+class Peek:
+    """What a look at a run lock found, without taking it (``reroute status``)."""
+
+    held: bool | None  # None: cannot tell (the holder is on another host, no lock table)
+    holder: Holder | None  # who holds it, or held it last (a holder that died leaves its details)
+
+
+def peek(results: Path, *, lock_table: Path = Path("/proc/locks")) -> Peek:
+    """Whether a live process holds the lock of ``results``, and who, without taking it.
+
+    Taking it even for an instant would make a run starting at that moment refuse, naming
+    nobody. So: on Windows the lock covers byte 0, which then cannot be read; on Linux the
+    kernel's table of locks (``lock_table``) lists the file's inode; elsewhere a holder on
+    this host is alive or not (its pid), one on another host cannot be told.
+    """
+    try:
+        fd = os.open(lock_path_for(results), os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        return Peek(False, None)  # a run removes its lock file when it ends
+    except OSError:
+        return Peek(None, None)
+    try:
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            text, byte0_locked = _read_rest(fd), False
+        except OSError:  # Windows: another process holds byte 0
+            os.lseek(fd, 1, os.SEEK_SET)
+            text, byte0_locked = _read_rest(fd), True
+        inode = os.fstat(fd)
+    finally:
+        os.close(fd)
+    holder = Holder.from_json(text)
+    if byte0_locked or sys.platform == "win32":
+        return Peek(byte0_locked, holder)
+    held = _in_lock_table(lock_table, inode)
+    if held is None and holder is not None and holder.host == socket.gethostname():
+        held = _alive(holder.pid)
+    if held is None and holder is None:
+        held = False  # an empty file: a run just released it (or is just starting)
+    return Peek(held, holder)
+
+
+def _in_lock_table(table: Path, inode: os.stat_result) -> bool | None:
+    """Whether Linux's ``/proc/locks`` lists a lock on this inode; None without the table."""
+    try:
+        text = table.read_text()
+    except OSError:
+        return None
+    where = f"{os.major(inode.st_dev):02x}:{os.minor(inode.st_dev):02x}:{inode.st_ino}"
+    # "1: FLOCK  ADVISORY  WRITE 4121 fe:00:2146744 0 EOF" ("->" marks a process waiting)
+    return any(where in line.split() and "->" not in line for line in text.splitlines())
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (signal 0 only checks; never on Windows,
+    where os.kill ends the process)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    except OSError:
+        return False
+    return True
 
 
 def lock_descriptor(fd: int, *, blocking: bool) -> bool:

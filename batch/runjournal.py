@@ -10,9 +10,11 @@ the engine has the operator's yes: it opens and counts first, and switches runs 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Final
 
 from batch import window
 from batch.errors import JournalError
@@ -143,17 +145,31 @@ def mark_applied(batch: Batch, journal: Journal) -> None:
             ))  # fmt: skip
 
 
-def remember(journal: Journal, record: RunRecord, candidates: int) -> None:
+def remember(journal: Journal, record: RunRecord, batch: Batch) -> None:
     """Store the invocation's settings; a retry continuing a run's journal updates the target
-    and pace only (the run's own settings stay, for its resume)."""
+    and pace only (the run's own settings stay, for its resume). A run (or a retry into a new
+    results file) also stores how many rows it may send (``candidates``) and, per outcome, the
+    rows of its results file it never sends (``others``: invalid, skipped, and a retry's rows
+    that succeeded before), so ``reroute status`` can count every row of the results file."""
     earlier = RunRecord.from_json(journal.meta(RECORD_KEY) or "")
     if record.kind == "retry" and earlier is not None:
         keep = ("base_url", "sandbox", "api_key_env", "api_key_file", "rate", "concurrency",
                 "max_attempts", "timeout", "max_retry_after", "max_outage")  # fmt: skip
         record = replace(earlier, **{name: getattr(record, name) for name in keep})
     else:
-        journal.set_meta("candidates", str(candidates))
+        journal.set_meta("candidates", str(batch.candidates))
+        journal.set_meta("others", json.dumps(_never_sent(batch), sort_keys=True))
     journal.set_meta(RECORD_KEY, record.to_json())
+
+
+# Outcomes a row of the batch's base can have and still be one the invocation sends.
+_SENDABLE: Final = frozenset({Outcome.NOT_ATTEMPTED, Outcome.FAILED, Outcome.UNKNOWN})
+
+
+def _never_sent(batch: Batch) -> dict[str, int]:
+    """Rows of the batch the invocation never sends, per outcome (one pass over its rows)."""
+    counts = Counter(result.outcome for result in batch.base() if result.outcome not in _SENDABLE)
+    return {str(outcome): n for outcome, n in counts.items()}
 
 
 def todo(batch: Batch, journal: Journal | None) -> Callable[[], Iterator[Call]]:

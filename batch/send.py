@@ -187,15 +187,7 @@ class Sender:
         row's result. None: nothing was sent, because ``hold_back`` came first (the row stays
         not attempted). Cancellation propagates (the row loop records the row as unknown).
         """
-        if self._trail is not None:
-            self._ready[call.row] = (self._clock(), audit.PACE)
-        try:
-            return await self._send(call)
-        finally:
-            self._ready.pop(call.row, None)
-
-    async def _send(self, call: Call) -> RowResult | None:
-        if not await self._first_slot():
+        if not await self._first_slot(call.row):
             return None
         started_at = self._now()
         started_clock = self._clock()
@@ -214,6 +206,8 @@ class Sender:
             final, attempts = await self._retry(call, final, attempts)
         finished_at = self._now()
         duration_ms = round((self._clock() - started_clock) * 1000)
+        if self._ready:  # what the row waited for (a row cancelled leaves one: the run ends)
+            self._ready.pop(call.row, None)
         if isinstance(final, Answer) and self._waits_too_long(final) and self._on_long_pause:
             self._on_long_pause(final.retry_after or 0.0)
         return row_result(
@@ -221,7 +215,7 @@ class Sender:
             policy=self._policy, stopping=self._stopping, scrub=self._scrub,
         )  # fmt: skip
 
-    async def _first_slot(self) -> bool:
+    async def _first_slot(self, row: int) -> bool:
         """Wait for the row's first slot: at once when it is due (no await, no cancel scope:
         the common case of a fast run costs nothing here), else a wait a gentle stop can cut
         short. False: the run is stopping, send nothing."""
@@ -230,7 +224,9 @@ class Sender:
         if self._breaker is not None and not self._breaker.up:
             return True  # the host is down: the row waits for it in _try, then for a slot
         if self._limiter.try_acquire():
-            return True
+            return True  # no wait (and no clock to read for the trail)
+        if self._trail is not None:
+            self._ready[row] = (self._clock(), audit.PACE)
         if self._before_wait is not None:
             self._before_wait()
         with anyio.CancelScope() as waiting:
@@ -393,10 +389,12 @@ class Sender:
         answered = self._clock()
         answer = self._heed(answer, n, answered - granted)
         if trail is not None:
+            success = answer.success
             trail.answered(call, answer.status, answer.error_code, answer.retry_after,
-                           final=answer.success)  # fmt: skip
-            cause = audit.BACKOFF if answer.wait is None else audit.RETRY_AFTER
-            self._ready[call.row] = (answered, cause)
+                           final=success)  # fmt: skip
+            if not success:  # another attempt may follow: it waits from now
+                cause = audit.BACKOFF if answer.wait is None else audit.RETRY_AFTER
+                self._ready[call.row] = (answered, cause)
         return answer
 
     def _sent(self, trail: Trail, call: Call, n: int, granted: float) -> None:

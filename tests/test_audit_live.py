@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from batch.cli import app
 from batch.sandbox.config import Faults
 from tests.conftest import StartSandbox
+from tests.report_browser import chromium, open_report
 from tests.test_promises_retry import journal_outcomes, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +87,24 @@ def test_interrupted_resumed_and_retried_run_accounts_for_every_request(
     assert sum(about["totals"]["outcomes"].values()) == n
     assert {s["key_variable"] for s in about["segments"]} == {"VOCOBASE_API_KEY"}
     assert any(e["kind"] == "stop" for e in about["events"])
+
+    # The status says what the results file says.
+    status = CliRunner().invoke(app, ["status", str(out), "--log-format", "json"])
+    assert status.exit_code == 0, status.output
+    shown = json.loads(status.stdout)
+    counts = dict(results["outcome"].value_counts().iter_rows())
+    assert {k: v for k, v in shown["outcomes"].items() if v} == counts
+    assert shown["requests"] == attempts.height
+    assert [s["kind"] for s in shown["segments"]] == kinds
+
+    # The report the retry wrote tells the three segments, and draws in a real browser.
+    page = tmp_path / "out.report.html"
+    assert page.is_file()
+    if chromium() is not None or os.environ.get("CI"):
+        seen = open_report(page, screenshot=tmp_path / "story.png")
+        assert seen.errors == []
+        assert seen.blocked == []
+        assert all(chart["marks"] > 0 for chart in seen.charts.values()), seen.charts
 
     for path in tmp_path.iterdir():
         if path.is_file():

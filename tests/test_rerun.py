@@ -180,3 +180,27 @@ def test_job_results_placeholders(tmp_path: Path) -> None:
     sha8 = sha256_file(source)[:8]
     assert settings.results.name == f"export-2026-12-01-2026-12-01-{sha8}.csv"
     assert re.fullmatch(r"[0-9a-f]{8}", sha8)
+
+
+def test_a_new_run_archives_the_old_trail_and_starts_its_own(
+    live_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """The audit files of a finished run go to its archive folder with its results; the new
+    run's attempts and run.json tell only the new run (one segment, its own requests)."""
+    import json
+
+    out = tmp_path / "out.csv"
+    source = tmp_path / "in.csv"
+    write_rows(source, [(4100, 500, "T-0"), (4101, 501, "T-0")])
+    assert invoke(*run_args(live_sandbox, source, out), key=live_sandbox.api_key).exit_code == 0
+    write_rows(source, [(4102, 502, "T-1")])
+    again = invoke(*run_args(live_sandbox, source, out), key=live_sandbox.api_key)
+    assert again.exit_code == 0, again.output
+    [old] = (tmp_path / "out.runs").iterdir()
+    assert (old / "out.report.html").is_file()  # the page of the run it tells
+    assert read(old / "out.csv.attempts.csv")["routing_id"].to_list() == ["4100", "4101"]
+    assert len(json.loads((old / "out.csv.run.json").read_text())["segments"]) == 1
+    assert read(tmp_path / "out.csv.attempts.csv")["routing_id"].to_list() == ["4102"]
+    about = json.loads((tmp_path / "out.csv.run.json").read_text())
+    assert [s["kind"] for s in about["segments"]] == ["run"]
+    assert about["totals"]["requests"] == 1

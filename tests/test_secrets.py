@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from batch.cli import app
+from batch.report import write_report
 from batch.sandbox.config import Faults
 from tests.conftest import StartSandbox
 
@@ -37,7 +38,8 @@ def _assert_nowhere(secret: str, folder: Path, *texts: str) -> None:
 def test_key_from_env_leaks_nowhere(
     start_sandbox: StartSandbox, tmp_path: Path, log_format: str
 ) -> None:
-    """A run with faults and failures: no file it wrote and none of its output holds the key."""
+    """A run with faults and failures: no file it wrote, none of its output and none of
+    `reroute status`'s holds the key."""
     sandbox = start_sandbox(
         api_key=KEY,
         not_found_ids=frozenset({3002}),
@@ -48,7 +50,16 @@ def test_key_from_env_leaks_nowhere(
     args += ["--results", str(tmp_path / "out.csv"), "--log-format", log_format]
     result = CliRunner().invoke(app, args, env={"VOCOBASE_API_KEY": KEY})
     assert result.exit_code == 1, result.output
-    _assert_nowhere(KEY, tmp_path, result.stdout, result.stderr)
+    status = CliRunner().invoke(
+        app, ["status", str(tmp_path / "out.csv"), "--log-format", log_format],
+        env={"VOCOBASE_API_KEY": KEY},
+    )  # fmt: skip
+    assert status.exit_code == 0, status.output
+    # The reports (settings, segments, bodies, responses) are looked through too: the page
+    # the run wrote at its end, and the Markdown one.
+    assert (tmp_path / "out.report.html").is_file()
+    write_report(tmp_path / "out.csv", fmt="md")
+    _assert_nowhere(KEY, tmp_path, result.stdout, result.stderr, status.stdout, status.stderr)
 
 
 def test_rejected_key_leaks_nowhere(start_sandbox: StartSandbox, tmp_path: Path) -> None:

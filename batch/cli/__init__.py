@@ -7,10 +7,13 @@ import io
 import os
 import sys
 
-from batch.cli import jobs_cmd, retry_cmd, run_cmd, sandbox_cmd, validate_cmd
+from batch.cli import jobs_cmd, report_cmd, retry_cmd, run_cmd, sandbox_cmd, validate_cmd
+from batch.cli import status_cmd as status_cmd  # registers `reroute status`
 from batch.cli.app import app
 
-__all__ = ["app", "jobs_cmd", "main", "retry_cmd", "run_cmd", "sandbox_cmd", "validate_cmd"]
+__all__ = [
+    "app", "jobs_cmd", "main", "report_cmd", "retry_cmd", "run_cmd", "sandbox_cmd", "validate_cmd",
+]  # fmt: skip
 
 
 def main() -> None:

@@ -159,3 +159,11 @@ AccountCheckOpt = Annotated[
         show_default=False,
     ),
 ]
+NoReportOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-report",
+        help="Do not write the report (<results stem>.report.html) at the end; `reroute report "
+        "RESULTS` writes it any time.",
+    ),
+]

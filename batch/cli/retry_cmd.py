@@ -25,6 +25,7 @@ from batch.cli.options import (
     MaxAttemptsOpt,
     MaxOutageOpt,
     MaxRetryAfterOpt,
+    NoReportOpt,
     NotAfterOpt,
     NotBeforeOpt,
     RateOpt,
@@ -63,6 +64,7 @@ def retry(
     yes: YesOpt = False,
     account_check: AccountCheckOpt = None,
     recheck_account: RecheckAccountOpt = False,
+    no_report: NoReportOpt = False,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
 ) -> None:
@@ -112,6 +114,13 @@ def retry(
                          ask=not yes and stdin_is_terminal(),
                          network=terminal.network_from(os.environ))  # fmt: skip
         again = {**flags, "results": results, "sandbox": sandbox, "yes": yes,
-                 "api_key_file": api_key_file}  # fmt: skip
-        code = terminal.send(inv, log_format, command="retry", target=results_file, again=again)
+                 "api_key_file": api_key_file, "no_report": no_report}  # fmt: skip
+        code = terminal.send(
+            inv,
+            log_format,
+            command="retry",
+            target=results_file,
+            again=again,
+            report=not no_report,
+        )
     raise typer.Exit(code)

@@ -27,6 +27,7 @@ from batch.cli.options import (
     MaxAttemptsOpt,
     MaxOutageOpt,
     MaxRetryAfterOpt,
+    NoReportOpt,
     NotAfterOpt,
     NotBeforeOpt,
     RateOpt,
@@ -161,6 +162,7 @@ def run(
     yes: YesOpt = False,
     account_check: AccountCheckOpt = None,
     recheck_account: RecheckAccountOpt = False,
+    no_report: NoReportOpt = False,
     log_format: LogFormatOpt = LogFormat.TEXT,
     api_key_file: ApiKeyFileOpt = None,
     sheet: SheetOpt = None,
@@ -230,6 +232,9 @@ def run(
                          abandon_previous=abandon_previous,
                          ask=not yes and stdin_is_terminal(),
                          network=terminal.network_from(os.environ))  # fmt: skip
-        again = {**flags, "sandbox": sandbox, "yes": yes, "api_key_file": api_key_file}
-        code = terminal.send(inv, log_format, command="run", target=input, again=again)
+        again = {**flags, "sandbox": sandbox, "yes": yes, "api_key_file": api_key_file,
+                 "no_report": no_report}  # fmt: skip
+        code = terminal.send(
+            inv, log_format, command="run", target=input, again=again, report=not no_report
+        )
     raise typer.Exit(code)

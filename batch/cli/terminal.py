@@ -194,12 +194,19 @@ def show_result(
 
 
 def send(
-    inv: Invocation, log_format: LogFormat, *, command: str, target: Path, again: dict[str, object]
+    inv: Invocation,
+    log_format: LogFormat,
+    *,
+    command: str,
+    target: Path,
+    again: dict[str, object],
+    report: bool = True,
 ) -> int:
     """Run ``inv`` with the terminal as its operator, show the result, return the exit status.
 
     ``command`` ``target`` ``again`` spell the resume command (the same command; --log-format
     kept); the retry command needs no flags (the run's journal lends its target and pace).
+    ``report``: write the run's report when something may have been sent (:func:`write_report`).
     """
     operator = TerminalOperator(log_format)
     try:
@@ -208,12 +215,34 @@ def send(
         operator.close()
     if log_format is LogFormat.JSON:
         again = {**again, "log_format": log_format.value}
-    return show_result(
+    code = show_result(
         result,
         log_format,
         resume_command=command_line(command, target, again),
         retry_command=command_line("retry", result.results, {}),
     )
+    if report:
+        write_report(result.results, log_format)
+    return code
+
+
+def write_report(results: Path, log_format: LogFormat) -> None:
+    """Write the run's report and say where (a line on stdout; a JSON note on stderr, beside
+    the JSON summary). A report that cannot be written is a note: the exit status stands."""
+    from batch.report import write_report as write
+
+    try:
+        path = write(results)
+    except (OSError, RerouteError) as exc:
+        note(log_format, f"report not written: {exc}")
+        return
+    except KeyboardInterrupt:  # the run is over and its exit status stands
+        note(log_format, f"report not written (interrupted): `reroute report {results}` writes it")
+        return
+    if log_format is LogFormat.JSON:
+        note(log_format, f"report: {path}")
+    else:
+        console.print(f"report: {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 def remembered_key_file(earlier: object) -> Path | None:

@@ -40,7 +40,7 @@ from batch.client import SendPolicy  # noqa: E402
 from batch.journal import Journal, RunIdentity  # noqa: E402
 from batch.limiter import Limiter  # noqa: E402
 from batch.model import Call  # noqa: E402
-from batch.rowloop import run_calls, sender_hooks  # noqa: E402
+from batch.rowloop import run_calls  # noqa: E402
 from batch.send import Sender  # noqa: E402
 from batch.settings import Rate  # noqa: E402
 from batch.stop import Observer  # noqa: E402
@@ -102,10 +102,12 @@ async def run_calls_stage(rows: int) -> None:
         identity = RunIdentity("benchmark", "http://127.0.0.1", str(Path(tmp) / "out.csv"))
         with Journal.open(Path(tmp) / "out.csv.journal", identity) as journal:
             observer = Observer()
-            on_attempt, on_retry = sender_hooks(journal, observer)
+            journal.segment = 1
+            # As the engine builds it: the journal is the sender's trail (batch.audit).
             sender = Sender(
                 ReadyClient(), Limiter(RATE), SendPolicy(timeout=30),  # type: ignore[arg-type]
-                on_attempt=on_attempt, on_retry=on_retry, before_wait=journal.commit,
+                trail=journal, on_attempt=observer.attempt, on_retry=observer.retrying,
+                before_wait=journal.commit,
             )  # fmt: skip
             await run_calls(
                 calls(rows), sender=sender, concurrency=CONCURRENCY, journal=journal,

@@ -132,7 +132,7 @@ def whole_run(rows: int, repeat: int) -> None:
             run = [
                 *REROUTE, "run", str(source), "--base-url", base_url, "--rate", "100000/s",
                 "--concurrency", str(CONCURRENCY), "--results", str(folder / "out.csv"),
-                "--fresh", "--yes",
+                "--fresh", "--yes", "--no-report",  # the report: bench_report.py
             ]  # fmt: skip
             bare = [sys.executable, "-c", BARE_LOOP, base_url, str(rows), str(CONCURRENCY)]
             ours, theirs = in_turns(run, bare, repeat, cwd=folder)

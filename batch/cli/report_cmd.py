@@ -1,0 +1,77 @@
+"""`reroute report`: a run's report, from its journal (and results file, once written).
+
+The command-line edge only: the report is ``batch.report`` (imported when the command runs, so
+``--help`` stays quick). Exit 0 when the report is written, 2 when it cannot be (no journal
+beside RESULTS, a journal of an older reroute, a file that cannot be written).
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from batch.cli.app import app, examples, reporting_errors, say
+
+
+class ReportFormat(StrEnum):
+    HTML = "html"
+    MD = "md"
+
+
+@app.command(
+    "report",
+    epilog=examples(
+        "reroute report routing-changes.results.csv",
+        "reroute report routing-changes.results.csv --format md --out -",
+    ),
+)
+def report_command(
+    results: Annotated[
+        Path,
+        typer.Argument(
+            help="The results file of a run or retry (its journal, RESULTS.journal, beside it; "
+            "the run may still be going).",
+            metavar="RESULTS",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write the report here ('-': standard output). Default: <results stem>"
+            ".report.html (.report.md) beside RESULTS.",
+            metavar="PATH",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--format",
+            help="html: one self-contained page with charts (opens with no network); md: the "
+            "headline figures and failures as Markdown, for a ticket.",
+        ),
+    ] = ReportFormat.HTML,
+) -> None:
+    """Write the report of a run: what, where, when, who, how it ended, charts, failures."""
+    from batch.errors import UsageError
+    from batch.jobs import is_job_file
+    from batch.report import render, write_report
+
+    with reporting_errors():
+        if is_job_file(results):
+            raise UsageError(
+                f"{results} is a job file: give the results file its run wrote (the job's "
+                "`results`, by default <job name>.results.csv beside it)"
+            )
+        if out is not None and str(out) == "-":
+            sys.stdout.write(render(results, fmt.value))
+            sys.stdout.flush()
+            return
+        path = write_report(results, out=out, fmt=fmt.value)
+    say(f"report: {path}")

@@ -1,0 +1,126 @@
+"""`reroute status RESULTS|JOB.toml`: a run's state, read-only, while it runs or after.
+
+The command-line edge only: the argument located, the state read (``batch.status_reader``: the
+journal as a WAL reader, the lock looked at, never taken), shown as text or one JSON object.
+``--watch`` shows it again every two seconds until Ctrl-C (exit 0). Exit 2 when there is no
+run to show (no journal beside RESULTS, a job never run, an unreadable job file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Final
+
+import typer
+
+from batch.cli.app import Exit, app, examples, reporting_errors, say
+from batch.cli.options import LogFormat
+from batch.errors import RerouteError
+
+if TYPE_CHECKING:
+    from batch.jobs import Job
+
+EVERY: Final = 2.0  # seconds between two refreshes of --watch
+
+
+@app.command(
+    "status",
+    epilog=examples(
+        "reroute status routing-changes.results.csv",
+        "reroute status jobs/nightly-reroute.toml --watch",
+        "reroute status routing-changes.results.csv --log-format json",
+    ),
+)
+def status_command(
+    target: Annotated[
+        Path,
+        typer.Argument(
+            help="The results file a run writes (its journal beside it is read), or the job "
+            "file that runs it.",
+            metavar="RESULTS|JOB.toml",
+            show_default=False,
+        ),
+    ],
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", help="Show it again every 2 s until Ctrl-C."),
+    ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            help="text: for people; json: one JSON object (with --watch, one per line per "
+            "refresh).",
+        ),
+    ] = LogFormat.TEXT,
+) -> None:
+    """A run's state, read-only (never slows or blocks it): running or not and who holds it,
+    rows decided per outcome, rate, ETA, window, the last failures and segments.
+
+    Exit 0 shown, 2 no run to show (no journal beside RESULTS, a job never run).
+    """
+    from batch.status import locate
+
+    with reporting_errors():
+        results, job = locate(target, os.environ)
+    show = _json if log_format is LogFormat.JSON else _text
+    if not watch:
+        with reporting_errors():
+            show(results, job)
+        raise typer.Exit(Exit.OK)
+    try:
+        if log_format is LogFormat.TEXT and sys.stdout.isatty():
+            _watch_live(results, job)
+        while True:  # not a terminal (or JSON): one block or line per refresh
+            try:
+                show(results, job)
+                if log_format is LogFormat.TEXT:
+                    say()
+            except RerouteError as exc:  # a journal being replaced (--fresh): try again
+                print(f"reroute: {exc}", file=sys.stderr, flush=True)
+            time.sleep(EVERY)
+    except KeyboardInterrupt:
+        raise typer.Exit(Exit.OK) from None
+
+
+def _text(results: Path, job: Job | None) -> None:
+    from batch.status_reader import read_status
+    from batch.status_text import lines
+
+    for line in lines(read_status(results, job=job)):
+        say(line)
+
+
+def _json(results: Path, job: Job | None) -> None:
+    from batch import __version__
+    from batch.status_reader import read_status
+    from batch.status_text import as_json
+
+    record = as_json(read_status(results, job=job), __version__)
+    print(json.dumps(record, ensure_ascii=False), flush=True)
+
+
+def _watch_live(results: Path, job: Job | None) -> None:
+    """Redraw in place on a terminal (rich, imported only here) until Ctrl-C."""
+    from rich.live import Live
+    from rich.text import Text
+
+    from batch.status_reader import read_status
+    from batch.status_text import lines
+
+    def frame() -> Text:
+        try:
+            shown = lines(read_status(results, job=job))
+        except RerouteError as exc:
+            shown = [f"reroute: {exc}"]
+        stamp = time.strftime("%H:%M:%S")
+        return Text("\n".join([*shown, f"  (every {EVERY:g} s, {stamp}; Ctrl-C to stop)"]))
+
+    with Live(frame(), auto_refresh=False) as live:
+        while True:
+            time.sleep(EVERY)
+            live.update(frame(), refresh=True)

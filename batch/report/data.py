@@ -1,0 +1,385 @@
+"""What a report shows, read from the run's journal (and its results file, when written).
+
+The journal (``<results>.journal``) holds the run's identity and settings (``meta``), one record
+per row ever sent (``rows``) and the audit trail (``batch.audit``: every request, segment and
+event). Rows never sent (invalid, not_attempted, skipped) are only in the results file, so the
+outcomes come from the results file when it exists and from the journal's rows otherwise (a run
+still going, or one that died before writing it); :attr:`Facts.source` says which.
+
+Everything is opened read-only: a report of a run still going never blocks or slows it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from batch import audit, rowrecords
+from batch.errors import InputFileError, JournalError
+from batch.journaldb import journal_path, log_path
+from batch.maplog import read_records
+from batch.model import RESULT_COLUMNS, Outcome
+
+# At most this many rows that did not succeed are embedded (the results file has them all).
+MAX_FAILED_ROWS: Final = 1_000
+RESPONSE_EXCERPT: Final = 600  # characters of a response shown per row
+REQUEST_EXCERPT: Final = 2_000
+TOP_CAUSES: Final = 10
+# The order outcomes are listed in, and which rows the failure table shows first.
+OUTCOME_ORDER: Final = (
+    Outcome.SUCCEEDED,
+    Outcome.FAILED,
+    Outcome.UNKNOWN,
+    Outcome.INVALID,
+    Outcome.NOT_ATTEMPTED,
+    Outcome.SKIPPED,
+)
+NOT_SUCCEEDED: Final = (Outcome.FAILED, Outcome.UNKNOWN, Outcome.INVALID, Outcome.NOT_ATTEMPTED)
+
+FROM_RESULTS: Final = "results file"
+FROM_JOURNAL: Final = (
+    "journal (no results file yet: the run is still going, or ended before writing it)"
+)
+
+# The exit statuses of `run` and `retry` (contract), in words.
+EXIT_MEANING: Final = {
+    0: "every row succeeded",
+    1: "finished; some rows did not succeed",
+    2: "nothing was sent",
+    3: "stopped early with rows left to send; the same command resumes",
+    4: "rows were sent, but the results file could not be written",
+}
+
+# What the charts need of every request (a quarter of a million for 200,000 rows: the fewer
+# columns, the quicker); a row's full history is read only for the rows the page shows.
+ATTEMPT_SCHEMA: Final = {
+    "row": pl.Int64, "attempt": pl.Int64, "segment": pl.Int64, "sent_at": pl.Int64,
+    "answered_at": pl.Int64, "http_status": pl.Int64,
+}  # fmt: skip
+_HISTORY: Final = (
+    "row", "attempt", "segment", "sent_at", "answered_at", "http_status", "error_code",
+    "waited_ms", "wait_cause", "retry_after",
+)  # fmt: skip
+# The journal's rows hold these as integers (times in microseconds since the epoch).
+_INTEGER_COLUMNS: Final = frozenset(
+    {"row", "http_status", "attempts", "started_at", "finished_at", "duration_ms"}
+)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything read from the journal and the results file, for the charts and the text."""
+
+    results: Path
+    journal: Path
+    source: str  # FROM_RESULTS or FROM_JOURNAL
+    meta: dict[str, str]
+    record: dict[str, Any]  # the settings the run remembers (batch.record.RunRecord)
+    segments: list[dict[str, Any]]  # batch.audit.segments
+    events: list[dict[str, Any]]  # batch.audit.events
+    rows: pl.DataFrame  # one per row: RESULT_COLUMNS, times in microseconds since the epoch
+    attempts: pl.DataFrame  # one per request: ATTEMPT_SCHEMA
+    history: dict[int, list[dict[str, Any]]]  # every request of each row the page shows
+    pauses: list[tuple[int, int]]  # when every request waited on a 429's Retry-After (merged)
+    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def outcome_counts(self) -> dict[str, int]:
+        counts = dict(self.rows.get_column("outcome").value_counts().iter_rows())
+        return {str(o): int(counts.get(str(o), 0)) for o in OUTCOME_ORDER}
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.segments) and self.segments[-1]["finished_at"] is not None
+
+
+def read(results: Path) -> Facts:
+    """Read what the report of ``results`` needs. Raises JournalError (no journal, not one, or
+    one of an older reroute without the audit trail) or InputFileError (a results file that
+    cannot be read), each one line that says what to do."""
+    results = Path(results)
+    journal = journal_path(results)
+    if not journal.is_file():
+        if results.is_dir():
+            raise InputFileError(results, "is a folder: give the results file of a run")
+        where = "no such results file, and no" if not results.exists() else "no"
+        raise JournalError(
+            f"{results}: {where} run journal beside it ({journal.name}): the report is made "
+            "from the journal `reroute run` and `reroute retry` keep beside their results file"
+        )
+    try:
+        db = _open(journal)
+    except sqlite3.Error as exc:
+        raise JournalError(f"{journal}: cannot open the run journal ({exc})") from exc
+    try:
+        return _read(db, results, journal)
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{journal}: not a readable run journal ({exc})") from exc
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
+        # A value of the wrong type in a column (SQLite keeps what it is given): one line.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise JournalError(f"{journal}: holds a value reroute cannot read ({first})") from exc
+    finally:
+        db.close()
+
+
+def _open(journal: Path) -> sqlite3.Connection:
+    """The journal, read-only. Without a ``-wal`` file no process has it open (a writer in WAL
+    mode always has one): it is read as immutable, which leaves no ``-wal``/``-shm`` files
+    behind as a WAL reader would. Else as a WAL reader beside the run (``audit.read_only``)."""
+    if Path(f"{journal}-wal").exists():
+        return audit.read_only(journal)
+    return sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+
+
+def _read(db: sqlite3.Connection, results: Path, journal: Path) -> Facts:
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not {"meta", "rows"} <= tables:
+        raise JournalError(f"{journal}: not a run journal (no meta or rows table)")
+    if not audit.has_trail(db):
+        raise JournalError(
+            f"{journal}: written by an older reroute, without the audit trail (requests, "
+            "segments, events) the report is made from; the results file still says how each "
+            "row ended. A run started with this version has one"
+        )
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    try:
+        record = json.loads(meta.get("settings", "{}"))
+    except ValueError:
+        record = {}
+    pending = _Pending.of(journal)
+    if results.is_file():
+        rows, source = _rows_from_results(results), FROM_RESULTS
+    else:
+        rows, source = pending.rows(_rows_from_journal(db)), FROM_JOURNAL
+    shown = not_succeeded(rows).head(MAX_FAILED_ROWS).get_column("row").to_list()
+    return Facts(
+        results=results,
+        journal=journal,
+        source=source,
+        meta={k: str(v) for k, v in meta.items()},
+        record=record if isinstance(record, dict) else {},
+        segments=audit.segments(db),
+        events=audit.events(db),
+        rows=rows,
+        attempts=pending.attempts(_attempts(db)),
+        history=pending.history(_history(db, shown)),
+        pauses=_pauses(db),
+    )
+
+
+def _pauses(db: sqlite3.Connection) -> list[tuple[int, int]]:
+    """The run's pauses after a 429 (every request waits them out, ``wait_cause`` pause): each
+    paused request's wait, overlapping waits merged into one span (microseconds)."""
+    cursor = db.execute(
+        "SELECT sent_at - waited_ms * 1000, sent_at FROM attempts "
+        "WHERE wait_cause = ? AND waited_ms > 0 ORDER BY 1",
+        (audit.PAUSE,),
+    )
+    merged: list[tuple[int, int]] = []
+    for start, end in cursor:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """What the run wrote to the journal's log and has not copied into SQLite yet: at most a
+    few hundred records while it runs, everything since the last copy for a run killed."""
+
+    row_records: list[tuple[Any, ...]]
+    attempt_records: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, journal: Path) -> _Pending:
+        log = log_path(journal)
+        try:
+            records, _ = read_records(log, rowrecords.WIDTH, audit.ATTEMPT_WIDTH)
+        except (OSError, JournalError):  # a log being rewritten: the report does without it
+            return cls([], [])
+        return cls(
+            [r for r in records if r[0] != audit.ATTEMPT_MARK],
+            [
+                dict(zip(audit.ATTEMPT_COLUMNS, r[1:], strict=True))
+                for r in records
+                if r[0] == audit.ATTEMPT_MARK
+            ],
+        )
+
+    def rows(self, rows: pl.DataFrame) -> pl.DataFrame:
+        if not self.row_records:
+            return rows
+        later = pl.DataFrame(self.row_records, schema=rows.schema, orient="row")
+        return pl.concat([rows, later]).unique("row", keep="last").sort("row")
+
+    def attempts(self, attempts: pl.DataFrame) -> pl.DataFrame:
+        if not self.attempt_records:
+            return attempts
+        later = pl.DataFrame(
+            [{k: a[k] for k in ATTEMPT_SCHEMA} for a in self.attempt_records],
+            schema=ATTEMPT_SCHEMA,
+            orient="row",
+        )
+        return pl.concat([attempts, later]).unique(["row", "attempt"], keep="last")
+
+    def history(self, found: dict[int, list[dict[str, Any]]]) -> dict[int, list[dict[str, Any]]]:
+        for record in self.attempt_records:
+            if record["row"] in found:
+                known = {a["attempt"]: a for a in found[record["row"]]}
+                known[record["attempt"]] = {k: record[k] for k in _HISTORY}
+                found[record["row"]] = [known[n] for n in sorted(known)]
+        return found
+
+
+def _attempts(db: sqlite3.Connection) -> pl.DataFrame:
+    cursor = db.execute(f"SELECT {', '.join(ATTEMPT_SCHEMA)} FROM attempts")
+    return _frame(cursor, ATTEMPT_SCHEMA)
+
+
+_CHUNK = 20_000  # records turned into Python values at a time
+
+
+def _frame(cursor: sqlite3.Cursor, schema: Mapping[str, Any]) -> pl.DataFrame:
+    """What ``cursor`` selects, as one frame built a chunk at a time: memory holds the frame
+    and one chunk of Python values, never every record as Python values at once."""
+    frames = [
+        pl.DataFrame(chunk, schema=dict(schema), orient="row")
+        for chunk in iter(lambda: cursor.fetchmany(_CHUNK), [])
+    ]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=dict(schema))
+
+
+def _history(db: sqlite3.Connection, rows: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Every request of ``rows``, by row then attempt (one query: the rows as a JSON array,
+    since a read-only connection can make no temporary table)."""
+    cursor = db.execute(
+        f"SELECT {', '.join(_HISTORY)} FROM attempts WHERE row IN "
+        "(SELECT value FROM json_each(?)) ORDER BY row, attempt",
+        (json.dumps(rows),),
+    )
+    found: dict[int, list[dict[str, Any]]] = {}
+    for values in cursor:
+        found.setdefault(values[0], []).append(dict(zip(_HISTORY, values, strict=True)))
+    return found
+
+
+def _rows_from_journal(db: sqlite3.Connection) -> pl.DataFrame:
+    cursor = db.execute(f"SELECT {', '.join(RESULT_COLUMNS)} FROM rows ORDER BY row")
+    schema = {
+        name: (pl.Int64 if name in _INTEGER_COLUMNS else pl.String) for name in RESULT_COLUMNS
+    }
+    return _frame(cursor, schema)
+
+
+def _rows_from_results(results: Path) -> pl.DataFrame:
+    from batch.results import read_results
+
+    frame = read_results(results).select(RESULT_COLUMNS)
+    return frame.with_columns(
+        pl.col("started_at").dt.epoch("us"), pl.col("finished_at").dt.epoch("us")
+    ).sort("row")
+
+
+@dataclass(frozen=True)
+class FailedRow:
+    """A row that did not succeed, as the failure table shows it."""
+
+    row: int
+    routing_id: str
+    outcome: str
+    http_status: int | None
+    attempts: int
+    error_code: str
+    error_message: str
+    request: str
+    response: str
+    history: list[dict[str, Any]]  # its requests: attempt, sent_at, status, code, ms, wait
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One error cause: how many rows it stopped, with one of them as an example."""
+
+    outcome: str
+    error_code: str
+    http_status: int | None
+    rows: int
+    example_row: int
+    example_routing_id: str
+    example_message: str
+
+
+def not_succeeded(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows that did not succeed (skipped ones were left out on purpose), failed first."""
+    rank = {str(o): i for i, o in enumerate(NOT_SUCCEEDED)}
+    return (
+        rows.filter(pl.col("outcome").is_in(list(rank)))
+        .with_columns(pl.col("outcome").replace_strict(rank, return_dtype=pl.Int64).alias("_rank"))
+        .sort("_rank", "row")
+        .drop("_rank")
+    )
+
+
+def failed_rows(facts: Facts, *, cap: int = MAX_FAILED_ROWS) -> tuple[list[FailedRow], int]:
+    """Up to ``cap`` rows that did not succeed, each with its attempt history; and how many
+    there are in all."""
+    every = not_succeeded(facts.rows)
+    shown = every.head(min(cap, MAX_FAILED_ROWS))
+    found = [
+        FailedRow(
+            row=r["row"],
+            routing_id=r["routing_id"] or "",
+            outcome=r["outcome"],
+            http_status=r["http_status"],
+            attempts=r["attempts"] or 0,
+            error_code=r["error_code"] or "",
+            error_message=r["error_message"] or "",
+            request=_excerpt(r["request"] or "", REQUEST_EXCERPT),
+            response=_excerpt(r["response"] or "", RESPONSE_EXCERPT),
+            history=facts.history.get(r["row"], []),
+        )
+        for r in shown.iter_rows(named=True)
+    ]
+    return found, every.height
+
+
+def causes(facts: Facts, *, top: int = TOP_CAUSES) -> tuple[list[Cause], int]:
+    """The commonest reasons rows did not succeed, each with its first row as an example; and
+    how many distinct causes there are."""
+    keyed = not_succeeded(facts.rows).with_columns(pl.col("error_code").fill_null(""))
+    grouped = (
+        keyed.group_by("outcome", "error_code", "http_status", maintain_order=True)
+        .agg(
+            pl.len().alias("rows"),
+            pl.col("row").first().alias("example_row"),
+            pl.col("routing_id").first().alias("example_routing_id"),
+            pl.col("error_message").first().alias("example_message"),
+        )
+        .sort("rows", descending=True, maintain_order=True)
+    )
+    found = [
+        Cause(
+            outcome=g["outcome"],
+            error_code=g["error_code"],
+            http_status=g["http_status"],
+            rows=g["rows"],
+            example_row=g["example_row"],
+            example_routing_id=g["example_routing_id"] or "",
+            example_message=_excerpt(g["example_message"] or "", 300),
+        )
+        for g in grouped.head(top).iter_rows(named=True)
+    ]
+    return found, grouped.height
+
+
+def _excerpt(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more chars)"

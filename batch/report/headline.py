@@ -1,0 +1,143 @@
+"""The report's header in words: what, where, when, who, how it ended, and each segment.
+
+Shared by the HTML page and the Markdown text, so a ticket and the page say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from batch.report.data import EXIT_MEANING, Facts
+from batch.window import format_duration
+
+
+def when(us: int | None, *, ms: bool = False) -> str:
+    """A journal time (microseconds since the epoch) as text a person reads, in UTC (``ms``:
+    to the millisecond, without the zone, for a table that names it once)."""
+    if us is None:
+        return ""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+    if ms:
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def lasted(start: int | None, end: int | None) -> str:
+    if start is None or end is None:
+        return ""
+    return format_duration(timedelta(microseconds=end - start))
+
+
+def ended(segment: dict[str, Any]) -> str:
+    """How a segment ended, in words, with the meaning of its exit status."""
+    if segment["finished_at"] is None:
+        return "not finished: still running, or its process died before it could say"
+    status = segment["exit_status"]
+    words = EXIT_MEANING.get(status, "") if status is not None else ""
+    reason = segment["stop_reason"] or ""
+    if reason == "finished":  # nothing stopped it: the exit status says it all
+        reason = ""
+    parts = [f"exit {status}: {words}" if status is not None else "ended"]
+    if reason:
+        parts.append(reason)
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Headline:
+    title: str
+    results: str  # the results file: where every row is
+    facts: list[tuple[str, str]]  # (label, value), in reading order
+    outcomes: dict[str, int]
+    total: int
+    requests: int
+    settings: dict[str, Any]
+    segments: list[dict[str, Any]]  # each with text fields for the table
+
+
+def headline(facts: Facts) -> Headline:
+    segs = facts.segments
+    record = facts.record
+    first = segs[0]["started_at"] if segs else _attempt_time(facts, "min")
+    last_seg = segs[-1] if segs else None
+    last = (
+        last_seg["finished_at"] if last_seg and last_seg["finished_at"] else None
+    ) or _attempt_time(facts, "max")
+    hosts = sorted({s["target_host"] for s in segs if s["target_host"]})
+    base_url = facts.meta.get("base_url", "")
+    where = ", ".join(hosts) or base_url or "unknown"
+    if record.get("sandbox"):
+        where += " (the embedded sandbox)"
+    what = record.get("job") or record.get("input") or ""
+    kind = record.get("kind", "run")
+    operators = sorted({s["operator"] for s in segs})
+    versions = sorted({s["version"] for s in segs})
+    ending = ended(last_seg) if last_seg else "no segment recorded"
+    if len(segs) > 1 and last_seg is not None:
+        ending = f"{ending} (segment {last_seg['segment']} of {len(segs)})"
+    outcomes = facts.outcome_counts()
+    total = facts.rows.height
+    lines = [
+        ("What", f"reroute {kind} of {what or 'an input'}: {total:,} rows"),
+        ("Where", where),
+        ("When", _period(first, last, segs)),
+        ("Who", ", ".join(operators) or "unknown"),
+        ("How it ended", ending),
+        ("Outcomes from", f"the {facts.source}"),
+        ("Results file", str(facts.results)),
+        ("Journal", str(facts.journal)),
+        ("Input sha256", facts.meta.get("input_sha256", "")),
+        ("reroute", ", ".join(versions) or "unknown"),
+    ]
+    settings = dict(record)
+    if last_seg is not None:
+        settings.update(last_seg["settings"])
+    return Headline(
+        title=f"reroute report: {facts.results.name}",
+        results=str(facts.results),
+        facts=lines,
+        outcomes=outcomes,
+        total=total,
+        requests=facts.attempts.height,
+        settings={k: v for k, v in sorted(settings.items()) if v not in (None, "")},
+        segments=[_segment_row(facts, s) for s in segs],
+    )
+
+
+def _period(first: int | None, last: int | None, segs: list[dict[str, Any]]) -> str:
+    if first is None:
+        return "nothing sent yet"
+    text = f"{when(first)} to {when(last) or 'now'}"
+    if len(segs) > 1:
+        active = sum((s["finished_at"] or s["started_at"]) - s["started_at"] for s in segs)
+        return f"{text} ({len(segs)} segments, {lasted(0, active)} active)"
+    return f"{text} ({lasted(first, last)})" if last else text
+
+
+def _attempt_time(facts: Facts, which: str) -> int | None:
+    sent = facts.attempts.get_column("sent_at")
+    if not sent.len():
+        return None
+    value = sent.min() if which == "min" else sent.max()
+    return int(value)  # type: ignore[arg-type]
+
+
+def _segment_row(facts: Facts, s: dict[str, Any]) -> dict[str, str]:
+    requests = facts.attempts.filter(facts.attempts.get_column("segment") == s["segment"]).height
+    return {
+        "segment": str(s["segment"]),
+        "kind": s["kind"],
+        "operator": s["operator"],
+        "version": s["version"],
+        "started": when(s["started_at"]),
+        "finished": when(s["finished_at"]) or "not finished",
+        "lasted": lasted(s["started_at"], s["finished_at"]),
+        "requests": f"{requests:,}",
+        "ended": ended(s),
+        "target": s["target_host"],
+        "key variable": s["key_variable"],
+        "input sha256": s["input_sha256"][:12],
+        "plan sha256": s["plan_sha256"][:12],
+    }

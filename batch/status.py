@@ -1,0 +1,251 @@
+"""`reroute status`: a run's state, read from its journal while it runs or after it ended.
+
+Read-only and never in the run's way: the journal is opened as a WAL reader
+(``audit.read_only``), its log of records not yet copied into SQLite is read too (so the counts
+are not a few hundred rows behind) but never written, and the run lock is looked at, never taken
+(``lock.peek``). Counts are SQL aggregates, with the log's few hundred records laid over them:
+a refresh costs one scan of the rows table whatever the run's size.
+
+What the journal does not say is left unknown (``None``), never guessed: a journal of an older
+reroute has no audit trail (no segments, events or per-request times), and one without the
+``others`` meta key cannot say how many rows of the results file the run never sends (invalid,
+skipped as unchanged), so ``total`` and ``invalid`` are unknown there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from batch.errors import JournalError
+from batch.jobs import Job, is_job_file, load_job
+from batch.journaldb import SUFFIX, journal_path
+from batch.lock import Holder
+from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
+
+SHOWN: Final = 5  # failures, segments and events shown
+_UNKNOWN: Final = Outcome.UNKNOWN.value
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    row: int
+    routing_id: str
+    http_status: int | None
+    error_code: str
+    error_message: str
+    attempts: int
+    at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One invocation that sent (audit.segments), as shown."""
+
+    number: int
+    kind: str
+    operator: str
+    version: str
+    started_at: datetime
+    finished_at: datetime | None
+    stop_reason: str
+    exit_status: int | None
+    target_host: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    segment: int
+    at: datetime
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The change window and where ``now`` is in it: ``none`` (no window), ``open``,
+    ``not_yet_open``, ``closed``."""
+
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    state: str = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """Everything ``reroute status`` shows; ``None`` where the journal cannot say."""
+
+    results: Path
+    journal: Path
+    now: datetime
+    state: str  # running, waiting_for_window, stopped, finished, not_started
+    running: bool | None  # None: the lock's holder is on another host (cannot be told)
+    holder: Holder | None  # who holds the lock (or held it, and died)
+    operator: str | None  # user@host of the invocation holding it (its segment)
+    kind: str  # run or retry (the last segment's, else the run's)
+    target: str  # base URL, or "sandbox"
+    job: Path | None
+    started_at: datetime | None
+    finished: bool
+    total: int | None  # rows of the results file
+    candidates: int | None  # rows the run sends (valid, not left out)
+    outcomes: Mapping[str, int | None]  # every Outcome value; invalid None when unknown
+    done: int  # rows decided: never sent again by a resume
+    left: int | None  # rows a resume would still send
+    in_flight: int | None
+    requests: int  # requests ever sent for the journal's rows
+    rate: str | None  # the configured pace (--rate)
+    concurrency: int | None
+    rows_per_min: float | None  # rows decided per minute over the last 60 s (while running)
+    average_rows_per_min: float | None  # over the current (or last) segment's active time
+    requests_per_min: float | None  # requests sent per minute over the last 60 s
+    eta: datetime | None
+    window: Window
+    failures: tuple[Failure, ...]
+    segments: tuple[Segment, ...]
+    events: tuple[Event, ...]
+    trail: bool  # the journal has the audit trail (a journal of an older reroute has not)
+    notes: tuple[str, ...] = field(default=())
+
+
+def locate(target: Path, env: Mapping[str, str]) -> tuple[Path, Job | None]:
+    """The results path a RESULTS, journal or JOB.toml argument names (a job's as `run`
+    resolves it), and the job. Raises JobFileError, or JournalError when there is no journal."""
+    job = None
+    if is_job_file(target):
+        from batch.invocation import settings_from
+
+        job = load_job(target)
+        results = settings_from({"input": target}, env, sandbox=False, job=job).results
+    elif target.name.endswith(SUFFIX):
+        results = target.with_name(target.name[: -len(SUFFIX)])
+    else:
+        results = target
+    journal = journal_path(results)
+    if not journal.is_file():
+        raise JournalError(missing(target, results, journal, job))
+    return results, job
+
+
+def missing(target: Path, results: Path, journal: Path, job: Job | None) -> str:
+    if job is not None:
+        return (
+            f"{target}: no run of this job yet (no journal {journal}): "
+            f"`reroute run {target}` starts it"
+        )
+    guess = Path(f"{target.stem}.results.csv")
+    if target.exists() and journal_path(guess).is_file():
+        return f"{target}: no run journal beside it; did you mean `reroute status {guess}`?"
+    what = "no run journal beside it" if target.exists() else "no such results file"
+    return (
+        f"{target}: {what} ({journal.name} not found): give the results path a run writes "
+        "(its --results; default <input stem>.results.csv) or the run's job file"
+    )
+
+
+def resends(outcome: str, status: int | None, code: str) -> bool:
+    """A failed row a resume sends again (RowResult.decided, on a record's values)."""
+    return outcome == Outcome.FAILED and (status in RESEND_STATUSES or code in RESEND_CODES)
+
+
+def later(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The later of two records of one row: more attempts, or as many and a final outcome
+    (an outcome only moves forward; attempts only accumulate). Ties go to ``b``."""
+    return a if (a[4], a[2] != _UNKNOWN) > (b[4], b[2] != _UNKNOWN) else b
+
+
+@dataclass
+class Tally:
+    outcomes: Counter[str] = field(default_factory=Counter)
+    resend: int = 0
+    attempts: int = 0
+    recent: int = 0  # rows decided since the current rate's start
+    active: int = 0  # rows decided since the segment's active start
+
+    def add(self, record: tuple[Any, ...], sign: int, recent: int, active: int) -> None:
+        outcome, status, attempts, code, finished = (
+            record[2],
+            record[3],
+            record[4],
+            record[5],
+            record[10],
+        )
+        self.outcomes[outcome] += sign
+        self.resend += sign * resends(outcome, status, code)
+        self.attempts += sign * (attempts or 0)
+        if finished is not None and outcome != _UNKNOWN:
+            self.recent += sign * (finished >= recent)
+            self.active += sign * (finished >= active)
+
+
+def window_at(before: datetime | None, after: datetime | None, now: datetime) -> Window:
+    """Where ``now`` is in the window ``before`` .. ``after``."""
+    if before is None and after is None:
+        return Window()
+    if before is not None and now < before:
+        return Window(before, after, "not_yet_open")
+    if after is not None and now >= after:
+        return Window(before, after, "closed")
+    return Window(before, after, "open")
+
+
+def others_of(text: str | None) -> dict[str, int] | None:
+    """The ``others`` meta key: rows of the results file the run never sends, per outcome."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    known = {o.value for o in Outcome}
+    if not isinstance(data, dict):
+        return None
+    return {k: int(v) for k, v in data.items() if k in known and isinstance(v, int)}
+
+
+def count(
+    tally: Tally, candidates: int | None, others: Mapping[str, int] | None
+) -> tuple[dict[str, int | None], int | None, int]:
+    """Rows per outcome as the results file will have them, the total (None: unknown) and the
+    rows decided. Candidates without a record are not_attempted; ``others`` are the rows the
+    run never sends (without it, invalid is unknown)."""
+    outcomes: dict[str, int | None] = {o.value: tally.outcomes[o.value] for o in Outcome}
+    recorded = sum(tally.outcomes.values())
+    sent_at_most = recorded if candidates is None else candidates
+    outcomes[Outcome.NOT_ATTEMPTED] = max(0, sent_at_most - recorded)
+    total = None
+    if others is None:
+        outcomes[Outcome.INVALID] = None
+    else:
+        for outcome, n in others.items():
+            outcomes[outcome] = (outcomes[outcome] or 0) + n
+        total = max(sent_at_most, recorded) + sum(others.values())
+    decided = Outcome.SUCCEEDED, Outcome.SKIPPED, Outcome.FAILED
+    done = sum(tally.outcomes[o.value] for o in decided) - tally.resend
+    return outcomes, total, done
+
+
+def state_of(running: bool | None, finished: bool, win: Window, *, sent: bool) -> str:
+    """running, waiting_for_window, finished, stopped (resumable) or not_started."""
+    if running:
+        return "waiting_for_window" if win.state == "not_yet_open" else "running"
+    if finished:
+        return "finished"
+    return "stopped" if sent else "not_started"
+
+
+def lock_notes(running: bool | None, holder: Holder | None) -> list[str]:
+    """What the lock file says beyond running or not."""
+    if holder is None or running:
+        return []
+    if running is False:
+        return [
+            f"the run that held the lock ({holder.describe()}) is gone: it died or was killed; "
+            "the same command resumes"
+        ]
+    return [f"the lock names {holder.describe()}: whether it still runs cannot be told from here"]

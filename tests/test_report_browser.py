@@ -1,0 +1,101 @@
+"""The report in a real browser: headless Chromium, every request but the file itself blocked.
+
+Skipped only where Chromium is missing and CI is not set; in CI (``.ci/run`` installs Debian's
+``chromium``) a missing browser fails the test rather than skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from batch.report import write_report
+from tests.conftest import StartSandbox
+from tests.report_browser import chromium, open_report, sandbox_run_with_faults
+from tests.report_fixtures import make_run
+
+pytestmark = pytest.mark.slow
+
+if chromium() is None and not os.environ.get("CI"):
+    pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+CHARTS = {"rate", "outcomes", "latency", "latency-bins", "attempts", "codes"}
+
+
+def _assert_drawn(seen_charts: dict[str, dict[str, object]]) -> None:
+    assert set(seen_charts) == CHARTS
+    for key, chart in seen_charts.items():
+        assert chart["drawn"] == "yes", key
+        assert isinstance(chart["marks"], int)
+        assert chart["marks"] > 0, key
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("finished", [True, False], ids=["finished", "still-running"])
+def test_report_of_a_journal_draws_every_chart_offline(tmp_path: Path, finished: bool) -> None:
+    """A run of three nights with failures (finished, or still going with no results file):
+    no console error, no request leaves the page (the hostile response bodies stay text), each
+    chart draws marks, the filter narrows the failure table."""
+    made = make_run(
+        tmp_path / "out.csv",
+        rows=200,
+        segments=3,
+        failed=frozenset({5, 17, 120}),
+        finished=finished,
+        write_results_file=finished,
+    )
+    page = write_report(made.results)
+    seen = open_report(page, screenshot=tmp_path / "report.png", query="1017")
+    assert seen.errors == []
+    assert seen.blocked == []
+    _assert_drawn(seen.charts)
+    shown = 4 if finished else 3  # the invalid row is only in the results file
+    assert seen.rows_before == shown
+    assert seen.rows_after == 1
+    assert seen.count_text == f"1 of {shown} rows shown"
+    assert len(seen.rows_descending) == shown
+    assert seen.rows_descending == sorted(seen.rows_descending, key=int, reverse=True)
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.timeout(180)
+def test_report_of_a_sandbox_run_with_faults(start_sandbox: StartSandbox, tmp_path: Path) -> None:
+    """The report `run` writes at its end, of a real run with faults, in a real browser with the
+    network blocked: no console error, every chart drew marks, the filter narrows the table;
+    it saves a screenshot."""
+    _, printed = sandbox_run_with_faults(start_sandbox, tmp_path)
+    page = tmp_path / "night.results.report.html"
+    assert f"report: {page}" in printed.splitlines()
+    text = page.read_text()
+    assert "HTTP_404" in text or "NOT_FOUND" in text
+    seen = open_report(page, screenshot=tmp_path / "report.png", query="4105")
+    assert seen.errors == []
+    assert seen.blocked == []
+    _assert_drawn(seen.charts)
+    assert seen.rows_before >= 3
+    assert seen.rows_after == 1
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+@pytest.mark.timeout(120)
+def test_report_of_a_run_where_every_row_succeeded(tmp_path: Path) -> None:
+    """The main path: the sample on the embedded sandbox, every row succeeded. No warning from
+    a chart with nothing to draw (no 429, no failure): those say so in words instead."""
+    from typer.testing import CliRunner
+
+    from batch.cli import app
+    from tests.report_browser import SAMPLE
+
+    out = tmp_path / "all.csv"
+    result = CliRunner().invoke(app, ["run", str(SAMPLE), "--sandbox", "--results", str(out)])
+    assert result.exit_code == 0, result.output
+    page = tmp_path / "all.report.html"
+    assert "no row failed" in page.read_text()
+    seen = open_report(page, screenshot=tmp_path / "all.png")
+    assert seen.errors == []
+    assert seen.blocked == []
+    assert {key for key, chart in seen.charts.items() if chart["drawn"] == "yes"} == CHARTS
+    assert seen.charts["codes"]["marks"] == 0  # the sentence, not a bar
+    assert seen.charts["rate"]["marks"] > 0
