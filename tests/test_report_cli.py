@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from batch.cli import app
 from batch.report import render
+from batch.sandbox import RunningSandbox
 from tests.conftest import StartSandbox
 from tests.report_fixtures import make_run
 
 runner = CliRunner()
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "routing-changes.csv"
 
 
 def test_report_writes_html_beside_the_results_and_says_where(tmp_path: Path) -> None:
@@ -100,12 +103,25 @@ def test_run_in_json_keeps_stdout_one_record_and_notes_the_report(tmp_path: Path
     assert page.is_file()
 
 
-def test_a_job_file_is_refused_with_what_to_give_instead(tmp_path: Path) -> None:
+def test_a_job_file_reports_the_results_its_run_wrote(
+    live_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """A JOB.toml names its run's results file, as `run` resolves it; a job never run says so."""
+    shutil.copy(SAMPLE, tmp_path / "changes.csv")
     job = tmp_path / "nightly.toml"
-    job.write_text('input = "changes.csv"\n')
-    result = runner.invoke(app, ["report", str(job)])
-    assert result.exit_code == 2
-    assert "is a job file: give the results file its run wrote" in result.stderr
+    job.write_text(
+        'input = "changes.csv"\nresults = "night.csv"\n'
+        f'[target]\nbase_url = "{live_sandbox.base_url}"\n[pace]\nrate = "50/s"\n'
+    )
+    never = runner.invoke(app, ["report", str(job)])
+    assert never.exit_code == 2
+    assert "no run of this job yet" in never.stderr
+    env = {"VOCOBASE_API_KEY": live_sandbox.api_key}
+    ran = runner.invoke(app, ["run", str(job), "--no-report"], env=env)
+    assert ran.exit_code == 0, ran.output
+    made = runner.invoke(app, ["report", str(job), "--format", "md", "--out", "-"], env=env)
+    assert made.exit_code == 0, made.output
+    assert "night.csv" in made.stdout
 
 
 def test_retry_writes_the_report_of_the_run_and_the_retry(

@@ -7,6 +7,7 @@ beside RESULTS, a journal of an older reroute, a file that cannot be written).
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -59,16 +60,14 @@ def report_command(
     ] = ReportFormat.HTML,
 ) -> None:
     """Write the report of a run: what, where, when, who, how it ended, charts, failures."""
-    from batch.errors import UsageError
     from batch.jobs import is_job_file
     from batch.report import render, write_report
 
     with reporting_errors():
-        if is_job_file(results):
-            raise UsageError(
-                f"{results} is a job file: give the results file its run wrote (the job's "
-                "`results`, by default <job name>.results.csv beside it)"
-            )
+        if is_job_file(results):  # the results file the job's run writes, as `run` resolves it
+            from batch.status import locate
+
+            results, _ = locate(results, os.environ)
         if out is not None and str(out) == "-":
             sys.stdout.write(render(results, fmt.value))
             sys.stdout.flush()
