@@ -312,8 +312,9 @@ class Journal:
         final: bool = False,
     ) -> None:
         """The request in flight for ``call`` has its answer (``status``, or None for a
-        transport error, with its ``code``). ``final``: the row's last (a success), so the
-        record may wait for the row's final record, as :meth:`finish` with commit=False."""
+        transport error, with its ``code``). ``final``: the row's last (a success): the record
+        goes to SQLite with the others, but is not logged, since the row's final record (which
+        follows without a pause) says when and how it was answered."""
         request = self._sent.pop(call.row, None)
         if request is None:
             return
@@ -321,11 +322,9 @@ class Journal:
                   retry_after)  # fmt: skip
         self._attempts[(answer[0], answer[2])] = answer
         # Not counted: a batch is so many row records (the attempts ride along with them).
-        line = rowrecords.line((audit.ATTEMPT_MARK, *answer))
         if final:
-            self._unwritten.append(line)
-        else:
-            self._append(line)
+            return  # a success: the row's final record says it all (journaldb.replay)
+        self._append(rowrecords.line((audit.ATTEMPT_MARK, *answer)))
 
     def finish(self, result: RowResult, *, commit: bool = True) -> RowResult:
         """Record the final result of a row; returns it with attempts of earlier runs added.

@@ -11,6 +11,7 @@ from typing import Any, Final
 from batch import applied, audit, rowrecords
 from batch.errors import JournalError
 from batch.maplog import read_records, zero_records
+from batch.model import RESULT_COLUMNS
 from batch.record import RunIdentity
 
 SUFFIX: Final = ".journal"
@@ -42,7 +43,34 @@ def replay(db: sqlite3.Connection, log: Path) -> None:
     attempts = [r[1:] for r in records if r[0] == audit.ATTEMPT_MARK]
     if records:
         upsert(db, rows, attempts)
+        _answered_by_success(db, rows)
     zero_records(log, used)
+
+
+_SUCCEEDED: Final = "succeeded"
+# Where a row record (RESULT_COLUMNS order) holds what a success's answer says.
+_ROW, _OUTCOME, _STATUS, _ATTEMPTS, _FINISHED = (
+    RESULT_COLUMNS.index(name)
+    for name in ("row", "outcome", "http_status", "attempts", "finished_at")
+)
+
+
+def _answered_by_success(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """A success's own answer is not logged (speed: a line less per row): the row's final
+    record says it all. A request left "sent, never answered" by the log is then the row's
+    last one, answered when the row finished, with its status."""
+    answered = [
+        (r[_FINISHED], r[_STATUS], r[_ROW], r[_ATTEMPTS])
+        for r in rows
+        if r[_OUTCOME] == _SUCCEEDED and r[_FINISHED] is not None and r[_ATTEMPTS]
+    ]
+    if answered:
+        with db:
+            db.executemany(
+                "UPDATE attempts SET answered_at = ?, http_status = ?, error_code = '' "
+                "WHERE row = ? AND attempt = ? AND answered_at IS NULL",
+                answered,
+            )
 
 
 def upsert(

@@ -16,12 +16,12 @@ import polars as pl
 import pytest
 from trio.testing import MockClock
 
-from batch import audit, runtrail
+from batch import audit, rowrecords, runtrail
 from batch.journal import Journal
 from batch.model import Call, Outcome, RowResult
 from batch.record import RunIdentity
 from batch.send import Sender
-from tests.test_send import BODY, CALL, OK_BODY, Script, error, make_sender
+from tests.test_send import BODY, CALL, EPOCH, OK_BODY, Script, error, make_sender
 
 IDENTITY = RunIdentity("sha", "https://api.example.test/api/v2", "/tmp/out.csv")
 
@@ -153,6 +153,36 @@ def test_a_request_cut_off_keeps_its_record_and_the_next_invocation_counts_on(
     second.close()
     assert result.attempts == 3
     assert [(r[2], r[3], r[6]) for r in attempts_in(path)][-1] == (3, 2, 200)
+
+
+def test_a_success_cut_off_before_the_copy_in_is_answered_by_its_row_record(
+    tmp_path: Path,
+) -> None:
+    """A success's answer is not logged (its row's final record says it): after a crash, the
+    request is answered when the row finished, with its status, whether its "sent" record was
+    still in the log or already copied into SQLite."""
+    path = tmp_path / "out.csv.journal"
+    calls = [Call(row=r, routing_id=40 + r, body=BODY) for r in (1, 2)]
+    first = Journal.open(path, IDENTITY)
+    first.segment = 1
+    for n, call in enumerate(calls):
+        first.begin(call)
+        first.attempt(call, 1)
+        if n == 0:
+            first.trail()  # row 1's "sent" record reaches SQLite before its answer
+        first.answered(call, 200, "", None, final=True)
+        done = RowResult(call.row, str(call.routing_id), Outcome.SUCCEEDED, 200, attempts=1,
+                         finished_at=EPOCH)  # fmt: skip
+        first.finish(done, commit=False)
+    first.commit()
+    first._mapped.close()  # the process dies: the log is all that is left of the answers
+    first._db.close()
+    Journal.open(path, IDENTITY).close()
+    records = attempts_in(path)
+    assert [(r[0], r[2], r[5], r[6]) for r in records] == [
+        (1, 1, rowrecords.stamp(EPOCH), 200),
+        (2, 1, rowrecords.stamp(EPOCH), 200),
+    ]
 
 
 def test_a_new_run_at_the_results_path_forgets_the_old_trail(tmp_path: Path) -> None:
