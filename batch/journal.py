@@ -297,8 +297,9 @@ class Journal:
                    cause, None)  # fmt: skip
         self._sent[row] = request
         self._attempts[(row, prior + n)] = request
-        self._logged += 1  # the row's record; its request's rides along
-        self._append(rowrecords.line(values) + rowrecords.line((audit.ATTEMPT_MARK, *request)))
+        self._logged += 1
+        # One line for both: the row's record, then what its request adds (journaldb.replay).
+        self._append(rowrecords.line((*values, self.segment, sent, waited_ms, cause)))
         if self._logged >= BATCH:
             self._flush()
 

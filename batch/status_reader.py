@@ -20,9 +20,8 @@ from typing import Any, Final
 from batch import audit, rowrecords, window
 from batch.errors import JobFileError, JournalError, UsageError
 from batch.jobs import Job, load_job
-from batch.journaldb import journal_path, log_path
+from batch.journaldb import Logged, journal_path, log_path, read_log
 from batch.lock import Holder, peek
-from batch.maplog import read_records
 from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
 from batch.record import RECORD_KEY, RunRecord
 from batch.status import (
@@ -76,9 +75,9 @@ def _read(path: Path, results: Path, now: datetime, job: Job | None, lock_table:
     look = peek(results, lock_table=lock_table)
     # The log first, then SQLite: a record copied in and zeroed in between is then in SQLite.
     try:
-        logged, _ = read_records(log_path(path), rowrecords.WIDTH, audit.ATTEMPT_WIDTH)
+        logged = read_log(log_path(path))
     except JournalError:
-        logged = []  # caught mid-write: what SQLite holds is at most a batch behind
+        logged = Logged([], [], 0)  # caught mid-write: what SQLite holds is a batch behind at most
     db = audit.read_only(path)
     try:
         db.execute("BEGIN")  # one snapshot for every query
@@ -122,17 +121,16 @@ class _Reader:
         held: bool | None,
         holder: Holder | None,
         job: Job | None,
-        logged: list[tuple[Any, ...]],
+        logged: Logged,
     ) -> None:
         self.db, self.path, self.results, self.now = db, path, results, now
         self.held, self.holder, self.job = held, holder, job
         self.rows: dict[int, tuple[Any, ...]] = {}  # the log's latest record per row
         self.requests: dict[tuple[int, int], tuple[Any, ...]] = {}  # ... per request
-        for record in logged:
-            if record[0] == audit.ATTEMPT_MARK:
-                self.requests[(record[1], record[3])] = record[1:]
-            else:
-                self.rows[record[0]] = record
+        for record in logged.rows:
+            self.rows[record[0]] = record
+        for request in logged.attempts:
+            self.requests[(request[0], request[2])] = request
         self.notes: list[str] = []
 
     def status(self) -> RunStatus:

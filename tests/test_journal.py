@@ -206,17 +206,18 @@ os.kill(os.getpid(), signal.SIGKILL)
 )
 def test_an_in_flight_mark_is_one_json_line_of_its_record(tmp_path: Path, body: str) -> None:
     """The mark's log line is the JSON of its record (the message every mark shares left out),
-    and reads back as the same `unknown` row, whatever the body holds; the request's own
-    record (batch.audit) follows it in the same write."""
+    and reads back as the same `unknown` row, whatever the body holds; what the request adds
+    (batch.audit) ends the same line."""
     ident = _identity(tmp_path)
     journal = Journal.open(tmp_path / "j", ident)
     started = datetime(2026, 11, 30, 1, 2, 3, 456789, tzinfo=UTC)
     journal.attempt(Call(row=7, routing_id=107, body=body), 2, now=started)
-    [line, request] = _records(Path(f"{tmp_path / 'j'}-log")).splitlines()
+    [line] = _records(Path(f"{tmp_path / 'j'}-log")).splitlines()
     journal.close()
     stamp = 1_796_000_523_456_789  # 2026-11-30T01:02:03.456789Z in microseconds
-    assert json.loads(line) == [7, "107", "unknown", None, 2, "", "", body, "", stamp, None, None]
-    assert json.loads(request) == ["a", 7, "107", 2, 0, stamp, None, None, "", 0, "", None]
+    record = [7, "107", "unknown", None, 2, "", "", body, "", stamp, None, None]
+    # Then the request's segment, when it was sent, how long it waited and why (batch.audit).
+    assert json.loads(line) == [*record, 0, stamp, 0, ""]
     with Journal.open(tmp_path / "j", ident) as again:
         record = again.get(7)
     assert record is not None

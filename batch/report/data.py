@@ -21,10 +21,9 @@ from typing import Any, Final
 
 import polars as pl
 
-from batch import audit, rowrecords
+from batch import audit
 from batch.errors import InputFileError, JournalError
-from batch.journaldb import journal_path, log_path
-from batch.maplog import read_records
+from batch.journaldb import journal_path, log_path, read_log
 from batch.model import RESULT_COLUMNS, Outcome
 
 # At most this many rows that did not succeed are embedded (the results file has them all).
@@ -203,16 +202,12 @@ class _Pending:
     def of(cls, journal: Path) -> _Pending:
         log = log_path(journal)
         try:
-            records, _ = read_records(log, rowrecords.WIDTH, audit.ATTEMPT_WIDTH)
+            logged = read_log(log)
         except (OSError, JournalError):  # a log being rewritten: the report does without it
             return cls([], [])
         return cls(
-            [r for r in records if r[0] != audit.ATTEMPT_MARK],
-            [
-                dict(zip(audit.ATTEMPT_COLUMNS, r[1:], strict=True))
-                for r in records
-                if r[0] == audit.ATTEMPT_MARK
-            ],
+            logged.rows,
+            [dict(zip(audit.ATTEMPT_COLUMNS, r, strict=True)) for r in logged.attempts],
         )
 
     def rows(self, rows: pl.DataFrame) -> pl.DataFrame:
