@@ -159,6 +159,9 @@ class Pace:
             # below its rate, and lets a probe run far above it before it refuses.
             self._r_max = self._limit = max(self._r_max, min(pace, measured))
             pace = min(pace, self._r_max)
+        # Nothing accepted (answers lost on the way, say) measures no limit: never below the floor.
+        self._r_max = max(self._r_max, self._floor)
+        self._limit = max(self._limit, self._floor)
         self._last = (now + pause, self.accepted)
         self._on_plateau = plateau
         # The climb takes several pauses: answers come back only after one. And a careful

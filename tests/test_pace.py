@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from batch.pace import Pace
 from batch.sandbox.limits import RateLimitMode
 from batch.settings import Rate
 from tests.pace_sim import Scenario, run
@@ -122,3 +123,16 @@ def test_never_faster_than_the_configured_rate() -> None:
     tally = run(scenario)
     assert len(tally.accepted) <= 3600 + 1
     assert tally.share >= 0.499
+
+
+def test_a_429_after_nothing_was_accepted_keeps_the_floor() -> None:
+    """Two long pauses with no answer accepted between them measure a rate of 0: the pace and
+    the limit remembered keep the floor (1/16 of the ceiling), the guard's spacing stays finite,
+    and a later probe still finds the limit again."""
+    pace = Pace(16.0)
+    pace.refused(0.0, pause=30.0)
+    pace.update(40.0)
+    pace.refused(50.0, pause=30.0)  # a window's long pause, nothing accepted since the last
+    assert pace.per_second == 1.0
+    assert pace.limit_interval == 1.0
+    assert pace.update(1e6) == 16.0  # the probe, long after, climbs to the ceiling
