@@ -186,6 +186,7 @@ class Limiter:
         answers to requests that were already in flight say nothing about the new pace.
         """
         pace = self._pace
+        pace.accepted += 1
         excess = pace.excess(latency) if latency is not None else 0.0
         if pace.settled:
             return  # at the configured pace, not careful (the common case: no clock to read)

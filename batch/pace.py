@@ -1,17 +1,29 @@
 """How fast the limiter lets requests go: a pace learned from the server's 429s.
 
-The algorithm is CUBIC (TCP CUBIC, RFC 9438; the AWS SDKs' "adaptive" retry mode runs the same
-curve on a client-side token bucket), applied to the request rate, plus a careful period after
-each 429 during which an arrival guard spaces requests by what answers show of the network:
+The algorithm is CUBIC (TCP CUBIC, RFC 9438) applied to the request rate with a measured rate at
+each 429, as the AWS SDKs' "adaptive" retry mode does (botocore ``retries/adaptive.py``: on a
+throttle, W_max becomes the *measured* send rate, not the rate the client meant to send), plus a
+careful period after each 429 during which an arrival guard spaces requests by what answers show
+of the network:
 
 - A 429 episode remembers the pace it came at (``r_max``: the server's limit is about there) and
   slows to ``beta`` of it (0.8: an isolated 429 costs a fifth of the pace, not half). Refused
   again while climbing back, below r_max, the limit went down: r_max drops to 0.95 of that pace
   (CUBIC's fast convergence, less deep: a fall is found in a few steps of a fifth each).
+- The measured rate: answers accepted from the end of the last 429's pause to the end of this
+  one's, per second. A bucket is empty at both ends (it refused), and a window server's pauses
+  end at its windows' edges, so for them that is the limit itself, however fast the pace that
+  drained the bucket was; a strict server (no burst) accepted less than its limit while the pace
+  climbed back, so for it the measured rate is a lower bound only. Hence r_max becomes the
+  measured rate (never above the pace) where it is the limit: after a pause of several intervals
+  and seconds (a window's count), or on the second 429 in a row on the plateau (a deep bucket
+  drained slowly; the first may be jitter), then falling by a tenth at most; and on a probe's
+  429, r_max rises no higher than it (a full bucket lets a probe run far above its rate before
+  it refuses). The pace then starts from ``beta`` of the measured rate when that is lower.
 - The pace climbs back along a concave cubic, fast at first, reaching ``1 - margin`` of r_max
   after ``recovery`` intervals (or four of the episode's pauses, if longer: answers to the new
-  pace come only after the pause), and holds there until the careful period ends. Refused on
-  that plateau, r_max is set where the pace stood, a little lower.
+  pace come only after the pause), and holds there until the careful period ends. Refused once
+  on that plateau, r_max is set where the pace stood, a little lower.
 - Then it probes above r_max along the convex cubic, gently (1% above after one climb's time,
   8% after two), never above the configured rate (the ceiling). A 429 soon after a careful
   period (within another of its length) doubles the next one: a server that keeps refusing
@@ -20,8 +32,9 @@ each 429 during which an arrival guard spaces requests by what answers show of t
   without burst refuses a request arriving even a millisecond less than one interval after the
   last one it admitted, so arrival jitter turns an exact pace into 429s. An answer's latency
   above the lowest seen is the delay its request met on the way in (or more, when the delay was
-  on the way back: an error on the safe side). The next request then leaves one interval after
-  the last one's estimated arrival, so it arrives at least an interval later whatever its own
+  on the way back: an error on the safe side). The next request then leaves one interval of the
+  limit found after the last one's estimated arrival (the limit found: r_max after a probe, no
+  more than a pace refused since), so it arrives at least an interval later whatever its own
   delay. The margin is what each answer showed, not a fixed cushion; it costs half the jitter on
   average, so it is on only while a server has shown it refuses.
 
@@ -33,6 +46,7 @@ from __future__ import annotations
 _LATENCY_EPOCH = 256  # answers per epoch of the windowed minimum latency
 _FLOOR_ALLOWANCE = 5.0  # the unseen latency floor: 5 spreads over the number of answers
 _FALLEN = 0.95  # r_max, as a share of the pace of a 429 met while climbing back
+_PLATEAU_FALL = 0.9  # the most r_max falls for a second 429 in a row on the plateau
 _PROBE = 0.01  # share above the plateau the probe reaches one climb's time after it starts
 _PAUSES_PER_CLIMB = 4  # the climb back lasts at least this many of the episode's pause
 _PAUSES_PER_CAREFUL = 64  # and a careful period at least this many
@@ -83,11 +97,21 @@ class Pace:
         self._epoch_low = float("inf")  # ... and of this one
         self._epoch_high = 0.0
         self._epoch_count = 0
+        self.accepted = 0  # answers that were not a 429 (the limiter counts them)
+        self._last = (-float("inf"), 0)  # (end of its pause, accepted) of the last 429
+        self._on_plateau = False  # the last 429 came on the plateau
+
+    def _measured(self, now: float, pause: float) -> float:
+        """Answers accepted per second from the end of the last 429's pause to the end of this
+        one's: a bucket or window server was as empty at both ends."""
+        at, count = self._last
+        span = now + pause - at
+        return (self.accepted - count) / span if span > 0 else float("inf")
 
     @property
     def limit_interval(self) -> float:
-        """Seconds between requests at the server's limit as a probe last found it (the guard's
-        spacing: r_max without what falls and the plateau gave up)."""
+        """Seconds between requests at the server's limit as last found (the guard's spacing: r_max
+        after a probe, no faster than a pace refused since)."""
         return 1.0 / self._limit
 
     def guarded(self, now: float) -> bool:
@@ -103,23 +127,48 @@ class Pace:
             self._careful = min(2 * self._careful, self._most_careful)
         elif now >= careful_until + self._careful:
             self._careful = self._first_careful  # long quiet since: the server forgave us
-        if now - self._since < self._k:
+        # A pause of several intervals (and seconds) comes from a server that counts requests
+        # over a long window: what it accepted between two pauses' ends is its limit.
+        long_pause = pause > max(2.0, 4 / pace)
+        measured = self._measured(now, pause)
+        plateau = False
+        if now - self._since < self._k and not long_pause:
             # Refused while climbing back, below r_max: the limit fell, to below this pace (or,
-            # rarely, jitter got past the guard: its spacing waits for a probe to move).
+            # rarely, jitter got past the guard). The guard spaces by no more than this pace.
             self._r_max = pace * _FALLEN
+            self._limit = min(self._limit, self._r_max)
         elif now < careful_until:
-            # Refused on the plateau: it stands a little too high (a deep bucket drained slowly,
-            # or jitter the guard did not absorb). The guard's spacing keeps the limit found.
-            self._r_max = pace
+            # Refused on the plateau: it stands too high. Once is as likely jitter the guard did
+            # not absorb (a strict server accepts less than its limit while the pace climbs, so
+            # what it accepted says little): a step of the margin. Twice in a row (a deep bucket
+            # drained slowly), or after a long pause (a window's count), the server's measured
+            # acceptance is the limit. The guard spaces by an interval of the limit so found.
+            if long_pause:
+                self._r_max = min(pace, measured)
+            elif self._on_plateau:
+                self._r_max = min(pace, max(measured, pace * _PLATEAU_FALL))
+            else:
+                self._r_max = pace
+            self._limit = min(self._limit, self._r_max * (1 - self._margin))
+            pace = min(pace, self._r_max)
+            plateau = True
         else:
             # Refused while probing: the limit is about there, or the probe met jitter that a
-            # careful period absorbs; r_max never falls for it.
-            self._r_max = self._limit = max(self._r_max, pace)
+            # careful period absorbs; r_max never falls for it. No higher than the server
+            # accepted since the last 429 either: a bucket refills while the plateau holds just
+            # below its rate, and lets a probe run far above it before it refuses.
+            self._r_max = self._limit = max(self._r_max, min(pace, measured))
+            pace = min(pace, self._r_max)
+        # Nothing accepted (answers lost on the way, say) measures no limit: never below the floor.
+        self._r_max = max(self._r_max, self._floor)
+        self._limit = max(self._limit, self._floor)
+        self._last = (now + pause, self.accepted)
+        self._on_plateau = plateau
         # The climb takes several pauses: answers come back only after one. And a careful
         # period is worth more where a refusal costs a long pause.
         self._k = max(self._recovery, _PAUSES_PER_CLIMB * pause)
         self._careful = max(self._careful, _PAUSES_PER_CAREFUL * pause)
-        self._from = max(self._floor, pace * self._beta)
+        self._from = max(self._floor, pace * self._beta)  # below the pace, or the limit measured
         self._since = now
         self._careful_until = now + self._k + self._careful
         self.per_second = self._from
@@ -137,6 +186,7 @@ class Pace:
             pace = target - (target - self._from) * (1 - elapsed / k) ** 3  # concave
         elif now < self._careful_until:
             pace = target  # the careful plateau
+
         else:
             probe = (now - self._careful_until) / k
             pace = target * (1 + _PROBE * probe**3)  # convex: 1% above after k, 8% after 2k

@@ -13,6 +13,7 @@ Used by the tests (``tests/test_pace.py``) and the benchmark (``tests/benchmarks
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import trio
@@ -24,6 +25,8 @@ from batch.settings import Rate
 
 KEY = "rg_test_sim"
 SIXTY_PER_MINUTE = Rate(60, 60.0)
+_MINUTE = 60.0
+_SETTLED = 600.0  # a storm is followed once ten minutes in a row each admit 90% of the limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,56 @@ class Tally:
     @property
     def refused_share(self) -> float:
         return len(self.refused) / max(1, self.sent)
+
+    def storm(self, at: float, per_second: float) -> Storm:
+        """How the run followed a limit that fell to ``per_second`` at ``at`` (:class:`Storm`)."""
+        first = next((t for t in sorted(self.refused) if t >= at), None)
+        if first is None:
+            return Storm(at, None, None, 0)
+        accepted = sorted(t for t in self.accepted if t >= first)
+        refused = sorted(t for t in self.refused if t >= first)
+        lowest = 0.90 * per_second * _MINUTE  # (no upper bound: no server admits more)
+
+        def settled(t: float) -> bool:
+            starts = (t + s for s in range(int(_SETTLED - _MINUTE) + 1))
+            if any(
+                bisect_left(accepted, s + _MINUTE) - bisect_left(accepted, s) < lowest
+                for s in starts
+            ):
+                return False
+            later = len(refused) - bisect_left(refused, t)
+            return later <= 0.01 * (later + len(accepted) - bisect_left(accepted, t))
+
+        t = first
+        while t + _SETTLED <= self.seconds:
+            if settled(t):
+                end = t + _MINUTE  # the minute that shows it, its 429s counted
+                return Storm(at, first, t, sum(1 for r in self.refused if at <= r < end))
+            t += 1.0
+        return Storm(at, first, None, sum(1 for r in self.refused if at <= r))
+
+
+@dataclass(frozen=True, slots=True)
+class Storm:
+    """A limit that fell at ``at``. ``first_refused``: the server's first 429 from then on (a
+    bucket server refuses only once its burst is spent: the client cannot know before).
+    ``converged``: the first moment from which every minute of the next ten (sliding by a
+    second) admits at least 90% of the new limit (no server admits much more) and from which at
+    most 1% of requests are answered 429 (the issue's goal for a strict server: a probe above the
+    limit now and then). None: not within the run. ``refused``: the 429s from ``at`` to a
+    minute after ``converged`` (the minute that shows it)."""
+
+    at: float
+    first_refused: float | None
+    converged: float | None
+    refused: int
+
+    @property
+    def seconds(self) -> float | None:
+        """From the first 429 to convergence."""
+        if self.converged is None or self.first_refused is None:
+            return None
+        return max(0.0, self.converged - self.first_refused)
 
 
 async def simulate(scenario: Scenario) -> Tally:
