@@ -158,6 +158,8 @@ def _read(db: sqlite3.Connection, results: Path, journal: Path) -> Facts:
     else:
         rows, source = pending.rows(_rows_from_journal(db)), FROM_JOURNAL
     shown = not_succeeded(rows).head(MAX_FAILED_ROWS).get_column("row").to_list()
+    if source == FROM_RESULTS:
+        rows = _with_bodies(rows, db, pending, shown)
     return Facts(
         results=results,
         journal=journal,
@@ -253,6 +255,40 @@ def _frame(cursor: sqlite3.Cursor, schema: Mapping[str, Any]) -> pl.DataFrame:
     return pl.concat(frames) if frames else pl.DataFrame(schema=dict(schema))
 
 
+def _with_bodies(
+    rows: pl.DataFrame, db: sqlite3.Connection, pending: _Pending, shown: list[int]
+) -> pl.DataFrame:
+    """``rows`` with the request and response of the ``shown`` rows, as the journal holds them
+    (the same the results file was written from; a row never sent has neither)."""
+    cursor = db.execute(
+        "SELECT row, request, response FROM rows WHERE row IN (SELECT value FROM json_each(?))",
+        (json.dumps(shown),),
+    )
+    bodies = {row: (request, response) for row, request, response in cursor}
+    wanted = set(shown)
+    for record in pending.row_records:  # the log's, newer than SQLite's
+        if record[0] in wanted:
+            bodies[record[0]] = (record[_REQUEST], record[_RESPONSE])
+    if not bodies:
+        return rows
+    found = pl.DataFrame(
+        [(row, request, response) for row, (request, response) in bodies.items()],
+        schema={"row": pl.Int64, "_request": pl.String, "_response": pl.String},
+        orient="row",
+    )
+    return (
+        rows.join(found, on="row", how="left", maintain_order="left")
+        .with_columns(
+            pl.coalesce("_request", "request").alias("request"),
+            pl.coalesce("_response", "response").alias("response"),
+        )
+        .drop("_request", "_response")
+    )
+
+
+_REQUEST, _RESPONSE = RESULT_COLUMNS.index("request"), RESULT_COLUMNS.index("response")
+
+
 def _history(db: sqlite3.Connection, rows: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Every request of ``rows``, by row then attempt (one query: the rows as a JSON array,
     since a read-only connection can make no temporary table)."""
@@ -275,10 +311,22 @@ def _rows_from_journal(db: sqlite3.Connection) -> pl.DataFrame:
     return _frame(cursor, schema)
 
 
+# What the report reads of every row of a results file: not the bodies (the rows it shows get
+# theirs from the journal, _with_bodies), nor the passthrough columns. Memory then follows the
+# small columns, not the size of the file.
+_LIGHT: Final = tuple(name for name in RESULT_COLUMNS if name not in ("request", "response"))
+
+
 def _rows_from_results(results: Path) -> pl.DataFrame:
     from batch.results import read_results
 
-    frame = read_results(results).select(RESULT_COLUMNS)
+    frame = (
+        read_results(results, only=_LIGHT)
+        .with_columns(
+            pl.lit(None, pl.String).alias("request"), pl.lit(None, pl.String).alias("response")
+        )
+        .select(RESULT_COLUMNS)
+    )
     return frame.with_columns(
         pl.col("started_at").dt.epoch("us"), pl.col("finished_at").dt.epoch("us")
     ).sort("row")
