@@ -131,6 +131,7 @@ COERCE: Mapping[str, Callable[[object], object]] = {
     "canary": _as_canary,
     "error_budget": _as_budget,
     "keep_runs": _as_count,
+    "report": _as_bool,
     "sheet": check_sheet,
     "separator": check_separator,
     "encoding": check_encoding,

@@ -11,6 +11,7 @@ flag > job file > environment > default. Schema (paths relative to the job file'
     input = "../samples/routing-changes.csv"
     results = "routing-changes.results.csv"
     sheet, separator, encoding         # optional: how the input is read (--sheet and so on)
+    report = false                     # optional: no report at the end (as --no-report)
     [target]  base_url, api_key_env (the NAME of a variable, never a key), connection_id
     [pace]    rate ("60/min"), concurrency, max_attempts, timeout, max_retry_after,
               max_outage ("15m", or seconds)
@@ -40,7 +41,7 @@ from batch.window import Bound
 # Environment variables that feed a setting (the key itself is read by the CLI, by name).
 ENV_VARS: Mapping[str, str] = {"base_url": "REROUTE_BASE_URL"}
 
-_TOP_KEYS = ("description", "input", "results", "sheet", "separator", "encoding")
+_TOP_KEYS = ("description", "input", "results", "sheet", "separator", "encoding", "report")
 _READING_KEYS = ("sheet", "separator", "encoding")
 _TABLES: Mapping[str, tuple[str, ...]] = {
     "target": ("base_url", "api_key_env", "connection_id"),
@@ -93,6 +94,7 @@ class Job:
     sheet: str | None = None  # top-level keys: how the input is read
     separator: str | None = None
     encoding: str | None = None
+    report: bool | None = None  # top level: write the report at the end (false: --no-report)
 
     @property
     def name(self) -> str:
@@ -176,6 +178,7 @@ class _Reader:
             description=self.value("description", self.doc.get("description")),
             **values,
             **{name: self.value(name, self.doc.get(name)) for name in _READING_KEYS},
+            report=self.value("report", self.doc.get("report")),
         )
         if job.current is None:
             for name in ("fill_from_current", "allow_wipe", "skip_unchanged", "rollback"):
@@ -248,6 +251,7 @@ _TOML_TYPES: Mapping[str, tuple[tuple[type, ...], str]] = {
     "allow_wipe": _FLAG,
     "skip_unchanged": _FLAG,
     "account_check": _FLAG,
+    "report": _FLAG,
     "error_budget": ((str, int), '"5%" or a whole number'),
     # a date (datetime's base class) too: the window's own check says what is missing
     "not_before": ((str, date, time), "an ISO-8601 time with its offset"),
@@ -315,7 +319,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Where each setting lives in a job file (for messages); input/results are top-level keys.
 _JOB_KEYS = {name: f"[{table}].{name}" for table, names in _TABLES.items() for name in names}
 _JOB_KEYS |= {"input": "input", "results": "results"}
-_JOB_KEYS |= {name: name for name in _READING_KEYS}
+_JOB_KEYS |= {name: name for name in (*_READING_KEYS, "report")}
 
 
 PLACEHOLDERS = ("date", "input_stem", "input_sha8")

@@ -165,6 +165,7 @@ class RunSettings:
     canary: int | None = None  # send this many rows first, then stop or ask
     error_budget: ErrorBudget | None = None  # None: off
     keep_runs: int = 30  # past runs of the results path kept in <stem>.runs/ (batch.archive)
+    report: bool = True  # write <results stem>.report.html at the end (batch.report)
     # How the input is read (issue 16): a workbook's sheet, a text file's separator, encoding.
     sheet: str | None = None
     separator: str | None = None

@@ -141,3 +141,32 @@ def test_retry_writes_the_report_of_the_run_and_the_retry(
     text = render(results, "md")
     assert "| 2 | retry |" in text
     assert "| failed | 1 |" in text
+
+
+def test_a_job_can_turn_the_report_off_and_the_flag_beats_the_job(
+    live_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """`report = false` in a reviewed job file: its nightly runs write no report; `--no-report`
+    beats a job that asks for one; a value that is not true or false names the key."""
+    shutil.copy(SAMPLE, tmp_path / "changes.csv")
+    env = {"VOCOBASE_API_KEY": live_sandbox.api_key}
+
+    def job(name: str, report: str) -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(
+            f'input = "changes.csv"\nresults = "{name}.csv"\nreport = {report}\n'
+            f'[target]\nbase_url = "{live_sandbox.base_url}"\n[pace]\nrate = "50/s"\n'
+        )
+        return path
+
+    quiet = runner.invoke(app, ["run", str(job("quiet", "false"))], env=env)
+    assert quiet.exit_code == 0, quiet.output
+    assert (tmp_path / "quiet.csv").is_file()
+    assert not (tmp_path / "quiet.report.html").exists()
+    assert "report:" not in quiet.stdout
+    flagged = runner.invoke(app, ["run", str(job("loud", "true")), "--no-report"], env=env)
+    assert flagged.exit_code == 0, flagged.output
+    assert not (tmp_path / "loud.report.html").exists()
+    wrong = runner.invoke(app, ["run", str(job("odd", '"no"'))], env=env)
+    assert wrong.exit_code == 2
+    assert "key report: expected true or false" in wrong.stderr

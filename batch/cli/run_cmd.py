@@ -208,6 +208,7 @@ def run(
         encoding=encoding,
     )
     flags["account_check"] = account_check  # False too: --no-account-check beats the job file
+    flags["report"] = False if no_report else None  # else the job file's `report`, or true
     with terminal.reporting_errors_and_interrupts():
         job = invocation.job_from(input)
         settings, on_sandbox, earlier = invocation.for_run(
@@ -235,6 +236,6 @@ def run(
         again = {**flags, "sandbox": sandbox, "yes": yes, "api_key_file": api_key_file,
                  "no_report": no_report}  # fmt: skip
         code = terminal.send(
-            inv, log_format, command="run", target=input, again=again, report=not no_report
+            inv, log_format, command="run", target=input, again=again, report=settings.report
         )
     raise typer.Exit(code)
