@@ -1,4 +1,4 @@
-"""Shared fixtures: live sandboxes on a free loopback port (sandbox fixtures only).
+"""Shared fixtures: live sandboxes on a free loopback port, and Ctrl-C's handler put back.
 
     def test_x(live_sandbox): ...                     # limits and faults off
     def test_y(start_sandbox):
@@ -11,6 +11,7 @@ Every sandbox started in a test is shut down when the test ends. For tests witho
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -46,3 +47,13 @@ def start_sandbox() -> Iterator[StartSandbox]:
 def live_sandbox(start_sandbox: StartSandbox) -> RunningSandbox:
     """A live sandbox on 127.0.0.1 with a fresh key, limits and faults off."""
     return start_sandbox()
+
+
+@pytest.fixture(autouse=True)
+def sigint_handler_restored() -> Iterator[None]:
+    """A run in process leaves Ctrl-C inert once its outcome is decided (the process is about to
+    end: batch.cli.terminal); put pytest's handler back after each test."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    if signal.getsignal(signal.SIGINT) is not before:
+        signal.signal(signal.SIGINT, before)

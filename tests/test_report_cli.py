@@ -170,3 +170,22 @@ def test_a_job_can_turn_the_report_off_and_the_flag_beats_the_job(
     wrong = runner.invoke(app, ["run", str(job("odd", '"no"'))], env=env)
     assert wrong.exit_code == 2
     assert "key report: expected true or false" in wrong.stderr
+
+
+def test_ctrl_c_after_the_outcome_is_decided_changes_nothing(
+    live_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """Once the run has ended (the summary, the report, the exit), a Ctrl-C, like the second
+    press after the one that stopped a run, neither interrupts nor changes the exit status."""
+    import os
+    import signal
+
+    from batch.cli import terminal
+
+    env = {"VOCOBASE_API_KEY": live_sandbox.api_key}
+    args = ["run", str(SAMPLE), "--base-url", live_sandbox.base_url, "--rate", "50/s",
+            "--results", str(tmp_path / "out.csv")]  # fmt: skip
+    done = runner.invoke(app, args, env=env)
+    assert done.exit_code == 0, done.output
+    assert signal.getsignal(signal.SIGINT) is terminal._late_interrupt
+    os.kill(os.getpid(), signal.SIGINT)  # handled: no KeyboardInterrupt here

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -213,6 +214,7 @@ def send(
         result = run_invocation(inv, operator)
     finally:
         operator.close()
+    _outcome_decided()
     if log_format is LogFormat.JSON:
         again = {**again, "log_format": log_format.value}
     code = show_result(
@@ -226,13 +228,35 @@ def send(
     return code
 
 
+def _late_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C once the run's outcome is decided (a second press after the one that stopped
+    it, as people do): nothing is left to stop, and the exit status must still say what
+    happened, not that the process was killed."""
+
+
+def _outcome_decided() -> None:
+    """From here on (the summary, the report, the exit) Ctrl-C changes nothing; the report
+    alone may still be cut short by it (:func:`write_report`). Not restored: the process is
+    about to end (the main thread only: signal handlers live there)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _late_interrupt)
+
+
 def write_report(results: Path, log_format: LogFormat) -> None:
     """Write the run's report and say where (a line on stdout; a JSON note on stderr, beside
-    the JSON summary). A report that cannot be written is a note: the exit status stands."""
+    the JSON summary). A report that cannot be written is a note: the exit status stands.
+    Ctrl-C while it is written skips it (a large run's report takes seconds)."""
     from batch.report import write_report as write
 
+    main = threading.current_thread() is threading.main_thread()
     try:
-        path = write(results)
+        if main:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            path = write(results)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, _late_interrupt)
     except (OSError, RerouteError) as exc:
         note(log_format, f"report not written: {exc}")
         return
