@@ -15,15 +15,23 @@ of the network:
   end at its windows' edges, so for them that is the limit itself, however fast the pace that
   drained the bucket was; a strict server (no burst) accepted less than its limit while the pace
   climbed back, so for it the measured rate is a lower bound only. Hence r_max becomes the
-  measured rate (never above the pace) where it is the limit: after a pause of several intervals
-  and seconds (a window's count), or on the second 429 in a row on the plateau (a deep bucket
-  drained slowly; the first may be jitter), then falling by a tenth at most; and on a probe's
-  429, r_max rises no higher than it (a full bucket lets a probe run far above its rate before
-  it refuses). The pace then starts from ``beta`` of the measured rate when that is lower.
-- The pace climbs back along a concave cubic, fast at first, reaching ``1 - margin`` of r_max
-  after ``recovery`` intervals (or four of the episode's pauses, if longer: answers to the new
-  pace come only after the pause), and holds there until the careful period ends. Refused once
-  on that plateau, r_max is set where the pace stood, a little lower.
+  measured rate (never above the pace) where it is the limit:
+  - after a pause of several intervals and seconds (a window's count), and the pace goes
+    straight to it (the pause emptied the window: nothing to drain). A first such 429, with no
+    earlier one in the window it ends (the shortest of a second, a minute, an hour longer than
+    the pause), counts the pace held over the window's part before the pause;
+  - on a second 429 in a row while climbing back after the server let a burst by (at least
+    four answers since the pause ended: a strict server refuses at once when the pace after a
+    pause is above its limit), falling at most to ``beta`` of the pace;
+  - on the second 429 in a row on the plateau (a deep bucket drained slowly; the first may be
+    jitter), then falling by a tenth at most;
+  - and on a probe's 429 r_max rises no higher than it (a full bucket lets a probe run far above
+    its rate before it refuses). The pace then starts from ``beta`` of the measured rate when
+    that is lower.
+- The pace climbs back from the end of the pause (nothing sent during it shows the pace is safe)
+  along a concave cubic, fast at first, reaching ``1 - margin`` of r_max after ``recovery``
+  intervals (or four of the episode's pauses, if longer), and holds there until the careful
+  period ends. Refused once on that plateau, r_max is set where the pace stood, a little lower.
 - Then it probes above r_max along the convex cubic, gently (1% above after one climb's time,
   8% after two), never above the configured rate (the ceiling). A 429 soon after a careful
   period (within another of its length) doubles the next one: a server that keeps refusing
@@ -50,6 +58,8 @@ _PLATEAU_FALL = 0.9  # the most r_max falls for a second 429 in a row on the pla
 _PROBE = 0.01  # share above the plateau the probe reaches one climb's time after it starts
 _PAUSES_PER_CLIMB = 4  # the climb back lasts at least this many of the episode's pause
 _PAUSES_PER_CAREFUL = 64  # and a careful period at least this many
+_BURST_SEEN = 4  # accepted since the last pause's end before a 429: the server let a burst by
+_WINDOWS = (1.0, 60.0, 3600.0)  # the lengths servers count requests over: a second, minute, hour
 
 
 class Pace:
@@ -100,12 +110,22 @@ class Pace:
         self.accepted = 0  # answers that were not a 429 (the limiter counts them)
         self._last = (-float("inf"), 0)  # (end of its pause, accepted) of the last 429
         self._on_plateau = False  # the last 429 came on the plateau
+        self._burst_climb = False  # ... while climbing, after the server let a burst by
 
     def _measured(self, now: float, pause: float) -> float:
         """Answers accepted per second from the end of the last 429's pause to the end of this
-        one's: a bucket or window server was as empty at both ends."""
+        one's: a bucket or window server was as empty at both ends.
+
+        A long pause with no 429 in the window it ends (the shortest of a second, a minute, an
+        hour that is longer than the pause): a window server's first refusal, its count spent at
+        the pace held since the window began, so it admits that pace over the window's part
+        before the pause. (If the pace did not hold, the next window's 429 measures again.)"""
         at, count = self._last
-        span = now + pause - at
+        end = now + pause
+        window = next((w for w in _WINDOWS if w > pause), None)
+        if window is not None and pause > 2.0 and at < end - window:
+            return self.per_second * (window - pause) / window
+        span = end - at
         return (self.accepted - count) / span if span > 0 else float("inf")
 
     @property
@@ -132,20 +152,36 @@ class Pace:
         long_pause = pause > max(2.0, 4 / pace)
         measured = self._measured(now, pause)
         plateau = False
-        if now - self._since < self._k and not long_pause:
+        burst_climb = False
+        climbing = now - self._since < self._k
+        if long_pause:
+            # A window server's count is spent: what it accepted (measured between two pauses'
+            # ends, or over the window this pause ends) is its limit, wherever the pace stood.
+            self._r_max = min(pace, measured)
+            self._limit = min(self._limit, self._r_max * (1 - self._margin))
+            pace = self._r_max
+            plateau = not climbing and now < careful_until
+        elif climbing:
             # Refused while climbing back, below r_max: the limit fell, to below this pace (or,
             # rarely, jitter got past the guard). The guard spaces by no more than this pace.
+            # A strict server refuses as soon as the pace crosses its limit, so the next climb
+            # finds it again once the pace starts below it, letting many requests by. A server
+            # that lets many by on two climbs in a row has a burst (a bucket, windows of a
+            # second): it was empty at both 429s, so what it accepted between them is its
+            # limit, and the fall may be as deep as an isolated 429's.
             self._r_max = pace * _FALLEN
+            burst = self.accepted - self._last[1] >= _BURST_SEEN
+            if burst and self._burst_climb:
+                self._r_max = min(self._r_max, max(measured, pace * self._beta))
+            burst_climb = burst
             self._limit = min(self._limit, self._r_max)
         elif now < careful_until:
             # Refused on the plateau: it stands too high. Once is as likely jitter the guard did
             # not absorb (a strict server accepts less than its limit while the pace climbs, so
             # what it accepted says little): a step of the margin. Twice in a row (a deep bucket
-            # drained slowly), or after a long pause (a window's count), the server's measured
-            # acceptance is the limit. The guard spaces by an interval of the limit so found.
-            if long_pause:
-                self._r_max = min(pace, measured)
-            elif self._on_plateau:
+            # drained slowly), the server's measured acceptance is the limit. The guard spaces
+            # by an interval of the limit so found.
+            if self._on_plateau:
                 self._r_max = min(pace, max(measured, pace * _PLATEAU_FALL))
             else:
                 self._r_max = pace
@@ -164,13 +200,17 @@ class Pace:
         self._limit = max(self._limit, self._floor)
         self._last = (now + pause, self.accepted)
         self._on_plateau = plateau
+        self._burst_climb = burst_climb
         # The climb takes several pauses: answers come back only after one. And a careful
         # period is worth more where a refusal costs a long pause.
         self._k = max(self._recovery, _PAUSES_PER_CLIMB * pause)
         self._careful = max(self._careful, _PAUSES_PER_CAREFUL * pause)
-        self._from = max(self._floor, pace * self._beta)  # below the pace, or the limit measured
-        self._since = now
-        self._careful_until = now + self._k + self._careful
+        # Below the pace, or the limit measured; a window server's count, measured, is sent at
+        # once (its pause emptied the window: there is nothing to drain).
+        slowed = self._r_max * (1 - self._margin) if long_pause else pace * self._beta
+        self._from = max(self._floor, slowed)
+        self._since = now + pause  # the climb starts when sending does
+        self._careful_until = self._since + self._k + self._careful
         self.per_second = self._from
         self.settled = False
         return self.per_second
@@ -181,7 +221,7 @@ class Pace:
             return self.per_second
         k = self._k
         target = self._r_max * (1 - self._margin)
-        elapsed = now - self._since
+        elapsed = max(0.0, now - self._since)
         if elapsed < k:
             pace = target - (target - self._from) * (1 - elapsed / k) ** 3  # concave
         elif now < self._careful_until:

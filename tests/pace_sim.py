@@ -42,6 +42,7 @@ class Scenario:
     concurrency: int = 4
     seed: int = 1
     storm_at: float | None = None  # the server's limit halves at this time
+    storm_restarts: bool = False  # ... by a restart that forgets its counts (else reconfigured)
     pass_latency: bool = True  # tell the limiter each answer's latency
 
 
@@ -139,7 +140,11 @@ async def simulate(scenario: Scenario) -> Tally:
         nonlocal server
         assert scenario.storm_at is not None
         await trio.sleep_until(start + scenario.storm_at)
-        server = rate_limiter(Rate(limit.count / 2, limit.period), clock, scenario.mode)
+        halved = Rate(limit.count / 2, limit.period)
+        if scenario.storm_restarts:
+            server = rate_limiter(halved, clock, scenario.mode)
+        else:
+            server.retune(halved)
 
     async def worker(n: int) -> None:
         rng = random.Random(f"{scenario.seed}:{n}")

@@ -138,3 +138,33 @@ def test_cli_refuses_an_unknown_mode() -> None:
     result = CliRunner().invoke(app, ["sandbox", "--port", "0", "--rate-limit-mode", "leaky"])
     assert result.exit_code == 2
     assert "give one of bucket, strict, window" in result.stderr
+
+
+def test_window_retuned_mid_window_counts_what_it_admitted() -> None:
+    """window: 4/s retuned to 2/s after three requests in this window refuses the next one
+    until the window ends (a reconfigured server keeps its counts), then admits two."""
+    clock = Clock()
+    limiter = rate_limiter(Rate.parse("4/s"), clock, RateLimitMode.WINDOW)
+    for at in (0.1, 0.2, 0.3):
+        clock.now = at
+        assert limiter.acquire(KEY) is None
+    limiter.retune(Rate.parse("2/s"))
+    clock.now = 0.4
+    assert limiter.acquire(KEY) == pytest.approx(0.6)
+    clock.now = 1.0
+    assert [limiter.acquire(KEY), limiter.acquire(KEY)] == [None, None]
+    assert limiter.acquire(KEY) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("mode", "burst"), [(RateLimitMode.BUCKET, 2), (RateLimitMode.STRICT, 1)])
+def test_gcra_retuned_keeps_its_schedule_and_kind(mode: RateLimitMode, burst: int) -> None:
+    """bucket and strict: retuned from 4/s to 2/s, the interval doubles from the next request
+    on, the burst becomes the new count (bucket) or stays one (strict)."""
+    clock = Clock()
+    limiter = rate_limiter(Rate.parse("4/s"), clock, mode)
+    assert limiter.acquire(KEY) is None  # at 0: the schedule's next slot is 0.25
+    limiter.retune(Rate.parse("2/s"))
+    clock.now = 10.0  # long idle: the bucket is full
+    answers = [limiter.acquire(KEY) for _ in range(burst + 1)]
+    assert answers[:burst] == [None] * burst
+    assert answers[burst] == pytest.approx(0.5)

@@ -39,6 +39,10 @@ class KeyLimiter(Protocol):
         """Admit one request (None), or refuse it: the seconds until one would be admitted."""
         ...
 
+    def retune(self, rate: Rate) -> None:
+        """Reconfigure the rate, keeping what was admitted so far."""
+        ...
+
 
 class RateLimiter:
     """GCRA ("generic cell rate algorithm", virtual scheduling), one schedule per key.
@@ -69,6 +73,14 @@ class RateLimiter:
         self._tat[key] = tat + self._interval
         return None
 
+    def retune(self, rate: Rate) -> None:
+        """Change the rate (and the bucket with it), keeping each key's schedule: a server whose
+        limit is reconfigured, not restarted."""
+        burst = round(self._tolerance / self._interval) + 1
+        self._interval = rate.interval
+        burst = max(1, math.floor(rate.count)) if burst > 1 else 1
+        self._tolerance = (burst - 1) * self._interval
+
 
 class WindowLimiter:
     """Fixed windows of the rate's period (aligned to the clock's zero), at most ``count``
@@ -91,6 +103,11 @@ class WindowLimiter:
             return (window + 1) * self._period - now
         self._windows[key] = (window, admitted + 1)
         return None
+
+    def retune(self, rate: Rate) -> None:
+        """Change the count per window, keeping what each key was admitted in this one: a server
+        whose limit is reconfigured, not restarted. (Same period.)"""
+        self._limit = max(1, math.floor(rate.count))
 
 
 def rate_limiter(rate: Rate, clock: Callable[[], float], mode: RateLimitMode) -> KeyLimiter:

@@ -40,6 +40,11 @@ def main() -> None:
         "--no-latency", action="store_true", help="do not tell the limiter answer latencies"
     )
     parser.add_argument("--only", choices=("steady", "storm"), help="one of the two tables")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="the storm restarts the server's limiter (its counts forgotten), not retunes it",
+    )
     args = parser.parse_args()
     if args.only != "storm":
         steady(args)
@@ -84,7 +89,8 @@ STORMS = ((Rate(60, 60.0), 1200.0, 2400.0), (Rate(10, 1.0), 300.0, 1200.0))  # l
 
 def storm(args: argparse.Namespace) -> None:
     print()
-    print(f"The limit halves mid-run, concurrency 4, seed {args.seed}")
+    how = "a restart that forgets its counts" if args.restart else "reconfigured, counts kept"
+    print(f"The limit halves mid-run ({how}), concurrency 4, seed {args.seed}")
     print(
         "| limit | server | jitter | first 429 after the storm | converged after the first 429 "
         "| 429s until then (+1 min) | 429s after, to the run's end | goal |"
@@ -100,6 +106,7 @@ def storm(args: argparse.Namespace) -> None:
                     seconds=seconds,
                     seed=args.seed,
                     storm_at=at,
+                    storm_restarts=args.restart,
                     pass_latency=not args.no_latency,
                 )
                 tally = run(scenario)
