@@ -120,13 +120,18 @@ class Pace:
         hour that is longer than the pause): a window server's first refusal, its count spent at
         the pace held since the window began, so it admits that pace over the window's part
         before the pause. (If the pace did not hold, the next window's 429 measures again.)"""
-        at, count = self._last
-        end = now + pause
-        window = next((w for w in _WINDOWS if w > pause), None)
-        if window is not None and pause > 2.0 and at < end - window:
+        if self._estimated(now, pause):
+            window = next(w for w in _WINDOWS if w > pause)
             return self.per_second * (window - pause) / window
-        span = end - at
+        at, count = self._last
+        span = now + pause - at
         return (self.accepted - count) / span if span > 0 else float("inf")
+
+    def _estimated(self, now: float, pause: float) -> bool:
+        """Whether this long pause ends a window with no earlier 429 in it (its count is then
+        estimated from the pace, not measured)."""
+        window = next((w for w in _WINDOWS if w > pause), None)
+        return window is not None and pause > 2.0 and self._last[0] < now + pause - window
 
     @property
     def limit_interval(self) -> float:
@@ -150,6 +155,7 @@ class Pace:
         # A pause of several intervals (and seconds) comes from a server that counts requests
         # over a long window: what it accepted between two pauses' ends is its limit.
         long_pause = pause > max(2.0, 4 / pace)
+        estimated = self._estimated(now, pause)
         measured = self._measured(now, pause)
         plateau = False
         burst_climb = False
@@ -205,9 +211,13 @@ class Pace:
         # period is worth more where a refusal costs a long pause.
         self._k = max(self._recovery, _PAUSES_PER_CLIMB * pause)
         self._careful = max(self._careful, _PAUSES_PER_CAREFUL * pause)
-        # Below the pace, or the limit measured; a window server's count, measured, is sent at
+        # Below the pace, or the limit measured when lower: a window server's count is sent at
         # once (its pause emptied the window: there is nothing to drain).
-        slowed = self._r_max * (1 - self._margin) if long_pause else pace * self._beta
+        # A first 429's count is an estimate: never faster than an isolated 429's slowdown.
+        slowed = pace * self._beta
+        if long_pause:
+            target = self._r_max * (1 - self._margin)
+            slowed = min(self.per_second * self._beta, target) if estimated else target
         self._from = max(self._floor, slowed)
         self._since = now + pause  # the climb starts when sending does
         self._careful_until = self._since + self._k + self._careful
