@@ -49,7 +49,9 @@ class AnswerPace:
             return
         # Pause everyone, not only this row: the limit is per key, every request would get 429.
         self._limiter.pause(answer.wait or 0.0)
-        self._limiter.throttled()
+        # The server's own wait says how its limiter counts; a backoff of ours says nothing.
+        told = answer.retry_after is not None and answer.wait == answer.retry_after
+        self._limiter.throttled(told=told)
 
     def backoff(self, attempt: int) -> float:
         """The wait before attempt ``attempt`` + 1 after a transient failure (jittered)."""

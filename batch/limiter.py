@@ -159,16 +159,19 @@ class Limiter:
         """Stop all sending for ``seconds`` from now (a 429). Only ever extends a pause."""
         self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
 
-    def throttled(self) -> None:
+    def throttled(self, *, told: bool = True) -> None:
         """Multiplicative decrease of the pace after a 429 (by ``decrease``).
 
         Several requests in flight often get their 429 together; only the first one of a
         burst counts, so one episode slows the pace once rather than once per request.
+        ``told``: the pause is the server's (its Retry-After), so its length says something
+        about the server's limiter; False for a pause of our own (a backoff).
         """
         now = self._clock()
         if now < self._hold_decrease_until:
             return
-        self._set_pace(self._pace.refused(now, max(0.0, self._paused_until - now)))
+        pause = max(0.0, self._paused_until - now)
+        self._set_pace(self._pace.refused(now, pause, told=told))
         # The next request keeps the new, wider spacing from the last one granted.
         self._tat = max(self._tat, self._last_grant + self.interval)
         self._hold_decrease_until = max(now + self.interval, self._paused_until)

@@ -112,15 +112,16 @@ class Pace:
         self._on_plateau = False  # the last 429 came on the plateau
         self._burst_climb = False  # ... while climbing, after the server let a burst by
 
-    def _measured(self, now: float, pause: float) -> float:
+    def _measured(self, now: float, pause: float, estimated: bool) -> float:
         """Answers accepted per second from the end of the last 429's pause to the end of this
         one's: a bucket or window server was as empty at both ends.
 
-        A long pause with no 429 in the window it ends (the shortest of a second, a minute, an
-        hour that is longer than the pause): a window server's first refusal, its count spent at
-        the pace held since the window began, so it admits that pace over the window's part
-        before the pause. (If the pace did not hold, the next window's 429 measures again.)"""
-        if self._estimated(now, pause):
+        ``estimated`` (``_estimated``): a long pause of the server's with no 429 in the window it
+        ends (the shortest of a second, a minute, an hour that is longer than the pause): a
+        window server's first refusal, its count spent at the pace held since the window began,
+        so it admits that pace over the window's part before the pause. (If the pace did not
+        hold, the next window's 429 measures again.)"""
+        if estimated:
             window = next(w for w in _WINDOWS if w > pause)
             return self.per_second * (window - pause) / window
         at, count = self._last
@@ -143,9 +144,10 @@ class Pace:
         """Whether the arrival guard is on (a careful period lasts)."""
         return now < self._careful_until
 
-    def refused(self, now: float, pause: float = 0.0) -> float:
+    def refused(self, now: float, pause: float = 0.0, *, told: bool = True) -> float:
         """A 429 episode began at ``now``, sending paused for ``pause`` seconds: the
-        multiplicative decrease. Returns the new pace."""
+        multiplicative decrease. Returns the new pace. ``told``: the pause is the server's
+        (Retry-After); one of our own (a backoff) says nothing of its windows."""
         pace = self.per_second
         careful_until = self._careful_until
         if careful_until <= now < careful_until + self._careful:
@@ -154,9 +156,9 @@ class Pace:
             self._careful = self._first_careful  # long quiet since: the server forgave us
         # A pause of several intervals (and seconds) comes from a server that counts requests
         # over a long window: what it accepted between two pauses' ends is its limit.
-        long_pause = pause > max(2.0, 4 / pace)
-        estimated = self._estimated(now, pause)
-        measured = self._measured(now, pause)
+        long_pause = told and pause > max(2.0, 4 / pace)
+        estimated = long_pause and self._estimated(now, pause)
+        measured = self._measured(now, pause, estimated)
         plateau = False
         burst_climb = False
         climbing = now - self._since < self._k

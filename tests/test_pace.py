@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import pytest
 
+from batch.answerpace import AnswerPace
+from batch.client import SendPolicy
 from batch.pace import Pace
+from batch.retry import Answer
 from batch.sandbox.limits import RateLimitMode
 from batch.settings import Rate
 from tests.pace_sim import Scenario, run
@@ -185,3 +188,34 @@ def test_a_429_after_nothing_was_accepted_keeps_the_floor() -> None:
     assert pace.per_second == 1.0
     assert pace.limit_interval == 1.0
     assert pace.update(1e6) == 16.0  # the probe, long after, climbs to the ceiling
+
+
+def test_a_long_pause_of_our_own_says_nothing_of_windows() -> None:
+    """A 30 s backoff (a 429 without Retry-After) is ours, not a window's end: an isolated
+    429's slowdown (to beta), where the server's own 30 s would measure its window (0.495)."""
+    ours = Pace(1.0)
+    assert ours.refused(100.0, pause=30.0, told=False) == pytest.approx(0.8)
+    theirs = Pace(1.0)
+    assert theirs.refused(100.0, pause=30.0) == pytest.approx(0.495)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "told"),
+    [(30.0, True), (None, False), (900.0, False)],  # said; unsaid: backoff; over the cap
+)
+def test_the_limiter_is_told_whose_pause_it_is(retry_after: float | None, told: bool) -> None:
+    """A 429's Retry-After within --max-retry-after is the server's pause; a backoff taken for
+    a 429 without one (or with one above the cap) is ours, and the limiter is told which."""
+    calls: list[bool] = []
+
+    class Limiter:
+        def pause(self, seconds: float) -> None:
+            pass
+
+        def throttled(self, *, told: bool = True) -> None:
+            calls.append(told)
+
+    answer = Answer(429, False, "RATE_LIMITED", "slow down", "{}", True, retry_after)
+    pace = AnswerPace(Limiter(), SendPolicy(max_retry_after=300.0), lambda: 0.5)  # type: ignore[arg-type]
+    pace.heed(answer, 1, 0.1)
+    assert calls == [told]
