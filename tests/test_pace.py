@@ -8,6 +8,8 @@ get at least 99% and no 429 in steady state. See ``tests/pace_sim.py`` for the s
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batch.answerpace import AnswerPace
 from batch.client import SendPolicy
@@ -219,3 +221,32 @@ def test_the_limiter_is_told_whose_pause_it_is(retry_after: float | None, told: 
     pace = AnswerPace(Limiter(), SendPolicy(max_retry_after=300.0), lambda: 0.5)  # type: ignore[arg-type]
     pace.heed(answer, 1, 0.1)
     assert calls == [told]
+
+
+_EVENT = st.tuples(
+    st.floats(min_value=0.0, max_value=120.0),  # seconds since the last event
+    st.sampled_from(["refused", "update", "accepted"]),
+    st.floats(min_value=0.0, max_value=4000.0),  # a pause (refused) or answers (accepted)
+    st.booleans(),  # told (refused)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ceiling=st.sampled_from([0.5, 1.0, 10.0, 100.0]), events=st.lists(_EVENT, max_size=60))
+def test_the_pace_stays_between_floor_and_ceiling(
+    ceiling: float, events: list[tuple[float, str, float, bool]]
+) -> None:
+    """Whatever the 429s, pauses (the server's or ours) and answers, in any order: the pace
+    stays within [floor, ceiling], and the guard's spacing is a finite positive interval."""
+    pace = Pace(ceiling)
+    now = 0.0
+    for gap, kind, amount, told in events:
+        now += gap
+        if kind == "refused":
+            pace.refused(now, pause=amount, told=told)
+        elif kind == "accepted":
+            pace.accepted += int(amount)
+        else:
+            pace.update(now)
+        assert ceiling / 16 - 1e-9 <= pace.per_second <= ceiling + 1e-9
+        assert 0 < pace.limit_interval <= 16 / ceiling + 1e-9
