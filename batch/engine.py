@@ -190,11 +190,12 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         for text in batch.notes:
             operator.note(text)
         kind = "retry" if batch.kind == "retry" else ("resume" if resumed else "run")
-        journal.begin_segment(runtrail.segment_start(
-            kind=kind, settings=settings, record=inv.record,
-            input_sha256=journal.meta("input_sha256") or "", calls=batch.calls(),
-            host=target.host, sandbox=inv.sandbox,
-        ))  # fmt: skip
+        if left:  # a segment per invocation with rows to send; one that finds none sends nothing
+            journal.begin_segment(runtrail.segment_start(
+                kind=kind, settings=settings, record=inv.record,
+                input_sha256=journal.meta("input_sha256") or "", calls=batch.calls(),
+                host=target.host, sandbox=inv.sandbox,
+            ))  # fmt: skip
         try:
             report, requests, budget = _send(inv, operator, target, journal, todo(), left, limiter)
             return finish(inv.settings, inv.batch, journal, report, requests, budget, target.host,

@@ -204,3 +204,21 @@ def test_a_new_run_archives_the_old_trail_and_starts_its_own(
     about = json.loads((tmp_path / "out.csv.run.json").read_text())
     assert [s["kind"] for s in about["segments"]] == ["run"]
     assert about["totals"]["requests"] == 1
+
+
+def test_running_a_finished_run_again_adds_no_segment(
+    live_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """The same command again over a finished run sends nothing, and run.json still tells one
+    segment (segments are the invocations that had rows to send), with the run's requests."""
+    import json
+
+    out = tmp_path / "out.csv"
+    source = write_rows(tmp_path / "in.csv", [(4200, 500, "T-0"), (4201, 501, "T-0")])
+    assert invoke(*run_args(live_sandbox, source, out), key=live_sandbox.api_key).exit_code == 0
+    again = invoke(*run_args(live_sandbox, source, out), key=live_sandbox.api_key)
+    assert again.exit_code == 0, again.output
+    about = json.loads((tmp_path / "out.csv.run.json").read_text())
+    assert [s["kind"] for s in about["segments"]] == ["run"]
+    assert about["totals"]["requests"] == 2
+    assert read(tmp_path / "out.csv.attempts.csv")["routing_id"].to_list() == ["4200", "4201"]
