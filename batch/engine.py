@@ -30,7 +30,7 @@ from typing import Protocol
 
 import anyio
 
-from batch import audit, runjournal, runtrail, window
+from batch import audit, runjournal, runtrail, signals, window
 from batch import journal as journal_mod
 from batch.client import Network, SendPolicy, build_client
 from batch.ending import Result, Status, finish
@@ -350,6 +350,8 @@ def _send(
     with _frozen_heap():
         try:
             report = anyio.run(drive)
+            if inv.signals:  # the sending is over: the results are written whatever is pressed
+                signals.ignore_interrupts()
         except BaseExceptionGroup as group:
             # Our own errors (a journal that cannot be written) deserve one clear line.
             error = _first_reroute_error(group)

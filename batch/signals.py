@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from types import FrameType
 from typing import Final
@@ -25,6 +26,18 @@ STOP_SIGNALS: Final = tuple(
 # asyncio on Windows has no signal receiver; the platform is the guard, not a try (style.md).
 RECEIVER: Final = sys.platform != "win32"
 POLL: Final = 0.2  # seconds between looks where signals are only noted (Windows)
+
+
+def ignore_interrupts() -> None:
+    """From here on Ctrl-C changes nothing: the sending is over (or never began), so nothing is
+    left to stop, and what follows (the results, the summary, the exit status) must say what
+    happened; people press Ctrl-C again and again. Ignored (SIG_IGN), not handled in Python:
+    while the interpreter shuts down, Python puts back the default action for a signal with a
+    Python handler, and a press then killed the process (exit -2). SIGTERM keeps its default
+    (a service manager ending a stuck process). Not restored: the process is about to end. The
+    main thread only: signal handlers live there."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def describe(signum: int) -> str:

@@ -51,8 +51,8 @@ def live_sandbox(start_sandbox: StartSandbox) -> RunningSandbox:
 
 @pytest.fixture(autouse=True)
 def sigint_handler_restored() -> Iterator[None]:
-    """A run in process leaves Ctrl-C inert once its outcome is decided (the process is about to
-    end: batch.cli.terminal); put pytest's handler back after each test."""
+    """A run in process leaves Ctrl-C ignored once its sending is over (the process is about to
+    end: batch.signals.ignore_interrupts); put pytest's handler back after each test."""
     before = signal.getsignal(signal.SIGINT)
     yield
     if signal.getsignal(signal.SIGINT) is not before:

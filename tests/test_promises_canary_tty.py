@@ -151,3 +151,22 @@ def test_second_ctrl_c_at_the_canary_question_prints_no_traceback(
         assert "_shutdown" not in term.text, term.text
         assert status == 3, term.text
     assert live_sandbox.stats()["total"] == 2
+
+
+def test_ctrl_c_held_down_at_the_canary_question_still_exits_3(
+    live_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """Ctrl-C pressed again and again, every 20 ms from the question to the process's very end
+    (its summary, its report, the interpreter shutting down): exit 3, never killed by the
+    signal (-2), no traceback, the rest unsent."""
+    source, out = write_input(tmp_path / "in.csv", 6), tmp_path / "out.csv"
+    with on_terminal(canary_args(live_sandbox, source, out), live_sandbox.api_key) as term:
+        term.wait_for_text(QUESTION, timeout=20)
+        deadline = time.monotonic() + 15
+        while term.proc.poll() is None and time.monotonic() < deadline:
+            term.proc.send_signal(signal.SIGINT)
+            term.read_for(0.02)
+        status = term.exit_within(5.0)
+        assert status == 3, term.text
+        assert "Traceback" not in term.text, term.text
+    assert live_sandbox.stats()["total"] == 2

@@ -12,7 +12,6 @@ import io
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +26,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import typer
 
-from batch import window
+from batch import signals, window
 from batch.cli.app import Exit, console, err_console, fail
 from batch.cli.options import LogFormat
 from batch.cli.progress import RunProgress, stamp, summary_lines, summary_record
@@ -228,40 +227,26 @@ def send(
     return code
 
 
-def _late_interrupt(signum: int, frame: object) -> None:
-    """Ctrl-C once the run's outcome is decided (a second press after the one that stopped
-    it, as people do): nothing is left to stop, and the exit status must still say what
-    happened, not that the process was killed."""
-
-
 def _outcome_decided() -> None:
-    """From here on (the summary, the report, the exit) Ctrl-C changes nothing; the report
-    alone may still be cut short by it (:func:`write_report`). Not restored: the process is
-    about to end (the main thread only: signal handlers live there)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _late_interrupt)
+    """From here on (the summary, the report, the exit) Ctrl-C changes nothing
+    (:func:`batch.signals.ignore_interrupts`; the engine has already said so where it ran the
+    sending in this thread)."""
+    signals.ignore_interrupts()
 
 
 def write_report(results: Path, log_format: LogFormat) -> None:
     """Write the run's report and say where (a line on stdout; a JSON note on stderr, beside
     the JSON summary). A report that cannot be written is a note: the exit status stands.
-    Ctrl-C while it is written skips it (a large run's report takes seconds)."""
+    Ctrl-C does not cut it short (it is ignored from the end of the sending on: a report takes
+    seconds even for a large run, and an interrupt raised in the middle of it left the process
+    to end by the signal, exit -2, after the summary had said 3); ``reroute report`` writes it
+    again at any time."""
     from batch.report import write_report as write
 
-    main = threading.current_thread() is threading.main_thread()
     try:
-        if main:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:
-            path = write(results)
-        finally:
-            if main:
-                signal.signal(signal.SIGINT, _late_interrupt)
+        path = write(results)
     except (OSError, RerouteError) as exc:
         note(log_format, f"report not written: {exc}")
-        return
-    except KeyboardInterrupt:  # the run is over and its exit status stands
-        note(log_format, f"report not written (interrupted): `reroute report {results}` writes it")
         return
     if log_format is LogFormat.JSON:
         note(log_format, f"report: {path}")
@@ -363,5 +348,6 @@ def reporting_errors_and_interrupts() -> Iterator[None]:
         fail(str(exc))
     except KeyboardInterrupt:
         # While rows are being sent, Ctrl-C is a stop request (a signal receiver), not this:
-        # here it came before sending began, or while the results were being written.
+        # here it came before sending began. Its outcome is decided: another press is ignored.
+        signals.ignore_interrupts()
         fail("interrupted; nothing more was sent: run the same command again", Exit.STOPPED)
