@@ -17,12 +17,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 import polars as pl
 
 from batch.errors import InputFileError
-from batch.xlsxfast import Shade, column_letter, write_xlsx
+
+if TYPE_CHECKING:
+    from batch.xlsxfast import Shade
 
 EXTENSIONS: Final = frozenset({".xlsx"})
 _ZIP: Final = b"PK\x03\x04"
@@ -82,6 +84,8 @@ def read_sheet(path: Path, sheet: str | None) -> Sheet:
         title = (cell or "").strip()
         if not title:
             if _has_data(data.get_column(column)):
+                from batch.xlsxfast import column_letter
+
                 raise InputFileError(
                     path,
                     f"sheet {name!r}, cell {column_letter(index)}{top + 1}: the column has data "
@@ -182,6 +186,8 @@ def write_workbook(path: Path, file: BinaryIO, frames: Iterable[pl.DataFrame]) -
     "=" stays a note). Streamed a chunk at a time by ``batch.xlsxfast``: memory follows the
     chunk, not the row count. Raises InputFileError past Excel's row limit.
     """
+    from batch.xlsxfast import Shade, column_letter, write_xlsx  # writing only (start-up)
+
     chunks = iter(frames)
     first = next(chunks, None)
     columns = first.columns if first is not None else []

@@ -18,12 +18,14 @@ from batch.errors import UsageError
 if TYPE_CHECKING:
     from batch.sandbox import Faults, RunningSandbox
     from batch.sandbox.limits import RateLimitMode
-from batch.settings import Rate, is_loopback_host
+    from batch.settings import Rate
 
 _OFF = ("off", "none", "0")
 
 
 def _rate_limit(text: str) -> Rate | None:
+    from batch.settings import Rate
+
     return None if text.strip().lower() in _OFF else Rate.parse(text)
 
 
@@ -255,6 +257,8 @@ def sandbox(
     the records from a file.
     """
     with reporting_errors():
+        from batch.settings import is_loopback_host
+
         if not is_loopback_host(host) and not public:
             fail(
                 f"refusing to serve on non-loopback host {host}: the sandbox speaks plain http "

@@ -70,9 +70,11 @@ def _reading(sheet: str | None, separator: str | None, encoding: str | None) -> 
 
 
 def _exit_status(v: Validation, diff: Diff | None = None) -> Exit:
-    from batch.current import Verdict
+    wipes = 0
+    if diff is not None:  # batch.current only with --current (start-up)
+        from batch.current import Verdict
 
-    wipes = diff.counts()[Verdict.WIPES] if diff is not None else 0
+        wipes = diff.counts()[Verdict.WIPES]
     return Exit.OK if v.invalid == 0 and wipes == 0 else Exit.SOME_FAILED
 
 
