@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import gc
 import io
 import os
 import sys
@@ -32,7 +33,13 @@ def main() -> None:
         if isinstance(stream, io.TextIOWrapper) and codecs.lookup(stream.encoding).name != "utf-8":
             stream.reconfigure(errors="replace")
     _only_the_command_asked_for(sys.argv[1:])
-    app(prog_name="reroute")
+    try:
+        app(prog_name="reroute")
+    finally:
+        # Speed unit: the command is over (files written and closed, the journal too). At exit
+        # the interpreter's collector walks the whole heap once more to free what the OS frees
+        # anyway: ~0.2 s after a 3,000-row run (README, Performance). Frozen, it skips that.
+        gc.freeze()
 
 
 def _only_the_command_asked_for(args: list[str]) -> None:
