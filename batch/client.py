@@ -167,7 +167,7 @@ def build_client(
                 "check VOCOBASE_API_KEY or the --api-key-file contents"
             )
         headers["Authorization"] = f"Bearer {key}"
-    return httpx.AsyncClient(
+    return _CookielessClient(
         base_url=base_url,
         headers=headers,
         timeout=httpx.Timeout(timeout),
@@ -178,6 +178,38 @@ def build_client(
         proxy=None if transport is not None else network.proxy_for(base_url),
         trust_env=False,
     )
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie store that keeps nothing: always empty, so no request carries a Cookie."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        return None
+
+
+_NO_COOKIES: Final = _NoCookies()
+
+
+class _CookielessClient(httpx.AsyncClient):
+    """A client that neither keeps nor sends cookies.
+
+    The API authenticates each request by its key; a cookie a server or a load balancer sets
+    has no part in it, and one request of a run must not carry state another left behind.
+    Also a speed unit: httpx reads every answer's headers for cookies through urllib's
+    cookie machinery (~60 us an answer, ~3% of a request against the sandbox; README,
+    Performance), and this store skips that.
+    """
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        return None
 
 
 def _no_tls() -> ssl.SSLContext:
