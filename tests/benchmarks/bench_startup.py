@@ -79,7 +79,13 @@ def in_turns(a: list[str], b: list[str], repeat: int, *, cwd: Path | None = None
     for _ in range(repeat):
         times_a.append(timed(a, cwd=cwd))
         times_b.append(timed(b, cwd=cwd))
+    PAIRS[:] = [b / a for a, b in zip(times_a, times_b, strict=True)]
     return statistics.median(times_a), statistics.median(times_b)
+
+
+# The last in_turns' pairs, each as b's time over a's: the machine's speed drifts over a run
+# of pairs, and a pair taken back to back shares its moment.
+PAIRS: list[float] = []
 
 
 ONE_COMMAND = textwrap.dedent(
@@ -142,6 +148,11 @@ def whole_run(rows: int, repeat: int) -> None:
         f"run:      {rows} rows, whole process: reroute {ours:.2f} s ({rows / ours:.0f} rows/s), "
         f"bare loop {theirs:.2f} s ({rows / theirs:.0f} rows/s): {theirs / ours:.3f}x "
         "(goal >= 0.9x)"
+    )
+    pairs = sorted(PAIRS)
+    print(
+        f"          per pair (bare / reroute, taken back to back): median "
+        f"{statistics.median(pairs):.3f}x, range {pairs[0]:.3f}x to {pairs[-1]:.3f}x"
     )
 
 
