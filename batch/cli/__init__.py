@@ -9,12 +9,20 @@ import os
 import sys
 from typing import Any
 
-from batch.cli import coerce, jobs_cmd, report_cmd, retry_cmd, run_cmd, sandbox_cmd, validate_cmd
+from batch.cli import (
+    flagvalues,
+    jobs_cmd,
+    report_cmd,
+    retry_cmd,
+    run_cmd,
+    sandbox_cmd,
+    validate_cmd,
+)
 from batch.cli import status_cmd as status_cmd  # registers `reroute status`
 from batch.cli.app import app
 
 # typer builds a command's parameters when it first runs: from here on, without pydantic.
-coerce.install()
+flagvalues.install()
 
 __all__ = [
     "app", "jobs_cmd", "main", "report_cmd", "retry_cmd", "run_cmd", "sandbox_cmd", "validate_cmd",
@@ -23,7 +31,7 @@ __all__ = [
 
 def main() -> None:
     """Console-script entry point."""
-    # A value `coerce` leaves to typer goes through pydantic, which first scans every installed
+    # A value `flagvalues` leaves to typer goes through pydantic, which first scans every installed
     # package's entry points for pydantic plugins (~50 ms); reroute uses none. An operator who
     # sets the variable keeps their choice.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")

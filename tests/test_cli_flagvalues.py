@@ -1,4 +1,4 @@
-"""`batch.cli.coerce`: flags coerced without pydantic give exactly what typer's own adapters give.
+"""`batch.cli.flagvalues`: flags coerced without pydantic, exactly as typer's own adapters do.
 
 Every parameter of every command is coerced both ways, over awkward values and generated
 ones: the same value of the same type, or the same error with the same words.
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from typer._coercion import build_runtime_param as typer_build
 from typer._coercion import resolve_type_descriptor
 
-from batch.cli import app, coerce
+from batch.cli import app, flagvalues
 
 # fmt: off
 AWKWARD = [
@@ -61,7 +61,7 @@ def _both(command: Any, param: Any, value: Any) -> tuple[Any, Any]:
 
 
 def test_installed_and_covering_the_plain_parameters() -> None:
-    assert coerce.install() is True
+    assert flagvalues.install() is True
     quick = [
         label
         for label, (_command, param) in PARAMETERS
