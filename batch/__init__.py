@@ -12,7 +12,9 @@ def __getattr__(name: str) -> Any:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            return version("voicelink-batch")
+            found = version("voicelink-batch")
         except PackageNotFoundError:  # a source tree on sys.path, never installed
-            return "0+unknown"
+            found = "0+unknown"
+        globals()["__version__"] = found  # read once: each reading scans the installed packages
+        return found
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
