@@ -30,8 +30,10 @@ from batch.answers import Reader, transport_error
 from batch.client import Network, SendPolicy, build_client
 from batch.errors import AccountUnreadable, NameNotResolved, RequestTimeout, TransportError
 from batch.limiter import Limiter
+from batch.outage import Breaker, Turn, report
 from batch.retry import (
     RETRY_AFTER_STATUSES,
+    STOP_RUN_STATUSES,
     Answer,
     AttemptOutcome,
     backoff,
@@ -99,10 +101,17 @@ async def fetch_account(
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     random: Callable[[], float] = _random.random,
     now: Callable[[], datetime] = default_now,
+    breaker: Breaker | None = None,
 ) -> Account:
     """Read the connections, then every page of bots (per active connection when there are
-    several: the bots list takes ``connection_id`` then). Raises AccountUnreadable."""
-    reader = _Lister(client, limiter, policy, sleep=sleep, random=random, now=now)
+    several: the bots list takes ``connection_id`` then). Raises AccountUnreadable.
+
+    ``breaker``: the run's host state (batch.outage), so the preflight meets an outage as the
+    sending does: while the host is down its GETs wait for it without spending their attempts,
+    and a host that can never answer (or stays down past --max-outage) ends the reading, which
+    the breaker's listener turns into the run's stop."""
+    reader = _Lister(client, limiter, policy, sleep=sleep, random=random, now=now,
+                     breaker=breaker)  # fmt: skip
     payload = await reader.get(vl.CONNECTIONS_PATH, dict(vl.CONNECTIONS_QUERY), "connections")
     connections = _connections(payload)
     active = [c.connection_id for c in connections if c.active]
@@ -165,8 +174,10 @@ class _Lister:
         sleep: Callable[[float], Awaitable[None]],
         random: Callable[[], float],
         now: Callable[[], datetime],
+        breaker: Breaker | None = None,
     ) -> None:
         self._client, self._limiter, self._policy = client, limiter, policy
+        self._breaker = breaker
         self._sleep, self._random = sleep, random
         auth = client.headers.get("authorization", "")
         token = auth.split(" ", 1)[1] if " " in auth else auth
@@ -178,14 +189,27 @@ class _Lister:
         bodies: dict[int, Any] = {}
 
         async def attempt() -> AttemptOutcome:
-            await self._limiter.acquire()
-            self.requests += 1
-            try:
-                answer, body = await self._request(path, params)
-            except TransportError as exc:
-                return exc
-            bodies[self.requests] = body
-            return answer
+            while True:  # more than one request only while the host is down (outage mode)
+                turn = Turn.GO if self._breaker is None else await self._breaker.admit()
+                if turn is Turn.GONE:  # the run gave up on the host: its stop says why
+                    raise AccountUnreadable(
+                        f"the account's {what} list was not read: "
+                        f"{self._breaker.cause if self._breaker else ''}"
+                    )
+                await self._limiter.acquire()
+                self.requests += 1
+                outcome: AttemptOutcome
+                try:
+                    outcome, bodies[self.requests] = await self._request(path, params)
+                except TransportError as exc:
+                    outcome = exc
+                finally:
+                    if turn is Turn.PROBE and self._breaker is not None:
+                        self._breaker.probe_abandoned()  # a no-op once the probe was reported
+                if self._breaker is None or not report(
+                    self._breaker, outcome, probe=turn is Turn.PROBE
+                ):
+                    return outcome
 
         def wait(state: tenacity.RetryCallState) -> float:
             assert state.outcome is not None
@@ -206,7 +230,9 @@ class _Lister:
         final: AttemptOutcome = await retrying(attempt)
         if isinstance(final, Answer) and final.success:
             return bodies[self.requests]
-        raise AccountUnreadable(_unreadable(what, path, final, self._policy.max_attempts))
+        stops = _stops(final)
+        text = _unreadable(what, path, final, self._policy.max_attempts)
+        raise AccountUnreadable(text if stops else f"{text}; {_NOTHING_SENT}", stops=stops)
 
     async def _request(self, path: str, params: dict[str, Any]) -> tuple[Answer, Any]:
         granted = anyio.current_time()
@@ -247,6 +273,17 @@ def _worth_retrying(outcome: AttemptOutcome) -> bool:
     return is_transient(outcome) and not isinstance(outcome, NameNotResolved)
 
 
+def _stops(final: AttemptOutcome) -> str:
+    """The stop reason when a list could not be read for a cause that is not the sheet's: the
+    key refused (as the sending stops on it), or a transient failure after every retry (the
+    server may answer later: the same command then starts). "" for the rest (refused, exit 2)."""
+    if isinstance(final, Answer) and final.status in STOP_RUN_STATUSES:
+        return "key_rejected"
+    if _worth_retrying(final):
+        return "host_unreachable"
+    return ""
+
+
 def _unreadable(what: str, path: str, final: AttemptOutcome, attempts: int) -> str:
     if isinstance(final, Answer):
         cause = final.error_message
@@ -257,10 +294,12 @@ def _unreadable(what: str, path: str, final: AttemptOutcome, attempts: int) -> s
     else:
         cause = f"{final.code}: {final}"
     tries = f" after {attempts} attempts" if _worth_retrying(final) else ""
-    return (
-        f"the account's {what} list (GET {path}) could not be read{tries}: {cause}; nothing "
-        "was sent (fix that and run again, or pass --no-account-check to skip the check)"
-    )
+    return f"the account's {what} list (GET {path}) could not be read{tries}: {cause}"
+
+
+_NOTHING_SENT: Final = (
+    "nothing was sent (fix that and run again, or pass --no-account-check to skip the check)"
+)
 
 
 def _records(payload: Any, what: str, page: int | None = None) -> list[Any]:

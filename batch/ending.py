@@ -18,6 +18,7 @@ from batch.merge import Summary, merge_results
 from batch.prepare import Batch
 from batch.rowloop import RunReport
 from batch.settings import RunSettings
+from batch.stop import StopRequest
 
 
 class Status(StrEnum):
@@ -58,6 +59,7 @@ class Result:
     host: str
     error_budget: str = "error budget: off"
     message: str = ""  # why nothing was sent, or why the results file is missing
+    journaled: bool = True  # a journal holds the run (its report can be made); False: none yet
 
 
 def finish(
@@ -103,6 +105,44 @@ def finish(
     return Result(
         status, summary, report, requests, settings.results, host, budget.describe(), message
     )
+
+
+def stopped_before_sending(
+    settings: RunSettings,
+    batch: Batch,
+    journal: Journal | None,
+    stop: StopRequest,
+    host: str,
+    *,
+    previous: bool,
+) -> Result:
+    """The run stopped before its first update (in the account check): exit 3, as a stop while
+    sending is. The results file says where every row stands (the rows this run would send
+    ``not_attempted``; a continued run's journal merged in), unless it still holds a previous
+    run's results (``previous``: a new input, or --fresh, not yet confirmed): those are
+    destroyed by nobody before the run goes on. No journal is made: nothing was sent, so the
+    same command, or a corrected one, starts cleanly."""
+    from batch.results import write_results
+
+    summary = Summary()
+    message = ""
+    rows = batch.base() if journal is None else merge_results(batch.base(), journal)
+    if previous:
+        for _ in summary.tally(rows):
+            pass
+        message = (
+            f"{settings.results} still holds the previous run's results (kept: this run sent "
+            "nothing)"
+        )
+    else:
+        try:
+            write_results(settings.results, summary.tally(rows), batch.passthrough)
+        except (OSError, RerouteError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            message = f"the results file {settings.results} could not be written ({reason})"
+    report = RunReport(0, {}, stop, 0.0)
+    return Result(Status.STOPPED, summary, report, 0, settings.results, host, message=message,
+                  journaled=journal is not None)  # fmt: skip
 
 
 def _write_trail(

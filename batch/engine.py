@@ -26,14 +26,15 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
 from batch import audit, runjournal, runtrail, signals, window
 from batch import journal as journal_mod
+from batch.accountcheck import check_account
 from batch.client import Network, SendPolicy, build_client
-from batch.ending import Result, Status, finish
+from batch.ending import Result, Status, finish, stopped_before_sending
 from batch.errors import RerouteError, RunStopped
 from batch.guards import (
     BudgetWatch,
@@ -55,9 +56,12 @@ from batch.record import RunIdentity, RunRecord
 from batch.rowloop import RunReport, run_calls
 from batch.send import Sender
 from batch.settings import Rate, RunSettings
-from batch.stop import Observer, Observers, StopToken, watch_signals
+from batch.stop import Observer, Observers, StopRequest, StopToken, watch_signals
 from batch.target import SANDBOX_IDENTITY, Target, check_results_path
 from batch.target import target as target_of
+
+if TYPE_CHECKING:
+    from batch.account import Account
 
 
 class Operator(Protocol):
@@ -111,12 +115,15 @@ class _Requests(Observer):
 
 
 def run_invocation(inv: Invocation, operator: Operator) -> Result:
-    """Run ``inv`` to its end: every row of the batch accounted for in the results file."""
+    """Run ``inv`` to its end: every row of the batch accounted for in the results file.
+
+    A refused or declined invocation leaves no run behind: a journal that does not exist yet
+    is created only once the run goes on (the account check passed, the operator said yes),
+    and so are the account lists the check read; until then it is only read."""
     settings, batch = inv.settings, inv.batch
     check_results_path(settings.results)
     identity_url = SANDBOX_IDENTITY if inv.sandbox else settings.base_url
     path = journal_mod.journal_path(settings.results)
-    existed = path.exists()  # a run to continue: the account lists it read are reused
     with ExitStack() as stack:
         lock = stack.enter_context(RunLock(settings.results))
         if lock.took_over is not None:
@@ -127,7 +134,9 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         # --fresh: the earlier journal is read by nobody and kept until the operator said yes;
         # so is a finished run's, when a new input starts a new run at this results path.
         keep = inv.fresh and path.exists()
-        journal, new_run = (None, None) if keep else _open(inv, path, identity_url)
+        # Read only: a journal this invocation makes waits for the run to go on (below).
+        opened = not keep and path.exists()
+        journal, new_run = _open(inv, path, identity_url) if opened else (None, None)
         if journal is not None:
             stack.callback(journal.close)
             if new_run is not None and journal.meta("finished") != "1":
@@ -146,13 +155,25 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         check = settings.account_check
         if check is None:  # by default, a real host only (not the sandbox, not loopback)
             check = target.needs_confirmation
+        account = None
         if check:
-            reuse = existed and journal is not None and new_run is None
-            inv, refusal = _preflight(inv, target, limiter, operator, reuse=reuse)
-            batch = inv.batch
-            if refusal:
+            # A run continued (its own journal) judges against the lists it read at its start.
+            this_run = journal is not None and new_run is None
+            checked = check_account(
+                batch, settings, target, limiter, operator.note, network=inv.network,
+                kept=_kept_account(inv, operator) if this_run else None,
+                watch_signals=inv.signals,
+            )  # fmt: skip
+            if isinstance(checked, StopRequest):
+                return stopped_before_sending(
+                    settings, batch, journal if this_run else None, checked, target.host,
+                    previous=(journal is not None and not this_run) or keep,
+                )  # fmt: skip
+            inv = replace(inv, batch=checked.batch)
+            batch, account = inv.batch, checked.account
+            if checked.refusal:
                 return Result(Status.REFUSED, Summary(), None, 0, settings.results, target.host,
-                              message=refusal)  # fmt: skip
+                              message=checked.refusal)  # fmt: skip
         left, applied = runjournal.count(batch, journal, resumed=new_run is None)
         if journal is not None and new_run is None and batch.candidates - left - applied:
             operator.note(
@@ -172,14 +193,19 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
                     message += f"; the earlier run's journal {path.name} is kept as it was"
                 return Result(Status.NOT_CONFIRMED, Summary(), None, 0, settings.results,
                               target.host, message=message)  # fmt: skip
-        if journal is None:  # --fresh, confirmed: now the earlier run may go
-            runjournal.archive_previous(settings)
-            journal_mod.discard(path)
+        if journal is None:  # the run goes on: now its journal is made
+            if keep:  # --fresh, confirmed: now the earlier run may go
+                runjournal.archive_previous(settings)
+                journal_mod.discard(path)
             journal = stack.enter_context(_open(inv, path, identity_url)[0])
         elif new_run is not None:  # a new input over a finished (or abandoned) run
             runjournal.archive_previous(settings, journal)
             journal.start_run(new_run)
             journal.set_meta("started_at", runjournal.now_text())
+        if account is not None:  # read for this run: kept with it (after any archiving)
+            from batch.account import account_path, save_account
+
+            save_account(account_path(settings.results), account)
         # A resume: this run's journal already holds rows (a retry in place counts as a retry).
         resumed = new_run is None and journal.resumed
         if applied:
@@ -206,50 +232,20 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
     raise AssertionError("unreachable")  # pragma: no cover (ExitStack does not swallow)
 
 
-def _preflight(
-    inv: Invocation, target: Target, limiter: Limiter, operator: Operator, *, reuse: bool
-) -> tuple[Invocation, str]:
-    """The account check before the confirmation: the lists read through the run's limiter
-    (or, resuming, those kept beside the journal), every candidate row judged; rows it rejects
-    become invalid. Returns the invocation with its batch judged, and why nothing may be sent
-    ("" when the run may go on). A list that cannot be read raises AccountUnreadable."""
-    from batch import account as account_mod
-    from batch import preflight
+def _kept_account(inv: Invocation, operator: Operator) -> Account | None:
+    """The lists read at this run's start, to judge a resume by (None: read them now)."""
+    from batch.account import account_path, load_account
 
-    settings = inv.settings
-    kept = account_mod.account_path(settings.results)
-    reuse = reuse and not inv.fresh and not inv.recheck_account
-    account = account_mod.load_account(kept) if reuse else None
+    if inv.fresh or inv.recheck_account:
+        return None
+    kept = account_path(inv.settings.results)
+    account = load_account(kept)
     if account is not None:
         operator.note(
             f"account check: the lists read {account.read_at:%Y-%m-%d %H:%M:%S} UTC for this "
             f"run are reused ({kept.name}; --recheck-account reads them again)"
         )
-    else:
-        policy = SendPolicy(settings.max_attempts, settings.timeout, settings.max_retry_after)
-        account = account_mod.read_account(
-            target.base_url, target.key, rate=settings.rate, policy=policy,
-            network=inv.network, limiter=limiter,
-        )  # fmt: skip
-        account_mod.save_account(kept, account)
-    verdict = preflight.judge(preflight.targets_of_calls(inv.batch.calls()), account)
-    for line in verdict.lines:
-        operator.note(line)
-    if not verdict.rejected:
-        return inv, ""
-    shown = verdict.errors.get_column("error_message").head(10).to_list()
-    for text in shown:
-        operator.note(f"  {text}")
-    judged = replace(inv, batch=preflight.reject(inv.batch, verdict.errors))
-    if settings.skip_invalid:
-        operator.note(f"--skip-invalid: the {verdict.rejected} rows the account check rejected "
-                      "are not sent (outcome invalid)")  # fmt: skip
-        return judged, ""
-    return judged, (
-        f"the account check rejected {verdict.rejected} rows, so nothing was sent: fix them "
-        "(see above), pass --skip-invalid to send the other rows, or --no-account-check to "
-        "skip the check"
-    )
+    return account
 
 
 def _open(inv: Invocation, path: Path, identity_url: str) -> tuple[Journal, RunIdentity | None]:

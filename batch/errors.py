@@ -17,8 +17,10 @@ boundary where they happen, with ``raise X(...) from exc``.
     │                                                                                -> exit 2
     ├── LockedError               another live process holds this run                -> exit 2
     ├── AccountUnreadable         the preflight could not read the account's bots or
-    │                             connections (401, 5xx after retries, a shape not
-    │                             documented): nothing is sent, never half-checked   -> exit 2
+    │                             connections (a shape not documented, a 4xx): nothing is
+    │                             sent, never half-checked                           -> exit 2;
+    │                             ``stops`` set (the key refused, the server failing after
+    │                             every retry): not the sheet's fault, the run stops -> exit 3
     ├── RunStopped                the run stopped mid-way for a fault of its own (its journal
     │                             could not be written); the same command resumes   -> exit 3
     └── TransportError            one request got no usable HTTP answer (raised per attempt by
@@ -75,7 +77,16 @@ class LockedError(RerouteError):
 
 class AccountUnreadable(RerouteError):
     """A list of the account (bots, connections) could not be read whole: the preflight stops
-    before any update rather than judge rows against half a list."""
+    before any update rather than judge rows against half a list.
+
+    ``stops``: the stop reason (``batch.stop.StopReason``) when the cause is not the sheet's nor
+    the command's but the key's or the server's (a 401/403, transient failures after every
+    retry): the run then stops as the sending would (exit 3, results written, resumable)
+    instead of refusing (exit 2)."""
+
+    def __init__(self, message: str, *, stops: str = "") -> None:
+        self.stops = stops
+        super().__init__(message)
 
 
 class RunStopped(RerouteError):

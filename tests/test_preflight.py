@@ -352,13 +352,17 @@ def test_run_skip_invalid_sends_the_rest(start_sandbox: StartSandbox, tmp_path: 
 
 
 def test_run_stops_when_a_list_cannot_be_read(start_sandbox: StartSandbox, tmp_path: Path) -> None:
-    """The bots list answers 500 every time: exit 2, nothing sent, never half-checked."""
+    """The bots list answers 500 every time: nothing sent, never half-checked; the server's
+    fault, not the sheet's: exit 3 (stopped, the same command starts), every row
+    not_attempted."""
     sandbox = start_sandbox(bots=bots(3), list_script=("ok", "500", "500"))
     source = write_rows(tmp_path / "in.csv", ["11,1,3,1,,,,2,"])
-    result = run(sandbox, source, tmp_path / "out.csv", "--account-check", "--max-attempts", "2")
-    assert result.exit_code == 2, result.output
+    out = tmp_path / "out.csv"
+    result = run(sandbox, source, out, "--account-check", "--max-attempts", "2")
+    assert result.exit_code == 3, result.output
     assert "could not be read after 2 attempts" in result.output
     assert sandbox.stats()["total"] == 0
+    assert pl.read_csv(out, infer_schema=False)["outcome"].to_list() == ["not_attempted"]
 
 
 def test_loopback_is_not_checked_unless_asked(start_sandbox: StartSandbox, tmp_path: Path) -> None:

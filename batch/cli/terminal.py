@@ -222,7 +222,7 @@ def send(
         resume_command=command_line(command, target, again),
         retry_command=command_line("retry", result.results, {}),
     )
-    if report:
+    if report and result.journaled:
         write_report(result.results, log_format)
     return code
 
