@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from batch.report import FORMATS, default_path
+
 KEEP_RUNS: Final = 30
 # Files beside the results file that belong to the journal or the lock, never archived.
 _STAYS: Final = (".journal", ".journal-wal", ".journal-shm", ".journal-log", ".lock")
@@ -39,9 +41,11 @@ def archive(results: Path, *, started: str | None, about: dict[str, object], kee
         n += 1
         folder = runs_folder(results) / f"{when.replace(':', '-')}-{n}"
     folder.mkdir(parents=True)
+    reports = {default_path(results, fmt).name for fmt in FORMATS}
     for path in results.parent.iterdir():
-        reports = (f"{results.stem}.report.html", f"{results.stem}.report.md")
-        mine = path.name.startswith(results.name) or path.name in reports
+        # out.csv's files, never out.csv2.csv's: the name, or the name and a dot
+        named = path.name == results.name or path.name.startswith(f"{results.name}.")
+        mine = named or path.name in reports
         if mine and path.is_file() and not path.name.endswith(_STAYS):
             os.replace(path, folder / path.name)
     (folder / "run.json").write_text(

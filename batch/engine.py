@@ -216,7 +216,7 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         for text in batch.notes:
             operator.note(text)
         kind = "retry" if batch.kind == "retry" else ("resume" if resumed else "run")
-        if left:  # a segment per invocation with rows to send; one that finds none sends nothing
+        if left or applied:  # a segment (who, when) per invocation that sends or finds applied
             journal.begin_segment(runtrail.segment_start(
                 kind=kind, settings=settings, record=inv.record,
                 input_sha256=journal.meta("input_sha256") or "", calls=batch.calls(),

@@ -18,6 +18,7 @@ from batch.jobs import Job, is_job_file, load_job, resolve_run_settings
 from batch.journal import journal_path
 from batch.record import RunRecord, remembered
 from batch.settings import RunSettings
+from batch.target import check_results_argument, check_results_path
 
 SANDBOX_RATE: Final = "20/s"  # --sandbox without --rate: quick demo (40 rows in ~2 s)
 
@@ -71,6 +72,7 @@ def for_run(
     """`run`'s settings, whether it goes to the sandbox, and the record of the run it would
     resume (None for a new run)."""
     first = settings_from(flags, env, sandbox=sandbox, job=job)
+    check_results_path(first.results)  # before anything is read, sent or created
     earlier = remembered(journal_path(first.results))
     if earlier is None or earlier.kind != "run":
         return first, sandbox, None
@@ -84,6 +86,8 @@ def for_retry(
     """`retry`'s settings: the run (or retry) that wrote the results file lends its target,
     key variable and pace (the journal at the output path first, then the source's)."""
     first = settings_from(flags, env, sandbox=sandbox)
+    check_results_argument(first.input)
+    check_results_path(first.results)  # before anything is read, sent or created
     earlier = remembered(journal_path(first.results)) or remembered(journal_path(first.input))
     if earlier is None:
         return first, sandbox, None

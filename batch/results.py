@@ -50,7 +50,9 @@ CHUNK_ROWS: Final = 2_000
 _EXTENSIONS = CSV_EXTENSIONS | excel.EXTENSIONS | PARQUET_EXTENSIONS | JSONL_EXTENSIONS
 
 
-def _check_extension(path: Path) -> str:
+def check_extension(path: Path) -> str:
+    """The results file type of ``path`` (its lower-case extension); InputFileError when
+    reroute writes no such type."""
     suffix = path.suffix.lower()
     if suffix not in _EXTENSIONS:
         raise InputFileError(
@@ -83,7 +85,7 @@ def write_results(
     so a million-row file never means a million-row frame, or its text copies, in memory.
     """
     path = Path(path)
-    suffix = _check_extension(path)
+    suffix = check_extension(path)
     frames = _frames(results, passthrough, chunk_rows)
     with atomic_file(path) as file:
         if suffix in PARQUET_EXTENSIONS:
@@ -218,7 +220,7 @@ def read_results(path: Path, *, only: Iterable[str] | None = None) -> pl.DataFra
     a report of 200,000 rows needs neither the bodies nor the passthrough columns).
     """
     path = Path(path)
-    suffix = _check_extension(path)
+    suffix = check_extension(path)
     if not path.is_file():
         raise InputFileError(path, "no such results file")
     wanted = None if only is None else [name for name in RESULT_COLUMNS if name in set(only)]

@@ -27,6 +27,7 @@ from batch.jobs import Job, is_job_file, load_job
 from batch.journaldb import SUFFIX, journal_path
 from batch.lock import Holder
 from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
+from batch.target import check_results_argument
 
 SHOWN: Final = 5  # failures, segments and events shown
 _UNKNOWN: Final = Outcome.UNKNOWN.value
@@ -116,6 +117,7 @@ class RunStatus:
 def locate(target: Path, env: Mapping[str, str]) -> tuple[Path, Job | None]:
     """The results path a RESULTS, journal or JOB.toml argument names (a job's as `run`
     resolves it), and the job. Raises JobFileError, or JournalError when there is no journal."""
+    check_results_argument(target)
     job = None
     if is_job_file(target):
         from batch.invocation import settings_from

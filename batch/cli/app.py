@@ -92,19 +92,34 @@ class Exit(IntEnum):
     # keeps every outcome, and the same command writes it (sending nothing already decided)
 
 
-def fail(message: str, code: int = Exit.NOTHING_SENT) -> NoReturn:
-    """Print one line on stderr (no traceback, no markup) and exit."""
-    print(f"reroute: {message}", file=sys.stderr, flush=True)
+# The JSON line of a command that ends before its work, by exit status (--log-format json).
+_ENDED_EVENT: dict[int, str] = {Exit.NOTHING_SENT: "refused", Exit.STOPPED: "stopped"}
+
+
+def fail(message: str, code: int = Exit.NOTHING_SENT, *, as_json: bool = False) -> NoReturn:
+    """Print one line on stderr (no traceback, no markup) and exit. ``as_json`` (``--log-format
+    json``): the line is a JSON object, ``refused`` for exit 2, as a log collector reads every
+    other line of the command (``note``, ``summary``)."""
+    if as_json:
+        import json
+
+        from batch.cli.progress import stamp
+
+        event = _ENDED_EVENT.get(code, "error")
+        record = {"time": stamp(), "event": event, "message": message, "exit_status": int(code)}
+        print(json.dumps(record, ensure_ascii=False), file=sys.stderr, flush=True)
+    else:
+        print(f"reroute: {message}", file=sys.stderr, flush=True)
     raise typer.Exit(code)
 
 
 @contextmanager
-def reporting_errors() -> Iterator[None]:
+def reporting_errors(*, as_json: bool = False) -> Iterator[None]:
     """Turn any RerouteError escaping a command into one stderr line and exit 2."""
     try:
         yield
     except RerouteError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=as_json)
 
 
 def stdin_is_terminal() -> bool:

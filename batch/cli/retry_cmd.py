@@ -96,7 +96,7 @@ def retry(
         not_after=not_after,
     )
     flags["account_check"] = account_check  # False too: --no-account-check beats the job file
-    with terminal.reporting_errors_and_interrupts():
+    with terminal.reporting_errors_and_interrupts(log_format):
         if is_job_file(results_file):
             raise UsageError(
                 f"{results_file} is a job file: `reroute run {results_file}` runs (and resumes) "

@@ -209,7 +209,7 @@ def run(
     )
     flags["account_check"] = account_check  # False too: --no-account-check beats the job file
     flags["report"] = False if no_report else None  # else the job file's `report`, or true
-    with terminal.reporting_errors_and_interrupts():
+    with terminal.reporting_errors_and_interrupts(log_format):
         job = invocation.job_from(input)
         settings, on_sandbox, earlier = invocation.for_run(
             flags, os.environ, sandbox=sandbox, job=job
@@ -222,7 +222,8 @@ def run(
             print_validation_summary(validation)
             fail(
                 f"{validation.invalid} of {validation.total} rows are invalid, so nothing was "
-                "sent: fix them (see above), or pass --skip-invalid to send the valid rows only"
+                "sent: fix them (see above), or pass --skip-invalid to send the valid rows only",
+                as_json=log_format is LogFormat.JSON,
             )
         key_file = api_key_file or terminal.remembered_key_file(earlier)
         record = invocation.record_of(

@@ -65,11 +65,12 @@ def status_command(
     """
     from batch.status import locate
 
-    with reporting_errors():
+    as_json = log_format is LogFormat.JSON
+    with reporting_errors(as_json=as_json):
         results, job = locate(target, os.environ)
-    show = _json if log_format is LogFormat.JSON else _text
+    show = _json if as_json else _text
     if not watch:
-        with reporting_errors():
+        with reporting_errors(as_json=as_json):
             show(results, job)
         raise typer.Exit(Exit.OK)
     try:

@@ -167,7 +167,7 @@ def show_result(
     """Print what happened (the summary on stdout; a refusal or a failed write on stderr) and
     return the exit status."""
     if result.status in (Status.NOT_CONFIRMED, Status.REFUSED):
-        fail(result.message, Exit.NOTHING_SENT)
+        fail(result.message, Exit.NOTHING_SENT, as_json=log_format is LogFormat.JSON)
     report = result.report
     details: dict[str, Any] = {
         "elapsed": report.elapsed if report else 0.0,
@@ -338,16 +338,22 @@ def command_line(name: str, target: Path | str, flags: Mapping[str, object | Non
 
 
 @contextmanager
-def reporting_errors_and_interrupts() -> Iterator[None]:
-    """A RerouteError is one line and exit 2; a Ctrl-C outside the sending phase is exit 3."""
+def reporting_errors_and_interrupts(log_format: LogFormat = LogFormat.TEXT) -> Iterator[None]:
+    """A RerouteError is one line and exit 2; a Ctrl-C outside the sending phase is exit 3.
+    With ``--log-format json`` that line is a JSON object (:func:`batch.cli.app.fail`)."""
+    as_json = log_format is LogFormat.JSON
     try:
         yield
     except RunStopped as exc:
-        fail(str(exc), Exit.STOPPED)
+        fail(str(exc), Exit.STOPPED, as_json=as_json)
     except RerouteError as exc:
-        fail(str(exc))
+        fail(str(exc), as_json=as_json)
     except KeyboardInterrupt:
         # While rows are being sent, Ctrl-C is a stop request (a signal receiver), not this:
         # here it came before sending began. Its outcome is decided: another press is ignored.
         signals.ignore_interrupts()
-        fail("interrupted; nothing more was sent: run the same command again", Exit.STOPPED)
+        fail(
+            "interrupted; nothing more was sent: run the same command again",
+            Exit.STOPPED,
+            as_json=as_json,
+        )

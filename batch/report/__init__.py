@@ -7,32 +7,45 @@
     html      one self-contained page (Vega inlined, everything escaped)
     markdown  the headline, causes and failures, to paste into a ticket
 
-`run` and `retry` write ``<results stem>.report.html`` when they end; `reroute report` writes
-it (or Markdown) on demand, also for a run still going or one that stopped early.
+`run` and `retry` write ``<results stem>.report.html`` (:func:`default_path`) when they end;
+`reroute report` writes it (or Markdown) on demand, also for a run still going or one that
+stopped early.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from batch.errors import UsageError
+
+if TYPE_CHECKING:
+    from batch.report.data import Facts
 
 FORMATS: Final = {"html": ".report.html", "md": ".report.md"}
 
 
 def default_path(results: Path, fmt: str = "html") -> Path:
-    """``<results stem>.report.html`` (or ``.report.md``) beside the results file."""
-    return results.with_name(results.stem + FORMATS[fmt])
+    """``<results stem>.report.html`` (or ``.report.md``) beside a ``.csv`` results file;
+    beside any other, ``<results name>.report.html`` (``out.xlsx.report.html``), as the
+    attempts file and run.json are named: out.csv, out.xlsx and out.parquet in one folder each
+    get their own report, and archiving one run never moves another's."""
+    base = results.stem if results.suffix.lower() == ".csv" else results.name
+    return results.with_name(base + FORMATS[fmt])
 
 
 def render(results: Path, fmt: str = "html") -> str:
     """The report of the run that writes ``results``, as text (HTML or Markdown)."""
+    from batch.report import data
+
+    return _text(data.read(Path(results)), fmt)
+
+
+def _text(facts: Facts, fmt: str) -> str:
     from batch.report import charts, data, headline, html, markdown, series
 
     if fmt not in FORMATS:
         raise UsageError(f"report format {fmt!r}: use html or md")
-    facts = data.read(Path(results))
     head = headline.headline(facts)
     causes = data.causes(facts)
     if fmt == "md":
@@ -41,18 +54,23 @@ def render(results: Path, fmt: str = "html") -> str:
 
 
 def write_report(results: Path, *, out: Path | None = None, fmt: str = "html") -> Path:
-    """Write the report of ``results`` to ``out`` (default :func:`default_path`), atomically;
-    returns where. A run still going, or one that stopped early, gets a report of what its
-    journal holds. Raises RerouteError (no journal, an older one, an unreadable results file,
-    an unknown format) or OSError: the caller of a run notes it, the run's exit status stands.
+    """Write the report of ``results`` to ``out`` (default :func:`default_path`); returns
+    where. Never over a file of the run, never replacing a pipe or device
+    (``batch.report.destination``). A run still going, or one that stopped early, gets a
+    report of what its journal holds. Raises RerouteError (no journal, an older one, an
+    unreadable results file, an unknown format, a forbidden ``out``) or OSError: the caller of
+    a run notes it, the run's exit status stands.
     """
-    from batch.results import atomic_file
+    from batch.report import data
+    from batch.report.destination import check_destination, write_text
+    from batch.target import check_results_argument
 
     if fmt not in FORMATS:
         raise UsageError(f"report format {fmt!r}: use html or md")
     results = Path(results)
+    check_results_argument(results)
     target = Path(out) if out is not None else default_path(results, fmt)
-    text = render(results, fmt)
-    with atomic_file(target) as file:
-        file.write(text.encode("utf-8"))
+    facts = data.read(results)
+    check_destination(target, results, facts.record)
+    write_text(target, _text(facts, fmt))
     return target

@@ -22,9 +22,10 @@ from typing import Any, Final
 import polars as pl
 
 from batch import audit
-from batch.errors import InputFileError, JournalError
+from batch.errors import JournalError
 from batch.journaldb import journal_path, log_path, read_log
 from batch.model import RESULT_COLUMNS, Outcome
+from batch.target import check_results_argument
 
 # At most this many rows that did not succeed are embedded (the results file has them all).
 MAX_FAILED_ROWS: Final = 1_000
@@ -103,10 +104,9 @@ def read(results: Path) -> Facts:
     one of an older reroute without the audit trail) or InputFileError (a results file that
     cannot be read), each one line that says what to do."""
     results = Path(results)
+    check_results_argument(results)
     journal = journal_path(results)
     if not journal.is_file():
-        if results.is_dir():
-            raise InputFileError(results, "is a folder: give the results file of a run")
         where = "no such results file, and no" if not results.exists() else "no"
         raise JournalError(
             f"{results}: {where} run journal beside it ({journal.name}): the report is made "

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from batch.merge import ALREADY_APPLIED
 from batch.report.data import EXIT_MEANING, Facts
 from batch.window import format_duration
 
@@ -79,6 +80,14 @@ def headline(facts: Facts) -> Headline:
         ending = f"{ending} (segment {last_seg['segment']} of {len(segs)})"
     outcomes = facts.outcome_counts()
     total = facts.rows.height
+    applied = _already_applied(facts)
+    if applied and applied == total and last_seg and last_seg["exit_status"] == 0:
+        ending = (
+            f"exit 0: finished; all {total:,} rows were already applied by an earlier run of "
+            "this results path, so none needed sending"
+        )
+    elif applied:
+        ending = f"{ending}; {applied:,} rows were already applied by an earlier run (not sent)"
     lines = [
         ("What", f"reroute {kind} of {what or 'an input'}: {total:,} rows"),
         ("Where", where),
@@ -114,6 +123,13 @@ def _period(first: int | None, last: int | None, segs: list[dict[str, Any]]) -> 
         active = sum((s["finished_at"] or s["started_at"]) - s["started_at"] for s in segs)
         return f"{text} ({len(segs)} segments, {lasted(0, active)} active)"
     return f"{text} ({lasted(first, last)})" if last else text
+
+
+def _already_applied(facts: Facts) -> int:
+    """Rows left out because an earlier run at this results path applied them already."""
+    if "error_code" not in facts.rows.columns:
+        return 0
+    return int((facts.rows.get_column("error_code") == ALREADY_APPLIED).sum())
 
 
 def _attempt_time(facts: Facts, which: str) -> int | None:
