@@ -37,6 +37,7 @@ from batch.errors import (
     ConnectionFailed,
     NameNotResolved,
     NotConnected,
+    ProxyAuthRequired,
     RequestTimeout,
     TransportError,
 )
@@ -288,7 +289,8 @@ def report(breaker: Breaker, outcome: Answer | TransportError, *, probe: bool) -
     """Tell ``breaker`` what one request met. True when the host is down (or gone) after it:
     the request does not count against its row's --max-attempts.
 
-    Can never answer, and the run stops at once: a certificate that does not verify; a name
+    Can never answer, and the run stops at once: a proxy asking for credentials (407); a
+    certificate that does not verify; a name
     that does not resolve or a connection that cannot be made before any request of the run
     got an answer (a typo in the base URL, a wrong port). Later, the same errors are an
     outage like a timeout or a reset: the host answered before, it may again.
@@ -299,6 +301,9 @@ def report(breaker: Breaker, outcome: Answer | TransportError, *, probe: bool) -
                                   probe=probe)  # fmt: skip
         breaker.answered()
         return False
+    if isinstance(outcome, ProxyAuthRequired):  # waiting cannot bring the credentials
+        breaker.unusable(str(outcome))
+        return True
     if isinstance(outcome, CertificateRejected | NameNotResolved) and not (
         isinstance(outcome, NameNotResolved) and breaker.answered_once
     ):
