@@ -24,6 +24,7 @@ from batch.errors import (
     HostUnreachable,
     NameNotResolved,
     NotConnected,
+    ProxyAuthRequired,
     TransportError,
 )
 from batch.model import Call, Outcome, RowResult
@@ -178,6 +179,13 @@ def transport_error(
             f"the host name {host} does not resolve ({missing.strerror}){via}: check the base "
             "URL for a typo (--base-url, REROUTE_BASE_URL or the job's base_url), and this "
             "machine's DNS or VPN"
+        )
+    if isinstance(exc, httpx.ProxyError) and "407" in str(exc):
+        return ProxyAuthRequired(
+            f"{host}: the proxy asks for credentials (407 Proxy Authentication Required) and "
+            f"passed no request to the API{via}: put its user and password in HTTPS_PROXY "
+            "(http://USER:PASSWORD@PROXY:PORT), or ask your IT team which proxy and account "
+            "to use, or set NO_PROXY if this host needs none"
         )
     what = scrub(one_line(describe(exc)))
     if isinstance(exc, httpx.ConnectError):  # refused, no route: nothing reached the host

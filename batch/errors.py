@@ -31,6 +31,8 @@ boundary where they happen, with ``raise X(...) from exc``.
         │       └── NameNotResolved   the host name does not resolve (DNS)
         ├── CertificateRejected   the server's TLS certificate failed verification (code
         │                         CONNECTION_ERROR; final: retrying cannot fix it)
+        ├── ProxyAuthRequired     the proxy answered 407: it lets nothing through without
+        │                         credentials (code CONNECTION_ERROR; final, as above)
         └── HostUnreachable       not sent again: the run gave up on the host (an outage past
                                   --max-outage, a host that can never answer); code
                                   HOST_UNREACHABLE, and a resumed run sends the row again
@@ -114,6 +116,13 @@ class ConnectionFailed(TransportError):
 
 class CertificateRejected(TransportError):
     """The server's TLS certificate did not verify. Not retried: every attempt would fail alike."""
+
+    code = "CONNECTION_ERROR"
+
+
+class ProxyAuthRequired(TransportError):
+    """The proxy the requests go through asked for credentials (407 to the tunnel): none
+    reached the API, and none will until the proxy settings are fixed. Not retried."""
 
     code = "CONNECTION_ERROR"
 

@@ -6,7 +6,9 @@ host, not about the row that happened to be in flight. After ``threshold`` of th
 flight wait without spending their attempts, and one request at a time probes at a growing,
 capped, jittered interval. Any other answer means the host is *up* again. As resilience4j's and
 Polly's circuit breakers (closed, open, half-open), but the unit of work is a row whose outcome
-must stay truthful: a row that waited out an outage is sent again, not failed.
+must stay truthful: a row that waited out an outage is sent again, not failed. So is a row whose
+last attempt was one of the failures that showed the host down: ``answers`` and ``news`` let it
+wait for the verdict (batch.send), since the failure was the host's, not the row's.
 
 ```
 up   --threshold host failures in a row-->  down  --probe due: one request goes-->  probing
@@ -35,6 +37,7 @@ from batch.errors import (
     ConnectionFailed,
     NameNotResolved,
     NotConnected,
+    ProxyAuthRequired,
     RequestTimeout,
     TransportError,
 )
@@ -101,6 +104,9 @@ class Breaker:
         self._random = random
         self.state = HostState.UP
         self.answered_once = False  # some request of this run got an answer
+        self.answers = 0  # requests answered so far: one answered since a failure says "up"
+        self._rows = 0  # rows being sent: those whose requests may tell the host's state
+        self._doubting = 0  # rows waiting for the verdict on their last request (verdict)
         self.cause = ""
         self._failures = 0  # host failures in a row while up
         self._since = 0.0
@@ -126,7 +132,9 @@ class Breaker:
     def answered(self) -> None:
         """A request got an answer about its row (anything but 502/503/504): the host is up."""
         self.answered_once = True
+        self.answers += 1
         self._failures = 0
+        self._wake()  # a row waiting for the verdict on its failure (news)
         if self.state is HostState.DOWN:
             self.state = HostState.UP
             self._probing = False
@@ -143,6 +151,7 @@ class Breaker:
         if self.state is HostState.UP:
             self._failures += 1
             if self._failures < self._threshold:
+                self._wake()  # a row waiting for the verdict on its failure (news)
                 return False
             self._go_down()
             return True
@@ -198,6 +207,31 @@ class Breaker:
                 self._timer = False
                 self._wake()  # cancelled or not, another waiter may take the timer now
 
+    def row_started(self) -> None:
+        """A row is being sent: its requests may tell waiting rows the verdict."""
+        self._rows += 1
+
+    def row_ended(self) -> None:
+        self._rows -= 1
+        if self._doubting:  # one row fewer that may tell them
+            self._wake()
+
+    async def verdict(self, answers: int) -> bool | None:
+        """For a row (counted by ``row_started``) whose last attempt met a host failure while
+        the host was up, ``answers`` read right after it: wait until the run knows whether
+        it was the host's. True: the host went down (or gone) since; False: a request was
+        answered since (the failure was the row's own); None: every other row being sent is
+        waiting for its verdict too, so none can tell (the row's next request will)."""
+        self._doubting += 1
+        try:
+            while self.state is HostState.UP and self.answers == answers:
+                if self._rows <= self._doubting:
+                    return None
+                await self._news()
+        finally:
+            self._doubting -= 1
+        return self.state is not HostState.UP
+
     async def _news(self) -> None:
         if self._changed is None:
             self._changed = anyio.Event()
@@ -243,11 +277,20 @@ class Breaker:
 HOST_DOWN_STATUSES: Final = frozenset({502, 503, 504})
 
 
+def host_failure(outcome: Answer | TransportError) -> bool:
+    """Whether ``outcome`` is what ``report`` counts as the host failing (while it answered
+    before): a timeout, a refused or dropped connection, a 502/503/504."""
+    if isinstance(outcome, Answer):
+        return outcome.status in HOST_DOWN_STATUSES
+    return isinstance(outcome, RequestTimeout | ConnectionFailed)
+
+
 def report(breaker: Breaker, outcome: Answer | TransportError, *, probe: bool) -> bool:
     """Tell ``breaker`` what one request met. True when the host is down (or gone) after it:
     the request does not count against its row's --max-attempts.
 
-    Can never answer, and the run stops at once: a certificate that does not verify; a name
+    Can never answer, and the run stops at once: a proxy asking for credentials (407); a
+    certificate that does not verify; a name
     that does not resolve or a connection that cannot be made before any request of the run
     got an answer (a typo in the base URL, a wrong port). Later, the same errors are an
     outage like a timeout or a reset: the host answered before, it may again.
@@ -258,6 +301,9 @@ def report(breaker: Breaker, outcome: Answer | TransportError, *, probe: bool) -
                                   probe=probe)  # fmt: skip
         breaker.answered()
         return False
+    if isinstance(outcome, ProxyAuthRequired):  # waiting cannot bring the credentials
+        breaker.unusable(str(outcome))
+        return True
     if isinstance(outcome, CertificateRejected | NameNotResolved) and not (
         isinstance(outcome, NameNotResolved) and breaker.answered_once
     ):

@@ -30,11 +30,12 @@ from batch.answers import (
 from batch.client import SendPolicy
 from batch.errors import (
     HostUnreachable,
+    NotConnected,
     TransportError,
 )
 from batch.limiter import Limiter
 from batch.model import Call, RowResult
-from batch.outage import Breaker, HostNews, HostState, Turn, report
+from batch.outage import Breaker, HostNews, HostState, Turn, host_failure, report
 from batch.request import Requester
 from batch.retry import (
     Answer,
@@ -187,6 +188,16 @@ class Sender:
         row's result. None: nothing was sent, because ``hold_back`` came first (the row stays
         not attempted). Cancellation propagates (the row loop records the row as unknown).
         """
+        breaker = self._breaker
+        if breaker is None:
+            return await self._send(call)
+        breaker.row_started()  # a row that may tell others whether the host is down
+        try:
+            return await self._send(call)
+        finally:
+            breaker.row_ended()
+
+    async def _send(self, call: Call) -> RowResult | None:
         if not await self._first_slot(call.row):
             return None
         started_at = self._now()
@@ -204,6 +215,8 @@ class Sender:
         final = first
         if self._policy.max_attempts > 1 and self._should_retry(final):
             final, attempts = await self._retry(call, final, attempts)
+        if breaker is not None and host_failure(final) and not self._stopping:
+            final, attempts = await self._unless_the_outage(call, final, attempts)
         finished_at = self._now()
         duration_ms = round((self._clock() - started_clock) * 1000)
         if self._ready:  # what the row waited for (a row cancelled leaves one: the run ends)
@@ -327,6 +340,44 @@ class Sender:
                     breaker.probe_abandoned()  # a no-op once the probe was reported
             if not report(breaker, outcome, probe=probe):
                 return outcome, sent
+
+    async def _unless_the_outage(
+        self, call: Call, final: AttemptOutcome, sent: int
+    ) -> tuple[AttemptOutcome, int]:
+        """The row's attempts ran out on a host failure while the host still counted as up:
+        the failure is the row's if the host answered another request since. If the host went
+        down instead, the request met the outage: the row is sent again once the host is back
+        (as the rows that met it later), its attempts counting every request. With no other
+        row left to tell, a request that never reached the server (refused) is the host's
+        business, not the row's: the row's next request tells; any other failure, which may be
+        the row's own (a reset after the body went out), stands.
+        Called with no await since that failure was reported (its ``answers`` stand)."""
+        assert self._breaker is not None
+        while host_failure(final):
+            verdict = await self._verdict(self._breaker.answers)
+            if verdict is False or (verdict is None and not isinstance(final, NotConnected)):
+                break  # the row's own failure (or a stop): it keeps it
+            if not await self._between_attempts(self._limiter.acquire):
+                break
+            if self._on_retry is not None:
+                self._on_retry(call, sent, _code(final))
+            outcome, sent = await self._try(call, sent)
+            final = outcome or self._gone()
+        return final, sent
+
+    async def _verdict(self, answers: int) -> bool | None:
+        """``Breaker.verdict``, cut short by a stop (False: the row keeps its failure) or the
+        host given up on (True: the row ends as the rows that waited for it)."""
+        breaker = self._breaker
+        assert breaker is not None
+        verdict: list[bool | None] = [False]
+
+        async def wait() -> None:
+            verdict[0] = await breaker.verdict(answers)
+
+        if not await self._between_attempts(wait):
+            return not breaker.up
+        return verdict[0]
 
     async def _wait_for_host(self, *, first: bool) -> Turn:
         """Wait until the host is back or this row's request is the probe. GONE: the host is
