@@ -17,26 +17,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from batch import audit, rowrecords, window
+from batch import audit, rowrecords, runcounts, window
 from batch.errors import JobFileError, JournalError, UsageError
 from batch.jobs import Job, load_job
 from batch.journaldb import Logged, journal_path, log_path, read_log
 from batch.lock import Holder, peek
 from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
 from batch.record import RECORD_KEY, RunRecord
+from batch.runcounts import Tally, count, later, others_of
 from batch.status import (
     SHOWN,
     Event,
     Failure,
     RunStatus,
     Segment,
-    Tally,
     Window,
-    count,
-    later,
     lock_notes,
     missing,
-    others_of,
     state_of,
     window_at,
 )
@@ -152,8 +149,9 @@ class _Reader:
         active = requests.active if requests is not None else start
         recent = max(self.now - RECENT, active) if running and active is not None else None
         tally = self._tally(recent, active)
-        candidates = _int(meta.get("candidates"))
-        others = others_of(meta.get("others"))
+        in_trail = self._in_trail() if trail else 0
+        candidates = _int(meta.get(runcounts.CANDIDATES_KEY))
+        others = others_of(meta.get(runcounts.OTHERS_KEY))
         outcomes, total, done = count(tally, candidates, others)
         recorded = sum(tally.outcomes.values())
         if total is None:
@@ -209,7 +207,9 @@ class _Reader:
             done=done,
             left=left,
             in_flight=in_flight,
-            requests=tally.attempts,
+            requests=runcounts.requests(meta, in_trail) if trail else tally.attempts,
+            requests_trail=in_trail if trail else None,
+            requests_carried=runcounts.carried_of(meta) if trail else 0,
             rate=_text(settings.get("rate") or (record.rate if record else "")) or None,
             concurrency=_int(
                 settings.get("concurrency") or (record.concurrency if record else None)
@@ -259,6 +259,15 @@ class _Reader:
             self.rows[row] = logged
             tally.add(logged, 1, first, since)
         return tally
+
+    def _in_trail(self) -> int:
+        """Requests of the audit trail (the lines of the attempts file): SQLite's, and the
+        log's not yet copied in."""
+        (found,) = self.db.execute("SELECT count(*) FROM attempts").fetchone()
+        query = "SELECT 1 FROM attempts WHERE row = ? AND attempt = ?"
+        return int(found) + sum(
+            self.db.execute(query, key).fetchone() is None for key in self.requests
+        )
 
     def _stored(self, row: int) -> tuple[Any, ...] | None:
         found = self.db.execute(

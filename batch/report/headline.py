@@ -78,7 +78,7 @@ def headline(facts: Facts) -> Headline:
     if len(segs) > 1 and last_seg is not None:
         ending = f"{ending} (segment {last_seg['segment']} of {len(segs)})"
     outcomes = facts.outcome_counts()
-    total = facts.rows.height
+    total = facts.total
     lines = [
         ("What", f"reroute {kind} of {what or 'an input'}: {total:,} rows"),
         ("Where", where),
@@ -100,7 +100,7 @@ def headline(facts: Facts) -> Headline:
         facts=lines,
         outcomes=outcomes,
         total=total,
-        requests=facts.attempts.height,
+        requests=facts.requests,
         settings={k: v for k, v in sorted(settings.items()) if v not in (None, "")},
         segments=[_segment_row(facts, s) for s in segs],
     )
