@@ -54,7 +54,9 @@ def open_journal(
                 "same target: drop --base-url/--sandbox, or write elsewhere with --results"
             )
         return journal, None
-    identity = RunIdentity.of(settings.input, identity_url, settings.results, batch.snapshot)
+    identity = RunIdentity.of(
+        settings.input, identity_url, settings.results, batch.snapshot, settings.reading
+    )
     if not path.exists():
         journal = Journal.open(path, identity)
         journal.set_meta("started_at", now_text())
