@@ -2,7 +2,10 @@
 
 Both live in the journal's meta table (``batch.journal``). The identity decides whether an
 invocation continues a run (contract: the input's content, the target base URL, the results
-path; with ``--current``, the snapshot's content). The record remembers how the run was made:
+path; with ``--current``, the snapshot's content). The input is its bytes as they are read:
+another sheet of the same workbook, or the same bytes read with another ``--separator`` or
+``--encoding``, is other rows, so a new input (``reading``), not a resume that sends something
+else. The record remembers how the run was made:
 target, key variable NAME or key file path (never the key), pace, and the settings that change
 what is sent. ``retry`` and a resume reuse the target and pace unless a flag overrides them; a
 resume that would send different bodies (another ``--connection-id``, a cutover switch) is
@@ -17,9 +20,12 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from batch.errors import JournalError
+
+if TYPE_CHECKING:
+    from batch.dialect import Reading
 
 RECORD_KEY: Final = "settings"  # the meta key holding the record, as JSON
 
@@ -29,10 +35,12 @@ CONTENT_SETTINGS: Final = {
     "fill_from_current": "--fill-from-current",
     "allow_wipe": "--allow-wipe",
     "skip_unchanged": "--skip-unchanged",
-    # another sheet or dialect of the same file is other rows
-    "sheet": "--sheet",
-    "separator": "--separator",
-    "encoding": "--encoding",
+}
+# How the input's bytes are read into rows: part of the input, so of the run's identity.
+READING: Final = {
+    "sheet": "the sheet read (--sheet)",
+    "separator": "the separator (--separator)",
+    "encoding": "the encoding (--encoding)",
 }
 # Settings a resume or retry takes from the record when no flag (or job key) gives them.
 REUSED_SETTINGS: Final = (
@@ -56,19 +64,65 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def reading_text(sheet: str | None, separator: str | None, encoding: str | None) -> str:
+    """How the input is read, as the identity holds it: the flags given ("" when none). A sheet
+    is matched ignoring case, so its name is kept casefolded; the dialect flags come checked
+    (``tab`` is a tab, ``windows-1252`` is cp1252)."""
+    values = {
+        "sheet": sheet.casefold() if sheet is not None else None,
+        "separator": separator,
+        "encoding": encoding,
+    }
+    given = {name: value for name, value in values.items() if value is not None}
+    return json.dumps(given, sort_keys=True) if given else ""
+
+
+def _reading_of(meta: Mapping[str, str]) -> str:
+    """The reading a journal's run was started with. A journal of an older reroute has no
+    ``reading`` key: its record's flags say it."""
+    if "reading" in meta:
+        return meta["reading"]
+    record = RunRecord.from_json(meta.get(RECORD_KEY, ""))
+    if record is None:
+        return ""
+    return reading_text(record.sheet, record.separator, record.encoding)
+
+
+def _flags(text: str) -> dict[str, Any]:
+    try:
+        found = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 @dataclass(frozen=True, slots=True)
 class RunIdentity:
-    """What makes two invocations "the same run" (contract: input content, target, results)."""
+    """What makes two invocations "the same run" (contract: input content, target, results):
+    the input is its content as read (the sheet, the CSV dialect)."""
 
     input_sha256: str
     base_url: str
     results: str  # resolved absolute path of the results file
     # With --current the bodies depend on the snapshot's content too.
     snapshot: str = ""
+    reading: str = ""  # reading_text(): --sheet, --separator, --encoding as given
 
     @classmethod
-    def of(cls, input_path: Path, base_url: str, results: Path, snapshot: str = "") -> RunIdentity:
-        return cls(sha256_file(input_path), base_url.rstrip("/"), str(results.resolve()), snapshot)
+    def of(
+        cls,
+        input_path: Path,
+        base_url: str,
+        results: Path,
+        snapshot: str = "",
+        reading: Reading | None = None,
+    ) -> RunIdentity:
+        how = "" if reading is None else (
+            reading_text(reading.sheet, reading.separator, reading.encoding)
+        )  # fmt: skip
+        return cls(
+            sha256_file(input_path), base_url.rstrip("/"), str(results.resolve()), snapshot, how
+        )
 
     def as_meta(self) -> dict[str, str]:
         return {
@@ -76,11 +130,12 @@ class RunIdentity:
             "base_url": self.base_url,
             "results": self.results,
             "snapshot": self.snapshot,
+            "reading": self.reading,
         }
 
     def differences(self, meta: Mapping[str, str]) -> list[str]:
         """What differs between this identity and a journal's ``meta``, in words."""
-        return [
+        found = [
             label
             for key, label in (
                 ("input_sha256", "the input file's content"),
@@ -90,6 +145,9 @@ class RunIdentity:
             )
             if meta.get(key, "") != self.as_meta()[key]
         ]
+        before, now = _flags(_reading_of(meta)), _flags(self.reading)
+        found += [label for name, label in READING.items() if before.get(name) != now.get(name)]
+        return found
 
     def check(self, path: Path, meta: Mapping[str, str]) -> None:
         """Raise JournalError when the journal at ``path`` (its ``meta``) is another run's."""

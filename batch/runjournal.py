@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
-from batch import window
+from batch import runcounts, window
 from batch.errors import JournalError
 from batch.journal import Journal
 from batch.merge import ALREADY_APPLIED
@@ -54,7 +54,9 @@ def open_journal(
                 "same target: drop --base-url/--sandbox, or write elsewhere with --results"
             )
         return journal, None
-    identity = RunIdentity.of(settings.input, identity_url, settings.results, batch.snapshot)
+    identity = RunIdentity.of(
+        settings.input, identity_url, settings.results, batch.snapshot, settings.reading
+    )
     if not path.exists():
         journal = Journal.open(path, identity)
         journal.set_meta("started_at", now_text())
@@ -150,15 +152,19 @@ def remember(journal: Journal, record: RunRecord, batch: Batch) -> None:
     and pace only (the run's own settings stay, for its resume). A run (or a retry into a new
     results file) also stores how many rows it may send (``candidates``) and, per outcome, the
     rows of its results file it never sends (``others``: invalid, skipped, and a retry's rows
-    that succeeded before), so ``reroute status`` can count every row of the results file."""
+    that succeeded before) and the requests those rows already count (a retry written to
+    another results file counts on from them), so ``reroute status`` and ``reroute report``
+    count every row and request of the results file (batch.runcounts)."""
     earlier = RunRecord.from_json(journal.meta(RECORD_KEY) or "")
     if record.kind == "retry" and earlier is not None:
         keep = ("base_url", "sandbox", "api_key_env", "api_key_file", "rate", "concurrency",
                 "max_attempts", "timeout", "max_retry_after", "max_outage")  # fmt: skip
         record = replace(earlier, **{name: getattr(record, name) for name in keep})
     else:
-        journal.set_meta("candidates", str(batch.candidates))
-        journal.set_meta("others", json.dumps(_never_sent(batch), sort_keys=True))
+        others, carried = _never_sent(batch)
+        journal.set_meta(runcounts.CANDIDATES_KEY, str(batch.candidates))
+        journal.set_meta(runcounts.OTHERS_KEY, json.dumps(others, sort_keys=True))
+        journal.set_meta(runcounts.CARRIED_KEY, str(carried))
     journal.set_meta(RECORD_KEY, record.to_json())
 
 
@@ -166,10 +172,16 @@ def remember(journal: Journal, record: RunRecord, batch: Batch) -> None:
 _SENDABLE: Final = frozenset({Outcome.NOT_ATTEMPTED, Outcome.FAILED, Outcome.UNKNOWN})
 
 
-def _never_sent(batch: Batch) -> dict[str, int]:
-    """Rows of the batch the invocation never sends, per outcome (one pass over its rows)."""
-    counts = Counter(result.outcome for result in batch.base() if result.outcome not in _SENDABLE)
-    return {str(outcome): n for outcome, n in counts.items()}
+def _never_sent(batch: Batch) -> tuple[dict[str, int], int]:
+    """Rows of the batch the invocation never sends, per outcome, and the requests its rows
+    already count (a retry's results file; 0 for a run's input), in one pass over its rows."""
+    counts: Counter[str] = Counter()
+    carried = 0
+    for result in batch.base():
+        carried += result.attempts
+        if result.outcome not in _SENDABLE:
+            counts[result.outcome] += 1
+    return {str(outcome): n for outcome, n in counts.items()}, carried
 
 
 def todo(batch: Batch, journal: Journal | None) -> Callable[[], Iterator[Call]]:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from batch import audit
+from batch import audit, runcounts
 from batch.journal import Journal
 from batch.model import Call
 from batch.outage import HostNews, HostState
@@ -188,6 +188,9 @@ def write_run_json(
             "outcomes": dict(sorted(outcomes.items())),
             "requests": sum(requests.values()),
             "requests_by_answer": dict(sorted(requests.items())),
+            # a retry written to another results file: what its rows counted before (the
+            # results file's attempts add up to requests + requests_carried)
+            "requests_carried": runcounts.carried_of(meta),
         },
     }
     path = run_json_path(results)

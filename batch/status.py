@@ -14,23 +14,19 @@ skipped as unchanged), so ``total`` and ``invalid`` are unknown there.
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from batch.errors import JournalError
 from batch.jobs import Job, is_job_file, load_job
 from batch.journaldb import SUFFIX, journal_path
 from batch.lock import Holder
-from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
 from batch.target import check_results_argument
 
 SHOWN: Final = 5  # failures, segments and events shown
-_UNKNOWN: Final = Outcome.UNKNOWN.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +95,9 @@ class RunStatus:
     done: int  # rows decided: never sent again by a resume
     left: int | None  # rows a resume would still send
     in_flight: int | None
-    requests: int  # requests ever sent for the journal's rows
+    requests: int  # requests ever sent for the rows of the results file (sum of attempts)
+    requests_trail: int | None  # ... of them in this results path's audit trail (None: none)
+    requests_carried: int  # ... of them recorded before it (a retry written elsewhere)
     rate: str | None  # the configured pace (--rate)
     concurrency: int | None
     rows_per_min: float | None  # rows decided per minute over the last 60 s (while running)
@@ -150,41 +148,6 @@ def missing(target: Path, results: Path, journal: Path, job: Job | None) -> str:
     )
 
 
-def resends(outcome: str, status: int | None, code: str) -> bool:
-    """A failed row a resume sends again (RowResult.decided, on a record's values)."""
-    return outcome == Outcome.FAILED and (status in RESEND_STATUSES or code in RESEND_CODES)
-
-
-def later(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The later of two records of one row: more attempts, or as many and a final outcome
-    (an outcome only moves forward; attempts only accumulate). Ties go to ``b``."""
-    return a if (a[4], a[2] != _UNKNOWN) > (b[4], b[2] != _UNKNOWN) else b
-
-
-@dataclass
-class Tally:
-    outcomes: Counter[str] = field(default_factory=Counter)
-    resend: int = 0
-    attempts: int = 0
-    recent: int = 0  # rows decided since the current rate's start
-    active: int = 0  # rows decided since the segment's active start
-
-    def add(self, record: tuple[Any, ...], sign: int, recent: int, active: int) -> None:
-        outcome, status, attempts, code, finished = (
-            record[2],
-            record[3],
-            record[4],
-            record[5],
-            record[10],
-        )
-        self.outcomes[outcome] += sign
-        self.resend += sign * resends(outcome, status, code)
-        self.attempts += sign * (attempts or 0)
-        if finished is not None and outcome != _UNKNOWN:
-            self.recent += sign * (finished >= recent)
-            self.active += sign * (finished >= active)
-
-
 def window_at(before: datetime | None, after: datetime | None, now: datetime) -> Window:
     """Where ``now`` is in the window ``before`` .. ``after``."""
     if before is None and after is None:
@@ -194,42 +157,6 @@ def window_at(before: datetime | None, after: datetime | None, now: datetime) ->
     if after is not None and now >= after:
         return Window(before, after, "closed")
     return Window(before, after, "open")
-
-
-def others_of(text: str | None) -> dict[str, int] | None:
-    """The ``others`` meta key: rows of the results file the run never sends, per outcome."""
-    if text is None:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    known = {o.value for o in Outcome}
-    if not isinstance(data, dict):
-        return None
-    return {k: int(v) for k, v in data.items() if k in known and isinstance(v, int)}
-
-
-def count(
-    tally: Tally, candidates: int | None, others: Mapping[str, int] | None
-) -> tuple[dict[str, int | None], int | None, int]:
-    """Rows per outcome as the results file will have them, the total (None: unknown) and the
-    rows decided. Candidates without a record are not_attempted; ``others`` are the rows the
-    run never sends (without it, invalid is unknown)."""
-    outcomes: dict[str, int | None] = {o.value: tally.outcomes[o.value] for o in Outcome}
-    recorded = sum(tally.outcomes.values())
-    sent_at_most = recorded if candidates is None else candidates
-    outcomes[Outcome.NOT_ATTEMPTED] = max(0, sent_at_most - recorded)
-    total = None
-    if others is None:
-        outcomes[Outcome.INVALID] = None
-    else:
-        for outcome, n in others.items():
-            outcomes[outcome] = (outcomes[outcome] or 0) + n
-        total = max(sent_at_most, recorded) + sum(others.values())
-    decided = Outcome.SUCCEEDED, Outcome.SKIPPED, Outcome.FAILED
-    done = sum(tally.outcomes[o.value] for o in decided) - tally.resend
-    return outcomes, total, done
 
 
 def state_of(running: bool | None, finished: bool, win: Window, *, sent: bool) -> str:

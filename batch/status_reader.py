@@ -17,26 +17,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from batch import audit, rowrecords, window
+from batch import audit, rowrecords, runcounts, window
 from batch.errors import JobFileError, JournalError, UsageError
 from batch.jobs import Job, load_job
 from batch.journaldb import Logged, journal_path, log_path, read_log
 from batch.lock import Holder, peek
 from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
 from batch.record import RECORD_KEY, RunRecord
+from batch.runcounts import Tally, count, later, others_of
 from batch.status import (
     SHOWN,
     Event,
     Failure,
     RunStatus,
     Segment,
-    Tally,
     Window,
-    count,
-    later,
     lock_notes,
     missing,
-    others_of,
     state_of,
     window_at,
 )
@@ -107,6 +104,7 @@ class _Requests:
     active: datetime  # when the segment sent its first request (else its start)
     recent: int  # requests sent over the last RECENT
     in_flight: int  # requests of the running invocation not yet answered
+    in_trail: int  # every request of the trail (the lines of the attempts file)
 
 
 class _Reader:
@@ -152,8 +150,11 @@ class _Reader:
         active = requests.active if requests is not None else start
         recent = max(self.now - RECENT, active) if running and active is not None else None
         tally = self._tally(recent, active)
-        candidates = _int(meta.get("candidates"))
-        others = others_of(meta.get("others"))
+        in_trail = 0
+        if trail:
+            in_trail = requests.in_trail if requests is not None else self._in_trail()
+        candidates = _int(meta.get(runcounts.CANDIDATES_KEY))
+        others = others_of(meta.get(runcounts.OTHERS_KEY))
         outcomes, total, done = count(tally, candidates, others)
         recorded = sum(tally.outcomes.values())
         if total is None:
@@ -209,7 +210,9 @@ class _Reader:
             done=done,
             left=left,
             in_flight=in_flight,
-            requests=tally.attempts,
+            requests=runcounts.requests(meta, in_trail) if trail else tally.attempts,
+            requests_trail=in_trail if trail else None,
+            requests_carried=runcounts.carried_of(meta) if trail else 0,
             rate=_text(settings.get("rate") or (record.rate if record else "")) or None,
             concurrency=_int(
                 settings.get("concurrency") or (record.concurrency if record else None)
@@ -260,6 +263,15 @@ class _Reader:
             tally.add(logged, 1, first, since)
         return tally
 
+    def _in_trail(self) -> int:
+        """Requests of the audit trail (the lines of the attempts file): SQLite's, and the
+        log's not yet copied in (what _requests counts in its pass, when it runs)."""
+        (found,) = self.db.execute("SELECT count(*) FROM attempts").fetchone()
+        query = "SELECT 1 FROM attempts WHERE row = ? AND attempt = ?"
+        return int(found) + sum(
+            self.db.execute(query, key).fetchone() is None for key in self.requests
+        )
+
     def _stored(self, row: int) -> tuple[Any, ...] | None:
         found = self.db.execute(
             f"SELECT {rowrecords.COLUMNS} FROM rows WHERE row = ?", (row,)
@@ -285,12 +297,13 @@ class _Reader:
     def _requests(self, start: datetime, running: bool | None) -> _Requests:
         """One pass over the attempts (no index on time: one scan, whatever is asked): when
         the segment started sending, requests since ``max(now - RECENT, start)``, and the
-        requests of a running invocation not yet answered; the log's laid over."""
+        requests of a running invocation not yet answered, and every request; the log's laid
+        over."""
         at, recent = _us(start), _us(max(self.now - RECENT, start))
-        first, count, waiting = self.db.execute(
+        first, count, waiting, every = self.db.execute(
             "SELECT min(CASE WHEN sent_at >= ? THEN sent_at END), "
             "coalesce(sum(sent_at >= ?), 0), "
-            "coalesce(sum(sent_at >= ? AND answered_at IS NULL), 0) FROM attempts",
+            "coalesce(sum(sent_at >= ? AND answered_at IS NULL), 0), count(*) FROM attempts",
             (at, recent, at),
         ).fetchone()
         query = "SELECT sent_at, answered_at FROM attempts WHERE row = ? AND attempt = ?"
@@ -300,12 +313,13 @@ class _Reader:
             if sent >= at:
                 first = sent if first is None else min(first, sent)
             if stored is None:
+                every += 1
                 count += sent >= recent
                 waiting += sent >= at and answered is None
             elif stored[1] is None and answered is not None and stored[0] >= at:
                 waiting -= 1  # answered since it was copied into SQLite
         active = start if first is None else _when(first)
-        return _Requests(active, count, waiting if running else 0)
+        return _Requests(active, count, waiting if running else 0, every)
 
     def _window(self, last: Mapping[str, Any] | None, running: bool | None) -> Window:
         """The window that applies: the running segment's; else the job's next one (a daily

@@ -52,7 +52,13 @@ def lines(status: RunStatus) -> list[str]:
         for o in Outcome
     ]
     out.append(f"  outcomes  {', '.join(counts)}")
-    out.append(f"  requests  {status.requests:,} sent in all")
+    requests = f"  requests  {status.requests:,} sent in all"
+    if status.requests_carried and status.requests_trail is not None:
+        requests += (
+            f": {status.requests_trail:,} by this results path (its attempts file), "
+            f"{status.requests_carried:,} before, as the results file it retried counts them"
+        )
+    out.append(requests)
     out += _rates(status)
     if status.eta is not None:
         out.append(
@@ -174,6 +180,8 @@ def as_json(status: RunStatus, version: str) -> dict[str, Any]:
         "in_flight": status.in_flight,
         "outcomes": dict(status.outcomes),
         "requests": status.requests,
+        "requests_trail": status.requests_trail,
+        "requests_carried": status.requests_carried,
         "rate": status.rate,
         "concurrency": status.concurrency,
         "rows_per_min": _rate(status.rows_per_min),

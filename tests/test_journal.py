@@ -287,7 +287,7 @@ def test_no_key_column_in_schema(tmp_path: Path) -> None:
     Journal.open(tmp_path / "j", _identity(tmp_path)).close()
     with closing(sqlite3.connect(tmp_path / "j")) as db:
         keys = {k for (k,) in db.execute("SELECT key FROM meta")}
-    assert keys == {"format", "input_sha256", "base_url", "results", "snapshot"}
+    assert keys == {"format", "input_sha256", "base_url", "results", "snapshot", "reading"}
 
 
 _TEXT = st.text(st.characters(codec=None, exclude_categories=()))  # lone surrogates included

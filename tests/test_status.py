@@ -39,9 +39,9 @@ T0 = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
 JSON_KEYS = {
     "event", "time", "version", "results", "journal", "job", "state", "running", "lock", "kind",
     "target", "started_at", "finished", "total", "candidates", "done", "left", "in_flight",
-    "outcomes", "requests", "rate", "concurrency", "rows_per_min", "average_rows_per_min",
-    "requests_per_min", "eta", "window", "last_failures", "segments", "events", "audit_trail",
-    "notes",
+    "outcomes", "requests", "requests_trail", "requests_carried", "rate", "concurrency",
+    "rows_per_min", "average_rows_per_min", "requests_per_min", "eta", "window",
+    "last_failures", "segments", "events", "audit_trail", "notes",
 }  # fmt: skip
 
 

@@ -233,3 +233,44 @@ def _assert_matches_all(record: dict[str, Any], out: Path) -> None:
     counts, _ = _from_results(out)
     assert {k: v for k, v in record["outcomes"].items() if v} == dict(counts)
     assert record["total"] == sum(counts.values())
+
+
+def test_status_report_and_trail_agree_on_requests_after_a_retry_written_elsewhere(
+    start_sandbox: StartSandbox, tmp_path: Path
+) -> None:
+    """After `retry out.csv --results again.csv`, status of each file, its report and run.json
+    count the requests its results file's attempts add up to: the trail's plus those carried."""
+    sandbox = start_sandbox(
+        faults=Faults(error_rate=0.3),
+        seed=5,
+        script={FIRST_ID + 2: ("500", "500")},
+        not_found_ids=frozenset({FIRST_ID + 4}),
+    )
+    source, out, again = (
+        _input(tmp_path / "in.csv", 30),
+        tmp_path / "out.csv",
+        tmp_path / "again.csv",
+    )
+    flags = ["--base-url", sandbox.base_url, "--rate", "50/s", "--max-attempts", "2"]
+    for args in (
+        ["run", str(source), "--results", str(out), *flags],
+        ["retry", str(out), "--results", str(again), *flags],
+    ):
+        proc = _reroute(*args, key=sandbox.api_key)
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 1, stderr  # row 4 (404) fails in both
+    for results, carried in ((again, _from_results(out)[1]), (out, 0)):
+        _, requests = _from_results(results)
+        trail = pl.read_csv(results.with_name(f"{results.name}.attempts.csv"))
+        record = _status_json(results, sandbox.api_key)
+        assert record["requests"] == requests
+        assert (record["requests_trail"], record["requests_carried"]) == (trail.height, carried)
+        assert requests == trail.height + carried
+        totals = json.loads(results.with_name(f"{results.name}.run.json").read_text())["totals"]
+        assert totals["requests"] + totals["requests_carried"] == requests
+        proc = _reroute("report", str(results), "--format", "md", "--out", "-", key="")
+        page, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0, stderr
+        assert f"30 rows, {requests:,} requests sent." in page
+    retried = pl.read_csv(again.with_name("again.csv.attempts.csv"))
+    assert retried.filter(pl.col("row") == 4)["attempt"].to_list() == [2]  # on from out.csv's

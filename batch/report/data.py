@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import polars as pl
 
-from batch import audit
+from batch import audit, runcounts
 from batch.errors import JournalError
 from batch.journaldb import journal_path, log_path, read_log
 from batch.model import RESULT_COLUMNS, Outcome
@@ -91,8 +91,29 @@ class Facts:
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def outcome_counts(self) -> dict[str, int]:
+        """Rows per outcome, every row of the results file: from the journal, the rows it
+        holds no record of (never sent, invalid, skipped) counted as ``reroute status`` does."""
         counts = dict(self.rows.get_column("outcome").value_counts().iter_rows())
-        return {str(o): int(counts.get(str(o), 0)) for o in OUTCOME_ORDER}
+        found = {str(o): int(counts.get(str(o), 0)) for o in OUTCOME_ORDER}
+        if self.source == FROM_JOURNAL:
+            candidates = self.meta.get(runcounts.CANDIDATES_KEY)
+            rows, _ = runcounts.rows_of(
+                found,
+                int(candidates) if candidates and candidates.isdigit() else None,
+                runcounts.others_of(self.meta.get(runcounts.OTHERS_KEY)),
+            )
+            found = {name: rows[name] or 0 for name in found}
+        return found
+
+    @property
+    def total(self) -> int:
+        """Rows of the results file (as far as the journal knows them)."""
+        return sum(self.outcome_counts().values())
+
+    @property
+    def requests(self) -> int:
+        """Requests ever sent for these rows: the sum of the results file's ``attempts``."""
+        return runcounts.requests(self.meta, self.attempts.height)
 
     @property
     def finished(self) -> bool:

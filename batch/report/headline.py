@@ -79,7 +79,7 @@ def headline(facts: Facts) -> Headline:
     if len(segs) > 1 and last_seg is not None:
         ending = f"{ending} (segment {last_seg['segment']} of {len(segs)})"
     outcomes = facts.outcome_counts()
-    total = facts.rows.height
+    total = facts.total
     applied = _already_applied(facts)
     if applied and applied == total and last_seg and last_seg["exit_status"] == 0:
         ending = (
@@ -109,7 +109,7 @@ def headline(facts: Facts) -> Headline:
         facts=lines,
         outcomes=outcomes,
         total=total,
-        requests=facts.attempts.height,
+        requests=facts.requests,
         settings={k: v for k, v in sorted(settings.items()) if v not in (None, "")},
         segments=[_segment_row(facts, s) for s in segs],
     )
