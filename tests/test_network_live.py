@@ -174,19 +174,10 @@ def test_refused_port_stops_within_seconds(tmp_path: Path) -> None:
     assert set(frame["error_code"]) <= {"HOST_UNREACHABLE"}
 
 
-def test_unresolvable_host_stops_within_seconds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("no_dns")
+def test_unresolvable_host_stops_within_seconds(tmp_path: Path) -> None:
     """A base URL whose name does not resolve (the lookup simulated: EAI_NONAME, nothing asked
     of any DNS): exit 3, a few requests at most, the message names the host and the fix."""
-    real = socket.getaddrinfo
-
-    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host in ("127.0.0.1", "localhost", "::1"):
-            return real(host, *args, **kwargs)
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    monkeypatch.setattr(socket, "getaddrinfo", lookup)
     source, out = write_input(tmp_path / "in.csv", 500), tmp_path / "out.csv"
     began = time.monotonic()
     result = invoke("run", str(source), "--base-url", "https://api.vocobase.invalid/api/v2",

@@ -263,9 +263,11 @@ async def test_refused_after_answers_is_an_outage_not_a_stop() -> None:
     assert all(r is not None and r.outcome is Outcome.SUCCEEDED for r in results)
 
 
-async def test_transport_errors_while_the_host_answers_still_spend_attempts() -> None:
+@pytest.mark.parametrize("attempts", [1, 3])
+async def test_transport_errors_while_the_host_answers_still_spend_attempts(attempts: int) -> None:
     """One row whose requests keep dropping while every other request is answered fails after
-    --max-attempts: the host is up, so the error is the row's."""
+    --max-attempts (1 too: it waits for the next answer, not for a timer): the host is up, so
+    the error is the row's."""
 
     async def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/13"):
@@ -274,11 +276,12 @@ async def test_transport_errors_while_the_host_answers_still_spend_attempts() ->
 
     client = build_client("https://api.example.test/api/v2", KEY, timeout=30, concurrency=4,
                           transport=httpx.MockTransport(handler))  # fmt: skip
-    sender = Sender(client, Limiter(Rate.parse("20/s")), SendPolicy(max_attempts=3),
+    sender = Sender(client, Limiter(Rate.parse("20/s")), SendPolicy(max_attempts=attempts),
                     breaker=Breaker(max_outage=900, threshold=3), random=lambda: 0.0)  # fmt: skip
     results = await send_all(sender, 40)
     bad = [r for r in results if r is not None and r.outcome is Outcome.FAILED]
-    assert [(r.row, r.attempts, r.error_code) for r in bad] == [(13, 3, "CONNECTION_ERROR")]
+    assert [(r.row, r.attempts, r.error_code) for r in bad] == [(13, attempts, "CONNECTION_ERROR")]
+    assert anyio.current_time() < 3.0 * attempts
 
 
 # -- the flag, the job key, the progress line --------------------------------------------------

@@ -9,22 +9,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import polars as pl
 import pytest
 from trio.testing import MockClock
 
-from batch.client import SendPolicy, build_client
-from batch.limiter import Limiter
 from batch.model import Outcome
 from batch.outage import Breaker
 from batch.sandbox import generate_api_key, serve_in_thread
-from batch.send import Sender
-from batch.settings import Rate
 from tests.test_cli_run import write_input
 from tests.test_network_live import free_port, outcomes, sandbox_config, start_run, wait_for
-from tests.test_outage import KEY, OK, Host, make, refused, send_all
+from tests.test_outage import Host, make, refused, send_all
 
 
 @pytest.fixture
@@ -50,25 +45,6 @@ async def test_gateway_answers_before_the_outage_was_declared_cost_no_row() -> N
     gateway = Host(lambda: httpx.Response(503, text="<html>down</html>"), 0.5, 4.5)
     results = await send_all(make(gateway, Breaker(max_outage=900), max_attempts=1), 30)
     assert [r.outcome if r else None for r in results] == [Outcome.SUCCEEDED] * 30
-
-
-async def test_a_failure_while_the_host_answers_others_still_spends_the_last_attempt() -> None:
-    """--max-attempts 1: one row's connection drops while every other request is answered: the
-    host is up, the error is the row's own: failed after its one request."""
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/13"):
-            raise httpx.ReadError("connection reset")
-        return httpx.Response(200, json=OK)
-
-    client = build_client("https://api.example.test/api/v2", KEY, timeout=30, concurrency=4,
-                          transport=httpx.MockTransport(handler))  # fmt: skip
-    sender = Sender(client, Limiter(Rate.parse("20/s")), SendPolicy(max_attempts=1),
-                    breaker=Breaker(max_outage=900), random=lambda: 0.0)  # fmt: skip
-    results = await send_all(sender, 40)
-    bad = [r for r in results if r is not None and r.outcome is Outcome.FAILED]
-    assert [(r.row, r.attempts, r.error_code) for r in bad] == [(13, 1, "CONNECTION_ERROR")]
-    assert anyio.current_time() < 3.0  # it waited for the next answer, not for a timer
 
 
 @pytest.mark.slow

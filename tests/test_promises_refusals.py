@@ -158,19 +158,6 @@ def test_a_base_url_typo_fixed_runs(start_sandbox: StartSandbox, tmp_path: Path)
 # -- 5: a host that can never answer, met by the check ---------------------------------------
 
 
-@pytest.fixture
-def no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every name but loopback fails to resolve (simulated: nothing is asked of any DNS)."""
-    real = socket.getaddrinfo
-
-    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host in ("127.0.0.1", "localhost", "::1"):
-            return real(host, *args, **kwargs)
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    monkeypatch.setattr(socket, "getaddrinfo", lookup)
-
-
 @pytest.mark.usefixtures("no_dns")
 def test_dns_failure_in_the_check_is_a_stop(tmp_path: Path) -> None:
     """Issue 28 (5): a name that does not resolve, met by the default account check of a real
