@@ -28,6 +28,7 @@ import tenacity
 from batch import voicelink as vl
 from batch.answers import Reader, transport_error
 from batch.client import Network, SendPolicy, build_client
+from batch.coerce import DEFAULT_API_KEY_ENV
 from batch.errors import AccountUnreadable, NameNotResolved, RequestTimeout, TransportError
 from batch.limiter import Limiter
 from batch.retry import (
@@ -99,10 +100,13 @@ async def fetch_account(
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     random: Callable[[], float] = _random.random,
     now: Callable[[], datetime] = default_now,
+    key_source: str = DEFAULT_API_KEY_ENV,
 ) -> Account:
     """Read the connections, then every page of bots (per active connection when there are
-    several: the bots list takes ``connection_id`` then). Raises AccountUnreadable."""
-    reader = _Lister(client, limiter, policy, sleep=sleep, random=random, now=now)
+    several: the bots list takes ``connection_id`` then). Raises AccountUnreadable.
+    ``key_source``: where the key came from, named when the key is refused."""
+    reader = _Lister(client, limiter, policy, sleep=sleep, random=random, now=now,
+                     key_source=key_source)  # fmt: skip
     payload = await reader.get(vl.CONNECTIONS_PATH, dict(vl.CONNECTIONS_QUERY), "connections")
     connections = _connections(payload)
     active = [c.connection_id for c in connections if c.active]
@@ -139,6 +143,7 @@ def read_account(
     policy: SendPolicy,
     network: Network,
     limiter: Limiter | None = None,
+    key_source: str = DEFAULT_API_KEY_ENV,
 ) -> Account:
     """The lists, read in a small event loop of its own, before the run's. ``limiter``: the
     run's (its GETs and the updates share one pace); None (``validate``/``plan --account``,
@@ -148,7 +153,7 @@ def read_account(
     async def read() -> Account:
         async with build_client(base_url, key, timeout=policy.timeout, concurrency=1,
                                 network=network) as client:  # fmt: skip
-            return await fetch_account(client, pace, policy)
+            return await fetch_account(client, pace, policy, key_source=key_source)
 
     return anyio.run(read)
 
@@ -165,8 +170,10 @@ class _Lister:
         sleep: Callable[[float], Awaitable[None]],
         random: Callable[[], float],
         now: Callable[[], datetime],
+        key_source: str,
     ) -> None:
         self._client, self._limiter, self._policy = client, limiter, policy
+        self._key_source = key_source
         self._sleep, self._random = sleep, random
         auth = client.headers.get("authorization", "")
         token = auth.split(" ", 1)[1] if " " in auth else auth
@@ -206,7 +213,9 @@ class _Lister:
         final: AttemptOutcome = await retrying(attempt)
         if isinstance(final, Answer) and final.success:
             return bodies[self.requests]
-        raise AccountUnreadable(_unreadable(what, path, final, self._policy.max_attempts))
+        raise AccountUnreadable(
+            _unreadable(what, path, final, self._policy.max_attempts, self._key_source)
+        )
 
     async def _request(self, path: str, params: dict[str, Any]) -> tuple[Answer, Any]:
         granted = anyio.current_time()
@@ -247,13 +256,13 @@ def _worth_retrying(outcome: AttemptOutcome) -> bool:
     return is_transient(outcome) and not isinstance(outcome, NameNotResolved)
 
 
-def _unreadable(what: str, path: str, final: AttemptOutcome, attempts: int) -> str:
+def _unreadable(what: str, path: str, final: AttemptOutcome, attempts: int, key_source: str) -> str:
     if isinstance(final, Answer):
         cause = final.error_message
         if not final.error_code.startswith("HTTP_"):  # else the message says the status
             cause = f"HTTP {final.status} {final.error_code}: {cause}"
         if final.status == 401:
-            cause += " (check the key: VOCOBASE_API_KEY or --api-key-file)"
+            cause += f" (check the key in {key_source})"
     else:
         cause = f"{final.code}: {final}"
     tries = f" after {attempts} attempts" if _worth_retrying(final) else ""

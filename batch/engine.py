@@ -229,7 +229,7 @@ def _preflight(
         policy = SendPolicy(settings.max_attempts, settings.timeout, settings.max_retry_after)
         account = account_mod.read_account(
             target.base_url, target.key, rate=settings.rate, policy=policy,
-            network=inv.network, limiter=limiter,
+            network=inv.network, limiter=limiter, key_source=inv.record.key_source,
         )  # fmt: skip
         account_mod.save_account(kept, account)
     verdict = preflight.judge(preflight.targets_of_calls(inv.batch.calls()), account)
@@ -320,6 +320,7 @@ def _send(
                 return await run_calls(
                     part, sender=sender, journal=journal, stop=stop,
                     concurrency=settings.concurrency, observer=observer,
+                    key_source=inv.record.key_source,
                 )  # fmt: skip
 
             async def proceed(first: RunReport) -> bool:
