@@ -27,6 +27,7 @@ import tenacity
 
 from batch import voicelink as vl
 from batch.answers import Reader, transport_error
+from batch.bounded import LIST_CAP, cap_text, fetch
 from batch.client import Network, SendPolicy, build_client
 from batch.coerce import DEFAULT_API_KEY_ENV
 from batch.errors import AccountUnreadable, NameNotResolved, RequestTimeout, TransportError
@@ -222,14 +223,21 @@ class _Lister:
         timeout = self._policy.timeout
         try:
             with anyio.fail_after(timeout):
-                response = await self._client.get(path, params=params)
+                request = self._client.build_request("GET", path, params=params)
+                response, read = await fetch(self._client, request, LIST_CAP)
         except TimeoutError as exc:
             raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)") from exc
         except httpx.TimeoutException as exc:
             raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)") from exc
         except httpx.HTTPError as exc:
             raise transport_error(exc, self._client.base_url.host, "", self._reader.scrub) from exc
-        answer = self._reader.read(response)
+        answer = self._reader.read(response, read)
+        if read.cut and answer.success:  # "success": true, and records no one may read whole
+            answer = answer._replace(
+                success=False, error_code="BAD_RESPONSE",
+                error_message=f"the page is {read.size_text()}, more than the "
+                f"{cap_text(LIST_CAP)} a page of the list may take: not read further",
+            )  # fmt: skip
         if answer.status == 429:
             seconds = answer.retry_after
             if seconds is None or seconds > self._policy.max_retry_after:
@@ -245,7 +253,7 @@ class _Lister:
         body: Any = None
         if answer.success:
             try:
-                body = json.loads(response.content)
+                body = json.loads(read.content)
             except ValueError:  # Reader said JSON: only an exotic encoding gets here
                 body = None
         return answer, body
