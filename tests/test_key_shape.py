@@ -151,3 +151,13 @@ def test_preflight_401_names_the_jobs_key_variable(
     result = invoke(*args, env={"ACME_ROUTING_KEY": sandbox.api_key})
     assert "check the key in ACME_ROUTING_KEY" in result.output, result.output
     assert "VOCOBASE_API_KEY" not in result.output
+
+
+def test_jobs_check_notes_a_key_variable_holding_no_key(tmp_path: Path) -> None:
+    """`jobs check` says the job's key variable holds no API key (a run would be refused),
+    naming the variable and never the value."""
+    job = write_job(tmp_path, "https://api.vocobase.com/api/v2", "SECRET_TOKEN")
+    env = {"SECRET_TOKEN": CI_TOKEN, "VOCOBASE_API_KEY": None, "REROUTE_BASE_URL": None}
+    result = CliRunner().invoke(app, ["jobs", "check", str(job)], env=env)
+    assert "SECRET_TOKEN does not hold an API key here" in result.output, result.output
+    assert CI_TOKEN not in result.output
