@@ -27,7 +27,9 @@ import tenacity
 
 from batch import voicelink as vl
 from batch.answers import Reader, transport_error
+from batch.bounded import LIST_CAP, cap_text, fetch
 from batch.client import Network, SendPolicy, build_client
+from batch.coerce import DEFAULT_API_KEY_ENV
 from batch.errors import AccountUnreadable, NameNotResolved, RequestTimeout, TransportError
 from batch.limiter import Limiter
 from batch.outage import Breaker, Turn, report
@@ -102,6 +104,7 @@ async def fetch_account(
     random: Callable[[], float] = _random.random,
     now: Callable[[], datetime] = default_now,
     breaker: Breaker | None = None,
+    key_source: str = DEFAULT_API_KEY_ENV,
 ) -> Account:
     """Read the connections, then every page of bots (per active connection when there are
     several: the bots list takes ``connection_id`` then). Raises AccountUnreadable.
@@ -109,9 +112,10 @@ async def fetch_account(
     ``breaker``: the run's host state (batch.outage), so the preflight meets an outage as the
     sending does: while the host is down its GETs wait for it without spending their attempts,
     and a host that can never answer (or stays down past --max-outage) ends the reading, which
-    the breaker's listener turns into the run's stop."""
+    the breaker's listener turns into the run's stop. ``key_source``: where the key came from,
+    named when the key is refused."""
     reader = _Lister(client, limiter, policy, sleep=sleep, random=random, now=now,
-                     breaker=breaker)  # fmt: skip
+                     breaker=breaker, key_source=key_source)  # fmt: skip
     payload = await reader.get(vl.CONNECTIONS_PATH, dict(vl.CONNECTIONS_QUERY), "connections")
     connections = _connections(payload)
     active = [c.connection_id for c in connections if c.active]
@@ -148,6 +152,7 @@ def read_account(
     policy: SendPolicy,
     network: Network,
     limiter: Limiter | None = None,
+    key_source: str = DEFAULT_API_KEY_ENV,
 ) -> Account:
     """The lists, read in a small event loop of its own, before the run's. ``limiter``: the
     run's (its GETs and the updates share one pace); None (``validate``/``plan --account``,
@@ -157,7 +162,7 @@ def read_account(
     async def read() -> Account:
         async with build_client(base_url, key, timeout=policy.timeout, concurrency=1,
                                 network=network) as client:  # fmt: skip
-            return await fetch_account(client, pace, policy)
+            return await fetch_account(client, pace, policy, key_source=key_source)
 
     return anyio.run(read)
 
@@ -174,10 +179,12 @@ class _Lister:
         sleep: Callable[[float], Awaitable[None]],
         random: Callable[[], float],
         now: Callable[[], datetime],
+        key_source: str,
         breaker: Breaker | None = None,
     ) -> None:
         self._client, self._limiter, self._policy = client, limiter, policy
         self._breaker = breaker
+        self._key_source = key_source
         self._sleep, self._random = sleep, random
         auth = client.headers.get("authorization", "")
         token = auth.split(" ", 1)[1] if " " in auth else auth
@@ -231,7 +238,7 @@ class _Lister:
         if isinstance(final, Answer) and final.success:
             return bodies[self.requests]
         stops = _stops(final)
-        text = _unreadable(what, path, final, self._policy.max_attempts)
+        text = _unreadable(what, path, final, self._policy.max_attempts, self._key_source)
         raise AccountUnreadable(text if stops else f"{text}; {_NOTHING_SENT}", stops=stops)
 
     async def _request(self, path: str, params: dict[str, Any]) -> tuple[Answer, Any]:
@@ -239,14 +246,21 @@ class _Lister:
         timeout = self._policy.timeout
         try:
             with anyio.fail_after(timeout):
-                response = await self._client.get(path, params=params)
+                request = self._client.build_request("GET", path, params=params)
+                response, read = await fetch(self._client, request, LIST_CAP)
         except TimeoutError as exc:
             raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)") from exc
         except httpx.TimeoutException as exc:
             raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)") from exc
         except httpx.HTTPError as exc:
             raise transport_error(exc, self._client.base_url.host, "", self._reader.scrub) from exc
-        answer = self._reader.read(response)
+        answer = self._reader.read(response, read)
+        if read.cut and answer.success:  # "success": true, and records no one may read whole
+            answer = answer._replace(
+                success=False, error_code="BAD_RESPONSE",
+                error_message=f"the page is {read.size_text()}, more than the "
+                f"{cap_text(LIST_CAP)} a page of the list may take: not read further",
+            )  # fmt: skip
         if answer.status == 429:
             seconds = answer.retry_after
             if seconds is None or seconds > self._policy.max_retry_after:
@@ -262,7 +276,7 @@ class _Lister:
         body: Any = None
         if answer.success:
             try:
-                body = json.loads(response.content)
+                body = json.loads(read.content)
             except ValueError:  # Reader said JSON: only an exotic encoding gets here
                 body = None
         return answer, body
@@ -284,13 +298,13 @@ def _stops(final: AttemptOutcome) -> str:
     return ""
 
 
-def _unreadable(what: str, path: str, final: AttemptOutcome, attempts: int) -> str:
+def _unreadable(what: str, path: str, final: AttemptOutcome, attempts: int, key_source: str) -> str:
     if isinstance(final, Answer):
         cause = final.error_message
         if not final.error_code.startswith("HTTP_"):  # else the message says the status
             cause = f"HTTP {final.status} {final.error_code}: {cause}"
         if final.status == 401:
-            cause += " (check the key: VOCOBASE_API_KEY or --api-key-file)"
+            cause += f" (check the key in {key_source})"
     else:
         cause = f"{final.code}: {final}"
     tries = f" after {attempts} attempts" if _worth_retrying(final) else ""

@@ -58,6 +58,7 @@ def check_account(
     network: Network,
     kept: Account | None,
     watch_signals: bool,
+    key_source: str,
 ) -> Checked | StopRequest:
     """Judge ``batch`` against the account: the lists ``kept`` for this run, else read now
     through the run's limiter. A StopRequest when the run must stop before it sends anything
@@ -67,7 +68,8 @@ def check_account(
 
     account = kept
     if account is None:
-        read = _read(settings, target, limiter, note, network=network, signals_=watch_signals)
+        read = _read(settings, target, limiter, note, network=network, signals_=watch_signals,
+                     key_source=key_source)  # fmt: skip
         if isinstance(read, StopRequest):
             return read
         account = read
@@ -99,6 +101,7 @@ def _read(
     *,
     network: Network,
     signals_: bool,
+    key_source: str,
 ) -> Account | StopRequest:
     """The lists, read in an event loop of their own under the run's stop policy."""
     from batch.account import fetch_account
@@ -128,7 +131,9 @@ def _read(
                 breaker = Breaker(max_outage=settings.max_outage)
                 breaker.subscribe(news)
                 try:
-                    return await fetch_account(client, limiter, policy, breaker=breaker)
+                    return await fetch_account(
+                        client, limiter, policy, breaker=breaker, key_source=key_source
+                    )
                 except AccountUnreadable as exc:
                     if not stop.requested and not exc.stops:
                         raise

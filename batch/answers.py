@@ -17,7 +17,9 @@ import httpx
 import orjson
 
 from batch import voicelink
+from batch.bounded import Body
 from batch.client import SendPolicy
+from batch.cutanswer import cut_answer
 from batch.errors import (
     CertificateRejected,
     ConnectionFailed,
@@ -48,10 +50,13 @@ class Reader:
             text = text.replace(secret, REDACTED)
         return text
 
-    def read(self, response: httpx.Response) -> Answer:
-        """The answer classified: success, an API error, a transport-level code (contract)."""
+    def read(self, response: httpx.Response, read: Body) -> Answer:
+        """The answer classified: success, an API error, a transport-level code (contract).
+        ``read``: its body as ``batch.bounded`` read it (whole, or cut at a cap)."""
+        if read.cut:
+            return cut_answer(response, read, self._scrub_cut, self._retry_after(response))
         status = response.status_code
-        body = response.content
+        body = read.content
         try:
             text = body.decode()
         except UnicodeDecodeError:
@@ -64,7 +69,7 @@ class Reader:
                 payload = _parse(text)
             except (ValueError, RecursionError):
                 # Not JSON, or nested deeper than Python parses: all the same to us.
-                return self._non_json(response)
+                return self._non_json(response, body)
             envelope = text
         else:
             # Parsed from the text when it is plain UTF-8, else from the bytes, which json
@@ -72,7 +77,7 @@ class Reader:
             try:
                 payload = json.loads(text if plain else body)
             except (ValueError, RecursionError):
-                return self._non_json(response)
+                return self._non_json(response, body)
             if b"\\u" in body:
                 # An escape can spell a lone surrogate ("\\ud800"): valid JSON, but no UTF-8
                 # file (journal, results) can hold it. Replaced ("?"), the rest of the answer
@@ -103,10 +108,10 @@ class Reader:
         message = f"HTTP {status} {_reason(response)} without the API's error envelope"
         return Answer(status, False, f"HTTP_{status}", message, text, True, retry_after)
 
-    def _non_json(self, response: httpx.Response) -> Answer:
+    def _non_json(self, response: httpx.Response, body: bytes) -> Answer:
         """An answer whose body is not JSON: a gateway page, a captive portal, an empty body."""
         status = response.status_code
-        excerpt = _excerpt(response, self.scrub)
+        excerpt = excerpt_of(body, self.scrub)
         what = f"HTTP {status} {_reason(response)} with a body that is not JSON"
         if 200 <= status < 300:
             return Answer(status, False, "BAD_RESPONSE", what, excerpt, False)
@@ -116,6 +121,12 @@ class Reader:
             return Answer(status, False, "RATE_LIMITED", message, excerpt, False, retry_after)
         what += " (a proxy or gateway page?)"
         return Answer(status, False, f"HTTP_{status}", what, excerpt, False, retry_after)
+
+    def _scrub_cut(self, text: str) -> str:
+        """Scrub the beginning of a body cut at a cap: the key's first characters left at the
+        cut (the rest beyond it) are dropped too, so no part of a key is kept."""
+        longest = max((len(s) for s in self._secrets), default=0)
+        return self.scrub(text[: max(0, len(text) - longest)] if longest else text)
 
     def _retry_after(self, response: httpx.Response) -> float | None:
         if response.status_code not in RETRY_AFTER_STATUSES:
@@ -155,13 +166,14 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _excerpt(response: httpx.Response, scrub: Callable[[str], str]) -> str:
+def excerpt_of(body: bytes, scrub: Callable[[str], str]) -> str:
     """At most EXCERPT_CHARS of a body, on one line, for the results file.
 
     Scrubbed before it is cut, so a cut cannot leave half a key behind.
     """
-    # The whole body is in memory already; scrubbing all of it is what makes the cut safe.
-    raw = response.content.decode("utf-8", errors="replace")
+    # The body (at most a cap, batch.bounded) is in memory already; scrubbing all of it is
+    # what makes the cut safe.
+    raw = body.decode("utf-8", errors="replace")
     text = one_line(scrub(raw))
     return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
 

@@ -162,7 +162,7 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
             checked = check_account(
                 batch, settings, target, limiter, operator.note, network=inv.network,
                 kept=_kept_account(inv, operator) if this_run else None,
-                watch_signals=inv.signals,
+                watch_signals=inv.signals, key_source=inv.record.key_source,
             )  # fmt: skip
             if isinstance(checked, StopRequest):
                 return stopped_before_sending(
@@ -316,6 +316,7 @@ def _send(
                 return await run_calls(
                     part, sender=sender, journal=journal, stop=stop,
                     concurrency=settings.concurrency, observer=observer,
+                    key_source=inv.record.key_source,
                 )  # fmt: skip
 
             async def proceed(first: RunReport) -> bool:

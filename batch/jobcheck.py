@@ -21,6 +21,7 @@ from batch.errors import LockedError, RerouteError, UsageError
 from batch.jobs import Job, load_job, resolve_run_settings
 from batch.lock import RunLock
 from batch.plan import plan_counts
+from batch.secrets import is_api_key, not_a_key
 from batch.settings import RunSettings
 
 # How many invalid rows a job's report lists (the results file of a run lists them all).
@@ -90,6 +91,8 @@ def check_job(
                     f"--account needs the key: set {settings.api_key_env} (a read-only key "
                     "will do: the check only reads the account's lists)"
                 )
+            if not is_api_key(key):
+                raise UsageError(not_a_key(settings.api_key_env))
             v, lines = check_validation(v, settings, key, account)
             sending = min(sending, v.valid)
     except RerouteError as exc:
@@ -160,10 +163,16 @@ def _notes(settings: RunSettings, sending: int, env: Mapping[str, str], now: dat
         )
     elif warning := window.fit_warning(win, now, sending, settings.rate):
         notes.append(warning)
-    if not env.get(settings.api_key_env, "").strip():
+    held = env.get(settings.api_key_env, "").strip()
+    if not held:
         notes.append(
             f"{settings.api_key_env} is not set here: the scheduler's environment must set it "
             "(the job file names the variable, never the key)"
+        )
+    elif not is_api_key(held):
+        notes.append(
+            f"{settings.api_key_env} does not hold an API key here (keys look like rg_live_...): "
+            "a run would be refused; the value is not shown"
         )
     journal = settings.results.with_name(settings.results.name + ".journal")
     if journal.exists() and not settings.fresh:

@@ -272,13 +272,20 @@ def _lines(targets: pl.DataFrame, account: Account, errors: pl.DataFrame) -> tup
 
 
 def check_validation(
-    v: Validation, settings: RunSettings, key: str | None, network: Network
+    v: Validation,
+    settings: RunSettings,
+    key: str | None,
+    network: Network,
+    *,
+    key_source: str | None = None,
 ) -> tuple[Validation, tuple[str, ...]]:
     """``validate``/``plan --account``: read the lists (a small event loop of its own, paced at
-    the run's rate) and judge the valid rows of ``v``; rejected rows become invalid."""
+    the run's rate) and judge the valid rows of ``v``; rejected rows become invalid.
+    ``key_source``: where the key came from (default: the settings' key variable)."""
     policy = SendPolicy(settings.max_attempts, settings.timeout, settings.max_retry_after)
+    source = key_source or settings.api_key_env
     account = read_account(settings.base_url, key, rate=settings.rate, policy=policy,
-                           network=network)  # fmt: skip
+                           network=network, key_source=source)  # fmt: skip
     verdict = judge(targets_of_validation(v), account)
     return add_errors(v, verdict.errors), verdict.lines
 

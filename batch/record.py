@@ -186,6 +186,11 @@ class RunRecord:
     separator: str | None = None
     encoding: str | None = None
 
+    @property
+    def key_source(self) -> str:
+        """Where the key was read, for messages: the key file, else the variable's name."""
+        return f"--api-key-file {self.api_key_file}" if self.api_key_file else self.api_key_env
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 

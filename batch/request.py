@@ -1,4 +1,5 @@
-"""One request: a POST with one deadline for the whole exchange, read whole and classified.
+"""One request: a POST with one deadline for the whole exchange, read (at most ANSWER_CAP of
+its answer: ``batch.bounded``) and classified.
 
 httpx objects stop here: an answer comes back as an ``Answer``, and httpx exceptions are
 translated once, at this boundary, into ``RequestTimeout``, ``ConnectionFailed``
@@ -17,6 +18,7 @@ import httpx
 from anyio.abc import TaskStatus
 
 from batch.answers import Reader, transport_error
+from batch.bounded import ANSWER_CAP, fetch
 from batch.errors import CertificateRejected, RequestTimeout
 from batch.model import Call
 from batch.retry import Answer
@@ -83,8 +85,8 @@ class Requester:
             self._watched = False
 
     async def post(self, call: Call, now: float) -> Answer:
-        """One POST, read whole and classified; ``now`` (the loop's clock) places its
-        deadline. Raises only our transport errors."""
+        """One POST, at most ANSWER_CAP of its answer read, classified; ``now`` (the loop's
+        clock) places its deadline. Raises only our transport errors."""
         timeout = self._timeout
         try:
             # One deadline for the whole exchange: httpx's timeouts are per operation, so a
@@ -98,7 +100,8 @@ class Requester:
                 try:
                     path = call.path
                     url = self._prefix + path.lstrip("/") if self._prefix else path
-                    response = await self._client.post(url, content=call.body.encode())
+                    request = self._client.build_request("POST", url, content=call.body.encode())
+                    response, body = await fetch(self._client, request, ANSWER_CAP)
                 finally:
                     del self._deadlines[deadline]
         except httpx.TimeoutException as exc:
@@ -111,7 +114,7 @@ class Requester:
             raise error from exc
         if deadline.cancelled_caught:
             raise RequestTimeout(f"no answer within {timeout:g} s (--timeout)")
-        return self._reader.read(response)
+        return self._reader.read(response, body)
 
     async def _naming_the_issuer(self, error: CertificateRejected) -> CertificateRejected:
         """The rejection's message with the CA that issued what the server presents (looked up

@@ -19,6 +19,7 @@ from typing import Final
 
 import anyio
 
+from batch.coerce import DEFAULT_API_KEY_ENV
 from batch.journal import Journal
 from batch.model import Call, Outcome, RowResult
 from batch.retry import STOP_RUN_STATUSES
@@ -30,8 +31,8 @@ SendFn = Callable[[Call], Awaitable[RowResult | None]]
 
 KEY_REJECTED_MESSAGE: Final = (
     "the API rejected the key (HTTP {status} {code}): every other row would fail the same way, "
-    "so the run stopped; check VOCOBASE_API_KEY (or --api-key-file) and that the account is "
-    "active and has credit, then run the same command again"
+    "so the run stopped; check the key in {source} and that the account is active and has "
+    "credit, then run the same command again"
 )
 
 
@@ -65,6 +66,7 @@ async def execute(
     stop: StopToken | None = None,
     observer: Observer | None = None,
     grace: float = 30.0,
+    key_source: str = DEFAULT_API_KEY_ENV,
 ) -> RunReport:
     """Send every call with at most ``concurrency`` in flight, journaling each result.
 
@@ -118,7 +120,7 @@ async def execute(
                 observer.row_finished(result)
                 if result.http_status in STOP_RUN_STATUSES:
                     message = KEY_REJECTED_MESSAGE.format(
-                        status=result.http_status, code=result.error_code
+                        status=result.http_status, code=result.error_code, source=key_source
                     )
                     stop.request(StopReason.KEY_REJECTED, message, hard=True)
         finally:
@@ -153,6 +155,7 @@ async def run_calls(
     concurrency: int,
     observer: Observer | None = None,
     stop: StopToken | None = None,
+    key_source: str = DEFAULT_API_KEY_ENV,
 ) -> RunReport:
     """Send ``calls`` through ``sender`` (one per run: its limiter is shared by every request
     of every pass, retries included). A soft stop reaches the sender too: rows still waiting
@@ -174,6 +177,7 @@ async def run_calls(
                     stop=stop,
                     observer=observer,
                     grace=sender.policy.timeout,
+                    key_source=key_source,
                 )
             finally:
                 watchdog.cancel_scope.cancel()

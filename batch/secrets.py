@@ -14,6 +14,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 KEY_PREFIX: Final = re.compile(r"rg_(?:live|test)_", re.IGNORECASE)
+# What the API documents as a key: ``rg_live_<random>`` (the sandbox's ``rg_test_<random>``),
+# the random part in the characters a bearer token may hold (RFC 6750 b64token). Anything else
+# in the key variable (a CI token, a password) is not sent as the bearer of every request.
+API_KEY_SHAPE: Final = re.compile(r"rg_(?:live|test)_[A-Za-z0-9\-._~+/]+=*")
 _TOKEN: Final = re.compile(r"^[A-Za-z0-9_\-]{20,}$")
 
 KEY_REFUSED: Final = (
@@ -39,6 +43,21 @@ def looks_like_api_key(text: str) -> bool:
     if len(longest) < 16 or not (re.search(r"\d", longest) and re.search(r"[A-Za-z]", longest)):
         return False
     return _entropy(text) >= 3.0  # repeated patterns (a1a1a1...) are not secrets
+
+
+def is_api_key(text: str) -> bool:
+    """True when ``text`` has the shape of an API key (``rg_live_...`` or ``rg_test_...``)."""
+    return API_KEY_SHAPE.fullmatch(text) is not None
+
+
+def not_a_key(source: str) -> str:
+    """Why the value in ``source`` (a variable's name, or ``--api-key-file PATH``) is not sent;
+    never the value itself."""
+    return (
+        f"{source} does not hold an API key (keys look like rg_live_..., the sandbox's "
+        "rg_test_...), so nothing was sent and the value is not shown: put the key there, or "
+        "name the variable that holds it ([target].api_key_env) or its file (--api-key-file)"
+    )
 
 
 def strings_of(doc: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:

@@ -191,7 +191,7 @@ def test_api_key_file_is_used(live_sandbox: RunningSandbox, tmp_path: Path) -> N
 def test_http_to_a_remote_host_is_refused(tmp_path: Path) -> None:
     """Plain http:// to a non-loopback host is refused before anything happens (exit 2)."""
     source = write_input(tmp_path / "in.csv", 1)
-    result = invoke("run", str(source), "--base-url", "http://example.com/api/v2", key="k")
+    result = invoke("run", str(source), "--base-url", "http://example.com/api/v2", key="rg_live_k0")
     assert result.exit_code == 2
     assert "https://" in result.stderr
 
@@ -210,7 +210,7 @@ def test_key_rejected_stops_with_exit_3(
     assert frame["outcome"][0] == "failed"
     assert frame["outcome"][1:].to_list() == ["not_attempted"] * 19
     assert sandbox.stats()["total"] == 1
-    assert "check VOCOBASE_API_KEY" in result.stdout
+    assert "check the key in VOCOBASE_API_KEY" in result.stdout
     assert "run the same command again" in result.stdout
 
 
@@ -325,7 +325,7 @@ def test_broken_job_file_is_one_line_exit_2(tmp_path: Path) -> None:
     """A .toml INPUT is read as a job file: one whose input is missing is exit 2, named."""
     job = tmp_path / "job.toml"
     job.write_text('input = "x.csv"\n')
-    result = invoke("run", str(job), key="k")
+    result = invoke("run", str(job), key="rg_live_k0")
     assert result.exit_code == 2
     assert "job.toml" in result.stderr
     assert "key input" in result.stderr
@@ -344,7 +344,7 @@ def test_confirmation_on_a_terminal_can_decline(
         "https://api.example.invalid/api/v2",
         "--no-account-check",
     ]
-    result = invoke(*args, "--results", str(tmp_path / "o.csv"), key="k", input="n\n")
+    result = invoke(*args, "--results", str(tmp_path / "o.csv"), key="rg_live_k0", input="n\n")
     assert result.exit_code == 2
     assert "About to send 3 routing changes to api.example.invalid" in result.stderr
     assert "not confirmed" in result.stderr
@@ -484,7 +484,7 @@ def test_confirmation_aborted_sends_nothing(
         "https://api.example.invalid/api/v2",
         "--no-account-check",
     ]
-    result = invoke(*args, "--results", str(tmp_path / "o.csv"), key="k", input="")
+    result = invoke(*args, "--results", str(tmp_path / "o.csv"), key="rg_live_k0", input="")
     assert result.exit_code == 2
     assert "not confirmed" in result.stderr
     assert not (tmp_path / "o.csv").exists()

@@ -21,6 +21,7 @@ from trio.testing import MockClock
 
 from batch import voicelink
 from batch.answers import _parse
+from batch.bounded import Body
 from batch.client import USER_AGENT, SendPolicy, build_client
 from batch.errors import UsageError
 from batch.journal import Journal
@@ -607,7 +608,9 @@ def classifier() -> Sender:
 )
 def test_any_answer_is_classified_without_raising(status: int, body: bytes) -> None:
     """Any status and any body: a code, a one-line message, a short excerpt; never a crash."""
-    answer = classifier()._requests._reader.read(httpx.Response(status, content=body))
+    answer = classifier()._requests._reader.read(
+        httpx.Response(status, content=body), Body(body, len(body), False)
+    )
     assert answer.status == status
     assert answer.success or answer.error_code
     assert "\n" not in answer.error_message
@@ -618,7 +621,10 @@ def test_any_answer_is_classified_without_raising(status: int, body: bytes) -> N
 
 def test_deeply_nested_json_is_not_json_to_us() -> None:
     """A body nested deeper than Python can parse is read as a non-JSON page, not a crash."""
-    answer = classifier()._requests._reader.read(httpx.Response(502, content=b"[" * 100_000))
+    body = b"[" * 100_000
+    answer = classifier()._requests._reader.read(
+        httpx.Response(502, content=body), Body(body, len(body), False)
+    )
     assert (answer.error_code, answer.is_json) == ("HTTP_502", False)
 
 

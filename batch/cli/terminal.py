@@ -34,6 +34,7 @@ from batch.client import Network
 from batch.ending import Result, Status
 from batch.engine import Invocation, run_invocation
 from batch.errors import RerouteError, RunStopped, UsageError
+from batch.secrets import is_api_key, not_a_key
 from batch.settings import Rate, RunSettings
 from batch.stop import Observer, Observers
 
@@ -280,13 +281,21 @@ def read_api_key(settings: RunSettings, key_file: Path | None, env: Mapping[str,
             raise UsageError(f"--api-key-file {key_file}: cannot read it ({reason})") from None
         if not key:
             raise UsageError(f"--api-key-file {key_file} is empty: put the API key in it")
-        return key
+        return _shaped(key, f"--api-key-file {key_file}")
     key = env.get(settings.api_key_env, "").strip()
     if not key:
         raise UsageError(
             f"no API key: set {settings.api_key_env} (or use --api-key-file PATH); "
             "to rehearse without a key use --sandbox"
         )
+    return _shaped(key, settings.api_key_env)
+
+
+def _shaped(key: str, source: str) -> str:
+    """``key`` when it has an API key's shape; else refused before any request, naming
+    ``source`` (whatever a variable holds would otherwise go out as the bearer)."""
+    if not is_api_key(key):
+        raise UsageError(not_a_key(source))
     return key
 
 

@@ -254,7 +254,10 @@ def _account_check(
     flags = {"input": input_path, "base_url": base_url}
     settings = invocation.settings_from(flags, os.environ, sandbox=False)
     key = terminal.read_api_key(settings, key_file, os.environ)
-    judged, lines = check_validation(v, settings, key, terminal.network_from(os.environ))
+    source = f"--api-key-file {key_file}" if key_file is not None else None
+    judged, lines = check_validation(
+        v, settings, key, terminal.network_from(os.environ), key_source=source
+    )
     for line in lines:
         _say(line)
     return judged

@@ -17,6 +17,7 @@ from typing import Final
 from batch.errors import UsageError
 from batch.sandbox.limits import RateLimitMode
 from batch.sandbox.lists import SandboxBot
+from batch.secrets import is_api_key
 from batch.settings import Rate
 
 TEST_KEY_PREFIX: Final = "rg_test_"
@@ -126,6 +127,12 @@ class SandboxConfig:
             raise UsageError(
                 "that looks like a live key (rg_live_...): the sandbox prints the key it accepts, "
                 "so give it a test key or leave --api-key out to generate one"
+            )
+        if not (self.api_key.startswith(TEST_KEY_PREFIX) and is_api_key(self.api_key)):
+            # What the sandbox accepts, reroute must be able to send (batch.secrets).
+            raise UsageError(
+                "--api-key: the sandbox accepts a test key, rg_test_ followed by letters and "
+                "digits (a key reroute sends); leave --api-key out to generate one"
             )
         _seconds("arrival-jitter", self.arrival_jitter)
         if self.max_concurrent is not None and self.max_concurrent < 1:
