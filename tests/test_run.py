@@ -243,7 +243,7 @@ async def test_key_rejected_stops_the_run(journal: Journal, status: int) -> None
     assert fake.sent == [1, 2, 3]
     assert report.stopped is not None
     assert report.stopped.reason == StopReason.KEY_REJECTED
-    assert "check VOCOBASE_API_KEY" in report.stopped.message
+    assert "check the key in VOCOBASE_API_KEY" in report.stopped.message
     assert report.outcomes == {Outcome.SUCCEEDED: 2, Outcome.FAILED: 1}
 
 

@@ -77,7 +77,7 @@ def test_key_file_leaks_nowhere_even_on_timeouts(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
     """With --api-key-file and timed-out requests, the key still appears in no output (every
-    request timing out is an outage: --max-outage ends it, exit 3)."""
+    request timing out is an outage: --max-outage ends it, exit 3, every row to be sent again)."""
     sandbox = start_sandbox(api_key=KEY, faults=Faults(slow_rate=1.0, slow_seconds=2.0))
     key_file = tmp_path / "key.txt"
     key_file.write_text(KEY)
@@ -88,7 +88,8 @@ def test_key_file_leaks_nowhere_even_on_timeouts(
     args += ["--max-outage", "1s"]
     result = CliRunner().invoke(app, args, env={"VOCOBASE_API_KEY": ""})
     assert result.exit_code == 3, result.output
-    assert "TIMEOUT" in result.stdout
+    assert "no answer within 0.2 s (--timeout)" in result.stdout
+    assert "HOST_UNREACHABLE" in result.stdout  # met the outage: resent by the same command
     _assert_nowhere(KEY, tmp_path, result.stdout, result.stderr)
 
 
