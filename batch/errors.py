@@ -81,8 +81,8 @@ class AccountUnreadable(RerouteError):
     """A list of the account (bots, connections) could not be read whole: the preflight stops
     before any update rather than judge rows against half a list.
 
-    ``stops``: the stop reason (``batch.stop.StopReason``) when the cause is not the sheet's nor
-    the command's but the key's or the server's (a 401/403, transient failures after every
+    ``stops``: the stop reason (``batch.engine.stop.StopReason``) when the cause is not the sheet's
+    nor the command's but the key's or the server's (a 401/403, transient failures after every
     retry): the run then stops as the sending would (exit 3, results written, resumable)
     instead of refusing (exit 2)."""
 

@@ -7,15 +7,19 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 from batch import voicelink
-from batch.dialect import Reading
 from batch.errors import UsageError
+from batch.sheets.dialect import Reading
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$", re.I)
 _UNIT_SECONDS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0}
 _UNIT_SECONDS |= {"h": 3600.0, "hour": 3600.0}
+
+# The variable the API key is read from unless a flag or job file names another.
+DEFAULT_API_KEY_ENV: Final = "VOCOBASE_API_KEY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +149,7 @@ class RunSettings:
     # Seconds the host may stay unreachable before the run stops, resumable (--max-outage).
     max_outage: float = 900.0
     skip_invalid: bool = False
-    # The account preflight (batch.preflight): None checks against a real host only (not the
+    # The account preflight (batch.prepare.preflight): None checks against a real host only (not the
     # embedded sandbox, not loopback); True/False force it (--[no-]account-check,
     # [safety].account_check).
     account_check: bool | None = None
@@ -155,7 +159,7 @@ class RunSettings:
     not_before: datetime | None = None
     not_after: datetime | None = None
     # The NAME of the environment variable holding the API key (a job file may pick another).
-    api_key_env: str = "VOCOBASE_API_KEY"
+    api_key_env: str = DEFAULT_API_KEY_ENV
     # Cutover safety (issue 6): the snapshot of the current records and what to do with it.
     current: Path | None = None
     fill_from_current: bool = False
@@ -164,8 +168,8 @@ class RunSettings:
     rollback: Path | None = None
     canary: int | None = None  # send this many rows first, then stop or ask
     error_budget: ErrorBudget | None = None  # None: off
-    keep_runs: int = 30  # past runs of the results path kept in <stem>.runs/ (batch.archive)
-    report: bool = True  # write <results stem>.report.html at the end (batch.report)
+    keep_runs: int = 30  # past runs of the results path kept (batch.journal.archive)
+    report: bool = True  # write the report at the end (batch.report)
     # How the input is read (issue 16): a workbook's sheet, a text file's separator, encoding.
     sheet: str | None = None
     separator: str | None = None

@@ -53,7 +53,7 @@ def live_sandbox(start_sandbox: StartSandbox) -> RunningSandbox:
 @pytest.fixture(autouse=True)
 def sigint_handler_restored() -> Iterator[None]:
     """A run in process leaves Ctrl-C ignored once its sending is over (the process is about to
-    end: batch.signals.ignore_interrupts); put pytest's handler back after each test."""
+    end: batch.engine.signals.ignore_interrupts); put pytest's handler back after each test."""
     before = signal.getsignal(signal.SIGINT)
     yield
     if signal.getsignal(signal.SIGINT) is not before:

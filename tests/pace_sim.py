@@ -1,13 +1,14 @@
 """A pacing simulation in trio's virtual time: reroute's limiter against a sandbox limiter.
 
-N workers share one :class:`batch.limiter.Limiter`, as ``batch.run`` does. Each loops: take a
+N workers share one :class:`batch.send.limiter.Limiter`, as ``batch.run`` does. Each loops: take a
 slot (``acquire``), travel to the server (a random arrival delay, seeded), meet the sandbox's
 rate limiter of the chosen kind (``batch.sandbox.limits``, same clock), wait the server's
-latency, then tell the limiter what ``batch.send.Sender`` would: on a 429, ``pause`` for the
+latency, then tell the limiter what ``batch.send.sender.Sender`` would: on a 429, ``pause`` for the
 Retry-After and ``throttled``, and retry the same request after the Retry-After; else
 ``succeeded`` (with the answer's latency when ``pass_latency``).
 
-Used by the tests (``tests/test_pace.py``) and the benchmark (``tests/benchmarks/bench_pace.py``).
+Used by the tests (``tests/send/test_pace.py``) and the benchmark
+(``tests/benchmarks/bench_pace.py``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from dataclasses import dataclass, field
 import trio
 from trio.testing import MockClock
 
-from batch.limiter import Limiter
 from batch.sandbox.limits import RateLimitMode, rate_limiter, retry_after_seconds
+from batch.send.limiter import Limiter
 from batch.settings import Rate
 
 KEY = "rg_test_sim"

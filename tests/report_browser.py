@@ -1,6 +1,6 @@
 """Open a report in headless Chromium (Debian's, driven by Playwright) with the network blocked.
 
-Shared by ``tests/test_report_browser.py`` and ``tools/report_screenshot.py``. Playwright's own
+Shared by ``tests/report/test_browser.py`` and ``tools/report_screenshot.py``. Playwright's own
 browser download is not used: the system's ``chromium`` is (``.ci/run`` installs it).
 """
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import polars as pl
 
-from batch import audit, rowrecords
-from batch.journal import journal_path
+from batch.journal import audit, rowrecords
+from batch.journal.journal import journal_path
 from batch.model import Outcome, RowResult
-from batch.results import write_results
+from batch.sheets.results import write_results
 
 START = 1_764_522_000_000_000  # 2025-11-30T17:00:00Z in microseconds
 SECOND = 1_000_000

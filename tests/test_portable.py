@@ -181,7 +181,7 @@ def test_the_lock_is_the_library_lock(tmp_path: Path) -> None:
     """While a run holds its lock, filelock's own FileLock on the same file cannot take it."""
     import filelock
 
-    from batch.lock import RunLock
+    from batch.journal.lock import RunLock
 
     with RunLock(tmp_path / "r.csv") as lock:
         assert lock.path.read_bytes()[:1] == b" "  # byte 0: Windows' lock byte, kept blank

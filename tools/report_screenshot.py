@@ -2,7 +2,7 @@
 
     uv run python tools/report_screenshot.py
 
-The same run and browser as tests/test_report_browser.py (network blocked); the page and its
+The same run and browser as tests/report/test_browser.py (network blocked); the page and its
 screenshot are written to a temporary folder, the screenshot copied to docs/.
 """
 

@@ -10,7 +10,7 @@ adapter, so its messages stay word for word typer's.
 
 A speed trick, fenced here: it reaches into typer's private ``_coercion`` module. ``install``
 checks that the pieces it needs exist and otherwise leaves typer alone (slower, same result);
-``tests/test_cli_flagvalues.py`` compares both ways over every parameter of every command.
+``tests/cli/test_flagvalues.py`` compares both ways over every parameter of every command.
 """
 
 from __future__ import annotations

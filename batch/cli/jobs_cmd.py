@@ -3,7 +3,7 @@
 Meant for the pull request that changes a job file, and for CI: one line per job (what it
 would send, where, how fast, in which window), then its problems. Exit 0 when every job is
 fine, 1 when some job has invalid rows, 2 when some job file (or its input) is unusable. The
-checking is ``batch.jobcheck``, imported when the command runs.
+checking is ``batch.config.jobcheck``, imported when the command runs.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def check_command(
 
     Exit 0 all fine, 1 some job has invalid rows, 2 some job file or input is unusable.
     """
-    from batch.jobcheck import Verdict, check_job
+    from batch.config.jobcheck import Verdict, check_job
 
     now = datetime.now(UTC)
     worst = Verdict.OK

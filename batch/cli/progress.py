@@ -26,10 +26,10 @@ from rich.progress import (
 )
 
 import batch
-from batch import window
-from batch.merge import Summary
+from batch.engine import window
+from batch.engine.merge import Summary
+from batch.engine.stop import Observer, StopRequest
 from batch.model import Call, Outcome, RowResult
-from batch.stop import Observer, StopRequest
 
 RATE_WINDOW = 30.0  # seconds of recent requests the "current rate" is measured over
 

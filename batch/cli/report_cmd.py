@@ -60,12 +60,12 @@ def report_command(
     ] = ReportFormat.HTML,
 ) -> None:
     """Write the report of a run: what, where, when, who, how it ended, charts, failures."""
-    from batch.jobs import is_job_file
+    from batch.config.jobs import is_job_file
     from batch.report import render, write_report
 
     with reporting_errors():
         if is_job_file(results):  # the results file the job's run writes, as `run` resolves it
-            from batch.status import locate
+            from batch.status.state import locate
 
             results, _ = locate(results, os.environ)
         if out is not None and str(out) == "-":

@@ -1,7 +1,7 @@
 """`reroute retry`: send again the rows of a results file that did not succeed.
 
-The command-line edge only, like `run`: the results file becomes a batch (``batch.prepare``),
-the run that wrote it lends its target, key variable and pace (``batch.invocation``), and the
+The command-line edge only, like `run`: the results file becomes a batch (``batch.prepare.batch``),
+the run that wrote it lends its target, key variable and pace (``batch.config.resolve``), and the
 engine does the rest, continuing that run's journal so nothing succeeded is ever sent again.
 """
 
@@ -75,12 +75,12 @@ def retry(
     the ones the run used, unless a flag overrides them. Rows succeeded or skipped are never
     sent. Exit statuses as for `reroute run`.
     """
-    from batch import invocation
     from batch.cli import terminal
-    from batch.engine import Invocation
+    from batch.config import resolve as invocation
+    from batch.config.jobs import is_job_file
+    from batch.engine.invocation import Invocation
     from batch.errors import UsageError
-    from batch.jobs import is_job_file
-    from batch.prepare import batch_for_retry
+    from batch.prepare.batch import batch_for_retry
 
     flags = terminal.given(
         input=results_file,

@@ -1,9 +1,9 @@
 """`reroute run`: send the changes of an input file or a job file, paced, retried, resumable.
 
 The command-line edge only: flags and environment in, the key read, the engine's
-:class:`~batch.engine.Result` shown and mapped to an exit status. The work (preparing the batch,
-the journal, the window, the canary, sending, the results) is ``batch.prepare`` and
-``batch.engine``; they are imported when the command runs, so ``--help`` stays quick.
+:class:`~batch.engine.invocation.Result` shown and mapped to an exit status. The work (preparing the
+batch, the journal, the window, the canary, sending, the results) is ``batch.prepare.batch`` and
+``batch.engine.invocation``; they are imported when the command runs, so ``--help`` stays quick.
 """
 
 from __future__ import annotations
@@ -176,10 +176,10 @@ def run(
     unreadable input, invalid rows without --skip-invalid), 3 stopped early (resumable), 4 sent
     but the results file could not be written (the same command writes it).
     """
-    from batch import invocation
     from batch.cli import terminal
-    from batch.engine import Invocation
-    from batch.prepare import batch_for_run
+    from batch.config import resolve as invocation
+    from batch.engine.invocation import Invocation
+    from batch.prepare.batch import batch_for_run
 
     flags = terminal.given(
         input=input,

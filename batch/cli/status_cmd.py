@@ -1,6 +1,6 @@
 """`reroute status RESULTS|JOB.toml`: a run's state, read-only, while it runs or after.
 
-The command-line edge only: the argument located, the state read (``batch.status_reader``: the
+The command-line edge only: the argument located, the state read (``batch.status.reader``: the
 journal as a WAL reader, the lock looked at, never taken), shown as text or one JSON object.
 ``--watch`` shows it again every two seconds until Ctrl-C (exit 0). Exit 2 when there is no
 run to show (no journal beside RESULTS, a job never run, an unreadable job file).
@@ -22,7 +22,7 @@ from batch.cli.options import LogFormat
 from batch.errors import RerouteError
 
 if TYPE_CHECKING:
-    from batch.jobs import Job
+    from batch.config.jobs import Job
 
 EVERY: Final = 2.0  # seconds between two refreshes of --watch
 
@@ -63,7 +63,7 @@ def status_command(
 
     Exit 0 shown, 2 no run to show (no journal beside RESULTS, a job never run).
     """
-    from batch.status import locate
+    from batch.status.state import locate
 
     as_json = log_format is LogFormat.JSON
     with reporting_errors(as_json=as_json):
@@ -89,8 +89,8 @@ def status_command(
 
 
 def _text(results: Path, job: Job | None) -> None:
-    from batch.status_reader import read_status
-    from batch.status_text import lines
+    from batch.status.reader import read_status
+    from batch.status.text import lines
 
     for line in lines(read_status(results, job=job)):
         say(line)
@@ -98,8 +98,8 @@ def _text(results: Path, job: Job | None) -> None:
 
 def _json(results: Path, job: Job | None) -> None:
     from batch import __version__
-    from batch.status_reader import read_status
-    from batch.status_text import as_json
+    from batch.status.reader import read_status
+    from batch.status.text import as_json
 
     record = as_json(read_status(results, job=job), __version__)
     print(json.dumps(record, ensure_ascii=False), flush=True)
@@ -110,8 +110,8 @@ def _watch_live(results: Path, job: Job | None) -> None:
     from rich.live import Live
     from rich.text import Text
 
-    from batch.status_reader import read_status
-    from batch.status_text import lines
+    from batch.status.reader import read_status
+    from batch.status.text import lines
 
     def frame() -> Text:
         try:

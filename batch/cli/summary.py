@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from batch import voicelink as vl
 from batch.cli.app import say
-from batch.validate import Validation
+from batch.prepare.validate import Validation
 
 # How many problems a summary lists before pointing at the results file.
 SHOWN_PROBLEMS = 10

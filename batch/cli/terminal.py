@@ -1,6 +1,6 @@
 """The person at the terminal, as the engine sees them: notes, questions, progress, the summary.
 
-:class:`TerminalOperator` is the command line's side of ``batch.engine.Operator``;
+:class:`TerminalOperator` is the command line's side of ``batch.engine.invocation.Operator``;
 :func:`show_result` prints what an invocation did and picks the exit status. Shared by `run`
 and `retry`, with the helpers that read the key and spell the resume and retry commands.
 """
@@ -26,17 +26,17 @@ import anyio.from_thread
 import anyio.lowlevel
 import typer
 
-from batch import signals, window
 from batch.cli.app import Exit, console, err_console, fail
 from batch.cli.options import LogFormat
 from batch.cli.progress import RunProgress, stamp, summary_lines, summary_record
-from batch.client import Network
-from batch.ending import Result, Status
-from batch.engine import Invocation, run_invocation
+from batch.engine import signals, window
+from batch.engine.ending import Result, Status
+from batch.engine.invocation import Invocation, run_invocation
+from batch.engine.stop import Observer, Observers
 from batch.errors import RerouteError, RunStopped, UsageError
 from batch.secrets import is_api_key, not_a_key
+from batch.send.client import Network
 from batch.settings import Rate, RunSettings
-from batch.stop import Observer, Observers
 
 # The contract's exit statuses, as the engine defines them (run.json records the same).
 EXIT_FOR: dict[Status, int] = {status: Exit(status.exit_status) for status in Status}
@@ -230,7 +230,7 @@ def send(
 
 def _outcome_decided() -> None:
     """From here on (the summary, the report, the exit) Ctrl-C changes nothing
-    (:func:`batch.signals.ignore_interrupts`; the engine has already said so where it ran the
+    (:func:`batch.engine.signals.ignore_interrupts`; the engine has already said so where it ran the
     sending in this thread)."""
     signals.ignore_interrupts()
 
@@ -321,7 +321,7 @@ def network_from(env: Mapping[str, str]) -> Network:
 
 def given(**flags: Any) -> dict[str, object | None]:
     """Flags as settings layers want them: booleans pass None when off, so a job file's value
-    can win (batch.jobs.resolve_run_settings)."""
+    can win (batch.config.jobs.resolve_run_settings)."""
     return {k: (None if v is False else v) for k, v in flags.items()}
 
 

@@ -14,12 +14,12 @@ import typer
 
 from batch.cli.app import Exit, app, examples, reporting_errors, say
 from batch.cli.options import ApiKeyFileOpt, BaseUrlOpt, EncodingOpt, SeparatorOpt, SheetOpt
-from batch.dialect import Reading, check_encoding, check_separator, check_sheet
 from batch.errors import UsageError
+from batch.sheets.dialect import Reading, check_encoding, check_separator, check_sheet
 
 if TYPE_CHECKING:  # polars behind these is imported when a command runs (start-up time)
-    from batch.current import Diff
-    from batch.validate import Validation
+    from batch.prepare.current import Diff
+    from batch.prepare.validate import Validation
 
 InputArg = Annotated[
     Path,
@@ -71,8 +71,8 @@ def _reading(sheet: str | None, separator: str | None, encoding: str | None) -> 
 
 def _exit_status(v: Validation, diff: Diff | None = None) -> Exit:
     wipes = 0
-    if diff is not None:  # batch.current only with --current (start-up)
-        from batch.current import Verdict
+    if diff is not None:  # batch.prepare.current only with --current (start-up)
+        from batch.prepare.current import Verdict
 
         wipes = diff.counts()[Verdict.WIPES]
     return Exit.OK if v.invalid == 0 and wipes == 0 else Exit.SOME_FAILED
@@ -107,9 +107,9 @@ def validate_command(
 ) -> None:
     """Read and check every row; send nothing. Exit 0 all valid, 1 some invalid, 2 unreadable."""
     from batch.cli.summary import print_validation_summary
-    from batch.load import load_table
-    from batch.results import write_results
-    from batch.validate import validate
+    from batch.prepare.validate import validate
+    from batch.sheets.load import load_table
+    from batch.sheets.results import write_results
 
     with reporting_errors():
         _not_the_input(input_path, results, "--results")
@@ -200,10 +200,10 @@ def plan_command(
     with --current, also 1 when a row would wipe a field the current record has.
     """
     from batch.cli.summary import print_plan_counts, print_validation_summary
-    from batch.current import diff_rows
-    from batch.cutover import read_checked, refuse_overwrites, require_current
-    from batch.plan import plan_counts, write_plan
-    from batch.rollback import write_rollback
+    from batch.prepare.current import diff_rows
+    from batch.prepare.cutover import read_checked, refuse_overwrites, require_current
+    from batch.prepare.plan import plan_counts, write_plan
+    from batch.prepare.rollback import write_rollback
 
     with reporting_errors():
         refuse_overwrites(input_path, current, ((out, "--out"), (rollback, "--rollback")))
@@ -247,9 +247,9 @@ def _account_check(
     judged against them; its lines said. Raises AccountUnreadable when a list cannot be read."""
     import os
 
-    from batch import invocation
     from batch.cli import terminal
-    from batch.preflight import check_validation
+    from batch.config import resolve as invocation
+    from batch.prepare.preflight import check_validation
 
     flags = {"input": input_path, "base_url": base_url}
     settings = invocation.settings_from(flags, os.environ, sandbox=False)
@@ -265,10 +265,9 @@ def _account_check(
 
 def _print_applied(results: Path, v: Validation) -> None:
     """How many planned requests an earlier run at ``results`` already applied (issue 17)."""
-    from batch.applied import count_applied
+    from batch.prepare.plan import already_applied
 
-    bodies = ((call.routing_id, call.body) for call in v.calls())
-    applied, target = count_applied(results, bodies)
+    applied, target = already_applied(results, v)
     if applied:
         _say(
             f"{applied} of the {v.valid} requests were already applied by an earlier run of "
@@ -278,7 +277,7 @@ def _print_applied(results: Path, v: Validation) -> None:
 
 def _print_diff(diff: Diff) -> None:
     from batch.cli.summary import SHOWN_PROBLEMS
-    from batch.current import Verdict
+    from batch.prepare.current import Verdict
 
     for line in diff.summary_lines(SHOWN_PROBLEMS):
         _say(line)

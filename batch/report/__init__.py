@@ -15,23 +15,14 @@ stopped early.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from batch.errors import UsageError
+from batch.paths import FORMATS as FORMATS
+from batch.paths import default_path as default_path
 
 if TYPE_CHECKING:
     from batch.report.data import Facts
-
-FORMATS: Final = {"html": ".report.html", "md": ".report.md"}
-
-
-def default_path(results: Path, fmt: str = "html") -> Path:
-    """``<results stem>.report.html`` (or ``.report.md``) beside a ``.csv`` results file;
-    beside any other, ``<results name>.report.html`` (``out.xlsx.report.html``), as the
-    attempts file and run.json are named: out.csv, out.xlsx and out.parquet in one folder each
-    get their own report, and archiving one run never moves another's."""
-    base = results.stem if results.suffix.lower() == ".csv" else results.name
-    return results.with_name(base + FORMATS[fmt])
 
 
 def render(results: Path, fmt: str = "html") -> str:
@@ -61,9 +52,9 @@ def write_report(results: Path, *, out: Path | None = None, fmt: str = "html") -
     unreadable results file, an unknown format, a forbidden ``out``) or OSError: the caller of
     a run notes it, the run's exit status stands.
     """
+    from batch.engine.target import check_results_argument
     from batch.report import data
     from batch.report.destination import check_destination, write_text
-    from batch.target import check_results_argument
 
     if fmt not in FORMATS:
         raise UsageError(f"report format {fmt!r}: use html or md")

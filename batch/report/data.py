@@ -1,8 +1,8 @@
 """What a report shows, read from the run's journal (and its results file, when written).
 
 The journal (``<results>.journal``) holds the run's identity and settings (``meta``), one record
-per row ever sent (``rows``) and the audit trail (``batch.audit``: every request, segment and
-event). Rows never sent (invalid, not_attempted, skipped) are only in the results file, so the
+per row ever sent (``rows``) and the audit trail (``batch.journal.audit``: every request, segment
+and event). Rows never sent (invalid, not_attempted, skipped) are only in the results file, so the
 outcomes come from the results file when it exists and from the journal's rows otherwise (a run
 still going, or one that died before writing it); :attr:`Facts.source` says which.
 
@@ -21,11 +21,12 @@ from typing import Any, Final
 
 import polars as pl
 
-from batch import audit, runcounts
+from batch.engine.target import check_results_argument
 from batch.errors import JournalError
-from batch.journaldb import journal_path, log_path, read_log
+from batch.journal import audit
+from batch.journal import counts as runcounts
+from batch.journal.db import journal_path, log_path, read_log
 from batch.model import RESULT_COLUMNS, Outcome
-from batch.target import check_results_argument
 
 # At most this many rows that did not succeed are embedded (the results file has them all).
 MAX_FAILED_ROWS: Final = 1_000
@@ -81,9 +82,9 @@ class Facts:
     journal: Path
     source: str  # FROM_RESULTS or FROM_JOURNAL
     meta: dict[str, str]
-    record: dict[str, Any]  # the settings the run remembers (batch.record.RunRecord)
-    segments: list[dict[str, Any]]  # batch.audit.segments
-    events: list[dict[str, Any]]  # batch.audit.events
+    record: dict[str, Any]  # the settings the run remembers (batch.journal.record.RunRecord)
+    segments: list[dict[str, Any]]  # batch.journal.audit.segments
+    events: list[dict[str, Any]]  # batch.journal.audit.events
     rows: pl.DataFrame  # one per row: RESULT_COLUMNS, times in microseconds since the epoch
     attempts: pl.DataFrame  # one per request: ATTEMPT_SCHEMA
     history: dict[int, list[dict[str, Any]]]  # every request of each row the page shows
@@ -339,7 +340,7 @@ _LIGHT: Final = tuple(name for name in RESULT_COLUMNS if name not in ("request",
 
 
 def _rows_from_results(results: Path) -> pl.DataFrame:
-    from batch.results import read_results
+    from batch.sheets.results import read_results
 
     frame = (
         read_results(results, only=_LIGHT)

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from batch.errors import InputFileError, UsageError
 
-# Keys of the run's record (batch.record.RunRecord) naming files the run read or writes.
+# Keys of the run's record (batch.journal.record.RunRecord) naming files the run read or writes.
 _RECORDED_FILES: Final = ("input", "job", "current", "api_key_file", "rollback")
 
 
@@ -55,7 +55,7 @@ def check_destination(out: Path, results: Path, record: Mapping[str, Any]) -> No
 def write_text(out: Path, text: str) -> None:
     """Write ``text`` to ``out``: into it when it is a pipe or device, else atomically (a
     symbolic link keeps pointing where it did: the file it names is replaced)."""
-    from batch.results import atomic_file
+    from batch.sheets.results import atomic_file
 
     data = text.encode("utf-8")
     if out.exists() and not out.is_file():  # a FIFO, a character device: write into it
@@ -80,7 +80,7 @@ def _files_of_run(
         for path in folder.iterdir():
             if path.name.startswith(prefix) and path.name not in reports:
                 yield path, "a file reroute keeps beside the results file"
-    from batch.archive import runs_folder
+    from batch.journal.archive import runs_folder
 
     runs = runs_folder(results)
     if runs.is_dir():
@@ -101,7 +101,8 @@ def _recorded(record: Mapping[str, Any], folder: Path, whose: str) -> Iterator[t
 
 
 def _settings_of(about: Path) -> Mapping[str, Any]:
-    """The settings an archived run's ``run.json`` (batch.archive) records; {} if unreadable."""
+    """The settings an archived run's ``run.json`` (batch.journal.archive) records; {} if
+    unreadable."""
     try:
         settings = json.loads(about.read_text(encoding="utf-8")).get("settings")
     except (OSError, ValueError, AttributeError):

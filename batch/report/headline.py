@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batch.merge import ALREADY_APPLIED
+from batch.engine.merge import ALREADY_APPLIED
+from batch.engine.window import format_duration
 from batch.report.data import EXIT_MEANING, Facts
-from batch.window import format_duration
 
 
 def when(us: int | None, *, ms: bool = False) -> str:

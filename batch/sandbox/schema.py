@@ -1,8 +1,8 @@
 """The sandbox's own check of an update body, written from the API doc alone.
 
-This deliberately does not import ``batch.validate`` or the rule tables of ``batch.voicelink``:
-a misreading shared by reroute's validator and its test server would hide in both (issue 3).
-Source: ``shared/spec/voicelink-api.md``, "Body fields" and "Notes on the docs".
+This deliberately does not import ``batch.prepare.validate`` or the rule tables of
+``batch.voicelink``: a misreading shared by reroute's validator and its test server would hide in
+both (issue 3). Source: ``shared/spec/voicelink-api.md``, "Body fields" and "Notes on the docs".
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ Each stage is a process that sends the same rows as the bare anyio + httpx loop 
 bench_run.py, with one more layer of reroute each time:
 
   client     reroute's httpx client (its headers, pool, timeouts) and the JSON answer parsed
-  sender     + batch.send.Sender: the shared limiter, the per-request deadline, the answer
+  sender     + batch.send.sender.Sender: the shared limiter, the per-request deadline, the answer
              classified, tenacity for rows that retry, the row's RowResult
-  run_calls  + batch.rowloop.run_calls: the workers, the observers' hooks, the journal (its log
+  run_calls  + batch.engine.rowloop.run_calls: the workers, the observers' hooks, the journal (its
+  log
              and SQLite), every row's record written before the next request goes out
 
 --what-if adds two stages that are not reroute as shipped, to price a part by its absence:
@@ -48,15 +49,15 @@ WHAT_IF = ("no_journal", "no_deadline")
 
 async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[float]:
     """Send ``rows`` rows through ``name``'s layers; when each answer came (time.time)."""
-    from batch.client import SendPolicy, build_client
-    from batch.journal import Journal
-    from batch.limiter import Limiter
+    from batch.engine.rowloop import run_calls, sender_hooks
+    from batch.engine.stop import Observer
+    from batch.journal.journal import Journal
+    from batch.journal.record import RunIdentity
     from batch.model import Call, RowResult
-    from batch.record import RunIdentity
-    from batch.rowloop import run_calls, sender_hooks
-    from batch.send import Sender
+    from batch.send.client import SendPolicy, build_client
+    from batch.send.limiter import Limiter
+    from batch.send.sender import Sender
     from batch.settings import Rate
-    from batch.stop import Observer
 
     answered: list[float] = []
     client = build_client(base_url, KEY, timeout=30, concurrency=concurrency)
@@ -69,9 +70,9 @@ async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[f
 
     source = calls()
     if name == "no_deadline":
-        import batch.send
+        import batch.send.sender
 
-        class NoDeadline:  # stands in for anyio's CancelScope in batch.send's request
+        class NoDeadline:  # stands in for anyio's CancelScope in batch.send.sender's request
             cancelled_caught = False
 
             def __init__(self, deadline: float = 0.0) -> None:
@@ -83,10 +84,10 @@ async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[f
             def __exit__(self, *exc: object) -> None:
                 return None
 
-        # anyio as batch.send sees it, but for the request's cancel scope.
+        # anyio as batch.send.sender sees it, but for the request's cancel scope.
         without_deadline = types.SimpleNamespace(**vars(anyio))
         without_deadline.CancelScope = NoDeadline
-        batch.send.anyio = without_deadline  # type: ignore[assignment]
+        batch.send.sender.anyio = without_deadline  # type: ignore[assignment]
     async with client:
         if name in ("run_calls", "no_journal", "no_deadline"):
 

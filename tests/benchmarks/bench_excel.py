@@ -9,7 +9,7 @@ cells, as Excel saves them) to tests/benchmarks/data/ (gitignored), then measure
 a fresh child process (peak memory is the step's own), the CSV and the workbook interleaved:
 - ``load_table`` + ``validate`` of each: the ratio .xlsx / .csv (goal, issue 16: within 3x);
 - ``write_results`` of every row's verdict (valid rows with their request body) to .csv, to
-  .xlsx (``batch.xlsxfast``), and to .xlsx through the writer it replaced (xlsxwriter in
+  .xlsx (``batch.sheets.xlsxfast``), and to .xlsx through the writer it replaced (xlsxwriter in
   constant-memory mode, kept below as ``legacy_write_workbook``): seconds and peak RSS (goal:
   a few seconds, memory bounded by the chunk).
 The machine is noisy, so the formats are always measured side by side, best of --repeat.
@@ -71,8 +71,8 @@ WRITES = {"preview": "every verdict (validate --results)", "sent": "a run's reco
 
 
 def legacy_write_workbook(path: Path, file: BinaryIO, frames: Iterable[pl.DataFrame]) -> None:
-    """batch.excel.write_workbook before batch.xlsxfast (xlsxwriter, constant-memory mode),
-    kept to measure the new writer against in the same run."""
+    """batch.sheets.excel.write_workbook before batch.sheets.xlsxfast (xlsxwriter, constant-memory
+    mode), kept to measure the new writer against in the same run."""
     import xlsxwriter
     from xlsxwriter.utility import xl_col_to_name
 
@@ -123,9 +123,9 @@ def sent(results: Iterable[RowResult]) -> Iterator[RowResult]:
 
 def child(mode: str, path: Path, repeat: int) -> None:
     """One measurement in this (fresh) process; prints JSON with seconds and peak RSS."""
-    from batch.load import load_table
-    from batch.results import write_results
-    from batch.validate import validate
+    from batch.prepare.validate import validate
+    from batch.sheets.load import load_table
+    from batch.sheets.results import write_results
 
     best, detail = float("inf"), ""
     if mode.endswith("-legacy"):

@@ -6,8 +6,8 @@ Three loops send the same rows through a stand-in client whose ``post`` yields o
 event loop and returns a prepared 200 answer (the API's success envelope):
 
   bare       the loop alone: 8 workers, one ``post`` per row
-  sender     each row through batch.send.Sender (limiter, deadline, answer classified, result)
-  run_calls  each row through batch.rowloop.run_calls (+ workers, hooks, the journal)
+  sender     each row through batch.send.sender.Sender (limiter, deadline, answer classified,
+  result) run_calls  each row through batch.engine.rowloop.run_calls (+ workers, hooks, the journal)
 
 What a stage adds over ``bare`` is reroute's own code per row, without httpx's (which costs
 ~3.2M instructions a row against the sandbox, far more than ours). Time per row is the median
@@ -36,14 +36,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from batch.client import SendPolicy  # noqa: E402
-from batch.journal import Journal, RunIdentity  # noqa: E402
-from batch.limiter import Limiter  # noqa: E402
+from batch.engine.rowloop import run_calls  # noqa: E402
+from batch.engine.stop import Observer  # noqa: E402
+from batch.journal.journal import Journal, RunIdentity  # noqa: E402
 from batch.model import Call  # noqa: E402
-from batch.rowloop import run_calls  # noqa: E402
-from batch.send import Sender  # noqa: E402
+from batch.send.client import SendPolicy  # noqa: E402
+from batch.send.limiter import Limiter  # noqa: E402
+from batch.send.sender import Sender  # noqa: E402
 from batch.settings import Rate  # noqa: E402
-from batch.stop import Observer  # noqa: E402
 
 STAGES = ("bare", "sender", "run_calls")
 ANSWER = (
@@ -103,7 +103,7 @@ async def run_calls_stage(rows: int) -> None:
         with Journal.open(Path(tmp) / "out.csv.journal", identity) as journal:
             observer = Observer()
             journal.segment = 1
-            # As the engine builds it: the journal is the sender's trail (batch.audit).
+            # As the engine builds it: the journal is the sender's trail (batch.journal.audit).
             sender = Sender(
                 ReadyClient(), Limiter(RATE), SendPolicy(timeout=30),  # type: ignore[arg-type]
                 trail=journal, on_attempt=observer.attempt, on_retry=observer.retrying,

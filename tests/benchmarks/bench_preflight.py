@@ -25,10 +25,10 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from batch.account import Account, Bot, Connection
-from batch.load import Table
-from batch.preflight import judge, targets_of_calls, targets_of_validation
-from batch.validate import add_errors, validate
+from batch.prepare.preflight import judge, targets_of_calls, targets_of_validation
+from batch.prepare.validate import add_errors, validate
+from batch.send.account import Account, Bot, Connection
+from batch.sheets.load import Table
 
 MAIN = "3f2b8c1e-5a4d-4e6f-9b7a-1c2d3e4f5a6b"
 

@@ -69,8 +69,8 @@ def child(mode: str, path: Path, repeat: int) -> None:
     best = cpu = float("inf")
     detail = ""
     # Imported before the clock starts: the bare read does not pay for importing polars either.
-    from batch.load import load_table
-    from batch.validate import validate
+    from batch.prepare.validate import validate
+    from batch.sheets.load import load_table
 
     for _ in range(repeat):
         usage = resource.getrusage(resource.RUSAGE_SELF)

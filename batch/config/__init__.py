@@ -1,0 +1,1 @@
+"""Configuration: flags, job files and the environment, resolved into one settings value."""

@@ -1,0 +1,137 @@
+"""One table of converters: a setting's value, as typed on the command line, read from a job
+file or an environment variable, or remembered by a run's journal, in its settings type.
+
+``COERCE`` maps each RunSettings field to its converter; a converter raises UsageError,
+ValueError or TypeError with a message that names the bad value (never a key-like secret) and
+says what would do, and the caller prefixes where the value came from.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Final
+
+from batch.engine import window
+from batch.engine.window import Bound
+from batch.secrets import is_uuid, looks_like_api_key
+from batch.settings import DEFAULT_API_KEY_ENV, ErrorBudget, Rate, check_base_url, parse_duration
+from batch.sheets.dialect import check_encoding, check_separator, check_sheet
+
+_ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def shown(value: object) -> str:
+    return f"{type(value).__name__} {value!r}" if not isinstance(value, str) else repr(value)
+
+
+def same(value: object) -> object:
+    return value
+
+
+def _as_path(value: object) -> Path:
+    return value if isinstance(value, Path) else Path(str(value))
+
+
+def _as_rate(value: object) -> Rate:
+    return value if isinstance(value, Rate) else Rate.parse(str(value))
+
+
+def _as_count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"expected a whole number >= 1, got {shown(value)}")
+    return value
+
+
+def _as_seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"expected a number of seconds > 0, got {shown(value)}")
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"expected a number of seconds > 0, got {shown(value)}")
+    return number
+
+
+def _as_duration(value: object) -> float:
+    if isinstance(value, str):
+        return parse_duration(value)
+    return _as_seconds(value)
+
+
+def _as_bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {shown(value)}")
+    return value
+
+
+def _as_uuid(value: object) -> str:
+    text = str(value).strip()
+    if not is_uuid(text):
+        raise ValueError(
+            f"{text!r} is not a UUID: copy the connection id from the VoiceLink console"
+        )
+    return text
+
+
+def _as_bound(value: object) -> Bound:
+    return window.parse_bound(value) if isinstance(value, str) else window.check_bound(value)
+
+
+def _as_budget(value: object) -> ErrorBudget:
+    if isinstance(value, ErrorBudget):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f'expected "5%" or a whole number, got {shown(value)}')
+    return ErrorBudget.parse(value)
+
+
+def _as_canary(value: object) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return _as_count(value)
+
+
+def _as_env_name(value: object) -> str:
+    text = str(value)
+    if looks_like_api_key(text):  # never echoed
+        raise ValueError("not an environment variable name: give the NAME of the variable")
+    if not _ENV_NAME.match(text):
+        raise ValueError(
+            f"{text!r} is not an environment variable name: write the NAME of the variable "
+            f'that holds the key, e.g. "{DEFAULT_API_KEY_ENV}"'
+        )
+    return text
+
+
+COERCE: Mapping[str, Callable[[object], object]] = {
+    "input": _as_path,
+    "results": _as_path,
+    "base_url": lambda v: check_base_url(str(v)),
+    "rate": _as_rate,
+    "concurrency": _as_count,
+    "max_attempts": _as_count,
+    "timeout": _as_seconds,
+    "max_retry_after": _as_seconds,
+    "max_outage": _as_duration,
+    "skip_invalid": _as_bool,
+    "fresh": _as_bool,
+    "connection_id": _as_uuid,
+    "not_before": _as_bound,
+    "not_after": _as_bound,
+    "api_key_env": _as_env_name,
+    "current": _as_path,
+    "rollback": _as_path,
+    "fill_from_current": _as_bool,
+    "allow_wipe": _as_bool,
+    "skip_unchanged": _as_bool,
+    "account_check": _as_bool,
+    "canary": _as_canary,
+    "error_budget": _as_budget,
+    "keep_runs": _as_count,
+    "report": _as_bool,
+    "sheet": check_sheet,
+    "separator": check_separator,
+    "encoding": check_encoding,
+}

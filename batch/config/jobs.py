@@ -1,0 +1,415 @@
+"""Job files: a reviewed TOML file that says what to run, where, how fast and when.
+
+Operations teams review a job file in a pull request, then a scheduler runs
+``reroute run jobs/NAME.toml``. The file is read with ``tomllib`` into a frozen :class:`Job`
+(``None`` = not set in the file), checked strictly (an unknown key is a typo that would
+silently change a run), and merged with flags, environment and defaults by
+:func:`resolve_run_settings`, the one place that knows the precedence
+flag > job file > environment > default. Schema (paths relative to the job file's folder)::
+
+    description = "..."                # optional, shown by `reroute jobs check`
+    input = "../samples/routing-changes.csv"
+    results = "routing-changes.results.csv"
+    sheet, separator, encoding         # optional: how the input is read (--sheet and so on)
+    report = false                     # optional: no report at the end (as --no-report)
+    [target]  base_url, api_key_env (the NAME of a variable, never a key), connection_id
+    [pace]    rate ("60/min"), concurrency, max_attempts, timeout, max_retry_after,
+              max_outage ("15m", or seconds)
+    [window]  not_before, not_after   (ISO-8601 with offset; times of day = every night)
+    [safety]  skip_invalid, account_check, current (a snapshot file), fill_from_current, allow_wipe,
+              skip_unchanged, rollback (a file to write), canary (rows), error_budget ("5%" or 10)
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from batch.config.coerce import COERCE, same, shown
+from batch.engine import window
+from batch.engine.window import Bound
+from batch.errors import JobFileError, UsageError
+from batch.secrets import KEY_PREFIX, KEY_REFUSED, looks_like_api_key, strings_of
+from batch.settings import DEFAULT_API_KEY_ENV, ErrorBudget, Rate, RunSettings
+
+# Environment variables that feed a setting (the key itself is read by the CLI, by name).
+ENV_VARS: Mapping[str, str] = {"base_url": "REROUTE_BASE_URL"}
+
+_TOP_KEYS = ("description", "input", "results", "sheet", "separator", "encoding", "report")
+_READING_KEYS = ("sheet", "separator", "encoding")
+_TABLES: Mapping[str, tuple[str, ...]] = {
+    "target": ("base_url", "api_key_env", "connection_id"),
+    "pace": ("rate", "concurrency", "max_attempts", "timeout", "max_retry_after", "max_outage"),
+    "window": ("not_before", "not_after"),
+    "safety": (
+        "skip_invalid",
+        "current",
+        "fill_from_current",
+        "allow_wipe",
+        "skip_unchanged",
+        "rollback",
+        "canary",
+        "error_budget",
+        "keep_runs",
+        "account_check",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job file's settings, as written (paths made relative to the job file's folder)."""
+
+    path: Path
+    input: Path
+    results: Path | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    connection_id: str | None = None
+    rate: Rate | None = None
+    concurrency: int | None = None
+    max_attempts: int | None = None
+    timeout: float | None = None
+    not_before: Bound | None = None  # aware datetime, or aware time of day (a daily window)
+    not_after: Bound | None = None
+    skip_invalid: bool | None = None
+    max_retry_after: float | None = None
+    max_outage: float | None = None
+    description: str | None = None
+    current: Path | None = None  # [safety]: paths relative to the job file's folder
+    fill_from_current: bool | None = None
+    allow_wipe: bool | None = None
+    skip_unchanged: bool | None = None
+    rollback: Path | None = None
+    canary: int | None = None
+    error_budget: ErrorBudget | None = None
+    keep_runs: int | None = None
+    account_check: bool | None = None
+    sheet: str | None = None  # top-level keys: how the input is read
+    separator: str | None = None
+    encoding: str | None = None
+    report: bool | None = None  # top level: write the report at the end (false: --no-report)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def is_job_file(path: Path | str) -> bool:
+    """``reroute run`` takes a job file where it takes an input file: told apart by ``.toml``."""
+    return Path(path).suffix.lower() == ".toml"
+
+
+def load_job(path: Path | str) -> Job:
+    """Read and check a job file; every problem is a JobFileError naming the file and the key."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise JobFileError(path, f"cannot read the job file ({exc.strerror})") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise JobFileError(path, "the job file is not UTF-8 text: save it as UTF-8") from None
+    # Look for keys in the raw text first: a key in a comment or in a line TOML cannot parse
+    # is as leaked as one in a value. The value itself is never echoed.
+    for number, line in enumerate(text.splitlines(), start=1):
+        if KEY_PREFIX.search(line):
+            raise JobFileError(path, f"line {number}: {KEY_REFUSED}")
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise JobFileError(path, f"not valid TOML: {exc}") from None
+    for key, value in strings_of(doc):
+        if looks_like_api_key(value):
+            raise JobFileError(path, f"key {key}: {KEY_REFUSED}")
+    return _Reader(path, doc).job()
+
+
+class _Reader:
+    """Type-checks one parsed job document; raises JobFileError at the first problem.
+
+    A value's TOML type is checked here (job files are typed: a count has no quotes, a rate
+    has them); its meaning by the same converters as the command line's flags (``_COERCE``),
+    so a job key and its flag accept the same values and say the same things.
+    """
+
+    def __init__(self, path: Path, doc: dict[str, Any]) -> None:
+        self.path = path
+        self.doc = doc
+
+    def fail(self, key: str, problem: str) -> JobFileError:
+        return JobFileError(self.path, f"key {key}: {problem}")
+
+    def job(self) -> Job:
+        for key, value in self.doc.items():
+            if key in _TABLES:
+                if not isinstance(value, dict):
+                    raise self.fail(key, f"expected a table: write it as a [{key}] section")
+                for inner in value:
+                    if inner not in _TABLES[key]:
+                        raise self.fail(f"[{key}].{inner}", _unknown(inner, _TABLES[key], key))
+            elif key not in _TOP_KEYS:
+                known = [*_TOP_KEYS, *(f"[{t}]" for t in _TABLES)]
+                raise self.fail(key, _unknown(key, known, None))
+        if "input" not in self.doc:
+            raise self.fail(
+                "input",
+                "missing: name the file of changes to send, e.g. "
+                'input = "../samples/routing-changes.csv"',
+            )
+        values: dict[str, Any] = {
+            name: self.value(f"[{table}].{name}", self.doc.get(table, {}).get(name))
+            for table, names in _TABLES.items()
+            for name in names
+        }
+        input_path = self.path_of("input", self.doc.get("input"), must_exist=True)
+        assert input_path is not None  # present, checked above
+        job = Job(
+            path=self.path,
+            input=input_path,
+            results=self.path_of("results", self.doc.get("results")),
+            description=self.value("description", self.doc.get("description")),
+            **values,
+            **{name: self.value(name, self.doc.get(name)) for name in _READING_KEYS},
+            report=self.value("report", self.doc.get("report")),
+        )
+        if job.current is None:
+            for name in ("fill_from_current", "allow_wipe", "skip_unchanged", "rollback"):
+                if getattr(job, name):
+                    raise self.fail(
+                        f"[safety].{name}",
+                        "needs [safety].current, the snapshot of the current records "
+                        '(e.g. current = "../samples/routing-current.csv")',
+                    )
+        if job.rollback is not None and job.rollback in (job.input, job.current, job.results):
+            raise self.fail(
+                "[safety].rollback",
+                f"{job.rollback} is also the job's input, snapshot or results file: "
+                "name another file",
+            )
+        try:  # a daily window is checked against an arbitrary day: only its shape matters here
+            window.resolve(job.not_before, job.not_after, datetime.now(UTC))
+        except ValueError as exc:
+            raise self.fail("[window]", str(exc)) from None
+        return job
+
+    def value(self, key: str, value: object) -> Any:
+        """One key's value: its TOML type checked, then converted as its flag would be."""
+        if value is None:
+            return None
+        name = key.rsplit(".", 1)[-1]
+        if name in _PATHS:
+            return self.path_of(key, value, must_exist=name == "current")
+        types, expected = _TOML_TYPES.get(name, ((str,), "a string in quotes"))
+        if isinstance(value, bool) is not (bool in types) or not isinstance(value, types):
+            raise self.fail(key, f"expected {expected}, got {shown(value)}")
+        try:
+            return COERCE.get(name, same)(value)
+        except (UsageError, ValueError, TypeError) as exc:
+            raise self.fail(key, str(exc)) from None
+
+    def path_of(self, key: str, value: object, *, must_exist: bool = False) -> Path | None:
+        """A path from the job file, relative to the job file's folder."""
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string in quotes, got {shown(value)}")
+        if not value.strip():
+            raise self.fail(key, "is empty: name a file, relative to the job file's folder")
+        path = _beside(self.path, value)
+        if must_exist and not path.is_file():
+            what = "export the current records there" if key.endswith("current") else "create it"
+            raise self.fail(
+                key,
+                f"file {path} not found (paths in a job file are relative to the job file's "
+                f"folder, {self.path.parent}): fix the path or {what}",
+            )
+        return path
+
+
+# Job keys whose TOML value is not a string in quotes: the types TOML gives, and the words.
+_COUNT = ((int,), "a whole number >= 1 (no quotes)")
+_SECONDS = ((int, float), "a number of seconds > 0 (no quotes)")
+_FLAG = ((bool,), "true or false (no quotes)")
+_TOML_TYPES: Mapping[str, tuple[tuple[type, ...], str]] = {
+    "concurrency": _COUNT,
+    "max_attempts": _COUNT,
+    "canary": _COUNT,
+    "keep_runs": _COUNT,
+    "timeout": _SECONDS,
+    "max_retry_after": _SECONDS,
+    "max_outage": ((int, float, str), 'a duration like "15m" or a number of seconds'),
+    "skip_invalid": _FLAG,
+    "fill_from_current": _FLAG,
+    "allow_wipe": _FLAG,
+    "skip_unchanged": _FLAG,
+    "account_check": _FLAG,
+    "report": _FLAG,
+    "error_budget": ((str, int), '"5%" or a whole number'),
+    # a date (datetime's base class) too: the window's own check says what is missing
+    "not_before": ((str, date, time), "an ISO-8601 time with its offset"),
+    "not_after": ((str, date, time), "an ISO-8601 time with its offset"),
+}
+_PATHS = frozenset({"current", "rollback"})
+
+
+def resolve_run_settings(
+    flags: Mapping[str, object | None],
+    job: Job | None,
+    env: Mapping[str, str],
+    *,
+    now: datetime | None = None,
+    remembered: Mapping[str, object] | None = None,
+) -> RunSettings:
+    """Merge flag > job file > remembered > environment > default into RunSettings; the one
+    place that does. ``remembered``: what the journal of the run being resumed or retried
+    recorded (its target and pace, ``batch.journal.record``).
+
+    ``flags`` maps RunSettings field names to what the command line gave, ``None`` meaning "not
+    given" (so boolean flags pass ``None``, not ``False``, when absent); values may be text as
+    typed or already parsed. ``env`` is passed in (only the CLI reads the real environment).
+    ``now`` resolves a daily window (times of day) to tonight's or the next occurrence; it is
+    read from the clock only when a daily window needs it and none is given.
+    Raises UsageError naming the flag, job key or variable that holds a bad value.
+    """
+    unknown = set(flags) - _SETTING_NAMES
+    if unknown:
+        raise ValueError(f"not RunSettings fields: {sorted(unknown)}")
+    if job is not None and is_job_file(str(flags.get("input") or "")):
+        flags = {**flags, "input": None}  # `run JOB.toml`: the positional argument is the job
+    values: dict[str, object] = {}
+    for name in _SETTING_NAMES:
+        picked = _pick(name, flags, job, env, remembered or {})
+        if picked is not None:
+            value, source = picked
+            values[name] = _coerce(name, value, source)
+    if "input" not in values:
+        raise UsageError("no input: give an input file or a job file")
+    input_path = values["input"]
+    assert isinstance(input_path, Path)
+    if "results" not in values:
+        values["results"] = (
+            job.path.parent / f"{job.name}.results.csv"
+            if job is not None
+            else Path(f"{input_path.stem}.results.csv")
+        )
+    values["results"] = _placeheld(values["results"], input_path, now)
+    before, after = values.pop("not_before", None), values.pop("not_after", None)
+    assert before is None or isinstance(before, datetime | time)
+    assert after is None or isinstance(after, datetime | time)
+    daily = isinstance(before, time) or isinstance(after, time)  # datetime is no time subclass
+    at = now if now is not None else (datetime.now(UTC) if daily else _EPOCH)
+    try:
+        win = window.resolve(before, after, at)
+    except ValueError as exc:
+        raise UsageError(f"change window ({_window_sources(flags, job)}): {exc}") from None
+    # Each value was coerced to its field's type by _COERCE above.
+    return RunSettings(not_before=win.not_before, not_after=win.not_after, **values)  # type: ignore[arg-type]
+
+
+_SETTING_NAMES = frozenset(f.name for f in fields(RunSettings))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Where each setting lives in a job file (for messages); input/results are top-level keys.
+_JOB_KEYS = {name: f"[{table}].{name}" for table, names in _TABLES.items() for name in names}
+_JOB_KEYS |= {"input": "input", "results": "results"}
+_JOB_KEYS |= {name: name for name in (*_READING_KEYS, "report")}
+
+
+PLACEHOLDERS = ("date", "input_stem", "input_sha8")
+
+
+def _placeheld(results: object, input_path: Path, now: datetime | None) -> Path:
+    """The results path with its placeholders filled: ``{date}`` (UTC, YYYY-MM-DD),
+    ``{input_stem}``, ``{input_sha8}`` (the input's content), for one results file per batch."""
+    text = str(results)
+    if "{" not in text:
+        return Path(text)
+    fields = {
+        "date": (now or datetime.now(UTC)).strftime("%Y-%m-%d"),
+        "input_stem": input_path.stem,
+    }
+    if "{input_sha8}" in text:
+        from batch.journal.record import sha256_file
+
+        try:
+            fields["input_sha8"] = sha256_file(input_path)[:8]
+        except OSError as exc:
+            raise UsageError(f"results {text}: cannot read {input_path} ({exc.strerror})") from None
+    try:
+        return Path(text.format(**fields))
+    except (KeyError, IndexError, ValueError):
+        known = ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+        raise UsageError(f"results {text!r}: the placeholders are {known}") from None
+
+
+def _pick(
+    name: str,
+    flags: Mapping[str, object | None],
+    job: Job | None,
+    env: Mapping[str, str],
+    remembered: Mapping[str, object],
+) -> tuple[object, str] | None:
+    """The winning value of one setting and where it came from, or None for the default."""
+    flag = flags.get(name)
+    if flag is not None:
+        return flag, "--" + name.replace("_", "-")
+    if job is not None and name in _JOB_KEYS:
+        value = getattr(job, name)
+        if value is not None:
+            return value, f"{job.path} {_JOB_KEYS[name]}"
+    if remembered.get(name) is not None:
+        return remembered[name], f"the run's journal ({name})"
+    variable = ENV_VARS.get(name)
+    if variable is not None and env.get(variable, "").strip():
+        return env[variable], variable
+    return None
+
+
+def _coerce(name: str, value: object, source: str) -> object:
+    """Parse a flag or environment value into its settings type; UsageError names the source."""
+    try:
+        return COERCE.get(name, same)(value)
+    except UsageError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{source}: {exc}") from None
+
+
+def _window_sources(flags: Mapping[str, object | None], job: Job | None) -> str:
+    parts = [f"--{n.replace('_', '-')}" for n in ("not_before", "not_after") if flags.get(n)]
+    if job is not None and (job.not_before or job.not_after):
+        parts.append(f"{job.path} [window]")
+    return ", ".join(parts) or "window"
+
+
+def _beside(job_path: Path, value: str) -> Path:
+    """A path from a job file, relative to the job file's folder (tidied, not resolved)."""
+    path = Path(value.strip()).expanduser()
+    if path.is_absolute():
+        return path
+    return Path(os.path.normpath(job_path.parent / path))
+
+
+def _unknown(key: str, known: list[str] | tuple[str, ...], table: str | None) -> str:
+    close = difflib.get_close_matches(key, [k.strip("[]") for k in known], n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    where = f"in [{table}] " if table else ""
+    return f"unknown key{hint}: the keys {where}are {', '.join(known)}"
+
+
+__all__ = [
+    "DEFAULT_API_KEY_ENV",
+    "ENV_VARS",
+    "Job",
+    "is_job_file",
+    "load_job",
+    "looks_like_api_key",
+    "resolve_run_settings",
+]

@@ -1,0 +1,126 @@
+"""What a run's results file holds, counted from its journal: rows per outcome and requests.
+
+One definition for ``reroute status``, ``reroute report`` and ``run.json``, so the three never
+disagree with each other or with the results file:
+
+- **Rows**: the journal has a record for every row ever sent; the candidates without one are
+  ``not_attempted``, and the rows the run never sends (invalid, skipped, and a retry's rows that
+  succeeded before) are the ``others`` meta key, per outcome, stored as the run starts.
+- **Requests**: the results file's ``attempts`` add up to the requests of this results path's
+  audit trail (its attempts file) plus those recorded before it (``carried_requests``): a retry
+  written to another results file counts on from the attempts of the file it retried, and its
+  trail holds only its own requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
+
+# Meta keys of the journal, stored by batch.engine.runjournal.remember as an invocation starts a
+# run.
+OTHERS_KEY: Final = "others"  # rows of the results file the run never sends, per outcome
+CANDIDATES_KEY: Final = "candidates"  # rows the run may send
+CARRIED_KEY: Final = "carried_requests"  # requests recorded before this journal's trail
+
+_UNKNOWN: Final = Outcome.UNKNOWN.value
+
+
+def resends(outcome: str, status: int | None, code: str) -> bool:
+    """A failed row a resume sends again (RowResult.decided, on a record's values)."""
+    return outcome == Outcome.FAILED and (status in RESEND_STATUSES or code in RESEND_CODES)
+
+
+def later(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The later of two records of one row: more attempts, or as many and a final outcome
+    (an outcome only moves forward; attempts only accumulate). Ties go to ``b``."""
+    return a if (a[4], a[2] != _UNKNOWN) > (b[4], b[2] != _UNKNOWN) else b
+
+
+@dataclass
+class Tally:
+    outcomes: Counter[str] = field(default_factory=Counter)
+    resend: int = 0
+    attempts: int = 0
+    recent: int = 0  # rows decided since the current rate's start
+    active: int = 0  # rows decided since the segment's active start
+
+    def add(self, record: tuple[Any, ...], sign: int, recent: int, active: int) -> None:
+        outcome, status, attempts, code, finished = (
+            record[2],
+            record[3],
+            record[4],
+            record[5],
+            record[10],
+        )
+        self.outcomes[outcome] += sign
+        self.resend += sign * resends(outcome, status, code)
+        self.attempts += sign * (attempts or 0)
+        if finished is not None and outcome != _UNKNOWN:
+            self.recent += sign * (finished >= recent)
+            self.active += sign * (finished >= active)
+
+
+def others_of(text: str | None) -> dict[str, int] | None:
+    """The ``others`` meta key: rows of the results file the run never sends, per outcome."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    known = {o.value for o in Outcome}
+    if not isinstance(data, dict):
+        return None
+    return {k: int(v) for k, v in data.items() if k in known and isinstance(v, int)}
+
+
+def rows_of(
+    recorded: Mapping[str, int], candidates: int | None, others: Mapping[str, int] | None
+) -> tuple[dict[str, int | None], int | None]:
+    """Rows per outcome as the results file will have them, and the total (None: unknown),
+    from the journal's records per outcome. Candidates without a record are not_attempted;
+    ``others`` are the rows the run never sends (without it, invalid is unknown)."""
+    outcomes: dict[str, int | None] = {o.value: recorded.get(o.value, 0) for o in Outcome}
+    found = sum(recorded.values())
+    sent_at_most = found if candidates is None else candidates
+    outcomes[Outcome.NOT_ATTEMPTED] = max(0, sent_at_most - found)
+    total = None
+    if others is None:
+        outcomes[Outcome.INVALID] = None
+    else:
+        for outcome, n in others.items():
+            outcomes[outcome] = (outcomes[outcome] or 0) + n
+        total = max(sent_at_most, found) + sum(others.values())
+    return outcomes, total
+
+
+def count(
+    tally: Tally, candidates: int | None, others: Mapping[str, int] | None
+) -> tuple[dict[str, int | None], int | None, int]:
+    """Rows per outcome as the results file will have them (:func:`rows_of`), the total
+    (None: unknown) and the rows decided."""
+    outcomes, total = rows_of(tally.outcomes, candidates, others)
+    decided = Outcome.SUCCEEDED, Outcome.SKIPPED, Outcome.FAILED
+    done = sum(tally.outcomes[o.value] for o in decided) - tally.resend
+    return outcomes, total, done
+
+
+def carried_of(meta: Mapping[str, str]) -> int:
+    """Requests the results file counts from before this journal's trail (0 when none: a run,
+    a retry in place, or a journal of an older reroute)."""
+    try:
+        return max(0, int(meta.get(CARRIED_KEY) or 0))
+    except ValueError:
+        return 0
+
+
+def requests(meta: Mapping[str, str], in_trail: int) -> int:
+    """Every request ever sent for the rows of the results file (the sum of its ``attempts``):
+    those of the trail and those carried from before it."""
+    return carried_of(meta) + in_trail

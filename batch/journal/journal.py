@@ -1,0 +1,409 @@
+"""The run's journal: every row's outcome, written durably the moment it is known.
+
+A long run (10,000 rows at 60/min is almost three hours) must survive ``kill -9``, a reboot or a
+Ctrl-C and continue where it stopped. The journal is a SQLite database in WAL mode beside the
+results file (``<results>.journal``), with an append-only log beside it (``<results>.journal-log``)
+that makes each record durable the moment it is known:
+
+- Every record is first copied into the log as one JSON line. The log is a file mapped into
+  memory (``batch.journal.maplog``): once the copy ends, the line is in the operating system's page
+  cache, as a ``write`` would put it, so it survives the death of the process (not of the
+  machine's power, which an fsync per row could add at a large cost).
+- Records are copied into SQLite in batches (one transaction per ``BATCH`` records, and before any
+  read; a row's latest record only), and the log is then zeroed. Opening a journal first copies
+  in whatever the log still holds, up to its first zero byte (a crash between the two steps
+  copies a record twice: the same upsert, harmless).
+
+So a row costs two small copied lines instead of two SQLite transactions. Every record is in
+the log before reroute sends anything or waits for anything: an in-flight mark before its request
+goes out, a final record at once, or (for the orchestrator, which asks for it with
+``finish(..., commit=False)``) in the same copy as the next row's in-flight mark, which the same
+task makes without yielding in between: nothing else runs while a final is not yet written.
+
+What it holds, per input row that was ever sent:
+- while a row is in flight, an ``unknown`` record with the attempts started so far (written when
+  each attempt starts), so a crash leaves at most ``--concurrency`` unknowns;
+- once the answer is known, the final record (``succeeded`` / ``failed``), replacing it.
+Rows never sent have no record (they are ``not_attempted``). A meta table names the run (sha256
+of the input's content, the base URL and the resolved results path) and remembers the settings
+that define it (``batch.journal.record``: target, key variable NAME, pace, what changes the bodies),
+so resume and retry reuse them. The API key is never stored here.
+
+Attempts accumulate: a row sent again (a resume after a 401, a retry of a failure) starts from
+the attempts and first send time its earlier record holds, or that the caller carried in from
+a results file (:meth:`Journal.carry`), whichever counted more.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from batch.errors import JournalError
+from batch.journal import applied, audit, rowrecords
+from batch.journal import db as journaldb
+from batch.journal.db import discard as discard  # the journal's files, for its users
+from batch.journal.db import journal_path as journal_path
+from batch.journal.maplog import MappedLog
+from batch.journal.record import RunIdentity
+from batch.model import Call, Outcome, RowResult
+
+# Records copied from the log into SQLite per transaction (the log never holds many more).
+BATCH: Final = 256
+
+
+class Journal:
+    """One run's durable record of row outcomes. Open with :meth:`open`; use as a context.
+
+    The orchestrator calls :meth:`begin` when it starts a row, :meth:`attempt` as each request
+    starts (via the sender's ``on_attempt`` hook), then :meth:`finish` with the final result, or
+    :meth:`abandon` if the row was cancelled. Not thread-safe: one event loop drives it.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, path: Path, *, resumed: bool) -> None:
+        self._db = connection
+        self.path = path
+        self.resumed = resumed  # True when records of an earlier invocation were found
+        self._closed = False
+        self.target = self.meta("base_url") or ""  # where this journal's rows were applied
+        self._log = journaldb.log_path(path)
+        try:
+            self._mapped = MappedLog(self._log)
+        except (OSError, ValueError) as exc:
+            connection.close()
+            raise JournalError(f"{self._log}: cannot open the run journal's log ({exc})") from exc
+        self._unwritten: list[bytes] = []  # lines held for the next write (commit=False)
+        # Records in the log, not yet in SQLite: each row's latest only (its final record
+        # replaces its in-flight mark, so SQLite is written once per row, not twice).
+        self._batch: dict[int, tuple[Any, ...]] = {}
+        # Attempt records in the log, not yet in SQLite: each request's latest, by (row, n).
+        self._attempts: dict[tuple[int, int], tuple[Any, ...]] = {}
+        # The attempt record of each row's request in flight (bounded by --concurrency).
+        self._sent: dict[int, tuple[Any, ...]] = {}
+        self.segment = 0  # the segment (audit trail) this invocation's requests belong to
+        self._logged = 0  # lines in the log since it was last emptied
+        # Attempts made for in-flight rows by earlier invocations (a resumed row, a retried
+        # one), and when the row was first sent (microseconds since the epoch): added to this
+        # invocation's, so `attempts` stays the number of requests sent and `started_at` the
+        # first. Bounded by --concurrency: only rows in flight are here.
+        self._prior: dict[int, tuple[int, int | None]] = {}
+        # What a retry read from a results file about each row it sends (see carry()).
+        self._carried: Mapping[int, tuple[int, datetime | None]] = {}
+
+    @classmethod
+    def open(cls, path: Path, identity: RunIdentity | None, *, fresh: bool = False) -> Journal:
+        """Open (or create) the journal at ``path`` for the run ``identity``.
+
+        Raises JournalError when the file is not a journal, or records a different run (the
+        message says to use --fresh or another --results). ``fresh`` discards it first.
+        ``identity=None`` opens an existing journal whatever run it records (a retry in place
+        updates the journal of the run that wrote the results file).
+        """
+        db, resumed = journaldb.connect(path, identity, fresh=fresh)
+        return cls(db, path, resumed=resumed)
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Write and copy in what is pending, and close; closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._flush()
+            empty = self._mapped.used == 0
+        finally:
+            self._mapped.close()
+            self._db.close()
+        if empty:
+            self._log.unlink(missing_ok=True)  # everything is in SQLite
+
+    def delete(self) -> None:
+        """Close and remove the journal files (when the results file now holds everything)."""
+        self.close()
+        journaldb.discard(self.path)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, row: int) -> RowResult | None:
+        self._flush()
+        record = self._db.execute(
+            f"SELECT {rowrecords.COLUMNS} FROM rows WHERE row = ?", (row,)
+        ).fetchone()
+        return None if record is None else rowrecords.to_result(record)
+
+    def is_final(self, row: int) -> bool:
+        """True when the row was decided (RowResult.decided) and must not be sent again."""
+        self._flush()
+        record = self._db.execute(
+            "SELECT outcome, http_status, error_code FROM rows WHERE row = ?", (row,)
+        ).fetchone()
+        if record is None:
+            return False
+        outcome, status, code = record
+        return RowResult(row, "", Outcome(outcome), status, error_code=code or "").decided
+
+    def results(self) -> Iterator[RowResult]:
+        """Every record, in row order (streamed: the cursor is read lazily)."""
+        self._flush()
+        for record in self._db.execute(f"SELECT {rowrecords.COLUMNS} FROM rows ORDER BY row"):
+            yield rowrecords.to_result(record)
+
+    def counts(self) -> dict[Outcome, int]:
+        self._flush()
+        return {
+            Outcome(outcome): n
+            for outcome, n in self._db.execute("SELECT outcome, count(*) FROM rows GROUP BY 1")
+        }
+
+    def final_count(self) -> int:
+        """How many rows are decided (skipped by a resumed run)."""
+        return sum(1 for result in self.results() if result.decided)
+
+    def applied_at(self, call: Call) -> datetime | None:
+        """When ``call``'s very body was applied to its routing id on this journal's target by
+        an earlier run of this results path; None when it was not."""
+        at = applied.applied_at(self._db, self.target, str(call.routing_id), call.body)
+        return None if at is None else rowrecords.when(at)
+
+    def remember_applied(self) -> None:
+        """Fold this run's succeeded rows into the memory of what was applied
+        (batch.journal.applied); the engine calls it when an invocation ends."""
+        self._flush()
+        applied.remember(self._db, self.target)
+
+    def start_run(self, identity: RunIdentity) -> None:
+        """Make this journal the journal of a new run (``identity``): the rows of the previous
+        one are forgotten (the caller archived its results file first; what they applied is
+        folded into the memory first, should its last invocation have died)."""
+        self.remember_applied()
+        audit.forget(self._db)  # its trail went with its files to the archive
+        with self._db:
+            self._db.execute("DELETE FROM rows")
+            self._db.execute("DELETE FROM meta WHERE key = 'finished'")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                list(identity.as_meta().items()),
+            )
+        self.target = identity.base_url
+        self.resumed = False
+
+    # -- the audit trail (batch.journal.audit)
+    # -------------------------------------------------------
+
+    def begin_segment(self, start: audit.SegmentStart) -> int:
+        """This invocation starts sending: a new segment of the run's story."""
+        self.segment = audit.begin_segment(self._db, start)
+        return self.segment
+
+    def end_segment(self, stop_reason: str, exit_status: int | None) -> None:
+        if self.segment:
+            audit.end_segment(self._db, self.segment, stop_reason=stop_reason,
+                              exit_status=exit_status)  # fmt: skip
+
+    def event(self, kind: str, detail: str) -> None:
+        """What a guard did (window, canary, budget, a pause, a stop), when it did it."""
+        if self.segment:
+            audit.add_event(self._db, self.segment, kind, detail)
+
+    def trail(self) -> sqlite3.Connection:
+        """The database, for writing the audit files (read only what is in it: flushed)."""
+        self._flush()
+        return self._db
+
+    def record(self, result: RowResult) -> None:
+        """Record a row decided without a request (already applied by an earlier run)."""
+        self._write(rowrecords.values_of(result))
+        self.resumed = True  # it has records now: pending() must look them up
+
+    def has_applied(self) -> bool:
+        """Whether anything was ever applied on this journal's target (a quick check that
+        spares a new journal one lookup per row)."""
+        row = self._db.execute("SELECT 1 FROM applied WHERE target = ? LIMIT 1", (self.target,))
+        return row.fetchone() is not None
+
+    def metadata(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+
+    def meta(self, key: str) -> str | None:
+        """A value of the journal's meta table (the run's identity, its remembered settings)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or with None, remove) a value of the meta table."""
+        with self._db:
+            if value is None:
+                self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)
+                )
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def carry(self, earlier: Mapping[int, tuple[int, datetime | None]]) -> None:
+        """Attempts and first send time per row that a retry read from a results file: a row
+        sent again counts on from them (when its journal record does not count more)."""
+        self._carried = earlier
+
+    def begin(self, call: Call) -> None:
+        """The run is about to send ``call``: remember the attempts made before (an earlier
+        invocation's record of any outcome, or what a retry carried in) and the first send."""
+        attempts, started = self._carried.get(call.row, (0, None))
+        earlier = self.get(call.row) if self.resumed else None
+        if earlier is not None:
+            attempts = max(attempts, earlier.attempts)
+            moments = [m for m in (started, earlier.started_at) if m is not None]
+            started = min(moments) if moments else None
+        self._prior[call.row] = (attempts, rowrecords.stamp(started))
+
+    def attempt(
+        self,
+        call: Call,
+        n: int,
+        *,
+        now: datetime | None = None,
+        waited_ms: int = 0,
+        cause: str = "",
+    ) -> None:
+        """Attempt ``n`` (1-based) of ``call`` starts: record the row as in flight, and the
+        request (sent, not yet answered; after ``waited_ms`` for ``cause``), durably."""
+        row = call.row
+        prior, started = self._prior.get(row, (0, None))
+        # The wall clock in microseconds, read directly (a datetime costs four times more).
+        sent = time.time_ns() // 1000 if now is None else rowrecords.stamp(now)
+        if started is None:
+            started = sent
+            self._prior[row] = (prior, started)
+        routing_id = str(call.routing_id)
+        # The values of an `unknown` RowResult, without building one: this runs per request.
+        values = (
+            row, routing_id, rowrecords.UNKNOWN, None, prior + n, "", "", call.body, "",
+            started, None, None,
+        )  # fmt: skip
+        self._batch[row] = values
+        request = (row, routing_id, prior + n, self.segment, sent, None, None, "", waited_ms,
+                   cause, None)  # fmt: skip
+        self._sent[row] = request
+        self._attempts[(row, prior + n)] = request
+        self._logged += 1
+        # One line for both: the row's record, then what its request adds (journaldb.replay).
+        self._append(rowrecords.line((*values, self.segment, sent, waited_ms, cause)))
+        if self._logged >= BATCH:
+            self._flush()
+
+    def answered(
+        self,
+        call: Call,
+        status: int | None,
+        code: str,
+        retry_after: float | None,
+        *,
+        final: bool = False,
+    ) -> None:
+        """The request in flight for ``call`` has its answer (``status``, or None for a
+        transport error, with its ``code``). ``final``: the row's last (a success): the record
+        goes to SQLite with the others, but is not logged, since the row's final record (which
+        follows without a pause) says when and how it was answered."""
+        request = self._sent.pop(call.row, None)
+        if request is None:
+            return
+        answer = (*request[:5], time.time_ns() // 1000, status, code, *request[8:10],
+                  retry_after)  # fmt: skip
+        self._attempts[(answer[0], answer[2])] = answer
+        # Not counted: a batch is so many row records (the attempts ride along with them).
+        if final:
+            return  # a success: the row's final record says it all (journaldb.replay)
+        self._append(rowrecords.line((audit.ATTEMPT_MARK, *answer)))
+
+    def finish(self, result: RowResult, *, commit: bool = True) -> RowResult:
+        """Record the final result of a row; returns it with attempts of earlier runs added.
+
+        ``commit=False`` holds the record back for the next write (the next row's in-flight
+        mark, in the same ``os.write``) or :meth:`commit`. Only for a caller that commits
+        before it awaits anything: the orchestrator, whose task goes straight on to its next
+        row (see the module docstring).
+        """
+        prior, first = self._prior.pop(result.row, (0, None))
+        if prior:
+            started = rowrecords.when(first)
+            if started is not None and result.finished_at is not None:
+                # The first send was an earlier invocation's: times run from it.
+                duration = (result.finished_at - started) // timedelta(milliseconds=1)
+                result = replace(result, started_at=started, duration_ms=duration)
+            result = replace(result, attempts=result.attempts + prior)
+        self._write(rowrecords.values_of(result), commit=commit)
+        return result
+
+    def commit(self) -> None:
+        """Write what ``finish(..., commit=False)`` held back (nothing when nothing is)."""
+        if self._unwritten:
+            self._append(b"")
+
+    def abandon(self, call: Call) -> RowResult | None:
+        """The row was cancelled before its answer: its record (``unknown``) stays as it is.
+
+        Returns that record, or None when no request was ever sent for it (``not_attempted``).
+        """
+        self._prior.pop(call.row, None)
+        self._sent.pop(call.row, None)  # its request stays sent, never answered
+        return self.get(call.row)
+
+    def _write(self, values: tuple[Any, ...], *, commit: bool = True) -> None:
+        self._batch[values[0]] = values
+        self._logged += 1
+        if commit:
+            self._append(rowrecords.line(values))
+        else:
+            self._unwritten.append(rowrecords.line(values))
+        if self._logged >= BATCH:
+            self._flush()
+
+    def _append(self, line: bytes) -> None:
+        """The held-back lines and ``line``, copied into the log at once: durable when it
+        returns. When they do not fit, the records are copied into SQLite first."""
+        if self._unwritten:
+            line = b"".join((*self._unwritten, line))
+            self._unwritten.clear()
+        if self._mapped.append(line):
+            return
+        self._copy_in()  # every record in the batch is in SQLite: the log can start over
+        if not self._mapped.append(line):
+            try:
+                self._mapped.grow(len(line))
+            except (OSError, ValueError) as exc:
+                raise JournalError(f"{self._log}: cannot write the run journal ({exc})") from exc
+            self._mapped.append(line)
+
+    def _flush(self) -> None:
+        """Copy the records written to the log into SQLite, then empty the log."""
+        if self._unwritten:
+            self._append(b"")
+        self._copy_in()
+
+    def _copy_in(self) -> None:
+        """Copy the batch (the records in the log) into SQLite, then empty the log."""
+        if self._batch or self._attempts:
+            try:
+                journaldb.upsert(
+                    self._db, list(self._batch.values()), list(self._attempts.values())
+                )
+            except sqlite3.Error as exc:
+                raise JournalError(f"{self.path}: cannot write the run journal ({exc})") from exc
+            self._batch.clear()
+            self._attempts.clear()
+        self._mapped.empty()
+        self._logged = 0

@@ -1,0 +1,192 @@
+"""Prepare: the engine's input, built from an input sheet (`run`) or a results file (`retry`).
+
+A :class:`Batch` is what one invocation sends, whatever the rows came from: the candidate
+requests and every row as it stands before sending, both in row order. ``run``, ``retry`` and a
+job file are three ways to build one; the engine (``batch.engine.invocation``) does the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from batch.errors import UsageError
+from batch.journal.record import sha256_file
+from batch.model import RESULT_COLUMNS, RETRYABLE_OUTCOMES, Call, Outcome, RowResult
+from batch.prepare.current import gate
+from batch.prepare.cutover import read_checked, refuse_overwrites, require_current
+from batch.prepare.validate import Validation
+from batch.settings import RunSettings
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What one invocation sends.
+
+    ``calls()``: the candidate requests in row order; ``base()``: every row as it stands before
+    sending (invalid, not_attempted, skipped, or an earlier result), in row order.
+    """
+
+    calls: Callable[[], Iterator[Call]]
+    base: Callable[[], Iterator[RowResult]]
+    passthrough: pl.DataFrame
+    candidates: int
+    kind: str = "run"  # "run" or "retry"
+    # retry: attempts and first send per row, read from the results file (Journal.carry)
+    carried: dict[int, tuple[int, datetime | None]] = field(default_factory=dict)
+    # what the snapshot adds to the run's identity (its content), "" without --current
+    snapshot: str = ""
+    # the rollback file, written just before the first request; returns the note to show
+    before_sending: Callable[[], str] | None = None
+    notes: tuple[str, ...] = ()  # what preparing found worth telling (the snapshot's verdicts)
+
+
+def batch_for_run(settings: RunSettings) -> tuple[Batch, Validation]:
+    """Read and check the input (against the snapshot with --current): the batch to send and
+    its validation (wipes refused unless --allow-wipe)."""
+    refuse_overwrites(
+        settings.input,
+        settings.current,
+        ((settings.rollback, "--rollback"), (settings.results, "--results")),
+    )
+    if settings.rollback is not None and settings.rollback.resolve() == settings.results.resolve():
+        raise UsageError(f"--rollback {settings.rollback} is the results file; use another path")
+    require_current(
+        settings.current,
+        {
+            "--allow-wipe": settings.allow_wipe,
+            "--skip-unchanged": settings.skip_unchanged,
+            "--rollback": settings.rollback,
+        },
+    )
+    checked = read_checked(
+        settings.input,
+        current=settings.current,
+        fill=settings.fill_from_current,
+        connection_id=settings.connection_id,
+        reading=settings.reading,
+    )
+    v, passthrough = checked.validation, checked.table.passthrough_frame()
+    read_notes = checked.table.notes  # which sheet of a workbook was read
+    if checked.current is None:
+        return Batch(v.calls, v.preview_results, passthrough, v.valid, notes=read_notes), v
+    g = gate(
+        v, checked.current, allow_wipe=settings.allow_wipe, skip_unchanged=settings.skip_unchanged
+    )
+    counts = ", ".join(f"{verdict.value} {n}" for verdict, n in g.diff.counts().items() if n)
+    skipped = {r.row: r for r in g.skipped_results()}
+
+    def base() -> Iterator[RowResult]:
+        for result in g.validation.preview_results():
+            yield skipped.get(result.row, result)
+
+    rollback_path, snapshot = settings.rollback, checked.current.path
+
+    def write_rollback() -> str:
+        from batch.prepare.rollback import write_rollback
+
+        assert rollback_path is not None
+        restored = write_rollback(rollback_path, g.diff, include=g.send_mask())
+        return (
+            f"rollback of {restored} records written to {rollback_path} before sending: "
+            f"`reroute run {rollback_path}` puts them back as {snapshot} has them"
+        )
+
+    batch = Batch(
+        calls=g.calls,
+        base=base,
+        passthrough=passthrough,
+        candidates=int(g.send_mask().sum()),
+        snapshot=sha256_file(checked.current.path),
+        before_sending=write_rollback if rollback_path is not None else None,
+        notes=(*read_notes, f"against {checked.current.path}: {counts or 'no valid rows'}"),
+    )
+    return batch, g.validation
+
+
+def batch_for_retry(results_file: Path) -> Batch:
+    """The rows of a results file to send again (failed, unknown, not_attempted, with a
+    recorded request), matched by ``row``: a file sorted or filtered in a spreadsheet is put
+    back in row order first; a row number found twice is refused."""
+    from batch.sheets.results import read_results
+
+    frame = read_results(results_file).sort("row", maintain_order=True)
+    rows = frame.get_column("row")
+    if rows.is_duplicated().any():
+        twice = int(rows.filter(rows.is_duplicated())[0])
+        raise UsageError(
+            f"{results_file}: row {twice} appears more than once; a results file has one line "
+            "per input row (was it edited by hand?)"
+        )
+    calls = list(_retry_calls(frame))
+    carried = {c.row: earlier for c, earlier in calls}
+    passthrough = [c for c in frame.columns if c not in RESULT_COLUMNS]
+    return Batch(
+        calls=lambda: (c for c, _ in calls),
+        base=lambda: results_rows(frame),
+        passthrough=frame.select(passthrough),
+        candidates=len(calls),
+        kind="retry",
+        carried=carried,
+    )
+
+
+def results_rows(frame: pl.DataFrame) -> Iterator[RowResult]:
+    """The rows of a results frame as RowResults, in frame order."""
+    for chunk in frame.select(RESULT_COLUMNS).iter_slices(10_000):
+        for record in chunk.iter_rows(named=True):
+            yield RowResult(
+                row=int(record["row"]),
+                routing_id=_text(record["routing_id"]),
+                outcome=_outcome(record["outcome"], int(record["row"])),
+                http_status=_int_or_none(record["http_status"]),
+                attempts=_int_or_none(record["attempts"]) or 0,
+                error_code=_text(record["error_code"]),
+                error_message=_text(record["error_message"]),
+                request=_text(record["request"]),
+                response=_text(record["response"]),
+                started_at=record["started_at"],
+                finished_at=record["finished_at"],
+                duration_ms=_int_or_none(record["duration_ms"]),
+            )
+
+
+def _retry_calls(frame: pl.DataFrame) -> Iterator[tuple[Call, tuple[int, datetime | None]]]:
+    """The requests to send again, each with what the file says was sent before."""
+    for result in results_rows(frame):
+        routing_id = _routing_id(result.routing_id)
+        if result.outcome in RETRYABLE_OUTCOMES and result.request and routing_id is not None:
+            call = Call(row=result.row, routing_id=routing_id, body=result.request)
+            yield call, (result.attempts, result.started_at)
+
+
+def _outcome(value: object, row: int) -> Outcome:
+    try:
+        return Outcome(str(value))
+    except ValueError:
+        known = ", ".join(o.value for o in Outcome)
+        raise UsageError(
+            f"row {row}: outcome {value!r} is not one of {known} (was the file edited by hand?)"
+        ) from None
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _int_or_none(value: object) -> int | None:
+    if value is None or value == "":
+        return None
+    return int(float(str(value)))
+
+
+def _routing_id(text: str) -> int | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() and number >= 1 else None

@@ -1,0 +1,63 @@
+"""The dry run: what `reroute run` would send for a validated table, and nothing sent.
+
+The plan file has one JSON object per line, one per valid row, in input order:
+``{"row", "routing_id", "method", "path", "body"}`` where ``body`` is the JSON object the
+request carries, byte for byte what ``run`` will send. Planned against a snapshot of the
+current records (``--current``), each line also has ``verdict`` (``change``, ``no_change``,
+``wipes``, ``unknown_record``), ``changes`` (``["status: 0 -> 1", ...]``) and ``wipes`` (the
+fields the update would erase).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from batch import voicelink as vl
+from batch.prepare.current import Diff
+from batch.prepare.validate import Validation
+from batch.sheets.results import atomic_file
+
+
+def plan_counts(v: Validation) -> list[tuple[int, int, int, int]]:
+    """Valid rows counted by ``(inbound mode, outbound mode, status)``, sorted by those."""
+    keys = [vl.FOR_INBOUND_CALL, vl.FOR_OUTBOUND_CALL, vl.STATUS]
+    counts = v.numbers.select(keys).filter(v.valid_mask()).group_by(keys).len().sort(keys)
+    return [(int(a), int(b), int(c), int(n)) for a, b, c, n in counts.iter_rows()]
+
+
+def plan_line(row: int, routing_id: int, method: str, path: str, body: str) -> str:
+    """One line of the plan file (``body`` is already compact JSON: embedded as an object)."""
+    return (
+        f'{{"row":{row},"routing_id":{routing_id},"method":{json.dumps(method)},'
+        f'"path":{json.dumps(path)},"body":{body}}}'
+    )
+
+
+def write_plan(path: Path, v: Validation, diff: Diff | None = None) -> None:
+    """Write the plan file of ``v``'s valid rows, atomically (temp file, then replace).
+
+    With ``diff`` (``v`` judged against the current records) each line gains its verdict.
+    """
+    judged = diff.judged_rows() if diff is not None else None
+    with atomic_file(Path(path)) as file:
+        for call in v.calls():
+            line = plan_line(call.row, call.routing_id, call.method, call.path, call.body)
+            if judged is not None:
+                row = next(judged)
+                assert row.row == call.row, "the diff must be of this validation"
+                extra = {
+                    "verdict": str(row.verdict),
+                    "changes": list(row.changes),
+                    "wipes": list(row.wipes),
+                }
+                line = line[:-1] + "," + json.dumps(extra, separators=(",", ":"))[1:]
+            file.write(line.encode() + b"\n")
+
+
+def already_applied(results: Path, v: Validation) -> tuple[int, str]:
+    """How many of the planned requests an earlier run at ``results`` already applied (same
+    routing id, same body), and on which target: what `run` will leave out (read-only)."""
+    from batch.journal.applied import count_applied
+
+    return count_applied(results, ((call.routing_id, call.body) for call in v.calls()))

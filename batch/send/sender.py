@@ -1,0 +1,475 @@
+"""Send one call to the API, paced and retried, and say what became of it.
+
+One request goes through ``batch.send.request`` (one deadline, the answer read by
+``batch.send.answers``; httpx objects and exceptions stop there); what each answer asks of the pace
+is ``batch.send.answerpace``'s; this module decides when to send and whether to try again, and hands
+the row loop a ``RowResult``. With a ``Breaker`` (``batch.send.outage``), what the host as a whole
+is doing decides too: while it is down, rows wait and spend no attempts. With a ``Trail`` (the
+journal), every request is recorded with how long it waited and why (``batch.journal.audit``).
+"""
+
+from __future__ import annotations
+
+import random as _random
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Protocol
+
+import anyio
+import httpx
+import tenacity
+from anyio.abc import TaskStatus
+
+from batch.errors import (
+    HostUnreachable,
+    NotConnected,
+    TransportError,
+)
+from batch.journal import audit
+from batch.model import Call, RowResult
+from batch.send.answerpace import AnswerPace
+from batch.send.answers import (
+    one_line,
+    row_result,
+    waits_too_long,
+)
+from batch.send.client import SendPolicy
+from batch.send.limiter import Limiter
+from batch.send.outage import Breaker, HostNews, HostState, Turn, host_failure, report
+from batch.send.request import Requester
+from batch.send.retry import (
+    Answer,
+    AttemptOutcome,
+    build_retrying,
+    default_now,
+    is_transient,
+)
+
+
+class Trail(Protocol):
+    """Where every request is recorded as it goes out and as its answer comes back (the
+    journal: batch.journal.audit)."""
+
+    def attempt(self, call: Call, n: int, *, waited_ms: int = 0, cause: str = "") -> None: ...
+
+    def answered(
+        self, call: Call, status: int | None, code: str, retry_after: float | None, *,
+        final: bool = False,
+    ) -> None: ...  # fmt: skip
+
+
+class Sender:
+    """Sends calls one by one (call ``send`` from many tasks at once), paced by one Limiter.
+
+    Every attempt first awaits ``limiter.acquire()``. A 429 pauses all sending for the
+    server's Retry-After (or a backoff) and slows the pace; other transient failures back off
+    exponentially with jitter. Retrying a timed-out update is safe: the update replaces the
+    whole record with the body we send, so a second identical request changes nothing more
+    (idempotent).
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        limiter: Limiter,
+        policy: SendPolicy,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        clock: Callable[[], float] = anyio.current_time,
+        now: Callable[[], datetime] = default_now,
+        random: Callable[[], float] = _random.random,
+        on_attempt: Callable[[Call, int], None] | None = None,
+        on_retry: Callable[[Call, int, str], None] | None = None,
+        before_wait: Callable[[], None] | None = None,
+        on_long_pause: Callable[[float], None] | None = None,
+        issuer: Callable[[str, int], Awaitable[str | None]] | None = None,
+        breaker: Breaker | None = None,
+        via: str = "",
+        trail: Trail | None = None,
+    ) -> None:
+        """``sleep``/``clock``/``now``/``random`` are injected so tests run in virtual time.
+
+        ``on_attempt(call, n)``: attempt n (1-based) is about to be sent.
+        ``on_retry(call, n, code)``: attempt n failed with ``code`` and another will follow.
+        ``before_wait()``: a row is about to wait for its first slot, before its first
+        ``on_attempt`` (the journal commits what it holds back for that moment).
+        ``on_long_pause(seconds)``: a 429 asked to wait longer than --max-retry-after (the row
+        ends there; the run should pause rather than spend every other row the same way).
+        ``breaker``: the host's state (outage mode); None: every request counts for its row.
+        ``via``: how requests travel, for connection errors ("through the proxy http://...").
+        ``issuer(host, port)``: the CA of what a host whose certificate did not verify presents
+        (batch.send.issuer; an extra handshake, so only a real run passes it).
+        ``trail``: records every request (how long it waited and why) and its answer, before
+        ``on_attempt`` is told.
+        """
+        self._client = client
+        self._limiter = limiter
+        self._policy = policy
+        self._sleep = sleep
+        self._clock = clock
+        self._now = now
+        self._on_attempt = on_attempt
+        self._on_retry = on_retry
+        self._before_wait = before_wait
+        self._on_long_pause = on_long_pause
+        self._breaker = breaker
+        self._pace = AnswerPace(limiter, policy, random)
+        self._heed = self._pace.heed
+        self._requests = Requester(client, policy.timeout, now=now, via=via, issuer=issuer)
+        self._scrub = self._requests.scrub
+        self._trail = trail
+        # Per row in flight: since when (loop clock) it has been ready to send, and what it
+        # waits for then (batch.journal.audit: pace, backoff, retry_after, host_down).
+        self._ready: dict[int, tuple[float, str]] = {}
+        if breaker is not None:
+            breaker.subscribe(self._host_news)
+        self._stopping = False
+        self._waiting: set[anyio.CancelScope] = set()  # rows between attempts, to wake on stop
+        self._held = False
+        self._first_waits: set[anyio.CancelScope] = set()  # rows waiting for their first slot
+
+    @property
+    def policy(self) -> SendPolicy:
+        return self._policy
+
+    def hold_back(self) -> None:
+        """The run is stopping gently: start nothing new.
+
+        A row that has not sent its first request yet (waiting for its slot, or not started)
+        sends nothing: ``send`` returns None for it (the row stays not attempted). Rows already
+        sent go on, retries included, within the grace the orchestrator gives them (a row cut
+        off there is ``unknown``, and the same command sends it again).
+        Call it from the run's event loop (a stop token's listener, a signal watcher task).
+        """
+        self._held = True
+        for scope in self._first_waits:
+            scope.cancel()
+
+    async def watch_deadlines(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Enforce every request's deadline from one task (batch.send.request); start it with
+        ``task_group.start`` and cancel it when the run ends."""
+        await self._requests.watch_deadlines(task_status=task_status)
+
+    def stop_retrying(self) -> None:
+        """Try nothing again: for a stop that must not wait for retries.
+
+        Rows waiting for a retry (a backoff, a 429 pause) end now with the answer they have,
+        as ``failed``, instead of sending again or being cancelled into ``unknown``; requests in
+        flight finish and are not retried. Implies :meth:`hold_back`.
+        Call it from the run's event loop (a stop token's listener, a signal watcher task).
+        """
+        self.hold_back()
+        self._stopping = True
+        for scope in self._waiting:
+            scope.cancel()
+
+    async def _between_attempts(self, wait: Callable[[], Awaitable[None]]) -> bool:
+        """Await ``wait()`` between two attempts; False when ``stop_retrying`` cut it short."""
+        if self._stopping:
+            return False
+        with anyio.CancelScope() as scope:
+            self._waiting.add(scope)
+            try:
+                await wait()
+            finally:
+                self._waiting.discard(scope)
+        return not scope.cancel_called
+
+    async def _retry_sleep(self, seconds: float) -> None:
+        # A stop cuts the sleep short; the attempt that follows then sees it and sends nothing.
+        await self._between_attempts(lambda: self._sleep(seconds))
+
+    async def send(self, call: Call) -> RowResult | None:
+        """Send ``call`` until it succeeds, fails for good, or runs out of attempts.
+
+        Never raises for the row's own problem: every answer and transport error becomes the
+        row's result. None: nothing was sent, because ``hold_back`` came first (the row stays
+        not attempted). Cancellation propagates (the row loop records the row as unknown).
+        """
+        breaker = self._breaker
+        if breaker is None:
+            return await self._send(call)
+        breaker.row_started()  # a row that may tell others whether the host is down
+        try:
+            return await self._send(call)
+        finally:
+            breaker.row_ended()
+
+    async def _send(self, call: Call) -> RowResult | None:
+        if not await self._first_slot(call.row):
+            return None
+        started_at = self._now()
+        started_clock = self._clock()
+        breaker = self._breaker
+        first: AttemptOutcome | None
+        if breaker is None or breaker.up:  # the common case, without _try's layer
+            first, attempts = await self._attempt(call, 1, started_clock), 1
+            if breaker is not None and report(breaker, first, probe=False):
+                first, attempts = await self._try(call, 1, resume=True)
+        else:
+            first, attempts = await self._try(call, 0)
+        if first is None:
+            return None  # the run gave up on the host before this row's first request
+        final = first
+        if self._policy.max_attempts > 1 and self._should_retry(final):
+            final, attempts = await self._retry(call, final, attempts)
+        if breaker is not None and host_failure(final) and not self._stopping:
+            final, attempts = await self._unless_the_outage(call, final, attempts)
+        finished_at = self._now()
+        duration_ms = round((self._clock() - started_clock) * 1000)
+        if self._ready:  # what the row waited for (a row cancelled leaves one: the run ends)
+            self._ready.pop(call.row, None)
+        if isinstance(final, Answer) and self._waits_too_long(final) and self._on_long_pause:
+            self._on_long_pause(final.retry_after or 0.0)
+        return row_result(
+            call, final, attempts, started_at, finished_at, duration_ms,
+            policy=self._policy, stopping=self._stopping, scrub=self._scrub,
+        )  # fmt: skip
+
+    async def _first_slot(self, row: int) -> bool:
+        """Wait for the row's first slot: at once when it is due (no await, no cancel scope:
+        the common case of a fast run costs nothing here), else a wait a gentle stop can cut
+        short. False: the run is stopping, send nothing."""
+        if self._held:
+            return False
+        if self._breaker is not None and not self._breaker.up:
+            return True  # the host is down: the row waits for it in _try, then for a slot
+        if self._limiter.try_acquire():
+            return True  # no wait (and no clock to read for the trail)
+        if self._trail is not None:
+            self._ready[row] = (self._clock(), audit.PACE)
+        if self._before_wait is not None:
+            self._before_wait()
+        with anyio.CancelScope() as waiting:
+            self._first_waits.add(waiting)
+            try:
+                await self._limiter.acquire()
+            finally:
+                self._first_waits.discard(waiting)
+        return not waiting.cancel_called
+
+    async def _retry(
+        self, call: Call, first: AttemptOutcome, sent: int
+    ) -> tuple[AttemptOutcome, int]:
+        """The tenacity loop for a row whose first attempt needs another: the final outcome and
+        the attempts made.
+
+        Speed unit: only rows that need a retry pay for tenacity's loop (~38 us a row, about a
+        tenth of a fast request; README, Performance). It replays the first outcome as its
+        attempt 1, so attempt numbers, waits and hooks are exactly those of a loop from the
+        start.
+        """
+        attempts = sent  # requests sent (a request while the host was down counts only here)
+        last = first
+        replay: list[AttemptOutcome] = [first]
+
+        async def attempt() -> AttemptOutcome:
+            nonlocal attempts, last
+            if replay:
+                return replay.pop()
+            # A retry waits for its own slot, unless the run is stopping: no retry then, the
+            # row keeps the answer it has.
+            if not await self._between_attempts(self._limiter.acquire):
+                return self._gone() if self._host_gone else last
+            outcome, attempts = await self._try(call, attempts)
+            last = outcome or self._gone()
+            return last
+
+        # Not tenacity's wait_exception (our outcomes are values, not exceptions: a bad row is
+        # a value) nor wait_exponential_jitter (its random is global; ours is injected).
+        def wait(state: tenacity.RetryCallState) -> float:
+            assert state.outcome is not None
+            outcome: AttemptOutcome = state.outcome.result()
+            if isinstance(outcome, Answer) and outcome.wait is not None:
+                return outcome.wait  # the same wait the limiter's pause got, drawn once
+            return self._pace.backoff(state.attempt_number)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            if self._on_retry is not None and state.outcome is not None:
+                outcome: AttemptOutcome = state.outcome.result()
+                self._on_retry(call, state.attempt_number, _code(outcome))
+
+        retrying = build_retrying(
+            max_attempts=self._policy.max_attempts,
+            should_retry=self._should_retry,
+            wait=wait,
+            sleep=self._retry_sleep,
+            before_sleep=before_sleep,
+        )
+        final: AttemptOutcome = await retrying(attempt)
+        return final, attempts
+
+    # -- outage mode ---------------------------------------------------------------------------
+
+    async def _try(
+        self, call: Call, sent: int, *, resume: bool = False
+    ) -> tuple[AttemptOutcome | None, int]:
+        """One attempt that counts against --max-attempts, its slot taken, and the requests
+        sent for the row so far: one request, or, while the host is down, as many as it takes
+        to get an answer about the row (waiting for the host between them, a probe at a time).
+        None: the row sent nothing and the host is gone (or a gentle stop came first).
+        ``resume``: the row's last request met the host down already (reported)."""
+        breaker = self._breaker
+        if breaker is None:
+            return await self._attempt(call, sent + 1), sent + 1
+        if not resume and breaker.up:
+            outcome = await self._attempt(call, sent + 1)
+            if not report(breaker, outcome, probe=False):
+                return outcome, sent + 1
+            sent += 1
+        while True:
+            turn = Turn.GO
+            if not breaker.up:
+                if self._trail is not None:
+                    self._ready[call.row] = (self._clock(), audit.HOST_DOWN)
+                turn = await self._wait_for_host(first=sent == 0)
+                if turn is Turn.GONE:
+                    return (self._gone() if sent else None), sent
+                if not await self._between_attempts(self._limiter.acquire) or (
+                    self._held and not sent
+                ):
+                    return (self._gone() if sent else None), sent
+            sent += 1
+            probe = turn is Turn.PROBE
+            try:
+                outcome = await self._attempt(call, sent)
+            finally:
+                if probe:
+                    breaker.probe_abandoned()  # a no-op once the probe was reported
+            if not report(breaker, outcome, probe=probe):
+                return outcome, sent
+
+    async def _unless_the_outage(
+        self, call: Call, final: AttemptOutcome, sent: int
+    ) -> tuple[AttemptOutcome, int]:
+        """The row's attempts ran out on a host failure while the host still counted as up:
+        the failure is the row's if the host answered another request since. If the host went
+        down instead, the request met the outage: the row is sent again once the host is back
+        (as the rows that met it later), its attempts counting every request. With no other
+        row left to tell, a request that never reached the server (refused) is the host's
+        business, not the row's: the row's next request tells; any other failure, which may be
+        the row's own (a reset after the body went out), stands.
+        Called with no await since that failure was reported (its ``answers`` stand)."""
+        assert self._breaker is not None
+        while host_failure(final):
+            verdict = await self._verdict(self._breaker.answers)
+            if verdict is False or (verdict is None and not isinstance(final, NotConnected)):
+                break  # the row's own failure (or a stop): it keeps it
+            if not await self._between_attempts(self._limiter.acquire):
+                break
+            if self._on_retry is not None:
+                self._on_retry(call, sent, _code(final))
+            outcome, sent = await self._try(call, sent)
+            final = outcome or self._gone()
+        return final, sent
+
+    async def _verdict(self, answers: int) -> bool | None:
+        """``Breaker.verdict``, cut short by a stop (False: the row keeps its failure) or the
+        host given up on (True: the row ends as the rows that waited for it)."""
+        breaker = self._breaker
+        assert breaker is not None
+        verdict: list[bool | None] = [False]
+
+        async def wait() -> None:
+            verdict[0] = await breaker.verdict(answers)
+
+        if not await self._between_attempts(wait):
+            return not breaker.up
+        return verdict[0]
+
+    async def _wait_for_host(self, *, first: bool) -> Turn:
+        """Wait until the host is back or this row's request is the probe. GONE: the host is
+        gone, or the run is stopping (a gentle stop ends a row's wait for its first request,
+        ``stop_retrying`` any wait)."""
+        assert self._breaker is not None
+        if (self._held and first) or self._stopping:
+            return Turn.GONE
+        if first and self._before_wait is not None:
+            self._before_wait()
+        turn = Turn.GONE
+        with anyio.CancelScope() as waiting:
+            scopes = self._first_waits if first else self._waiting
+            scopes.add(waiting)
+            try:
+                turn = await self._breaker.admit()
+            finally:
+                scopes.discard(waiting)
+        return Turn.GONE if waiting.cancel_called else turn
+
+    def _host_news(self, news: HostNews) -> None:
+        if news.state is HostState.UP:
+            self._limiter.throttled()  # back from an outage: start gently, as after a 429
+        elif news.state is HostState.GONE:
+            for scope in self._waiting:  # rows backing off end now, to be sent on resume
+                scope.cancel()
+
+    @property
+    def _host_gone(self) -> bool:
+        return self._breaker is not None and self._breaker.state is HostState.GONE
+
+    def _gone(self) -> HostUnreachable:
+        """The outcome of a row the run stopped sending because of the host (resent on resume)."""
+        cause = self._breaker.cause if self._breaker is not None else ""
+        return HostUnreachable(
+            self._scrub(one_line(f"not sent again: the run stopped sending to the host ({cause})"
+                                 "; running the same command again sends this row"))
+        )  # fmt: skip
+
+    # -- one attempt -------------------------------------------------------------------------
+
+    async def _attempt(self, call: Call, n: int, granted: float | None = None) -> AttemptOutcome:
+        """Attempt ``n`` of ``call``, its slot already taken (``granted``: when, on the loop's
+        clock, if the caller just read it): the answer, or the transport error, with what it
+        means for the pace applied."""
+        if granted is None:
+            granted = self._clock()  # latency is measured from the slot
+        trail = self._trail
+        if trail is not None:
+            self._sent(trail, call, n, granted)
+        if self._on_attempt is not None:
+            self._on_attempt(call, n)
+        try:
+            answer = await self._requests.post(call, granted)
+        except TransportError as exc:
+            if trail is not None:
+                trail.answered(call, None, exc.code, None)
+                self._ready[call.row] = (self._clock(), audit.BACKOFF)
+            return exc
+        answered = self._clock()
+        answer = self._heed(answer, n, answered - granted)
+        if trail is not None:
+            success = answer.success
+            trail.answered(call, answer.status, answer.error_code, answer.retry_after,
+                           final=success)  # fmt: skip
+            if not success:  # another attempt may follow: it waits from now
+                cause = audit.BACKOFF if answer.wait is None else audit.RETRY_AFTER
+                self._ready[call.row] = (answered, cause)
+        return answer
+
+    def _sent(self, trail: Trail, call: Call, n: int, granted: float) -> None:
+        """Record attempt ``n`` going out: how long the row waited for it, and why."""
+        ready, cause = self._ready.get(call.row, (granted, ""))
+        waited = granted - ready
+        if waited < 0.0005:
+            waited, cause = 0.0, ""
+        elif cause == audit.PACE and self._limiter.paused_until > ready:
+            cause = audit.PAUSE  # a 429 paused every request while it waited
+        trail.attempt(call, n, waited_ms=round(waited * 1000), cause=cause)
+
+    # -- pacing and retry decisions ------------------------------------------------------------
+
+    def _should_retry(self, outcome: AttemptOutcome) -> bool:
+        if self._stopping:
+            return False
+        if isinstance(outcome, Answer) and self._waits_too_long(outcome):
+            return False
+        return is_transient(outcome)
+
+    def _waits_too_long(self, answer: Answer) -> bool:
+        return waits_too_long(answer, self._policy)
+
+
+def _code(outcome: AttemptOutcome) -> str:
+    return outcome.error_code if isinstance(outcome, Answer) else outcome.code

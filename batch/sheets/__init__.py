@@ -1,0 +1,2 @@
+"""Sheets: reading input files (CSV and its dialects, xlsx, Parquet, JSON lines) and writing
+results."""

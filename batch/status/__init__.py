@@ -1,0 +1,1 @@
+"""Status: a read-only view of a run's journal (`reroute status`)."""
