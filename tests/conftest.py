@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -22,6 +23,13 @@ import pytest
 from batch.sandbox import RunningSandbox, SandboxConfig, generate_api_key, serve_in_thread
 
 StartSandbox = Callable[..., RunningSandbox]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio, the event loop reroute runs on (``anyio.run``'s default);
+    the files that need trio's virtual clock pin trio with a fixture of their own."""
+    return "asyncio"
 
 
 @pytest.fixture
@@ -72,3 +80,21 @@ def no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     monkeypatch.setattr(socket, "getaddrinfo", lookup)
+
+
+@pytest.fixture(autouse=True)
+def fast_lane_stays_fast(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast lane (`pytest -m "not slow"`) opens no listening socket and starts no process:
+    a test that does is marked ``slow``, and this says so when one is not."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    name = request.node.nodeid
+
+    def listen(self: socket.socket, *args: Any) -> None:
+        raise AssertionError(f"{name} serves on a live socket: mark it @pytest.mark.slow")
+
+    def popen(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{name} starts a process: mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(socket.socket, "listen", listen)
+    monkeypatch.setattr(subprocess.Popen, "__init__", popen)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_help_imports_neither_polars_nor_rich_nor_the_engine() -> None:
     """`reroute --help` loads only what it shows (start-up time): no polars, rich, httpx."""
     code = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import xlsxwriter
 from typer.testing import CliRunner
 
@@ -38,6 +39,7 @@ def sheet(path: Path, n: int, *, sheets: tuple[str, ...] = ("Changes",)) -> Path
     return path
 
 
+@pytest.mark.slow
 def test_sandbox_run_writes_a_workbook_that_retry_reads_back(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
@@ -55,6 +57,7 @@ def test_sandbox_run_writes_a_workbook_that_retry_reads_back(
     assert read_results(tmp_path / "out.xlsx").get_column("attempts").to_list() == [1] * 5
 
 
+@pytest.mark.slow
 def test_retry_of_a_workbook_resends_only_the_failed_rows(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -72,6 +75,7 @@ def test_retry_of_a_workbook_resends_only_the_failed_rows(
     assert frame.get_column("attempts").to_list() == [1, 2, 1]
 
 
+@pytest.mark.slow
 def test_validate_reads_excel_csv_dialects_with_flags(tmp_path: Path) -> None:
     """`;` + cp1252 read with --separator/--encoding; without them the message names them."""
     path = tmp_path / "eu.csv"
@@ -136,6 +140,7 @@ def weeks(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_the_next_tab_of_the_same_workbook_is_a_new_run(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -160,6 +165,7 @@ def test_the_next_tab_of_the_same_workbook_is_a_new_run(
     assert len(list((tmp_path / "out.runs").iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_another_tab_over_an_unfinished_run_is_refused_and_the_same_tab_resumes(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -179,6 +185,7 @@ def test_another_tab_over_an_unfinished_run_is_refused_and_the_same_tab_resumes(
     assert not (tmp_path / "out.runs").exists()
 
 
+@pytest.mark.slow
 def test_the_same_bytes_read_with_another_dialect_is_a_new_input(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:

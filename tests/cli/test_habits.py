@@ -99,6 +99,7 @@ def test_run_off_a_terminal_is_plain_and_says_its_version(tmp_path: Path) -> Non
     assert json.loads(logged.stdout.strip().splitlines()[-1])["version"] == VERSION
 
 
+@pytest.mark.slow
 def test_version_loads_nothing_heavy() -> None:
     """`reroute --version` answers without polars, rich, the engine or the lock library."""
     code = (

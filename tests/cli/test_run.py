@@ -59,6 +59,7 @@ def run_args(sandbox: RunningSandbox, source: Path, results: Path, *extra: str) 
     ]
 
 
+@pytest.mark.slow
 def test_run_sends_every_row_and_writes_results(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -77,6 +78,7 @@ def test_run_sends_every_row_and_writes_results(
     assert "succeeded" in result.stdout
 
 
+@pytest.mark.slow
 def test_default_results_path_is_input_stem_in_cwd(
     live_sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -91,6 +93,7 @@ def test_default_results_path_is_input_stem_in_cwd(
     assert (work / "changes.results.csv").exists()
 
 
+@pytest.mark.slow
 def test_faults_are_retried_and_attempts_match_the_server(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -122,6 +125,7 @@ def test_faults_are_retried_and_attempts_match_the_server(
     assert attempts["1007"] == 1
 
 
+@pytest.mark.slow
 def test_final_errors_fail_the_row_and_exit_1(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """A 404 is final: the row fails with NOT_FOUND after one attempt; exit 1; retry hint."""
     sandbox = start_sandbox(not_found_ids=frozenset({1002}))
@@ -137,6 +141,7 @@ def test_final_errors_fail_the_row_and_exit_1(start_sandbox: StartSandbox, tmp_p
     assert f"reroute retry {out}" in result.stdout
 
 
+@pytest.mark.slow
 def test_invalid_rows_send_nothing_and_exit_2(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
     """With invalid rows and no --skip-invalid: nothing is sent, the summary shows why, exit 2."""
     source = write_input(tmp_path / "in.csv", 5, bad_rows=(2, 4))
@@ -149,6 +154,7 @@ def test_invalid_rows_send_nothing_and_exit_2(live_sandbox: RunningSandbox, tmp_
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_skip_invalid_sends_the_valid_rows(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
     """--skip-invalid sends the valid rows; invalid rows are in the results; exit 1."""
     source = write_input(tmp_path / "in.csv", 5, bad_rows=(2, 4))
@@ -177,6 +183,7 @@ def test_missing_key_is_one_line_exit_2(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_api_key_file_is_used(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
     """--api-key-file supplies the key when the environment has none."""
     source = write_input(tmp_path / "in.csv", 2)
@@ -196,6 +203,7 @@ def test_http_to_a_remote_host_is_refused(tmp_path: Path) -> None:
     assert "https://" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("status", [401, 403])
 def test_key_rejected_stops_with_exit_3(
     start_sandbox: StartSandbox, tmp_path: Path, status: int
@@ -214,6 +222,7 @@ def test_key_rejected_stops_with_exit_3(
     assert "run the same command again" in result.stdout
 
 
+@pytest.mark.slow
 def test_rerun_resumes_without_resending(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
     """The same command again sends nothing that is decided, and writes the same outcomes."""
     source = write_input(tmp_path / "in.csv", 10)
@@ -227,6 +236,7 @@ def test_rerun_resumes_without_resending(live_sandbox: RunningSandbox, tmp_path:
     assert set(read(out)["outcome"]) == {"succeeded"}
 
 
+@pytest.mark.slow
 def test_changed_input_after_a_finished_run_sends_only_what_is_new(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -246,6 +256,7 @@ def test_changed_input_after_a_finished_run_sends_only_what_is_new(
     assert live_sandbox.stats()["total"] == 8
 
 
+@pytest.mark.slow
 def test_retry_resends_only_failures_in_place(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """`reroute retry RESULTS` sends only failed rows, updates RESULTS in place, counts all
     attempts, and leaves no journal behind."""
@@ -270,6 +281,7 @@ def test_retry_resends_only_failures_in_place(start_sandbox: StartSandbox, tmp_p
     assert sandbox.stats()["total"] == 7
 
 
+@pytest.mark.slow
 def test_retry_to_another_file_keeps_the_original(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -287,6 +299,7 @@ def test_retry_to_another_file_keeps_the_original(
     assert read(new)["outcome"].to_list() == ["succeeded", "succeeded"]
 
 
+@pytest.mark.slow
 def test_json_log_format_ends_with_a_summary_object(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -304,6 +317,7 @@ def test_json_log_format_ends_with_a_summary_object(
     assert "run_started" in events
 
 
+@pytest.mark.slow
 def test_sandbox_flag_needs_no_key(tmp_path: Path) -> None:
     """`run --sandbox` starts the embedded sandbox and succeeds without any key."""
     source = write_input(tmp_path / "in.csv", 10)
@@ -350,6 +364,7 @@ def test_confirmation_on_a_terminal_can_decline(
     assert "not confirmed" in result.stderr
 
 
+@pytest.mark.slow
 def test_journal_failure_mid_run_is_one_line_exit_3(
     live_sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -413,6 +428,7 @@ def test_plain_progress_lines_and_stopped_summary() -> None:
     assert "why: interrupted (Ctrl-C)" in text
 
 
+@pytest.mark.slow
 def test_the_heap_is_frozen_while_sending_only(
     start_sandbox: StartSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -457,6 +473,7 @@ def test_current_rate_counts_the_last_thirty_seconds() -> None:
     assert progress.current_rate == pytest.approx(10 * 15 / 30)
 
 
+@pytest.mark.slow
 def test_retry_reads_and_writes_parquet(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """A Parquet results file retries in place like a CSV one (typed columns read back)."""
     sandbox = start_sandbox(script={1002: ("404",)})

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from batch.cli import app
@@ -40,6 +41,7 @@ def read(path: Path) -> pl.DataFrame:
     return pl.read_csv(path, infer_schema=False)
 
 
+@pytest.mark.slow
 def test_wipes_are_refused_and_nothing_is_sent(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """Rows that would erase a field the record has are invalid (WIPES): exit 2, nothing sent."""
     sandbox = start_sandbox(state=SNAPSHOT)
@@ -50,6 +52,7 @@ def test_wipes_are_refused_and_nothing_is_sent(start_sandbox: StartSandbox, tmp_
     assert sandbox.stats()["total"] == 0
 
 
+@pytest.mark.slow
 def test_skip_invalid_sends_all_but_the_wipes(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """With --skip-invalid the wipes rows are reported invalid and the others are sent."""
     sandbox = start_sandbox(state=SNAPSHOT)
@@ -63,6 +66,7 @@ def test_skip_invalid_sends_all_but_the_wipes(start_sandbox: StartSandbox, tmp_p
     assert sandbox.stats()["total"] == frame.height - wipes.height
 
 
+@pytest.mark.slow
 def test_allow_wipe_sends_every_row(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """--allow-wipe: the wipes rows are sent as written (exit 0)."""
     sandbox = start_sandbox(state=SNAPSHOT)
@@ -73,6 +77,7 @@ def test_allow_wipe_sends_every_row(start_sandbox: StartSandbox, tmp_path: Path)
     assert sandbox.stats()["total"] == read(out).height
 
 
+@pytest.mark.slow
 def test_skip_unchanged_leaves_no_change_rows_out(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -114,6 +119,7 @@ def test_rollback_over_the_input_or_snapshot_is_refused(tmp_path: Path) -> None:
     assert snapshot.read_bytes() == SNAPSHOT.read_bytes()
 
 
+@pytest.mark.slow
 def test_rollback_is_written_before_sending(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """The rollback file exists even when the run sends nothing (its window already closed)."""
     sandbox = start_sandbox(state=SNAPSHOT)
@@ -126,6 +132,7 @@ def test_rollback_is_written_before_sending(start_sandbox: StartSandbox, tmp_pat
     assert read(rollback).height == counts[Verdict.CHANGE] + counts[Verdict.WIPES]
 
 
+@pytest.mark.slow
 def test_rollback_round_trip_restores_the_snapshot(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -149,6 +156,7 @@ def test_rollback_round_trip_restores_the_snapshot(
     assert sandbox.state.records() == seeded
 
 
+@pytest.mark.slow
 def test_a_changed_snapshot_is_a_different_run(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """The journal's identity covers the snapshot: resuming with another one is refused."""
     sandbox = start_sandbox(state=SNAPSHOT)

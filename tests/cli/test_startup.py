@@ -65,6 +65,7 @@ LEFT_OUT = [
 ]
 
 
+@pytest.mark.slow
 def test_validate_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
     """pydantic (typer's coercion), the workbook writer, snapshots, run settings, the progress
     display and the network stay out of `reroute validate` of a CSV file."""

@@ -34,6 +34,7 @@ def _assert_nowhere(secret: str, folder: Path, *texts: str) -> None:
         assert secret not in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_key_from_env_leaks_nowhere(
     start_sandbox: StartSandbox, tmp_path: Path, log_format: str
@@ -62,6 +63,7 @@ def test_key_from_env_leaks_nowhere(
     _assert_nowhere(KEY, tmp_path, result.stdout, result.stderr, status.stdout, status.stderr)
 
 
+@pytest.mark.slow
 def test_rejected_key_leaks_nowhere(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """A key the server rejects (401) is not echoed in the stop message or the results."""
     sandbox = start_sandbox(api_key=KEY)
@@ -73,6 +75,7 @@ def test_rejected_key_leaks_nowhere(start_sandbox: StartSandbox, tmp_path: Path)
     _assert_nowhere(WRONG, tmp_path, result.stdout, result.stderr)
 
 
+@pytest.mark.slow
 def test_key_file_leaks_nowhere_even_on_timeouts(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:

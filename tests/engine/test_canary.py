@@ -144,6 +144,7 @@ def outcomes(path: Path) -> list[str]:
     return pl.read_csv(path, infer_schema=False)["outcome"].to_list()
 
 
+@pytest.mark.slow
 def test_cli_canary_success_continues_off_a_terminal(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -158,6 +159,7 @@ def test_cli_canary_success_continues_off_a_terminal(
     assert sandbox.stats()["total"] == 12
 
 
+@pytest.mark.slow
 def test_cli_canary_failure_exits_3_and_sends_no_more(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -172,6 +174,7 @@ def test_cli_canary_failure_exits_3_and_sends_no_more(
     assert sandbox.stats()["total"] == 3
 
 
+@pytest.mark.slow
 def test_cli_after_a_failed_canary_the_same_command_runs_a_new_canary(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -204,6 +207,7 @@ def test_canary_left_counts_successes_and_restarts_after_a_failure(
     assert canary_left(0, decided) == 0
 
 
+@pytest.mark.slow
 def test_cli_canary_on_a_terminal_asks_and_resume_continues(
     start_sandbox: StartSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -224,6 +228,7 @@ def test_cli_canary_on_a_terminal_asks_and_resume_continues(
     assert sandbox.stats()["total"] == 10
 
 
+@pytest.mark.slow
 def test_cli_canary_yes_skips_the_question(
     start_sandbox: StartSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

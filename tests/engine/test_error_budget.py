@@ -112,6 +112,7 @@ def invoke(sandbox: Any, source: Path, out: Path, *extra: object) -> Any:
     return CliRunner().invoke(app, [str(a) for a in args], env=env)
 
 
+@pytest.mark.slow
 def test_budget_halts_a_run_against_404s(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """Every 4th id answers 404 (25% failed) against a 10% budget: exit 3, the rest not sent."""
     missing = frozenset(1000 + r for r in range(4, 61, 4))
@@ -128,6 +129,7 @@ def test_budget_halts_a_run_against_404s(start_sandbox: StartSandbox, tmp_path: 
     assert sandbox.stats()["total"] == 4
 
 
+@pytest.mark.slow
 def test_count_budget_against_404s(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """A budget of 2 failed rows: the third 404 stops the run (exit 3)."""
     missing = frozenset(1000 + r for r in range(4, 61, 4))
@@ -139,6 +141,7 @@ def test_count_budget_against_404s(start_sandbox: StartSandbox, tmp_path: Path) 
     assert "error budget: 2 failed rows: 3 used" in result.stdout
 
 
+@pytest.mark.slow
 def test_summary_says_off_by_default(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """Without --error-budget, 404s do not stop the run (exit 1) and the summary says off."""
     sandbox = start_sandbox(not_found_ids=frozenset({1002}))
@@ -156,6 +159,7 @@ def test_bad_budget_flag_is_exit_2(tmp_path: Path) -> None:
     assert "--error-budget" in result.stderr
 
 
+@pytest.mark.slow
 def test_json_summary_carries_the_budget(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """--log-format json: the summary object has the budget line and the stop reason."""
     sandbox = start_sandbox(not_found_ids=frozenset({1001}))

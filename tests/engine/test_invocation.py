@@ -23,6 +23,7 @@ from tests.cli.test_run import invoke, read, run_args, write_input
 from tests.conftest import StartSandbox
 
 
+@pytest.mark.slow
 def test_fresh_declined_keeps_the_earlier_journal(
     live_sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -55,6 +56,7 @@ def test_fresh_declined_keeps_the_earlier_journal(
     assert set(read(out)["outcome"]) == {"succeeded"}
 
 
+@pytest.mark.slow
 def test_one_limiter_for_every_canary_phase(
     live_sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,6 +111,7 @@ def test_status_says_what_happened(
     assert ending._status(_summary(*outcomes), report) is status
 
 
+@pytest.mark.slow
 def test_retry_elsewhere_counts_the_earlier_attempts(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:

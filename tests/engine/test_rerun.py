@@ -28,6 +28,7 @@ def write_rows(path: Path, rows: list[tuple[int, int, str]]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_editing_one_body_sends_only_that_row(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
     """A fixed cell after a finished run: that row is sent, the others are already applied."""
     source = write_input(tmp_path / "in.csv", 5)
@@ -45,6 +46,7 @@ def test_editing_one_body_sends_only_that_row(live_sandbox: RunningSandbox, tmp_
     assert "4 already applied by an earlier run" in again.stdout
 
 
+@pytest.mark.slow
 def test_editing_only_a_passthrough_column_sends_nothing(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -60,6 +62,7 @@ def test_editing_only_a_passthrough_column_sends_nothing(
     assert read(out)["ticket"].to_list() == ["T-1", "CHG-77", "T-3", "T-4"]
 
 
+@pytest.mark.slow
 def test_a_nightly_export_sends_only_the_rows_not_applied(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -82,6 +85,7 @@ def test_a_nightly_export_sends_only_the_rows_not_applied(
     assert '"finished": "1"' in (archived / "run.json").read_text()
 
 
+@pytest.mark.slow
 def test_an_unfinished_run_with_a_changed_input_is_refused_with_three_choices(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -112,6 +116,7 @@ def test_an_unfinished_run_with_a_changed_input_is_refused_with_three_choices(
     assert sandbox.stats()["total"] == before + 6
 
 
+@pytest.mark.slow
 def test_the_archive_keeps_the_newest_runs(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
     """--keep-runs bounds the archive: after five runs with --keep-runs 2, two past runs stay."""
     out = tmp_path / "out.csv"
@@ -128,6 +133,7 @@ def test_the_archive_keeps_the_newest_runs(live_sandbox: RunningSandbox, tmp_pat
     assert read(out)["ticket"].to_list() == ["T-4"]
 
 
+@pytest.mark.slow
 def test_with_a_snapshot_the_snapshot_is_the_truth(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -145,6 +151,7 @@ def test_with_a_snapshot_the_snapshot_is_the_truth(
     assert sandbox.stats()["by_routing_id"] == {"1001": 2, "1002": 2}  # type: ignore[comparison-overlap]
 
 
+@pytest.mark.slow
 def test_plan_counts_rows_already_applied(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
     """`plan --results` says how many requests an earlier run already applied there."""
     source = write_input(tmp_path / "in.csv", 3)
@@ -182,6 +189,7 @@ def test_job_results_placeholders(tmp_path: Path) -> None:
     assert re.fullmatch(r"[0-9a-f]{8}", sha8)
 
 
+@pytest.mark.slow
 def test_a_new_run_archives_the_old_trail_and_starts_its_own(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -206,6 +214,7 @@ def test_a_new_run_archives_the_old_trail_and_starts_its_own(
     assert about["totals"]["requests"] == 1
 
 
+@pytest.mark.slow
 def test_running_a_finished_run_again_adds_no_segment(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:

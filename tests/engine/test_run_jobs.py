@@ -55,6 +55,7 @@ def outcomes(path: Path) -> set[str]:
     return set(pl.read_csv(path, infer_schema=False)["outcome"])
 
 
+@pytest.mark.slow
 def test_job_file_runs_against_its_target(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
     """`run JOB.toml`: the job's input, target, key variable and results path are used."""
     job = write_job(tmp_path, live_sandbox, '[pace]\nrate = "500/s"')
@@ -66,6 +67,7 @@ def test_job_file_runs_against_its_target(live_sandbox: RunningSandbox, tmp_path
     assert live_sandbox.record(4102) is not None
 
 
+@pytest.mark.slow
 def test_flags_override_the_job(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
     """Flags win over the job (a 1/h job rate and its results path), the job over the env."""
     job = write_job(tmp_path, live_sandbox, 'results = "job-out.csv"\n[pace]\nrate = "1/h"')
@@ -81,6 +83,7 @@ def test_flags_override_the_job(live_sandbox: RunningSandbox, tmp_path: Path) ->
     assert live_sandbox.stats()["total"] == SAMPLE_ROWS
 
 
+@pytest.mark.slow
 def test_key_is_read_from_the_jobs_variable(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
     """Without MY_KEY set the run refuses, naming that variable (and not VOCOBASE_API_KEY)."""
     job = write_job(tmp_path, live_sandbox)
@@ -90,6 +93,7 @@ def test_key_is_read_from_the_jobs_variable(live_sandbox: RunningSandbox, tmp_pa
     assert live_sandbox.stats()["total"] == 0
 
 
+@pytest.mark.slow
 def test_sandbox_flag_overrides_the_jobs_base_url(tmp_path: Path) -> None:
     """`run JOB.toml --sandbox` rehearses a job aimed at the real API, with no key at all."""
     job = write_job(
@@ -100,6 +104,7 @@ def test_sandbox_flag_overrides_the_jobs_base_url(tmp_path: Path) -> None:
     assert outcomes(tmp_path / "job.results.csv") == {"succeeded"}
 
 
+@pytest.mark.slow
 def test_window_in_the_past_sends_nothing_and_exits_3(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -117,6 +122,7 @@ def test_window_in_the_past_sends_nothing_and_exits_3(
     assert "next window" in result.stdout
 
 
+@pytest.mark.slow
 def test_not_after_flag_closes_the_window(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
     """--not-after on the command line (no [window] in the job) closes the window too."""
     job = write_job(tmp_path, live_sandbox)
@@ -147,6 +153,7 @@ def test_a_second_run_is_refused_at_once(tmp_path: Path) -> None:
     assert not (tmp_path / "job.results.csv").exists()
 
 
+@pytest.mark.slow
 def test_a_stale_lock_is_taken_over_and_logged(tmp_path: Path) -> None:
     """A lock file left by a dead process (no flock held) is taken over, with a log line."""
     job = write_job(tmp_path, None, '[pace]\nrate = "500/s"')
@@ -294,6 +301,7 @@ async def test_resumed_in_the_next_window_sends_the_rest(tmp_path: Path) -> None
     assert finished.stopped is None
 
 
+@pytest.mark.slow
 def test_job_safety_keys_drive_the_run(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """A job's [safety] snapshot, skip_unchanged, rollback, canary and budget apply to `run`."""
     sandbox = start_sandbox(state=SNAPSHOT)
@@ -325,6 +333,7 @@ def test_jobs_check_plans_against_the_jobs_snapshot(tmp_path: Path) -> None:
     assert "canary: the first 3 rows" in result.stdout
 
 
+@pytest.mark.slow
 def test_retry_honours_the_window_too(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
     """`retry --not-after` in the past sends nothing and exits 3, like run; it goes where the
     job's run went, with the job's key variable, without being told."""

@@ -170,6 +170,7 @@ def test_wal_mode_is_on(tmp_path: Path) -> None:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+@pytest.mark.slow
 def test_records_survive_kill_9(tmp_path: Path) -> None:
     """Rows written by a process killed with SIGKILL (no close, no cleanup) are all there."""
     ident = _identity(tmp_path)

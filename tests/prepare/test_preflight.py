@@ -284,6 +284,7 @@ def sample_sandbox(start_sandbox: StartSandbox, **fields: Any) -> Any:
                          bots_file=SAMPLES / "routing-bots.json", **fields)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_validate_account_finds_the_samples_deleted_and_inactive_bots(
     start_sandbox: StartSandbox,
 ) -> None:
@@ -299,6 +300,7 @@ def test_validate_account_finds_the_samples_deleted_and_inactive_bots(
     assert sandbox.stats()["total"] == 0  # read-only
 
 
+@pytest.mark.slow
 def test_plan_account_on_the_clean_sample_passes(start_sandbox: StartSandbox) -> None:
     """plan --account on the clean sample: every row points at what the account has."""
     sandbox = sample_sandbox(start_sandbox)
@@ -325,6 +327,7 @@ def run(sandbox: Any, source: Path, results: Path, *extra: str) -> Any:
                   "--rate", "200/s", *extra, key=sandbox.api_key)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_run_account_check_rejects_before_any_update(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -338,6 +341,7 @@ def test_run_account_check_rejects_before_any_update(
     assert sandbox.stats()["total"] == 0
 
 
+@pytest.mark.slow
 def test_run_skip_invalid_sends_the_rest(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """--skip-invalid: the rejected row is invalid in the results, the others are sent."""
     sandbox = start_sandbox(bots=bots(3))
@@ -351,6 +355,7 @@ def test_run_skip_invalid_sends_the_rest(start_sandbox: StartSandbox, tmp_path: 
     assert sandbox.stats()["total"] == 1
 
 
+@pytest.mark.slow
 def test_run_stops_when_a_list_cannot_be_read(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """The bots list answers 500 every time: nothing sent, never half-checked; the server's
     fault, not the sheet's: exit 3 (stopped, the same command starts), every row
@@ -365,6 +370,7 @@ def test_run_stops_when_a_list_cannot_be_read(start_sandbox: StartSandbox, tmp_p
     assert pl.read_csv(out, infer_schema=False)["outcome"].to_list() == ["not_attempted"]
 
 
+@pytest.mark.slow
 def test_loopback_is_not_checked_unless_asked(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """Against loopback the check is off by default: no list is read."""
     sandbox = start_sandbox(bots=bots(3))
@@ -374,6 +380,7 @@ def test_loopback_is_not_checked_unless_asked(start_sandbox: StartSandbox, tmp_p
     assert sandbox.stats()["lists"] == {}
 
 
+@pytest.mark.slow
 def test_a_retry_does_not_read_the_lists_again(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """The lists are kept with the run: a retry continuing its journal reuses them."""
     sandbox = start_sandbox(bots=bots(3), script={12: ("503", "503")})
@@ -390,6 +397,7 @@ def test_a_retry_does_not_read_the_lists_again(start_sandbox: StartSandbox, tmp_
     assert sandbox.stats()["lists"] == {"connections": 1, "bots": 1}
 
 
+@pytest.mark.slow
 def test_job_file_turns_the_check_on_and_the_flag_off(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import StartSandbox
 from tests.prepare.test_preflight import bots, invoke, run, write_rows
 
 
+@pytest.mark.slow
 def test_a_resumed_run_rereads_the_lists_when_asked(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -36,6 +39,7 @@ def write_job(folder: Path, base_url: str, rows: list[str]) -> Path:
     return job
 
 
+@pytest.mark.slow
 def test_jobs_check_account_judges_rows_with_the_jobs_key(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:

@@ -495,6 +495,7 @@ def rows_strategy(draw: st.DrawFn) -> list[Row]:
     return out
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=rows_strategy(), default=st.sampled_from([None, UUID_A]))
 def test_bulk_validator_agrees_with_the_reference(rows: list[Row], default: str | None) -> None:

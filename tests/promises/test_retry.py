@@ -155,6 +155,7 @@ def succeeded_in_journal(results: Path, at_least: int) -> Callable[[], bool]:
 # Today: the printed command is plain `reroute retry .../job.results.csv`; retry ignores what the
 # run was (job base_url, api_key_env, pace) and reads VOCOBASE_API_KEY: exit 2 "no API key: set
 # VOCOBASE_API_KEY", nothing sent (with the key set it would target the production URL).
+@pytest.mark.slow
 def test_printed_retry_of_a_job_run_uses_the_jobs_target_key_and_pace(
     start_sandbox: StartSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,6 +189,7 @@ def test_printed_retry_of_a_job_run_uses_the_jobs_target_key_and_pace(
 
 # Today: plain `reroute retry RESULTS` targets the default https://api.vocobase.com/api/v2 (here
 # stopped by the loopback guard, so the rows fail, exit 1); the sandbox never sees the retry.
+@pytest.mark.slow
 def test_plain_retry_reuses_the_runs_base_url(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """`reroute retry RESULTS` without flags goes to the --base-url the run used."""
     failing = [FIRST_ID + 2, FIRST_ID + 3]
@@ -212,6 +214,7 @@ def test_plain_retry_reuses_the_runs_base_url(start_sandbox: StartSandbox, tmp_p
 # Today: the retry pairs the journal's records with the file's rows by position (a merge join
 # that assumes row order), so on a file sorted by `row` descending the retried rows' outcomes
 # are lost or land on other rows, and a second retry sends rows again.
+@pytest.mark.slow
 def test_retry_of_a_sorted_results_file_matches_rows_by_number(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -301,6 +304,7 @@ def test_retry_in_place_after_kill_9_never_resends_or_undoes_journal_successes(
 
 # Today: the unchanged rows are `not_attempted` (with a note) in the results file, and `reroute
 # retry` sends all 31 of them.
+@pytest.mark.slow
 def test_skip_unchanged_rows_are_skipped_and_retry_leaves_them_out(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:

@@ -123,6 +123,7 @@ def parse_time(text: str) -> datetime:
 # Today: the second invocation sends nothing, the results say 4 succeeded and 1 failed, but the
 # closed window makes it a "stopped early" run: exit 3 ("resumes in the next window"), which
 # schedulers treat as fine, so the failure is never looked at.
+@pytest.mark.slow
 def test_nothing_left_to_send_with_failures_exits_1_even_after_the_window(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -181,6 +182,7 @@ def test_results_unwritable_at_the_end_is_exit_4_and_the_same_command_writes_the
 
 # Today: the directory is not checked up front: all 6 rows are sent, then the write fails
 # (exit 2 after requests went out).
+@pytest.mark.slow
 def test_a_directory_at_the_results_path_is_refused_before_sending(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -198,6 +200,7 @@ def test_a_directory_at_the_results_path_is_refused_before_sending(
 
 # Today: the resume forgets the 401 request: the row ends with attempts 1 and the started_at of
 # the resume's request.
+@pytest.mark.slow
 def test_a_row_stopped_by_401_counts_both_requests_and_keeps_its_first_send_time(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -234,6 +237,7 @@ def _stopped_by_401(sandbox: RunningSandbox, args: list[str]) -> None:
 
 # Today: the resume takes the new --connection-id silently (identity = input, URL, results
 # only): it sends the remaining rows with the other id, exit 0 — one run, two connection ids.
+@pytest.mark.slow
 def test_resume_with_another_connection_id_is_refused(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -269,6 +273,7 @@ CUTOVER_CHANGES = [
 
 # Today: --allow-wipe and --skip-unchanged are not part of the run: the resume silently sends
 # with the new setting (exit 0, the rest of the rows sent). (--fill-from-current: see above.)
+@pytest.mark.slow
 @pytest.mark.parametrize(("first", "second", "name"), CUTOVER_CHANGES)
 def test_resume_with_another_cutover_switch_is_refused(
     start_sandbox: StartSandbox, tmp_path: Path, first: list[str], second: list[str], name: str
@@ -287,6 +292,7 @@ def test_resume_with_another_cutover_switch_is_refused(
 
 # Holds today (kept as a guard for the refactor): refused, exit 2, nothing sent, the message
 # names "the snapshot (--current) or --fill-from-current".
+@pytest.mark.slow
 def test_resume_with_a_changed_snapshot_is_refused_naming_it(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -315,6 +321,7 @@ def test_resume_with_a_changed_snapshot_is_refused_naming_it(
 
 # Today: every remaining row is sent, gets 429 with Retry-After ~3600 and fails on its own
 # (RATE_LIMITED), exit 1: the whole batch burnt as `failed` while the API only asked for a wait.
+@pytest.mark.slow
 def test_retry_after_beyond_the_limit_stops_the_run_with_rows_not_attempted(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -342,6 +349,7 @@ def test_retry_after_beyond_the_limit_stops_the_run_with_rows_not_attempted(
 
 # Today: the printed resume command drops --log-format json, so a scheduler copying it gets the
 # text log its collector cannot parse.
+@pytest.mark.slow
 def test_resume_command_keeps_log_format_json(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """A run with --log-format json that stops early prints a resume command with it."""
     sandbox = start_sandbox(script={FIRST_ID + 1: ("401",)})

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from batch.cli import app
@@ -79,6 +80,7 @@ def test_an_unwritable_out_is_exit_2(tmp_path: Path) -> None:
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "routing-changes.csv"
 
 
+@pytest.mark.slow
 def test_run_writes_no_report_with_no_report(tmp_path: Path) -> None:
     """`run --no-report`: no page beside the results, no `report:` line."""
     results = tmp_path / "out.results.csv"
@@ -89,6 +91,7 @@ def test_run_writes_no_report_with_no_report(tmp_path: Path) -> None:
     assert "report:" not in done.output
 
 
+@pytest.mark.slow
 def test_run_in_json_keeps_stdout_one_record_and_notes_the_report(tmp_path: Path) -> None:
     """With --log-format json the summary stays the only stdout line; where the report went
     is a JSON note on stderr."""
@@ -103,6 +106,7 @@ def test_run_in_json_keeps_stdout_one_record_and_notes_the_report(tmp_path: Path
     assert page.is_file()
 
 
+@pytest.mark.slow
 def test_a_job_file_reports_the_results_its_run_wrote(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -124,6 +128,7 @@ def test_a_job_file_reports_the_results_its_run_wrote(
     assert "night.csv" in made.stdout
 
 
+@pytest.mark.slow
 def test_retry_writes_the_report_of_the_run_and_the_retry(
     start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
@@ -143,6 +148,7 @@ def test_retry_writes_the_report_of_the_run_and_the_retry(
     assert "| failed | 1 |" in text
 
 
+@pytest.mark.slow
 def test_a_job_can_turn_the_report_off_and_the_flag_beats_the_job(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
@@ -172,6 +178,7 @@ def test_a_job_can_turn_the_report_off_and_the_flag_beats_the_job(
     assert "key report: expected true or false" in wrong.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_after_the_outcome_is_decided_changes_nothing(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:

@@ -38,6 +38,7 @@ def test_bad_usage_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_port_in_use_is_named() -> None:
     """A busy port is refused with the address and a fix, not a traceback."""
     with socket.socket() as busy:

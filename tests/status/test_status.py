@@ -329,6 +329,7 @@ def test_cli_without_a_journal_is_exit_2_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.output
 
 
+@pytest.mark.slow
 def test_watch_stops_on_ctrl_c_with_exit_0(results: Path) -> None:
     """--watch --log-format json prints a line per refresh; Ctrl-C ends it, exit 0, quietly."""
     with _journal(results) as journal:
@@ -374,6 +375,7 @@ def test_a_stopped_jobs_window_is_its_next_one(tmp_path: Path) -> None:
     assert status.job == job
 
 
+@pytest.mark.slow
 def test_watch_on_a_terminal_redraws_and_ends_on_ctrl_c(results: Path) -> None:
     """--watch on a terminal draws the status in place (rich); Ctrl-C ends it, exit 0."""
     import pty
