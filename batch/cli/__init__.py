@@ -10,7 +10,6 @@ import sys
 from typing import Any
 
 from batch.cli import (
-    flagvalues,
     jobs_cmd,
     report_cmd,
     retry_cmd,
@@ -21,9 +20,6 @@ from batch.cli import (
 from batch.cli import status_cmd as status_cmd  # registers `reroute status`
 from batch.cli.app import app
 
-# typer builds a command's parameters when it first runs: from here on, without pydantic.
-flagvalues.install()
-
 __all__ = [
     "app", "jobs_cmd", "main", "report_cmd", "retry_cmd", "run_cmd", "sandbox_cmd", "validate_cmd",
 ]  # fmt: skip
@@ -31,9 +27,9 @@ __all__ = [
 
 def main() -> None:
     """Console-script entry point."""
-    # A value `flagvalues` leaves to typer goes through pydantic, which first scans every installed
-    # package's entry points for pydantic plugins (~50 ms); reroute uses none. An operator who
-    # sets the variable keeps their choice.
+    # typer coerces flag values through pydantic, which first scans every installed package's
+    # entry points for pydantic plugins (~50 ms); reroute uses none. An operator who sets the
+    # variable keeps their choice.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     # Output redirected to a file on Windows is in the code page (cp1252...), as it is under a
     # C locale anywhere: a cell it cannot spell is printed as "?" rather than ending the command.

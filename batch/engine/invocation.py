@@ -20,9 +20,8 @@ final write keeps the journal and says so (``Status.RESULTS_NOT_WRITTEN``).
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -345,19 +344,18 @@ def _send(
             tasks.cancel_scope.cancel()
         return report
 
-    with _frozen_heap():
-        try:
-            report = anyio.run(drive)
-            if inv.signals:  # the sending is over: the results are written whatever is pressed
-                signals.ignore_interrupts()
-        except BaseExceptionGroup as group:
-            # Our own errors (a journal that cannot be written) deserve one clear line.
-            error = _first_reroute_error(group)
-            if error is None:
-                raise
-            raise RunStopped(
-                f"{error}; the run stopped: fix that, then run the same command again"
-            ) from group
+    try:
+        report = anyio.run(drive)
+        if inv.signals:  # the sending is over: the results are written whatever is pressed
+            signals.ignore_interrupts()
+    except BaseExceptionGroup as group:
+        # Our own errors (a journal that cannot be written) deserve one clear line.
+        error = _first_reroute_error(group)
+        if error is None:
+            raise
+        raise RunStopped(
+            f"{error}; the run stopped: fix that, then run the same command again"
+        ) from group
     return report, requests.count, budget
 
 
@@ -378,20 +376,6 @@ async def _tick(operator: Operator) -> None:
     while True:
         await anyio.sleep(1.0)
         operator.tick()
-
-
-@contextmanager
-def _frozen_heap() -> Iterator[None]:
-    """Speed unit: what exists now (modules, the input and its verdicts) lives until the run
-    ends; frozen, the collector's full passes (every several thousand rows) do not walk it
-    again (~100 ms per 10,000 rows, ~17 ms frozen; README, Performance). No collection
-    first: it found a few dozen objects to free and cost ~40 ms of every run's start (what
-    is frozen by mistake is freed after the unfreeze)."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _moment(value: datetime | None) -> str:

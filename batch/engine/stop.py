@@ -107,30 +107,26 @@ class Observer:
 
 
 class Observers(Observer):
-    """Several observers as one, called in order. The per-request hooks call only the
-    observers that override them: most leave ``attempt`` alone, and a no-op call per request
-    per observer adds up."""
+    """Several observers as one, called in order."""
 
     def __init__(self, *observers: Observer) -> None:
         self._observers = observers
-        self._attempt = _overriding(observers, "attempt")
-        self._row_finished = _overriding(observers, "row_finished")
 
     def run_started(self, total: int, done: int) -> None:
         for o in self._observers:
             o.run_started(total, done)
 
     def attempt(self, call: Call, n: int) -> None:
-        for hook in self._attempt:
-            hook(call, n)
+        for o in self._observers:
+            o.attempt(call, n)
 
     def retrying(self, call: Call, n: int, code: str) -> None:
         for o in self._observers:
             o.retrying(call, n, code)
 
     def row_finished(self, result: RowResult) -> None:
-        for hook in self._row_finished:
-            hook(result)
+        for o in self._observers:
+            o.row_finished(result)
 
     def row_cancelled(self, call: Call, record: RowResult | None) -> None:
         for o in self._observers:
@@ -147,12 +143,6 @@ class Observers(Observer):
     def host_back(self, down_for: float, probes: int) -> None:
         for o in self._observers:
             o.host_back(down_for, probes)
-
-
-def _overriding(observers: tuple[Observer, ...], hook: str) -> list[Callable[..., None]]:
-    """The bound ``hook`` of each observer whose class overrides Observer's no-op."""
-    base = getattr(Observer, hook)
-    return [getattr(o, hook) for o in observers if getattr(type(o), hook) is not base]
 
 
 async def watch_signals(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -426,31 +425,6 @@ def test_plain_progress_lines_and_stopped_summary() -> None:
     )
     assert text[-1] == "to resume, run the same command again: reroute run in.csv"
     assert "why: interrupted (Ctrl-C)" in text
-
-
-@pytest.mark.slow
-def test_the_heap_is_frozen_while_sending_only(
-    start_sandbox: StartSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What exists before the first request is frozen for the collector while rows are
-    sent (its full passes skip it), and unfrozen again for the results and the summary."""
-    import batch.engine.invocation as engine
-
-    frozen: list[int] = []
-    real_run_calls = engine.run_calls
-
-    async def watched(*args: Any, **kwargs: Any) -> Any:
-        frozen.append(gc.get_freeze_count())
-        return await real_run_calls(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "run_calls", watched)
-    sandbox = start_sandbox()
-    source = write_input(tmp_path / "in.csv", 3)
-    result = invoke(*run_args(sandbox, source, tmp_path / "out.csv"), key=sandbox.api_key)
-    assert result.exit_code == 0, result.output
-    assert len(frozen) == 1
-    assert frozen[0] > 1000  # the modules and the input, at least
-    assert gc.get_freeze_count() == 0
 
 
 def test_current_rate_counts_the_last_thirty_seconds() -> None:
