@@ -85,16 +85,6 @@ MODE_FOR_TARGET: Final[dict[str, tuple[str, int]]] = {
 }
 
 
-def targets_used(inbound: int, outbound: int) -> frozenset[str]:
-    """The bot/trunk id fields a record with these modes needs (and no others)."""
-    used = set()
-    for (field, value), target in TARGET_FOR_MODE.items():
-        mode = inbound if field == FOR_INBOUND_CALL else outbound
-        if mode == value:
-            used.add(target)
-    return frozenset(used)
-
-
 def update_path(routing_id: int) -> str:
     """Path of the update call, relative to the base URL (which ends in ``/api/v2``)."""
     return f"/voicelink/call-routing/{routing_id}"

@@ -189,15 +189,3 @@ def pending(calls: Iterable[Call], journal: Journal) -> Iterator[Call]:
     if not journal.resumed:
         return iter(calls)  # a new journal decides nothing: no lookup per row
     return (call for call in calls if not journal.is_final(call.row))
-
-
-def sender_hooks(
-    journal: Journal, observer: Observer
-) -> tuple[Callable[[Call, int], None], Callable[[Call, int, str], None]]:
-    """``on_attempt`` and ``on_retry`` for the sender: journal first (durability), then show."""
-
-    def on_attempt(call: Call, n: int) -> None:
-        journal.attempt(call, n)
-        observer.attempt(call, n)
-
-    return on_attempt, observer.retrying

@@ -18,7 +18,6 @@ import httpx
 import tenacity
 
 from batch.errors import ConnectionFailed, RequestTimeout, TransportError
-from batch.model import RowResult
 
 # Statuses worth another try: rate limited, and the server or a gateway failing for now.
 TRANSIENT_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
@@ -65,11 +64,6 @@ def is_transient(outcome: Answer | BaseException) -> bool:
     if outcome.status in TRANSIENT_STATUSES:
         return True
     return not outcome.is_json and outcome.status >= 500
-
-
-def stops_run(result: RowResult) -> bool:
-    """True when the final answer says the key or account is refused (401/403)."""
-    return result.http_status in STOP_RUN_STATUSES
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -63,11 +63,6 @@ def check_extension(path: Path) -> str:
     return suffix
 
 
-def results_frame(results: Iterable[RowResult], passthrough: pl.DataFrame) -> pl.DataFrame:
-    """The results as a frame (RESULT_SCHEMA, then ``passthrough`` unchanged, side by side)."""
-    return pl.concat(list(_frames(results, passthrough)))
-
-
 def write_results(
     path: Path,
     results: Iterable[RowResult],

@@ -41,6 +41,7 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo: tests.fakes
 from bench_run import KEY, ROOT, _cpus, _env, _on, bare_loop, start_sandbox, stop
 
 STAGES = ("client", "sender", "run_calls")
@@ -49,7 +50,7 @@ WHAT_IF = ("no_journal", "no_deadline")
 
 async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[float]:
     """Send ``rows`` rows through ``name``'s layers; when each answer came (time.time)."""
-    from batch.engine.rowloop import run_calls, sender_hooks
+    from batch.engine.rowloop import run_calls
     from batch.engine.stop import Observer
     from batch.journal.journal import Journal
     from batch.journal.record import RunIdentity
@@ -58,6 +59,7 @@ async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[f
     from batch.send.limiter import Limiter
     from batch.send.sender import Sender
     from batch.settings import Rate
+    from tests.fakes import sender_hooks
 
     answered: list[float] = []
     client = build_client(base_url, KEY, timeout=30, concurrency=concurrency)

@@ -14,12 +14,13 @@ from typer.testing import CliRunner
 
 from batch.cli import app, run_cmd
 from batch.engine.guards import canary_left, with_canary
-from batch.engine.rowloop import RunReport, execute, sender_hooks
+from batch.engine.rowloop import RunReport, execute
 from batch.engine.stop import Observer, StopReason, StopToken
 from batch.journal.journal import Journal
 from batch.journal.record import RunIdentity
 from batch.model import Call, Outcome, RowResult
 from tests.conftest import StartSandbox
+from tests.fakes import sender_hooks
 
 HEADER = "routing_id,for_inbound_call,for_outbound_call,status,outbound_sip_trunk_id"
 

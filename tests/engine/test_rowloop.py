@@ -15,7 +15,7 @@ import pytest
 from trio.testing import MockClock
 
 from batch.engine.merge import Summary, merge_results
-from batch.engine.rowloop import RunReport, execute, pending, run_calls, sender_hooks
+from batch.engine.rowloop import RunReport, execute, pending, run_calls
 from batch.engine.stop import Observer, Observers, StopReason, StopToken
 from batch.journal.journal import Journal
 from batch.journal.record import RunIdentity
@@ -25,6 +25,7 @@ from batch.send.client import SendPolicy, build_client
 from batch.send.limiter import Limiter
 from batch.send.sender import Sender
 from batch.settings import Rate
+from tests.fakes import sender_hooks
 
 
 async def send_all(

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from batch.cli import app
 from batch.engine.guards import within_window
-from batch.engine.rowloop import RunReport, execute, pending, sender_hooks
+from batch.engine.rowloop import RunReport, execute, pending
 from batch.engine.stop import Observer, StopReason, StopToken
 from batch.engine.window import Window
 from batch.journal.journal import Journal
@@ -27,6 +27,7 @@ from batch.journal.record import RunIdentity
 from batch.model import Call, Outcome, RowResult
 from batch.sandbox import RunningSandbox
 from tests.conftest import StartSandbox
+from tests.fakes import sender_hooks
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "routing-changes.csv"

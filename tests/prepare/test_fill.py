@@ -13,6 +13,7 @@ from batch.prepare.current import Current, Verdict, diff_rows, load_current
 from batch.prepare.fill import fill_from_current
 from batch.prepare.validate import Validation, validate
 from batch.sheets.load import load_table
+from tests.fakes import targets_used
 
 HEADER = (
     "routing_id,for_inbound_call,for_outbound_call,status,connection_id,"
@@ -148,7 +149,7 @@ def record_strategy() -> st.SearchStrategy[dict[str, str]]:
             "connection_id": draw(st.sampled_from(["", UUID])),
         }
         for target in vl.TARGET_FIELDS:
-            used = target in vl.targets_used(inbound, outbound)
+            used = target in targets_used(inbound, outbound)
             record[target] = str(draw(st.integers(1, 400))) if used else ""
         return record
 
@@ -183,7 +184,7 @@ def test_filled_rows_never_wipe_and_blank_rows_change_nothing(
     # The row writes the mode cells not kept, and the target ids its resulting modes use.
     row = {name: ("" if name in kept else new[name]) for name in vl.MODE_FIELDS}
     modes = {name: row[name] or old[name] for name in vl.MODE_FIELDS}
-    needs = vl.targets_used(int(modes[vl.FOR_INBOUND_CALL]), int(modes[vl.FOR_OUTBOUND_CALL]))
+    needs = targets_used(int(modes[vl.FOR_INBOUND_CALL]), int(modes[vl.FOR_OUTBOUND_CALL]))
     row[vl.CONNECTION_ID] = ""
     row.update({t: new[t] if t in needs else "" for t in vl.TARGET_FIELDS})
     v = filled_row(tmp_path, current, row)

@@ -17,6 +17,7 @@ from batch.model import Outcome
 from batch.prepare.rules import Code
 from batch.prepare.validate import validate
 from batch.sheets.load import KNOWN_COLUMNS, Table
+from tests.fakes import targets_used
 
 UUID_A = "123e4567-e89b-12d3-a456-426614174000"
 UUID_B = "9b2c1d3e-0000-4abc-8def-0123456789ab"
@@ -125,7 +126,7 @@ def reference(rows: list[Row], default: str | None = None) -> list[tuple[set[str
             connection = new or old or default
             if connection:
                 fields[vl.CONNECTION_ID] = connection
-            for target in sorted(vl.targets_used(inbound, outbound), key=vl.BODY_FIELDS.index):
+            for target in sorted(targets_used(inbound, outbound), key=vl.BODY_FIELDS.index):
                 fields[target] = nums[target]  # type: ignore[assignment]
             body = vl.encode_body(fields)
         out.append((codes, body))

@@ -26,13 +26,17 @@ def test_specs_compile_to_vega(tmp_path: Path, segments: int) -> None:
 
 
 def test_specs_compile_for_a_run_with_no_requests(tmp_path: Path) -> None:
+    """A run whose journal holds no request still gets charts, each valid Vega-Lite."""
     made = make_run(tmp_path / "out.csv")
     db = sqlite3.connect(made.journal)
     db.execute("DELETE FROM attempts")
     db.commit()
     db.close()
-    for chart in charts.charts(series.build(data.read(made.results))):
-        vl_convert.vegalite_to_vega(chart.spec, vl_version=charts.VEGA_LITE)
+    made_charts = charts.charts(series.build(data.read(made.results)))
+    assert made_charts
+    for chart in made_charts:
+        compiled = vl_convert.vegalite_to_vega(chart.spec, vl_version=charts.VEGA_LITE)
+        assert compiled["$schema"].startswith("https://vega.github.io/schema/vega/"), chart.key
 
 
 def test_the_inlined_bundle_is_the_vega_lite_the_specs_are_written_for() -> None:

@@ -17,7 +17,6 @@ from batch.errors import (
     RequestTimeout,
     TransportError,
 )
-from batch.model import Outcome, RowResult
 from batch.send.retry import (
     Answer,
     backoff,
@@ -25,7 +24,6 @@ from batch.send.retry import (
     is_transient,
     parse_retry_after,
     retry_after_from_headers,
-    stops_run,
 )
 
 NOW = datetime(2026, 11, 30, 1, 0, 0, tzinfo=UTC)
@@ -137,15 +135,6 @@ def test_backoff_jitter_takes_off_at_most_its_share() -> None:
 def test_backoff_huge_attempt_does_not_overflow() -> None:
     """A very late attempt waits the maximum instead of raising OverflowError."""
     assert backoff(5000, initial=1, maximum=60, jitter=0.0, rnd=0.0) == 60
-
-
-@pytest.mark.parametrize(
-    ("status", "stops"), [(401, True), (403, True), (400, False), (None, False)]
-)
-def test_stops_run(status: int | None, stops: bool) -> None:
-    """Only a 401 or 403 answer stops the whole run."""
-    result = RowResult(row=1, routing_id="1", outcome=Outcome.FAILED, http_status=status)
-    assert stops_run(result) is stops
 
 
 @given(st.text())

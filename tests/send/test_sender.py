@@ -29,7 +29,7 @@ from batch.send.answers import _parse
 from batch.send.bounded import Body
 from batch.send.client import USER_AGENT, SendPolicy, build_client
 from batch.send.limiter import Limiter
-from batch.send.retry import stops_run
+from batch.send.retry import STOP_RUN_STATUSES
 from batch.send.sender import Sender
 from batch.settings import Rate
 
@@ -228,7 +228,7 @@ async def test_final_errors_are_not_retried(status: int, code: str) -> None:
     assert (result.http_status, result.attempts, result.error_code) == (status, 1, code)
     assert result.error_message == "field status: must be 0 or 1"
     assert json.loads(result.response)["error"]["code"] == code
-    assert stops_run(result) is (status in (401, 403))
+    assert (result.http_status in STOP_RUN_STATUSES) is (status in (401, 403))
 
 
 async def test_two_xx_without_envelope_is_bad_response() -> None:
