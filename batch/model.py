@@ -8,10 +8,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Final
 
 from batch import voicelink
+
+
+class Exit(IntEnum):
+    """The contract's exit statuses, the one table: the command line exits with them, the
+    engine's endings map to them, the report and `jobs check` word them."""
+
+    OK = 0  # every row succeeded (validate: every row valid; jobs check: every job fine)
+    SOME_FAILED = 1  # finished, some rows did not succeed (validate, jobs check: some invalid)
+    NOTHING_SENT = 2  # bad usage, unreadable input, invalid rows without --skip-invalid
+    STOPPED = 3  # stopped early with rows left; the results file is written, the same command
+    # resumes
+    RESULTS_NOT_WRITTEN = 4  # rows were sent, the results file could not be written: the
+    # journal keeps every outcome, and the same command writes it
+
+    @property
+    def meaning(self) -> str:
+        """What the status says of a run, in the report's words."""
+        return _EXIT_MEANING[self]
+
+
+_EXIT_MEANING: Final = {
+    Exit.OK: "every row succeeded",
+    Exit.SOME_FAILED: "finished; some rows did not succeed",
+    Exit.NOTHING_SENT: "nothing was sent",
+    Exit.STOPPED: "stopped early with rows left to send; the same command resumes",
+    Exit.RESULTS_NOT_WRITTEN: "rows were sent, but the results file could not be written",
+}
 
 
 class Outcome(StrEnum):

@@ -8,12 +8,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import IntEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from batch.errors import RerouteError
+from batch.model import Exit as Exit  # the contract's exit statuses (one table)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -79,17 +79,6 @@ def say(text: str = "") -> None:
     """One line of plain text on stdout: cells and file names exactly as they are (no rich
     markup, no emoji codes turned into pictures, no wrapping), and no rich to import."""
     print(text, flush=True)
-
-
-class Exit(IntEnum):
-    """Exit statuses of the contract."""
-
-    OK = 0
-    SOME_FAILED = 1  # run/retry: finished, some rows did not succeed; validate: some invalid
-    NOTHING_SENT = 2  # bad usage, unreadable input, invalid rows without --skip-invalid
-    STOPPED = 3  # stopped early; the results file is written and the same command resumes
-    RESULTS_NOT_WRITTEN = 4  # rows were sent, the results file could not be written: the journal
-    # keeps every outcome, and the same command writes it (sending nothing already decided)
 
 
 # The JSON line of a command that ends before its work, by exit status (--log-format json).

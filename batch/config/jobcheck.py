@@ -17,6 +17,7 @@ from batch.config.jobs import Job, load_job, resolve_run_settings
 from batch.engine import window
 from batch.errors import LockedError, RerouteError, UsageError
 from batch.journal.lock import RunLock
+from batch.model import Exit
 from batch.prepare.current import gate
 from batch.prepare.cutover import read_checked
 from batch.prepare.plan import plan_counts
@@ -29,11 +30,11 @@ SHOWN_PROBLEMS = 5
 
 
 class Verdict(IntEnum):
-    """How a job file stands, worst last (the command line's exit statuses, in order)."""
+    """How a job file stands, worst last: the exit status `jobs check` gives for it."""
 
-    OK = 0
-    INVALID_ROWS = 1
-    UNUSABLE = 2
+    OK = Exit.OK
+    INVALID_ROWS = Exit.SOME_FAILED
+    UNUSABLE = Exit.NOTHING_SENT
 
 
 @dataclass

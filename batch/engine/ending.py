@@ -17,6 +17,7 @@ from batch.engine.rowloop import RunReport
 from batch.engine.stop import StopRequest
 from batch.errors import RerouteError
 from batch.journal.journal import Journal
+from batch.model import Exit
 from batch.prepare.batch import Batch
 from batch.settings import RunSettings
 
@@ -34,16 +35,16 @@ class Status(StrEnum):
     @property
     def exit_status(self) -> int:
         """The contract's exit status for this ending."""
-        return _EXIT_STATUS[self]
+        return int(_EXIT_STATUS[self])
 
 
 _EXIT_STATUS = {
-    Status.SUCCEEDED: 0,
-    Status.SOME_FAILED: 1,
-    Status.NOT_CONFIRMED: 2,
-    Status.REFUSED: 2,
-    Status.STOPPED: 3,
-    Status.RESULTS_NOT_WRITTEN: 4,
+    Status.SUCCEEDED: Exit.OK,
+    Status.SOME_FAILED: Exit.SOME_FAILED,
+    Status.NOT_CONFIRMED: Exit.NOTHING_SENT,
+    Status.REFUSED: Exit.NOTHING_SENT,
+    Status.STOPPED: Exit.STOPPED,
+    Status.RESULTS_NOT_WRITTEN: Exit.RESULTS_NOT_WRITTEN,
 }
 
 

@@ -50,13 +50,6 @@ FROM_JOURNAL: Final = (
 )
 
 # The exit statuses of `run` and `retry` (contract), in words.
-EXIT_MEANING: Final = {
-    0: "every row succeeded",
-    1: "finished; some rows did not succeed",
-    2: "nothing was sent",
-    3: "stopped early with rows left to send; the same command resumes",
-    4: "rows were sent, but the results file could not be written",
-}
 
 # What the charts need of every request (a quarter of a million for 200,000 rows: the fewer
 # columns, the quicker); a row's full history is read only for the rows the page shows.

@@ -11,7 +11,8 @@ from typing import Any
 
 from batch.engine.merge import ALREADY_APPLIED
 from batch.engine.window import format_duration
-from batch.report.data import EXIT_MEANING, Facts
+from batch.model import Exit
+from batch.report.data import Facts
 
 
 def when(us: int | None, *, ms: bool = False) -> str:
@@ -36,7 +37,7 @@ def ended(segment: dict[str, Any]) -> str:
     if segment["finished_at"] is None:
         return "not finished: still running, or its process died before it could say"
     status = segment["exit_status"]
-    words = EXIT_MEANING.get(status, "") if status is not None else ""
+    words = Exit(status).meaning if status in set(Exit) else ""
     reason = segment["stop_reason"] or ""
     if reason == "finished":  # nothing stopped it: the exit status says it all
         reason = ""
