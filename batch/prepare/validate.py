@@ -104,25 +104,19 @@ class Validation:
         return [_result(*values) for values in _values(rows)]
 
     def calls(self) -> Iterator[Call]:
-        """The requests of the valid rows, in input order, made a chunk at a time."""
-        mask = self.valid_mask()
-        frames = (self.judged.filter(mask), self.numbers.filter(mask))
-        connections = self.connections.filter(mask)
-        for offset in range(0, frames[0].height, _CHUNK):
-            judged, numbers = (frame.slice(offset, _CHUNK) for frame in frames)
-            chunk = self._with_requests(judged, numbers, connections.slice(offset, _CHUNK))
+        """The requests of the valid rows, in input order, made a chunk at a time from the
+        bodies built once (``verdicts``): a run reads them several times (count, remember,
+        segment, send), and builds each body once."""
+        valid = self.verdicts.filter(pl.col("error_code") == "").select("row", "id", "request")
+        for offset in range(0, valid.height, _CHUNK):
             # starmap: a Call per row, no loop of ours.
-            yield from starmap(Call, chunk.select("row", "id", "request").iter_rows())
+            yield from starmap(Call, valid.slice(offset, _CHUNK).iter_rows())
 
     def preview_results(self) -> Iterator[RowResult]:
         """Every row as a result before anything is sent: ``invalid``, or ``not_attempted``."""
-        for offset in range(0, self.judged.height, _CHUNK):
-            chunk = self._with_requests(
-                self.judged.slice(offset, _CHUNK),
-                self.numbers.slice(offset, _CHUNK),
-                self.connections.slice(offset, _CHUNK),
-            )
-            yield from (_result(*values) for values in _values(chunk))
+        verdicts = self.verdicts
+        for offset in range(0, verdicts.height, _CHUNK):
+            yield from (_result(*values) for values in _values(verdicts.slice(offset, _CHUNK)))
 
     def _with_requests(
         self, judged: pl.DataFrame, numbers: pl.DataFrame, connections: pl.DataFrame

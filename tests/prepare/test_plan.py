@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
+import pytest
 
 from batch import voicelink as vl
 from batch.prepare.plan import plan_counts, write_plan
@@ -73,3 +75,29 @@ def test_a_plan_of_nothing_valid_is_an_empty_file(tmp_path: Path) -> None:
     write_plan(path, v)
     assert path.read_text() == ""
     assert plan_counts(v) == []
+
+
+@pytest.mark.slow
+def test_a_run_builds_each_request_body_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 40-row sample on the embedded sandbox: every row's body is built once, however many
+    times the run reads its calls (count, memory, segment, sending, results)."""
+    from typer.testing import CliRunner
+
+    from batch.cli import app
+    from batch.prepare.validate import Validation
+
+    built: list[int] = []
+    real = Validation._with_requests
+
+    def counted(self: Validation, judged: pl.DataFrame, *args: Any) -> pl.DataFrame:
+        built.extend(judged.get_column("row").to_list())
+        return real(self, judged, *args)
+
+    monkeypatch.setattr(Validation, "_with_requests", counted)
+    sample = Path(__file__).resolve().parents[2] / "samples" / "routing-changes.csv"
+    out = tmp_path / "out.csv"
+    result = CliRunner().invoke(app, ["run", str(sample), "--sandbox", "--results", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(built) == list(range(1, 41))
