@@ -73,6 +73,10 @@ ATTEMPT_COLUMNS: Final = (
     "error_code", "waited_ms", "wait_cause", "retry_after",
 )  # fmt: skip
 ATTEMPT_WIDTH: Final = len(ATTEMPT_COLUMNS) + 1  # a log line: "a", then the values
+# Where an attempt record holds what is read or replaced in it, by the column's name.
+COL_SENT_AT, COL_ANSWERED_AT, COL_WAITED_MS, COL_RETRY_AFTER = (
+    ATTEMPT_COLUMNS.index(name) for name in ("sent_at", "answered_at", "waited_ms", "retry_after")
+)
 ATTEMPT_MARK: Final = "a"
 UPSERT_ATTEMPT: Final = (
     f"INSERT OR REPLACE INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "

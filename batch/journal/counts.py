@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from batch.journal.rowrecords import ATTEMPTS, ERROR_CODE, FINISHED_AT, HTTP_STATUS, OUTCOME
 from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
 
 # Meta keys of the journal, stored by batch.engine.runjournal.remember as an invocation starts a
@@ -39,7 +40,7 @@ def resends(outcome: str, status: int | None, code: str) -> bool:
 def later(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
     """The later of two records of one row: more attempts, or as many and a final outcome
     (an outcome only moves forward; attempts only accumulate). Ties go to ``b``."""
-    return a if (a[4], a[2] != _UNKNOWN) > (b[4], b[2] != _UNKNOWN) else b
+    return a if (a[ATTEMPTS], a[OUTCOME] != _UNKNOWN) > (b[ATTEMPTS], b[OUTCOME] != _UNKNOWN) else b
 
 
 @dataclass
@@ -52,12 +53,9 @@ class Tally:
 
     def add(self, record: tuple[Any, ...], sign: int, recent: int, active: int) -> None:
         outcome, status, attempts, code, finished = (
-            record[2],
-            record[3],
-            record[4],
-            record[5],
-            record[10],
-        )
+            record[OUTCOME], record[HTTP_STATUS], record[ATTEMPTS], record[ERROR_CODE],
+            record[FINISHED_AT],
+        )  # fmt: skip
         self.outcomes[outcome] += sign
         self.resend += sign * resends(outcome, status, code)
         self.attempts += sign * (attempts or 0)

@@ -13,7 +13,6 @@ from batch.errors import JournalError
 from batch.journal import applied, audit, rowrecords
 from batch.journal.maplog import read_records, zero_records
 from batch.journal.record import RunIdentity
-from batch.model import RESULT_COLUMNS
 
 SUFFIX: Final = ".journal"
 _FORMAT: Final = "3"  # 3: times as integer microseconds since the epoch, the log beside it
@@ -75,8 +74,9 @@ def read_log(log: Path) -> Logged:
         elif (key := _success(row)) is not None:
             # Answered as its row says (a success's answer is not logged).
             found = attempts.get(key)
-            if found is not None and found[5] is None:
-                attempts[key] = (*found[:5], row[_FINISHED], row[_STATUS], "", *found[8:])
+            if found is not None and found[audit.COL_ANSWERED_AT] is None:
+                attempts[key] = (*found[: audit.COL_ANSWERED_AT], row[_FINISHED], row[_STATUS], "",
+                                 *found[audit.COL_WAITED_MS :])  # fmt: skip
     return Logged(list(rows.values()), list(attempts.values()), used)
 
 
@@ -95,16 +95,16 @@ IN_FLIGHT_WIDTH: Final = rowrecords.WIDTH + 4
 def _sent(line: tuple[Any, ...]) -> tuple[Any, ...]:
     """The request an in-flight mark's line records (ATTEMPT_COLUMNS order): sent, no answer."""
     segment, sent, waited_ms, cause = line[rowrecords.WIDTH :]
-    return (line[_ROW], line[1], line[_ATTEMPTS], segment, sent, None, None, "", waited_ms,
-            cause, None)  # fmt: skip
+    return (line[_ROW], line[rowrecords.ROUTING_ID], line[_ATTEMPTS], segment, sent, None, None,
+            "", waited_ms, cause, None)  # fmt: skip
 
 
 _SUCCEEDED: Final = "succeeded"
 # Where a row record (RESULT_COLUMNS order) holds what a success's answer says.
 _ROW, _OUTCOME, _STATUS, _ATTEMPTS, _FINISHED = (
-    RESULT_COLUMNS.index(name)
-    for name in ("row", "outcome", "http_status", "attempts", "finished_at")
-)
+    rowrecords.ROW, rowrecords.OUTCOME, rowrecords.HTTP_STATUS, rowrecords.ATTEMPTS,
+    rowrecords.FINISHED_AT,
+)  # fmt: skip
 
 
 def _answered_by_success(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:

@@ -321,8 +321,8 @@ class Journal:
         request = self._sent.pop(call.row, None)
         if request is None:
             return
-        answer = (*request[:5], time.time_ns() // 1000, status, code, *request[8:10],
-                  retry_after)  # fmt: skip
+        answer = (*request[: audit.COL_ANSWERED_AT], time.time_ns() // 1000, status, code,
+                  *request[audit.COL_WAITED_MS : audit.COL_RETRY_AFTER], retry_after)  # fmt: skip
         self._attempts[(answer[0], answer[2])] = answer
         # Not counted: a batch is so many row records (the attempts ride along with them).
         if final:

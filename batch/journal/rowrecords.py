@@ -38,7 +38,14 @@ SCHEMA: Final = (
 COLUMNS: Final = ", ".join(RESULT_COLUMNS)
 UNKNOWN: Final = str(Outcome.UNKNOWN)
 WIDTH: Final = len(RESULT_COLUMNS)  # values in a record, a line of the log
-TIMES: Final = frozenset({RESULT_COLUMNS.index("started_at"), RESULT_COLUMNS.index("finished_at")})
+# Where a record holds each value it is read for, by the column's name (never a bare index).
+ROW, ROUTING_ID, OUTCOME, HTTP_STATUS, ATTEMPTS, ERROR_CODE, ERROR_MESSAGE = (
+    RESULT_COLUMNS.index(name)
+    for name in ("row", "routing_id", "outcome", "http_status", "attempts", "error_code",
+                 "error_message")
+)  # fmt: skip
+STARTED_AT, FINISHED_AT = RESULT_COLUMNS.index("started_at"), RESULT_COLUMNS.index("finished_at")
+TIMES: Final = frozenset({STARTED_AT, FINISHED_AT})
 UPSERT: Final = f"INSERT OR REPLACE INTO rows ({COLUMNS}) VALUES ({', '.join('?' * WIDTH)})"
 
 

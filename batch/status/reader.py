@@ -23,6 +23,7 @@ from batch.engine.target import SANDBOX_IDENTITY
 from batch.errors import JobFileError, JournalError, UsageError
 from batch.journal import audit, rowrecords
 from batch.journal import counts as runcounts
+from batch.journal import rowrecords as rr
 from batch.journal.counts import Tally, count, later, others_of
 from batch.journal.db import Logged, journal_path, log_path, read_log
 from batch.journal.lock import Holder, peek
@@ -287,14 +288,17 @@ class _Reader:
             "ORDER BY finished_at DESC LIMIT ?"
         )
         found = [
-            r for r in self.db.execute(query, (SHOWN + len(self.rows),)) if r[0] not in self.rows
+            r
+            for r in self.db.execute(query, (SHOWN + len(self.rows),))
+            if r[rr.ROW] not in self.rows
         ]
-        found += [r for r in self.rows.values() if r[2] == Outcome.FAILED]
-        found.sort(key=lambda r: r[10] or 0, reverse=True)
+        found += [r for r in self.rows.values() if r[rr.OUTCOME] == Outcome.FAILED]
+        found.sort(key=lambda r: r[rr.FINISHED_AT] or 0, reverse=True)
         return tuple(
-            Failure(r[0], str(r[1]), r[3], r[5], r[6], r[4], rowrecords.when(r[10]))
+            Failure(r[rr.ROW], str(r[rr.ROUTING_ID]), r[rr.HTTP_STATUS], r[rr.ERROR_CODE],
+                    r[rr.ERROR_MESSAGE], r[rr.ATTEMPTS], rowrecords.when(r[rr.FINISHED_AT]))
             for r in found[:SHOWN]
-        )
+        )  # fmt: skip
 
     def _requests(self, start: datetime, running: bool | None) -> _Requests:
         """One pass over the attempts (no index on time: one scan, whatever is asked): when
@@ -309,8 +313,8 @@ class _Reader:
             (at, recent, at),
         ).fetchone()
         query = "SELECT sent_at, answered_at FROM attempts WHERE row = ? AND attempt = ?"
-        for key, request in self.requests.items():  # (row, routing_id, attempt, segment, sent,
-            sent, answered = request[4], request[5]  # answered, ...)
+        for key, request in self.requests.items():  # attempt records (ATTEMPT_COLUMNS)
+            sent, answered = request[audit.COL_SENT_AT], request[audit.COL_ANSWERED_AT]
             stored = self.db.execute(query, key).fetchone()
             if sent >= at:
                 first = sent if first is None else min(first, sent)

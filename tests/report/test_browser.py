@@ -74,7 +74,8 @@ def test_report_of_a_sandbox_run_with_faults(start_sandbox: StartSandbox, tmp_pa
     assert seen.errors == []
     assert seen.blocked == []
     _assert_drawn(seen.charts)
-    assert seen.rows_before >= 3
+    # 4105 and 4120 always fail (404); the scripted 503s may meet an outage and be resent.
+    assert seen.rows_before >= 2
     assert seen.rows_after == 1
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
