@@ -4,7 +4,6 @@ exit status)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -152,12 +151,12 @@ def _write_trail(
     """The attempts file and run.json beside the results file. Should either fail, the run's
     outcome stands (the results file is written): the journal keeps the whole trail."""
     try:
-        runtrail.write_attempts(results, journal.trail())
+        runtrail.write_attempts(results, journal.attempt_records())
         runtrail.write_run_json(
             results, journal, outcomes={str(k): v for k, v in summary.counts.items()},
             status=str(status), exit_status=status.exit_status,
         )  # fmt: skip
-    except (OSError, sqlite3.Error, RerouteError) as exc:
+    except (OSError, RerouteError) as exc:
         note(
             f"the audit files beside {results.name} could not be written ({exc}); the journal "
             f"{journal.path.name} keeps every request (reroute report reads it)"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
@@ -110,7 +109,7 @@ _TIMES: Final = frozenset(
 )
 
 
-def write_attempts(results: Path, db: sqlite3.Connection) -> Path:
+def write_attempts(results: Path, records: Iterable[tuple[Any, ...]]) -> Path:
     """Write every request of the run to the attempts file, streamed from the journal (memory
     stays flat whatever the size of the run); returns its path. Written to a temporary file
     first, then moved into place: a reader never sees half of it."""
@@ -123,7 +122,7 @@ def write_attempts(results: Path, db: sqlite3.Connection) -> Path:
         scratch = Path(handle.name)
         writer = csv.writer(handle)
         writer.writerow(ATTEMPT_FILE_COLUMNS)
-        for record in audit.attempts(db):
+        for record in records:
             writer.writerow(
                 [_iso_us(v) if i in _TIMES else ("" if v is None else v)
                  for i, v in enumerate(record)]
@@ -166,15 +165,9 @@ def write_run_json(
 ) -> Path:
     """``<results>.run.json``: the run's identity, each segment, the events and the totals
     (rows by outcome, requests by answer). Never the key: nothing here ever held it."""
-    db = journal.trail()
+    requests, segments_, events = journal.audit_summary()
     meta = journal.metadata()
-    requests: dict[str, int] = {}
-    for status_code, code, n in db.execute(
-        "SELECT http_status, error_code, count(*) FROM attempts GROUP BY 1, 2"
-    ):
-        label = str(status_code) if status_code is not None else (code or "no answer")
-        requests[label] = requests.get(label, 0) + n
-    segments = [_readable(s) for s in audit.segments(db)]
+    segments = [_readable(s) for s in segments_]
     about = {
         "results": results.name,
         "journal": journal.path.name,
@@ -183,7 +176,7 @@ def write_run_json(
         "status": status,
         "exit_status": exit_status,
         "segments": segments,
-        "events": [_readable(e) for e in audit.events(db)],
+        "events": [_readable(e) for e in events],
         "totals": {
             "rows": sum(outcomes.values()),
             "outcomes": dict(sorted(outcomes.items())),

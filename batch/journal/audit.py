@@ -223,6 +223,17 @@ def segments(db: sqlite3.Connection) -> list[dict[str, Any]]:
     return found
 
 
+def requests_by_answer(db: sqlite3.Connection) -> dict[str, int]:
+    """Requests per answer: the HTTP status, else the transport error's code ("no answer")."""
+    counts: dict[str, int] = {}
+    for status, code, n in db.execute(
+        "SELECT http_status, error_code, count(*) FROM attempts GROUP BY 1, 2"
+    ):
+        label = str(status) if status is not None else (code or "no answer")
+        counts[label] = counts.get(label, 0) + n
+    return counts
+
+
 def events(db: sqlite3.Connection) -> list[dict[str, Any]]:
     cursor = db.execute("SELECT segment, at, kind, detail FROM events ORDER BY at, rowid")
     return [dict(zip(("segment", "at", "kind", "detail"), v, strict=True)) for v in cursor]

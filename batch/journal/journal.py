@@ -219,9 +219,30 @@ class Journal:
             audit.add_event(self._db, self.segment, kind, detail)
 
     def trail(self) -> sqlite3.Connection:
-        """The database, for writing the audit files (read only what is in it: flushed)."""
+        """The database, flushed, for a reader's own queries (tests)."""
         self._flush()
         return self._db
+
+    def attempt_records(self) -> Iterator[tuple[Any, ...]]:
+        """Every request of the run (audit.ATTEMPT_COLUMNS order), by row then attempt,
+        streamed; raises JournalError when the database cannot be read."""
+        self._flush()
+        try:
+            yield from audit.attempts(self._db)
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: cannot read the run's requests ({exc})") from exc
+
+    def audit_summary(
+        self,
+    ) -> tuple[dict[str, int], list[dict[str, Any]], list[dict[str, Any]]]:
+        """Requests per answer, every segment and every event (run.json's parts); raises
+        JournalError when the database cannot be read."""
+        self._flush()
+        try:
+            return (audit.requests_by_answer(self._db), audit.segments(self._db),
+                    audit.events(self._db))  # fmt: skip
+        except sqlite3.Error as exc:
+            raise JournalError(f"{self.path}: cannot read the audit trail ({exc})") from exc
 
     def record(self, result: RowResult) -> None:
         """Record a row decided without a request (already applied by an earlier run)."""

@@ -210,7 +210,7 @@ def test_the_attempts_file_streams_the_journal_with_times_in_utc(tmp_path: Path)
             journal.begin(call)
             journal.attempt(call, 1, waited_ms=5, cause=audit.PACE)
             journal.answered(call, 429, "RATE_LIMITED", 2.5)
-        written = runtrail.write_attempts(tmp_path / "out.parquet", journal.trail())
+        written = runtrail.write_attempts(tmp_path / "out.parquet", journal.attempt_records())
     assert written.name == "out.parquet.attempts.parquet"
     frame = pl.read_parquet(written)
     assert frame.columns == list(audit.ATTEMPT_COLUMNS)
