@@ -12,8 +12,6 @@ Everything is opened read-only: a report of a run still going never blocks or sl
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +24,7 @@ from batch.errors import JournalError
 from batch.journal import audit
 from batch.journal import counts as runcounts
 from batch.journal.db import journal_path, log_path, read_log
+from batch.journal.view import JournalView
 from batch.model import RESULT_COLUMNS, Outcome
 
 # At most this many rows that did not succeed are embedded (the results file has them all).
@@ -128,41 +127,24 @@ def read(results: Path) -> Facts:
             "from the journal `reroute run` and `reroute retry` keep beside their results file"
         )
     try:
-        db = _open(journal)
-    except sqlite3.Error as exc:
-        raise JournalError(f"{journal}: cannot open the run journal ({exc})") from exc
-    try:
-        return _read(db, results, journal)
-    except sqlite3.DatabaseError as exc:
-        raise JournalError(f"{journal}: not a readable run journal ({exc})") from exc
+        with JournalView(journal) as view:
+            return _read(view, results, journal)
     except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
         # A value of the wrong type in a column (SQLite keeps what it is given): one line.
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise JournalError(f"{journal}: holds a value reroute cannot read ({first})") from exc
-    finally:
-        db.close()
 
 
-def _open(journal: Path) -> sqlite3.Connection:
-    """The journal, read-only. Without a ``-wal`` file no process has it open (a writer in WAL
-    mode always has one): it is read as immutable, which leaves no ``-wal``/``-shm`` files
-    behind as a WAL reader would. Else as a WAL reader beside the run (``audit.read_only``)."""
-    if Path(f"{journal}-wal").exists():
-        return audit.read_only(journal)
-    return sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
-
-
-def _read(db: sqlite3.Connection, results: Path, journal: Path) -> Facts:
-    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if not {"meta", "rows"} <= tables:
+def _read(view: JournalView, results: Path, journal: Path) -> Facts:
+    if not {"meta", "rows"} <= view.tables():
         raise JournalError(f"{journal}: not a run journal (no meta or rows table)")
-    if not audit.has_trail(db):
+    if not view.has_trail():
         raise JournalError(
             f"{journal}: written by an older reroute, without the audit trail (requests, "
             "segments, events) the report is made from; the results file still says how each "
             "row ended. A run started with this version has one"
         )
-    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    meta = view.meta()
     try:
         record = json.loads(meta.get("settings", "{}"))
     except ValueError:
@@ -171,40 +153,23 @@ def _read(db: sqlite3.Connection, results: Path, journal: Path) -> Facts:
     if results.is_file():
         rows, source = _rows_from_results(results), FROM_RESULTS
     else:
-        rows, source = pending.rows(_rows_from_journal(db)), FROM_JOURNAL
+        rows, source = pending.rows(view.rows(_ROW_SCHEMA)), FROM_JOURNAL
     shown = not_succeeded(rows).head(MAX_FAILED_ROWS).get_column("row").to_list()
     if source == FROM_RESULTS:
-        rows = _with_bodies(rows, db, pending, shown)
+        rows = _with_bodies(rows, view.bodies(shown), pending, shown)
     return Facts(
         results=results,
         journal=journal,
         source=source,
-        meta={k: str(v) for k, v in meta.items()},
+        meta=meta,
         record=record if isinstance(record, dict) else {},
-        segments=audit.segments(db),
-        events=audit.events(db),
+        segments=view.segments(),
+        events=view.events(),
         rows=rows,
-        attempts=pending.attempts(_attempts(db)),
-        history=pending.history(_history(db, shown)),
-        pauses=_pauses(db),
+        attempts=pending.attempts(view.attempts(ATTEMPT_SCHEMA)),
+        history=pending.history(view.history(shown, _HISTORY)),
+        pauses=view.pauses(),
     )
-
-
-def _pauses(db: sqlite3.Connection) -> list[tuple[int, int]]:
-    """The run's pauses after a 429 (every request waits them out, ``wait_cause`` pause): each
-    paused request's wait, overlapping waits merged into one span (microseconds)."""
-    cursor = db.execute(
-        "SELECT sent_at - waited_ms * 1000, sent_at FROM attempts "
-        "WHERE wait_cause = ? AND waited_ms > 0 ORDER BY 1",
-        (audit.PAUSE,),
-    )
-    merged: list[tuple[int, int]] = []
-    for start, end in cursor:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 @dataclass(frozen=True)
@@ -252,34 +217,14 @@ class _Pending:
         return found
 
 
-def _attempts(db: sqlite3.Connection) -> pl.DataFrame:
-    cursor = db.execute(f"SELECT {', '.join(ATTEMPT_SCHEMA)} FROM attempts")
-    return _frame(cursor, ATTEMPT_SCHEMA)
-
-
-_CHUNK = 20_000  # records turned into Python values at a time
-
-
-def _frame(cursor: sqlite3.Cursor, schema: Mapping[str, Any]) -> pl.DataFrame:
-    """What ``cursor`` selects, as one frame built a chunk at a time: memory holds the frame
-    and one chunk of Python values, never every record as Python values at once."""
-    frames = [
-        pl.DataFrame(chunk, schema=dict(schema), orient="row")
-        for chunk in iter(lambda: cursor.fetchmany(_CHUNK), [])
-    ]
-    return pl.concat(frames) if frames else pl.DataFrame(schema=dict(schema))
-
-
 def _with_bodies(
-    rows: pl.DataFrame, db: sqlite3.Connection, pending: _Pending, shown: list[int]
+    rows: pl.DataFrame,
+    bodies: dict[int, tuple[str | None, str | None]],
+    pending: _Pending,
+    shown: list[int],
 ) -> pl.DataFrame:
     """``rows`` with the request and response of the ``shown`` rows, as the journal holds them
     (the same the results file was written from; a row never sent has neither)."""
-    cursor = db.execute(
-        "SELECT row, request, response FROM rows WHERE row IN (SELECT value FROM json_each(?))",
-        (json.dumps(shown),),
-    )
-    bodies = {row: (request, response) for row, request, response in cursor}
     wanted = set(shown)
     for record in pending.row_records:  # the log's, newer than SQLite's
         if record[0] in wanted:
@@ -304,26 +249,9 @@ def _with_bodies(
 _REQUEST, _RESPONSE = RESULT_COLUMNS.index("request"), RESULT_COLUMNS.index("response")
 
 
-def _history(db: sqlite3.Connection, rows: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """Every request of ``rows``, by row then attempt (one query: the rows as a JSON array,
-    since a read-only connection can make no temporary table)."""
-    cursor = db.execute(
-        f"SELECT {', '.join(_HISTORY)} FROM attempts WHERE row IN "
-        "(SELECT value FROM json_each(?)) ORDER BY row, attempt",
-        (json.dumps(rows),),
-    )
-    found: dict[int, list[dict[str, Any]]] = {}
-    for values in cursor:
-        found.setdefault(values[0], []).append(dict(zip(_HISTORY, values, strict=True)))
-    return found
-
-
-def _rows_from_journal(db: sqlite3.Connection) -> pl.DataFrame:
-    cursor = db.execute(f"SELECT {', '.join(RESULT_COLUMNS)} FROM rows ORDER BY row")
-    schema = {
-        name: (pl.Int64 if name in _INTEGER_COLUMNS else pl.String) for name in RESULT_COLUMNS
-    }
-    return _frame(cursor, schema)
+_ROW_SCHEMA: Final = {
+    name: (pl.Int64 if name in _INTEGER_COLUMNS else pl.String) for name in RESULT_COLUMNS
+}
 
 
 # What the report reads of every row of a results file: not the bodies (the rows it shows get
