@@ -203,7 +203,7 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
             journal.start_run(new_run)
             journal.set_meta("started_at", runjournal.now_text())
         if account is not None:  # read for this run: kept with it (after any archiving)
-            from batch.send.account import account_path, save_account
+            from batch.send.accountfile import account_path, save_account
 
             save_account(account_path(settings.results), account)
         # A resume: this run's journal already holds rows (a retry in place counts as a retry).
@@ -234,7 +234,7 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
 
 def _kept_account(inv: Invocation, operator: Operator) -> Account | None:
     """The lists read at this run's start, to judge a resume by (None: read them now)."""
-    from batch.send.account import account_path, load_account
+    from batch.send.accountfile import account_path, load_account
 
     if inv.fresh or inv.recheck_account:
         return None

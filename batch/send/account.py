@@ -7,7 +7,7 @@ of 1,000 bots is one request) and is retried by the same rule as an update
 read whole (401, 5xx after the retries, a shape the docs do not describe, more pages than any
 account has) raises :class:`~batch.errors.AccountUnreadable`: the preflight never judges rows
 against half a list. What comes back is plain frozen values, kept beside the run's journal
-(:func:`save_account`) so a resumed run does not read them again.
+(``batch.send.accountfile``) so a resumed run does not read them again.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Final
 
 import anyio
@@ -47,7 +46,6 @@ from batch.settings import DEFAULT_API_KEY_ENV, Rate
 # Pages of bots read before giving up: 1,000 pages of 1,000 is far beyond any account, and a
 # server that never sends a short page must not keep a run reading for ever.
 MAX_PAGES: Final = 1000
-SUFFIX: Final = ".account.json"  # beside the results file, as the journal is
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,45 +372,3 @@ def _connections(payload: Any) -> list[Connection]:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-# --- kept with the run ---------------------------------------------------------------------
-
-
-def account_path(results: Path) -> Path:
-    """Where a run at ``results`` keeps the lists it read: ``<name>.account.json`` beside it."""
-    return results.with_name(results.name + SUFFIX)
-
-
-def save_account(path: Path, account: Account) -> None:
-    """Write the lists (and when they were read) atomically beside the journal."""
-    data = {
-        "read_at": account.read_at.isoformat(),
-        "host": account.host,
-        "bots": [[b.id, b.name, b.status] for b in account.bots],
-        "connections": [
-            {"connection_id": c.connection_id, "name": c.name, "status": c.status,
-             "is_default": c.is_default}
-            for c in account.connections
-        ],
-    }  # fmt: skip
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-    partial.replace(path)
-
-
-def load_account(path: Path) -> Account | None:
-    """The lists a run kept, or None when there are none (or they cannot be read: read again)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return Account(
-            bots=tuple(Bot(int(i), str(n), int(s)) for i, n, s in data["bots"]),
-            connections=tuple(
-                Connection(c["connection_id"], c["name"], c["status"], bool(c["is_default"]))
-                for c in data["connections"]
-            ),
-            read_at=datetime.fromisoformat(data["read_at"]),
-            host=str(data.get("host", "")),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None

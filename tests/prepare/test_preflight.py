@@ -23,11 +23,9 @@ from batch.send.account import (
     Account,
     Bot,
     Connection,
-    account_path,
     fetch_account,
-    load_account,
-    save_account,
 )
+from batch.send.accountfile import account_path, load_account, save_account
 from batch.send.client import SendPolicy, build_client
 from batch.send.limiter import Limiter
 from batch.settings import Rate

@@ -29,7 +29,7 @@ from batch.journal.lock import lock_path_for
 from batch.sandbox import SandboxConfig, generate_api_key, serve_in_thread
 from batch.sandbox.lists import SandboxBot
 from batch.sandbox.server import Tls
-from batch.send.account import account_path
+from batch.send.accountfile import account_path
 from tests.cli.test_run import invoke, write_input
 from tests.conftest import StartSandbox
 
