@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     from batch.settings import RunSettings
 
 
+# Stops the breaker asks for: its message names the host, not the check.
+_HOST_STOPS = frozenset({StopReason.HOST_UNUSABLE, StopReason.HOST_UNREACHABLE})
+
+
 @dataclass(frozen=True)
 class Checked:
     """What the check found: the batch with the rows it rejected made invalid, the lists it
@@ -106,13 +110,14 @@ def _read(
     """The lists, read in an event loop of their own under the run's stop policy."""
     from batch.send.account import fetch_account
 
-    policy = SendPolicy(settings.max_attempts, settings.timeout, settings.max_retry_after)
+    policy = SendPolicy.of(settings)
     stop = StopToken()
-    told: list[HostNews] = []
+    told = False
 
     def news(item: HostNews) -> None:
+        nonlocal told
         if item.state is HostState.DOWN and not told:  # said once; the stop says the rest
-            told.append(item)
+            told = True
             limit = window.format_duration(timedelta(seconds=settings.max_outage))
             note(f"account check: {target.host} is not answering ({item.cause}); waiting for it "
                  f"(up to --max-outage {limit}) before any update is sent")  # fmt: skip
@@ -135,19 +140,22 @@ def _read(
                         client, limiter, policy, breaker=breaker, key_source=key_source
                     )
                 except AccountUnreadable as exc:
-                    if not stop.requested and not exc.stops:
-                        raise
-                    if not stop.requested:
+                    if stop.requested:
+                        pass  # the stop (a signal, the host given up on) says why
+                    elif exc.stops:  # the key's or the server's fault, not the sheet's
                         stop.request(exc.stops, _stop_message(exc, target.host))
+                    else:
+                        raise
                 finally:
                     tasks.cancel_scope.cancel()
         return None
 
     account = anyio.run(read)
-    if stop.first is not None:  # said as the check's: no update had gone out
-        first = stop.first
-        told_where = first.message.startswith(("account check", "interrupted"))
-        return first if told_where else replace(first, message=f"account check: {first.message}")
+    first = stop.first
+    if first is not None:
+        if first.reason in _HOST_STOPS:  # the breaker's words, said as the check's
+            return replace(first, message=f"account check: {first.message}")
+        return first
     assert account is not None
     return account
 

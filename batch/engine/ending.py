@@ -4,10 +4,11 @@ exit status)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from batch.engine import runtrail
 from batch.engine.guards import BudgetWatch
@@ -16,9 +17,12 @@ from batch.engine.rowloop import RunReport
 from batch.engine.stop import StopRequest
 from batch.errors import RerouteError
 from batch.journal.journal import Journal
-from batch.model import Exit
+from batch.model import Exit, RowResult
 from batch.prepare.batch import Batch
 from batch.settings import RunSettings
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class Status(StrEnum):
@@ -73,19 +77,11 @@ def finish(
     note: Callable[[str], None],
 ) -> Result:
     """Merge, write the results file, tally, and say how the invocation ended."""
-    from batch.sheets.results import write_results
-
-    summary = Summary()
     message = ""
-    try:
-        write_results(
-            settings.results, summary.tally(merge_results(batch.base(), journal)), batch.passthrough
-        )
-    except (OSError, RerouteError) as exc:
-        summary = Summary()
-        for _ in summary.tally(merge_results(batch.base(), journal)):
-            pass
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    summary, reason = _written(
+        settings.results, lambda: merge_results(batch.base(), journal), batch.passthrough
+    )
+    if reason:
         message = (
             f"the results file {settings.results} could not be written ({reason}); every "
             f"outcome is kept in {journal.path.name}: fix that, then run the same command "
@@ -116,33 +112,53 @@ def stopped_before_sending(
     *,
     previous: bool,
 ) -> Result:
-    """The run stopped before its first update (in the account check): exit 3, as a stop while
-    sending is. The results file says where every row stands (the rows this run would send
-    ``not_attempted``; a continued run's journal merged in), unless it still holds a previous
-    run's results (``previous``: a new input, or --fresh, not yet confirmed): those are
-    destroyed by nobody before the run goes on. No journal is made: nothing was sent, so the
+    """The run stopped before its first update (in the account check): exit 3, as a stop
+    while sending is. The results file says where every row stands (the rows
+    this run would send ``not_attempted``; a continued run's journal merged in), unless it still
+    holds a previous run's results (``previous``: a new input, or --fresh, not yet confirmed): those
+    are destroyed by nobody before the run goes on. No journal is made: nothing was sent, so the
     same command, or a corrected one, starts cleanly."""
-    from batch.sheets.results import write_results
 
-    summary = Summary()
+    def rows() -> Iterator[RowResult]:
+        return batch.base() if journal is None else merge_results(batch.base(), journal)
+
     message = ""
-    rows = batch.base() if journal is None else merge_results(batch.base(), journal)
     if previous:
-        for _ in summary.tally(rows):
-            pass
+        summary = _tallied(rows())
         message = (
             f"{settings.results} still holds the previous run's results (kept: this run sent "
             "nothing)"
         )
     else:
-        try:
-            write_results(settings.results, summary.tally(rows), batch.passthrough)
-        except (OSError, RerouteError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        summary, reason = _written(settings.results, rows, batch.passthrough)
+        if reason:
             message = f"the results file {settings.results} could not be written ({reason})"
     report = RunReport(0, {}, stop, 0.0)
-    return Result(Status.STOPPED, summary, report, 0, settings.results, host, message=message,
-                  journaled=journal is not None)  # fmt: skip
+    return Result(Status.STOPPED, summary, report, 0, settings.results, host,
+                  message=message, journaled=journal is not None)  # fmt: skip
+
+
+def _written(
+    results: Path, rows: Callable[[], Iterable[RowResult]], passthrough: pl.DataFrame
+) -> tuple[Summary, str]:
+    """Write the results file from ``rows()``: the summary of every row, and "" or why the
+    file could not be written (the summary is then tallied from a second pass)."""
+    from batch.sheets.results import write_results
+
+    summary = Summary()
+    try:
+        write_results(results, summary.tally(rows()), passthrough)
+    except (OSError, RerouteError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return _tallied(rows()), reason
+    return summary, ""
+
+
+def _tallied(rows: Iterable[RowResult]) -> Summary:
+    summary = Summary()
+    for _ in summary.tally(rows):
+        pass
+    return summary
 
 
 def _write_trail(

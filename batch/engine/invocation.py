@@ -282,7 +282,7 @@ def _send(
     observer = Observers(operator.observer, budget, requests)
     canary = canary_left(settings.canary or 0, journal.counts())
     done = inv.batch.candidates - left
-    policy = SendPolicy(settings.max_attempts, settings.timeout, settings.max_retry_after)
+    policy = SendPolicy.of(settings)
 
     def waiting(text: str) -> None:
         if not waited:

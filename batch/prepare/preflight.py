@@ -282,7 +282,7 @@ def check_validation(
     """``validate``/``plan --account``: read the lists (a small event loop of its own, paced at
     the run's rate) and judge the valid rows of ``v``; rejected rows become invalid.
     ``key_source``: where the key came from (default: the settings' key variable)."""
-    policy = SendPolicy(settings.max_attempts, settings.timeout, settings.max_retry_after)
+    policy = SendPolicy.of(settings)
     source = key_source or settings.api_key_env
     account = read_account(settings.base_url, key, rate=settings.rate, policy=policy,
                            network=network, key_source=source)  # fmt: skip

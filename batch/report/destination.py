@@ -30,7 +30,7 @@ _RECORDED_FILES: Final = ("input", "job", "current", "api_key_file", "rollback")
 def check_destination(out: Path, results: Path, record: Mapping[str, Any]) -> None:
     """Refuse ``out`` when it is a folder or a file of the run writing ``results``;
     ``record``: what the run's journal remembers (its input, snapshot, key file...)."""
-    from batch.report import FORMATS, default_path
+    from batch.paths import FORMATS, default_path
 
     reports = {default_path(results, fmt).name for fmt in FORMATS}
     if not out.name or out.name == ".." or out.is_dir():
@@ -124,4 +124,6 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def _journal_beside(path: Path) -> bool:
-    return path.with_name(path.name + ".journal").is_file() if path.name else False
+    from batch.journal.db import journal_path
+
+    return journal_path(path).is_file() if path.name else False

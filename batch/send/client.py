@@ -20,7 +20,7 @@ import truststore
 
 from batch import __version__
 from batch.errors import UsageError
-from batch.settings import is_loopback_host
+from batch.settings import RunSettings, is_loopback_host
 
 USER_AGENT: Final = f"reroute/{__version__}"
 
@@ -35,6 +35,11 @@ class SendPolicy:
     backoff_initial: float = 1.0  # wait after the first failed attempt, before jitter
     backoff_max: float = 60.0  # the exponential backoff never waits longer than this
     jitter: float = 0.5  # up to this share of each backoff is taken off at random
+
+    @classmethod
+    def of(cls, settings: RunSettings) -> SendPolicy:
+        """The policy a run's settings ask for (--max-attempts, --timeout, --max-retry-after)."""
+        return cls(settings.max_attempts, settings.timeout, settings.max_retry_after)
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
