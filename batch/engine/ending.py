@@ -112,8 +112,8 @@ def stopped_before_sending(
     *,
     previous: bool,
 ) -> Result:
-    """The run stopped before its first update (in the account check): exit 3, as a stop
-    while sending is. The results file says where every row stands (the rows
+    """The run stopped before its first update (in the account check): exit 3 when rows are
+    left to send, as a stop while sending is. The results file says where every row stands (the rows
     this run would send ``not_attempted``; a continued run's journal merged in), unless it still
     holds a previous run's results (``previous``: a new input, or --fresh, not yet confirmed): those
     are destroyed by nobody before the run goes on. No journal is made: nothing was sent, so the
@@ -134,7 +134,8 @@ def stopped_before_sending(
         if reason:
             message = f"the results file {settings.results} could not be written ({reason})"
     report = RunReport(0, {}, stop, 0.0)
-    return Result(Status.STOPPED, summary, report, 0, settings.results, host,
+    # Stopped only with rows left to send: a run with none left says how it ended (0 or 1).
+    return Result(_status(summary, report), summary, report, 0, settings.results, host,
                   message=message, journaled=journal is not None)  # fmt: skip
 
 

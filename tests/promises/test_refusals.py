@@ -316,3 +316,19 @@ def test_a_new_runs_fresh_lists_are_not_archived(
     assert account_path(out).read_text() != first_lists
     archived = list((tmp_path / "out.runs").glob(f"*/{account_path(out).name}"))
     assert [p.read_text() for p in archived] == [first_lists]
+
+
+def test_a_stop_in_the_check_with_nothing_left_to_send_is_exit_1(tmp_path: Path) -> None:
+    """A finished run with a failed row, run again with its lists read again from a host now
+    gone: nothing is left to send, so the exit says how the run ended (1), never "stopped"."""
+    key = generate_api_key()
+    source, out = write_input(tmp_path / "in.csv", 2), tmp_path / "out.csv"
+    config = SandboxConfig(api_key=key, rate_limit=None, max_concurrent=None,
+                           script={1002: ("500",)})  # fmt: skip
+    with serve_in_thread(config) as sandbox:
+        base_url = sandbox.base_url
+        first = check_run(base_url, source, out, "--max-attempts", "1", key=key)
+        assert first.exit_code == 1, first.output
+    again = check_run(base_url, source, out, "--max-attempts", "1", "--recheck-account", key=key)
+    assert again.exit_code == 1, again.output
+    assert outcomes(out) == ["succeeded", "failed"]
