@@ -16,9 +16,9 @@ from batch.cli import app
 from batch.errors import AccountUnreadable
 from batch.prepare.preflight import judge, targets_of_calls, targets_of_validation
 from batch.prepare.validate import add_errors, validate
+from batch.sandbox import SandboxBot
 from batch.sandbox.app import create_app
 from batch.sandbox.config import SandboxConfig
-from batch.sandbox.lists import SandboxBot
 from batch.send.account import (
     Account,
     Bot,

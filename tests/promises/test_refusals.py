@@ -26,9 +26,7 @@ import trustme
 
 from batch.journal.db import journal_path, log_path
 from batch.journal.lock import lock_path_for
-from batch.sandbox import SandboxConfig, generate_api_key, serve_in_thread
-from batch.sandbox.lists import SandboxBot
-from batch.sandbox.server import Tls
+from batch.sandbox import SandboxBot, SandboxConfig, Tls, generate_api_key, serve_in_thread
 from batch.send.accountfile import account_path
 from tests.cli.test_run import invoke, write_input
 from tests.conftest import StartSandbox

@@ -20,8 +20,7 @@ from typer.testing import CliRunner
 
 from batch.cli import app
 from batch.model import Call, Outcome
-from batch.sandbox import SandboxConfig, generate_api_key, serve_in_thread
-from batch.sandbox.server import Tls
+from batch.sandbox import SandboxConfig, Tls, generate_api_key, serve_in_thread
 from batch.send.client import Network, SendPolicy, build_client
 from batch.send.issuer import issuer_name, presented_issuer
 from batch.send.limiter import Limiter

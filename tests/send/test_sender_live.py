@@ -20,9 +20,9 @@ import pytest
 from trio.testing import MockClock
 
 from batch.model import Call, Outcome, RowResult
+from batch.sandbox import serve_in_thread
 from batch.sandbox.app import create_app
 from batch.sandbox.config import Faults, SandboxConfig
-from batch.sandbox.server import serve_in_thread
 from batch.send.client import SendPolicy, build_client
 from batch.send.limiter import Limiter
 from batch.send.retry import STOP_RUN_STATUSES
