@@ -2,8 +2,18 @@
 
 A bound is either a moment (``2026-12-05T01:00:00+00:00``, a one-off change window) or a time of
 day (``01:00:00+00:00``, a daily window for a nightly job, so the same job file works every
-night). Both need a UTC offset: a window that moves with the machine's time zone is a window
-nobody agreed to. Daily bounds are turned into moments by :func:`resolve` at the start of a run.
+night). Each names where its clock is: a UTC offset, or an IANA time zone after it
+(``01:00 Europe/London``, or ``01:00[Europe/London]`` as RFC 9557 writes it). A window that moves
+with the machine's time zone is a window nobody agreed to; one agreed in London time follows
+London's clocks, summer and winter. Daily bounds are turned into moments by :func:`resolve` at the
+start of a run.
+
+The nights the clocks change, a daily window in a named zone keeps its wall-clock times: a
+01:00-05:00 window lasts 5 hours the night the clocks go back and 3 the night they go forward.
+A time that does not exist that night (skipped by the clocks going forward) is read as if the
+clocks had not changed yet, so it lands that much later; a time that happens twice (the clocks
+going back) is its first occurrence. These are the rules of RFC 5545 and of JavaScript's
+Temporal ("compatible").
 
 Time is injected (``now``, ``sleep``) so waiting and closing are tested in virtual time.
 """
@@ -17,6 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import anyio
 
@@ -24,22 +35,39 @@ from batch.settings import Rate
 
 Bound = datetime | time
 _YEAR = re.compile(r"^\d{4}-")
-_EXAMPLE = "write e.g. 2026-12-05T01:00:00+00:00 (or 01:00:00+00:00 for every night)"
+# "01:00 Europe/London", "01:00[Europe/London]", "2026-12-05T01:00+00:00[Europe/London]"
+_ZONED = re.compile(r"^(?P<clock>.+?)(?:\s+(?P<name>[A-Za-z][\w+/-]*)|\[(?P<bracketed>[^\]]+)\])$")
+_EXAMPLE = (
+    "write e.g. 2026-12-05T01:00:00+00:00 (or 01:00:00+00:00 for every night), or name the "
+    "time zone: 01:00 Europe/London"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A change window in moments (aware datetimes); ``None`` leaves that side open."""
+    """A change window in moments (aware datetimes); ``None`` leaves that side open.
+
+    A moment in a named zone that the clocks pass twice is never ``==`` to a moment in another
+    tzinfo (PEP 495): compare bounds with ``<``/``>`` or in UTC, as this module does."""
 
     not_before: datetime | None = None
     not_after: datetime | None = None
+    daily: bool = False  # resolved from times of day: the same window opens again tomorrow
 
     def __post_init__(self) -> None:
         for bound in (self.not_before, self.not_after):
             if bound is not None and bound.utcoffset() is None:
                 raise ValueError("window bounds must be aware datetimes (with a UTC offset)")
-        if self.not_before and self.not_after and self.not_after <= self.not_before:
+        if self.not_before and self.not_after and _utc(self.not_after) <= _utc(self.not_before):
             raise ValueError("not_after must be later than not_before")
+
+    @property
+    def zone(self) -> ZoneInfo | None:
+        """The IANA time zone the window was agreed in, if it names one (for messages)."""
+        for bound in (self.not_before, self.not_after):
+            if bound is not None and isinstance(bound.tzinfo, ZoneInfo):
+                return bound.tzinfo
+        return None
 
     @property
     def is_set(self) -> bool:
@@ -53,23 +81,59 @@ class Window:
 
 
 def parse_bound(text: str) -> Bound:
-    """Parse an ISO-8601 moment or time of day; either must carry a UTC offset.
+    """Parse an ISO-8601 moment or time of day; either carries a UTC offset or names a zone.
 
     Raises ValueError whose text says what to write instead (callers add file/flag and key).
     """
     text = text.strip()
+    zoned = _ZONED.match(text)
+    clock, zone = text, None
+    if zoned:
+        clock = zoned.group("clock")
+        zone = time_zone(zoned.group("name") or zoned.group("bracketed"), text)
     value: Bound
     try:
         # A leading year means a moment; otherwise a time of day.
-        value = datetime.fromisoformat(text) if _YEAR.match(text) else time.fromisoformat(text)
+        value = datetime.fromisoformat(clock) if _YEAR.match(clock) else time.fromisoformat(clock)
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO-8601 date-time or time: {_EXAMPLE}") from None
+    if zone is not None:
+        value = _in_zone(value, zone, text)
     return check_bound(value, text)
+
+
+def time_zone(name: str, shown: str) -> ZoneInfo:
+    """The IANA zone ``name`` (``Europe/London``); a ValueError names the bound it came in."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{shown!r} names the time zone {name!r}, which is not an IANA time zone: write one "
+            "like Europe/London or America/New_York (or a UTC offset like +01:00)"
+        ) from None
+
+
+def _in_zone(value: Bound, zone: ZoneInfo, shown: str) -> Bound:
+    """A bound read in ``zone``: a wall-clock time gets the zone; a moment that also carries an
+    offset must be that zone's offset then (``...+01:00[Europe/London]`` in summer)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=zone)
+    if isinstance(value, datetime):
+        local = value.astimezone(zone)
+        if local.utcoffset() != value.utcoffset():
+            raise ValueError(
+                f"{shown!r}: {value.isoformat()} is not {zone.key} time (it is "
+                f"{local.isoformat()} there): drop the offset or the zone"
+            )
+        return local
+    raise ValueError(f"{shown!r}: give a UTC offset or a time zone, not both: {_EXAMPLE}")
 
 
 def check_bound(value: object, shown: str | None = None) -> Bound:
     """Accept an aware datetime or time (TOML gives these natively); say what is wrong otherwise."""
     shown = shown if shown is not None else str(value)
+    if isinstance(value, time) and isinstance(value.tzinfo, ZoneInfo):
+        return value  # a time of day in a named zone: its offset depends on the night
     if isinstance(value, datetime | time):
         if value.utcoffset() is None:
             raise ValueError(f"{shown!r} has no UTC offset: {_EXAMPLE}")
@@ -93,7 +157,7 @@ def resolve(not_before: Bound | None, not_after: Bound | None, now: datetime) ->
             "not_before and not_after must both be times of day (a daily window) or both be "
             "date-times (one window); write both the same way"
         )
-    if not_before and not_after and not_after <= not_before:
+    if not_before and not_after and _utc(not_after) <= _utc(not_before):
         raise ValueError(
             f"not_after ({not_after.isoformat()}) must be later than not_before "
             f"({not_before.isoformat()})"
@@ -102,22 +166,27 @@ def resolve(not_before: Bound | None, not_after: Bound | None, now: datetime) ->
 
 
 def _daily(start: time, end: time, now: datetime) -> Window:
-    """The occurrence of a daily window that is open at ``now``, or else the next one."""
+    """The occurrence of a daily window that is open at ``now``, or else the next one.
+
+    In a named zone the wall-clock times are kept each night (fold 0: a skipped time lands
+    later, a repeated one is its first occurrence); the length follows the clocks."""
     tz = start.tzinfo
     today = now.astimezone(tz).date()
     for offset in (-1, 0, 1):
         day = today + timedelta(days=offset)
         opens = datetime.combine(day, start.replace(tzinfo=None), tzinfo=tz)
         closes = datetime.combine(day, end.replace(tzinfo=None), tzinfo=end.tzinfo)
-        while closes <= opens:  # an end before the start means the next morning
-            closes += timedelta(days=1)
-        if closes - opens >= timedelta(days=1):
+        if closes.replace(tzinfo=None) <= opens.replace(tzinfo=None):
+            closes += timedelta(days=1)  # an end before the start means the next morning
+        if _utc(closes) <= _utc(opens) or _utc(closes) - _utc(opens) >= timedelta(days=1):
             raise ValueError(
-                f"daily window {start.isoformat()} -> {end.isoformat()} is empty or spans a "
+                f"daily window {_clock(start)} -> {_clock(end)} is empty or spans a "
                 "whole day; give different times"
             )
-        if closes > now:
-            return Window(opens, closes)
+        if _utc(closes) > now:
+            # Through UTC and back: a skipped time becomes the real one (01:30 GMT that night
+            # is 02:30 BST), so the window shows the times the clocks will show.
+            return Window(_real(opens), _real(closes), daily=True)
     raise AssertionError("unreachable: one of three consecutive days holds the next window")
 
 
@@ -256,9 +325,32 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _utc(moment: datetime) -> datetime:
+    """The moment in UTC: aware datetimes that share a tzinfo compare and subtract as wall
+    clocks, which is wrong across a clock change; in UTC they never do."""
+    return moment.astimezone(UTC)
+
+
+def _real(moment: datetime) -> datetime:
+    return _utc(moment).astimezone(moment.tzinfo)
+
+
+def _clock(bound: time) -> str:
+    zone = bound.tzinfo
+    if isinstance(zone, ZoneInfo):
+        return f"{bound.replace(tzinfo=None).isoformat()} {zone.key}"
+    return bound.isoformat()
+
+
 def format_moment(moment: datetime) -> str:
-    """``2026-12-05 01:00:00 UTC``: a moment as people read it in logs, in UTC."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    """``2026-12-05 01:00:00 UTC``: a moment as people read it in logs, in UTC. A moment of a
+    window agreed in a named zone is shown in that zone too:
+    ``2026-10-25 01:00:00 BST (Europe/London) = 2026-10-25 00:00:00 UTC``."""
+    utc = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(moment.tzinfo, ZoneInfo):
+        local = moment.strftime("%Y-%m-%d %H:%M:%S %Z")
+        return f"{local} ({moment.tzinfo.key}) = {utc}"
+    return utc
 
 
 def format_duration(span: timedelta) -> str:

@@ -100,21 +100,21 @@ def test_daily_window_is_the_open_or_next_occurrence(
 ) -> None:
     """Times of day name every night's window; the one open now, else the next one."""
     win = resolve(time(1, tzinfo=UTC), time(5, tzinfo=UTC), now)
-    assert win == Window(opens, closes)
+    assert win == Window(opens, closes, daily=True)
 
 
 def test_daily_window_across_midnight() -> None:
     """An end earlier than the start means the next morning, also when we are past midnight."""
     start, end = time(23, tzinfo=UTC), time(3, tzinfo=UTC)
-    assert resolve(start, end, at(2)) == Window(at(23, day=4), at(3))
-    assert resolve(start, end, at(12)) == Window(at(23), at(3, day=6))
+    assert resolve(start, end, at(2)) == Window(at(23, day=4), at(3), daily=True)
+    assert resolve(start, end, at(12)) == Window(at(23), at(3, day=6), daily=True)
 
 
 def test_daily_window_in_another_offset() -> None:
     """A daily window written in UTC+01:00 opens at that local time."""
     plus_one = timezone(timedelta(hours=1))
     win = resolve(time(2, tzinfo=plus_one), time(6, tzinfo=plus_one), at(0))
-    assert win == Window(at(1), at(5))
+    assert win == Window(at(1), at(5), daily=True)
 
 
 def test_daily_window_must_not_be_empty() -> None:
