@@ -75,6 +75,10 @@ class Window:
 
     def describe(self) -> str:
         """``2026-12-05 01:00 UTC -> 2026-12-05 05:00 UTC`` (open sides say so)."""
+        if self.zone is not None:  # the agreed times first, then the same span in UTC
+            local = f"{_local(self.not_before, 'now')} -> {_local(self.not_after, 'no end')}"
+            utc = f"{_in_utc(self.not_before, 'now')} -> {_in_utc(self.not_after, 'no end')}"
+            return f"{local} ({self.zone.key}), {utc}"
         start = format_moment(self.not_before) if self.not_before else "now"
         end = format_moment(self.not_after) if self.not_after else "no end"
         return f"{start} -> {end}"
@@ -342,15 +346,21 @@ def _clock(bound: time) -> str:
     return bound.isoformat()
 
 
+def _local(moment: datetime | None, open_side: str) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z") if moment else open_side
+
+
+def _in_utc(moment: datetime | None, open_side: str) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else open_side
+
+
 def format_moment(moment: datetime) -> str:
     """``2026-12-05 01:00:00 UTC``: a moment as people read it in logs, in UTC. A moment of a
     window agreed in a named zone is shown in that zone too:
     ``2026-10-25 01:00:00 BST (Europe/London) = 2026-10-25 00:00:00 UTC``."""
-    utc = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     if isinstance(moment.tzinfo, ZoneInfo):
-        local = moment.strftime("%Y-%m-%d %H:%M:%S %Z")
-        return f"{local} ({moment.tzinfo.key}) = {utc}"
-    return utc
+        return f"{_local(moment, '')} ({moment.tzinfo.key}) = {_in_utc(moment, '')}"
+    return _in_utc(moment, "")
 
 
 def format_duration(span: timedelta) -> str:

@@ -411,6 +411,10 @@ def test_every_shipped_job_loads_and_plans(path: Path) -> None:
     settings = resolve_run_settings({}, loaded, {}, now=NOW)
     assert settings.input.is_file()
     assert settings.not_after is not None
+    # It works on the day someone clones the repository: its window is still to come.
+    today = resolve_run_settings({}, loaded, {}, now=datetime.now(UTC))
+    assert today.not_after is not None
+    assert today.not_after > datetime.now(UTC)
     validation = validate(load_table(settings.input), connection_id=settings.connection_id)
     assert validation.valid > 0
     assert next(iter(validation.calls())).body.startswith("{")

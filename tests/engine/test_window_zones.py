@@ -112,7 +112,10 @@ def test_messages_show_the_zone_and_utc() -> None:
     assert format_moment(win.not_before) == (  # type: ignore[arg-type]
         "2027-10-31 01:00:00 BST (Europe/London) = 2027-10-31 00:00:00 UTC"
     )
-    assert "05:00:00 GMT (Europe/London) = 2027-10-31 05:00:00 UTC" in win.describe()
+    assert win.describe() == (
+        "2027-10-31 01:00:00 BST -> 2027-10-31 05:00:00 GMT (Europe/London), "
+        "2027-10-31 00:00:00 UTC -> 2027-10-31 05:00:00 UTC"
+    )
     line = waiting_message(win, timedelta(hours=12))
     assert "opens at 2027-10-31 01:00:00 BST (Europe/London) = 2027-10-31 00:00:00 UTC" in line
     # Fixed offsets are shown in UTC alone, as before.
