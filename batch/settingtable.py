@@ -10,7 +10,7 @@ what a run's record keeps, by :class:`Memory`; batch.cli.options: the flags' hel
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
@@ -117,5 +117,7 @@ def table_of(cls: type[DataclassInstance]) -> dict[str, Setting]:
         entry: Setting = item.metadata[_ABOUT]
         flag = "--" + item.name.replace("_", "-") if entry.flag == "" else entry.flag
         default = None if item.default is MISSING else item.default
-        table[item.name] = replace(entry, name=item.name, default=default, flag=flag)
+        table[item.name] = Setting(
+            item.name, entry.kind, default, entry.job, flag, entry.help, entry.env, entry.memory
+        )
     return table
