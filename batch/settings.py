@@ -1,10 +1,20 @@
-"""Settings that flow down from the CLI (and job files) to the stages, as frozen values."""
+"""Settings that flow down from the CLI (and job files) to the stages, as frozen values.
+
+:class:`RunSettings` is also the one table of settings: each field carries, besides its type and
+default, what every layer needs to know about it (``about``): its kind (which picks the converter
+and the job file's TOML types, batch.config.coerce), its job-file key, its flag and help, the
+environment variable that feeds it, and what the journal's record of a run does with it.
+``SETTINGS`` reads the table back; the job-file schema, the converters, the run record and the
+command line's help are made from it, so a new setting is one field here, plus its flag
+(batch.cli.options) and the code that uses it.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Final
@@ -12,6 +22,7 @@ from urllib.parse import urlsplit
 
 from batch import voicelink
 from batch.errors import UsageError
+from batch.settingtable import Kind, Memory, Setting, about, table_of
 from batch.sheets.dialect import Reading
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|min|minute|h|hour)\s*$", re.I)
@@ -134,47 +145,153 @@ class ErrorBudget:
         return f"{self.count} failed rows"
 
 
+# The rate --sandbox runs at unless a flag, the job or the earlier run sets one: a quick demo
+# (40 rows in about 2 s).
+SANDBOX_RATE: Final = "20/s"
+
+
 @dataclass(frozen=True, slots=True)
 class RunSettings:
-    """Everything `reroute run` needs to know, after flags, job file and environment merged."""
+    """Everything `reroute run` needs to know, after flags, job file and environment merged.
 
-    input: Path
-    results: Path
-    base_url: str = voicelink.DEFAULT_BASE_URL
-    rate: Rate = Rate(60, 60.0)
-    concurrency: int = 4
-    max_attempts: int = 5
-    timeout: float = 30.0
-    max_retry_after: float = 300.0
-    # Seconds the host may stay unreachable before the run stops, resumable (--max-outage).
-    max_outage: float = 900.0
-    skip_invalid: bool = False
-    # The account preflight (batch.prepare.preflight): None checks against a real host only (not the
-    # embedded sandbox, not loopback); True/False force it (--[no-]account-check,
-    # [safety].account_check).
-    account_check: bool | None = None
-    connection_id: str | None = None
-    fresh: bool = False
-    # Change window as moments (daily job-file windows already resolved); None = open side.
-    not_before: datetime | None = None
-    not_after: datetime | None = None
+    The fields are in the order the job file's keys are listed in its messages.
+    """
+
+    input: Path = field(metadata=about(Kind.PATH, job="", flag=None))
+    results: Path = field(metadata=about(Kind.PATH, job=""))  # help: per command
+    # [target]
+    base_url: str = field(default=voicelink.DEFAULT_BASE_URL, metadata=about(
+        Kind.URL, job="target", env="REROUTE_BASE_URL", memory=Memory.REUSE,
+        help="API base URL (env {env}; default {default}). http:// only to loopback.",
+    ))  # fmt: skip
     # The NAME of the environment variable holding the API key (a job file may pick another).
-    api_key_env: str = DEFAULT_API_KEY_ENV
-    # Cutover safety (issue 6): the snapshot of the current records and what to do with it.
-    current: Path | None = None
-    fill_from_current: bool = False
-    allow_wipe: bool = False
-    skip_unchanged: bool = False
-    rollback: Path | None = None
-    canary: int | None = None  # send this many rows first, then stop or ask
-    error_budget: ErrorBudget | None = None  # None: off
-    keep_runs: int = 30  # past runs of the results path kept (batch.journal.archive)
-    report: bool = True  # write the report at the end (batch.report)
+    api_key_env: str = field(default=DEFAULT_API_KEY_ENV, metadata=about(
+        Kind.VARIABLE, job="target", flag=None, memory=Memory.REUSE,
+    ))  # fmt: skip
+    connection_id: str | None = field(default=None, metadata=about(
+        Kind.UUID, job="target", memory=Memory.KEEP,
+        help="Connection UUID for rows whose cell is empty.",
+    ))  # fmt: skip
+    # [pace]
+    rate: Rate = field(default=Rate(60, 60.0), metadata=about(
+        Kind.RATE, job="pace", memory=Memory.REUSE,
+        help="Requests per unit: N/s, N/min or N/h (default {default}; "
+        + SANDBOX_RATE + " with --sandbox).",
+    ))  # fmt: skip
+    concurrency: int = field(default=4, metadata=about(
+        Kind.COUNT, job="pace", memory=Memory.REUSE,
+        help="Requests in flight at most ({default}).",
+    ))  # fmt: skip
+    max_attempts: int = field(default=5, metadata=about(
+        Kind.COUNT, job="pace", memory=Memory.REUSE,
+        help="Requests per row at most ({default}).",
+    ))  # fmt: skip
+    timeout: float = field(default=30.0, metadata=about(
+        Kind.SECONDS, job="pace", memory=Memory.REUSE,
+        help="Seconds per request ({default}); also how long a first Ctrl-C lets requests finish.",
+    ))  # fmt: skip
+    max_retry_after: float = field(default=300.0, metadata=about(
+        Kind.SECONDS, job="pace", memory=Memory.REUSE,
+        help="A 429 asking to wait longer than this many seconds pauses the run: it stops "
+        "(exit 3) and says when the API takes requests again ({default}).",
+    ))  # fmt: skip
+    max_outage: float = field(default=900.0, metadata=about(
+        Kind.DURATION, job="pace", memory=Memory.REUSE,
+        help="How long the host may stay unreachable (refused, timing out, 502/503/504) while "
+        "the run waits and probes it: past this it stops (exit 3), resumable ({default}; 900, "
+        "90s, 15m, 1h).",
+    ))  # fmt: skip
+    # [window]: moments (daily job-file windows already resolved); None = open side.
+    not_before: datetime | None = field(default=None, metadata=about(
+        Kind.MOMENT, job="window",
+        help="Start of the change window: ISO-8601 with offset (2026-12-05T01:00:00+00:00), or "
+        "a time of day with offset (01:00:00+00:00, every night). Waits until then.",
+    ))  # fmt: skip
+    not_after: datetime | None = field(default=None, metadata=about(
+        Kind.MOMENT, job="window",
+        help="End of the change window (same forms): no new row starts after it; in-flight "
+        "rows finish, the results are written, exit 3; the same command resumes next window.",
+    ))  # fmt: skip
+    # [safety]; the cutover switches (issue 6) need the snapshot of the current records.
+    skip_invalid: bool = field(default=False, metadata=about(
+        Kind.SWITCH, job="safety", help="Send the valid rows even if some are invalid.",
+    ))  # fmt: skip
+    current: Path | None = field(default=None, metadata=about(
+        Kind.PATH, job="safety", memory=Memory.RECORD,
+        help="Snapshot of the current records (.csv, .parquet, .jsonl; the input columns): "
+        "rows that would erase a field the record has (wipes) are refused as invalid.",
+    ))  # fmt: skip
+    fill_from_current: bool = field(default=False, metadata=about(
+        Kind.SWITCH, job="safety", memory=Memory.KEEP,
+        help="Empty cells (and absent columns) take the snapshot's value; a bot or trunk id "
+        "the row's modes do not use is dropped. Needs --current.",
+    ))  # fmt: skip
+    allow_wipe: bool = field(default=False, metadata=about(
+        Kind.SWITCH, job="safety", memory=Memory.KEEP,
+        help="Send rows that erase a field the record has. Needs --current.",
+    ))  # fmt: skip
+    skip_unchanged: bool = field(default=False, metadata=about(
+        Kind.SWITCH, job="safety", memory=Memory.KEEP,
+        help="Leave out rows identical to the current record (outcome skipped; retry does not "
+        "send them). Needs --current.",
+    ))  # fmt: skip
+    rollback: Path | None = field(default=None, metadata=about(
+        Kind.PATH, job="safety",
+        help="Before the first request, write the current values of every record this run "
+        "changes (input format by extension): `reroute run PATH` puts them back. Needs "
+        "--current.",
+    ))  # fmt: skip
+    canary: int | None = field(default=None, metadata=about(  # send this many rows first
+        Kind.ROWS, job="safety",
+        help="Send the first N rows, then stop if any failed (exit 3); if all succeeded, ask "
+        "on a terminal (--yes: go on), go on elsewhere.",
+    ))  # fmt: skip
+    error_budget: ErrorBudget | None = field(default=None, metadata=about(  # None: off
+        Kind.BUDGET, job="safety",
+        help=f"Stop starting rows (exit 3) when failed rows exceed 5% of the last "
+        f"{ErrorBudget.WINDOW} finished, or a count like 10. Default off.",
+    ))  # fmt: skip
+    keep_runs: int = field(default=30, metadata=about(  # batch.journal.archive
+        Kind.COUNT, job="safety",
+        help="Past runs of the results path kept in <stem>.runs/ ({default}).",
+    ))  # fmt: skip
+    # The account preflight (batch.prepare.preflight): None checks against a real host only
+    # (not the embedded sandbox, not loopback); True/False force it.
+    account_check: bool | None = field(default=None, metadata=about(
+        Kind.SWITCH, job="safety",
+        help="Before the first update, check every bot and connection the rows name against the "
+        "account's lists (on by default against a real host, off for the sandbox and loopback).",
+    ))  # fmt: skip
     # How the input is read (issue 16): a workbook's sheet, a text file's separator, encoding.
-    sheet: str | None = None
-    separator: str | None = None
-    encoding: str | None = None
+    sheet: str | None = field(default=None, metadata=about(
+        Kind.SHEET, job="", memory=Memory.RECORD,
+        help="The sheet of an .xlsx workbook to read, by its tab's name (default: the first).",
+    ))  # fmt: skip
+    separator: str | None = field(default=None, metadata=about(
+        Kind.SEPARATOR, job="", memory=Memory.RECORD,
+        help="The separator of a text file: ';', '|' or tab (default: a comma; a tab for "
+        ".tsv, .txt and UTF-16 files).",
+    ))  # fmt: skip
+    encoding: str | None = field(default=None, metadata=about(
+        Kind.ENCODING, job="", memory=Memory.RECORD,
+        help="The encoding of a text file, as Python names it: cp1252 (Excel's 'CSV' in "
+        "Western Europe), cp1250, latin-1, utf-16... (default UTF-8; UTF-16 with its BOM).",
+    ))  # fmt: skip
+    report: bool = field(default=True, metadata=about(  # write the report at the end
+        Kind.SWITCH, job="", flag="--no-report",
+        help="Do not write the report (<results stem>.report.html) at the end; `reroute report "
+        "RESULTS` writes it any time.",
+    ))  # fmt: skip
+    fresh: bool = field(default=False, metadata=about(
+        Kind.SWITCH,
+        help="Start over: forget the journal of an earlier run (only once the run is "
+        "confirmed; nothing is forgotten on a no).",
+    ))  # fmt: skip
 
     @property
     def reading(self) -> Reading:
         return Reading(self.sheet, self.separator, self.encoding)
+
+
+# The table of settings, read back from RunSettings' fields (batch.settingtable).
+SETTINGS: Final[Mapping[str, Setting]] = table_of(RunSettings)

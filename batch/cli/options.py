@@ -1,14 +1,18 @@
-"""Options shared by `run` and `retry`, and the log format: light imports only (start-up)."""
+"""Options shared by `run` and `retry`, and the log format: light imports only (start-up).
+
+A setting's flag and help (its default filled in) come from the table of settings
+(batch.settings): an option here gives its type, as typer reads it, and how it shows.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from batch import voicelink
+from batch.settings import SETTINGS
 
 
 class LogFormat(StrEnum):
@@ -16,60 +20,41 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
-BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--base-url",
-        help=f"API base URL (env REROUTE_BASE_URL; default {voicelink.DEFAULT_BASE_URL}). "
-        "http:// only to loopback.",
-    ),
+def _option(name: str, *declarations: str, **shown: Any) -> Any:
+    """The typer option of setting ``name``: its flag (or ``declarations``) and help."""
+    setting = SETTINGS[name]
+    assert setting.flag is not None, f"{name} has no flag in the table of settings"
+    return typer.Option(*(declarations or (setting.flag,)), help=setting.help_text, **shown)
+
+
+BaseUrlOpt = Annotated[str | None, _option("base_url")]
+RateOpt = Annotated[str | None, _option("rate")]
+ConcurrencyOpt = Annotated[int | None, _option("concurrency", min=1)]
+MaxAttemptsOpt = Annotated[int | None, _option("max_attempts", min=1)]
+TimeoutOpt = Annotated[float | None, _option("timeout")]
+MaxRetryAfterOpt = Annotated[float | None, _option("max_retry_after")]
+MaxOutageOpt = Annotated[str | None, _option("max_outage", metavar="DURATION")]
+FreshOpt = Annotated[bool, _option("fresh")]
+NotBeforeOpt = Annotated[str | None, _option("not_before", metavar="WHEN")]
+NotAfterOpt = Annotated[str | None, _option("not_after", metavar="WHEN")]
+SkipInvalidOpt = Annotated[bool, _option("skip_invalid")]
+ConnectionIdOpt = Annotated[str | None, _option("connection_id")]
+CurrentOpt = Annotated[Path | None, _option("current", metavar="SNAPSHOT")]
+FillFromCurrentOpt = Annotated[bool, _option("fill_from_current")]
+AllowWipeOpt = Annotated[bool, _option("allow_wipe")]
+SkipUnchangedOpt = Annotated[bool, _option("skip_unchanged")]
+RollbackOpt = Annotated[Path | None, _option("rollback", metavar="PATH")]
+CanaryOpt = Annotated[int | None, _option("canary", min=1, metavar="N")]
+ErrorBudgetOpt = Annotated[str | None, _option("error_budget", metavar="5%|N")]
+KeepRunsOpt = Annotated[int | None, _option("keep_runs", min=1, metavar="N")]
+SheetOpt = Annotated[str | None, _option("sheet", metavar="NAME", show_default=False)]
+SeparatorOpt = Annotated[str | None, _option("separator", metavar="CHAR", show_default=False)]
+EncodingOpt = Annotated[str | None, _option("encoding", metavar="NAME", show_default=False)]
+AccountCheckOpt = Annotated[
+    bool | None,
+    _option("account_check", "--account-check/--no-account-check", show_default=False),
 ]
-RateOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--rate",
-        help="Requests per unit: N/s, N/min or N/h (default 60/min; 20/s with --sandbox).",
-    ),
-]
-ConcurrencyOpt = Annotated[
-    int | None, typer.Option("--concurrency", min=1, help="Requests in flight at most (4).")
-]
-MaxAttemptsOpt = Annotated[
-    int | None, typer.Option("--max-attempts", min=1, help="Requests per row at most (5).")
-]
-TimeoutOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--timeout",
-        help="Seconds per request (30); also how long a first Ctrl-C lets requests finish.",
-    ),
-]
-MaxRetryAfterOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--max-retry-after",
-        help="A 429 asking to wait longer than this many seconds pauses the run: it stops "
-        "(exit 3) and says when the API takes requests again (300).",
-    ),
-]
-MaxOutageOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--max-outage",
-        help="How long the host may stay unreachable (refused, timing out, 502/503/504) while "
-        "the run waits and probes it: past this it stops (exit 3), resumable (15m; 900, 90s, "
-        "15m, 1h).",
-        metavar="DURATION",
-    ),
-]
-FreshOpt = Annotated[
-    bool,
-    typer.Option(
-        "--fresh",
-        help="Start over: forget the journal of an earlier run (only once the run is "
-        "confirmed; nothing is forgotten on a no).",
-    ),
-]
+NoReportOpt = Annotated[bool, _option("report")]  # --no-report: the setting `report` off
 SandboxOpt = Annotated[
     bool,
     typer.Option(
@@ -87,53 +72,6 @@ LogFormatOpt = Annotated[
         help="text: progress bar on a terminal, else a line every few seconds; json: JSON lines.",
     ),
 ]
-NotBeforeOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--not-before",
-        help="Start of the change window: ISO-8601 with offset (2026-12-05T01:00:00+00:00), or "
-        "a time of day with offset (01:00:00+00:00, every night). Waits until then.",
-        metavar="WHEN",
-    ),
-]
-NotAfterOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--not-after",
-        help="End of the change window (same forms): no new row starts after it; in-flight "
-        "rows finish, the results are written, exit 3; the same command resumes next window.",
-        metavar="WHEN",
-    ),
-]
-SheetOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--sheet",
-        help="The sheet of an .xlsx workbook to read, by its tab's name (default: the first).",
-        metavar="NAME",
-        show_default=False,
-    ),
-]
-SeparatorOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--separator",
-        help="The separator of a text file: ';', '|' or tab (default: a comma; a tab for "
-        ".tsv, .txt and UTF-16 files).",
-        metavar="CHAR",
-        show_default=False,
-    ),
-]
-EncodingOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--encoding",
-        help="The encoding of a text file, as Python names it: cp1252 (Excel's 'CSV' in "
-        "Western Europe), cp1250, latin-1, utf-16... (default UTF-8; UTF-16 with its BOM).",
-        metavar="NAME",
-        show_default=False,
-    ),
-]
 ApiKeyFileOpt = Annotated[
     Path | None,
     typer.Option(
@@ -148,22 +86,5 @@ RecheckAccountOpt = Annotated[
         "--recheck-account",
         help="Read the account's lists again instead of reusing those this run read before "
         "(a bot was created or reactivated since).",
-    ),
-]
-AccountCheckOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--account-check/--no-account-check",
-        help="Before the first update, check every bot and connection the rows name against the "
-        "account's lists (on by default against a real host, off for the sandbox and loopback).",
-        show_default=False,
-    ),
-]
-NoReportOpt = Annotated[
-    bool,
-    typer.Option(
-        "--no-report",
-        help="Do not write the report (<results stem>.report.html) at the end; `reroute report "
-        "RESULTS` writes it any time.",
     ),
 ]

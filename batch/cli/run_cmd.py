@@ -17,11 +17,18 @@ import typer
 from batch.cli.app import app, examples, fail, stdin_is_terminal
 from batch.cli.options import (
     AccountCheckOpt,
+    AllowWipeOpt,
     ApiKeyFileOpt,
     BaseUrlOpt,
+    CanaryOpt,
     ConcurrencyOpt,
+    ConnectionIdOpt,
+    CurrentOpt,
     EncodingOpt,
+    ErrorBudgetOpt,
+    FillFromCurrentOpt,
     FreshOpt,
+    KeepRunsOpt,
     LogFormat,
     LogFormatOpt,
     MaxAttemptsOpt,
@@ -32,9 +39,12 @@ from batch.cli.options import (
     NotBeforeOpt,
     RateOpt,
     RecheckAccountOpt,
+    RollbackOpt,
     SandboxOpt,
     SeparatorOpt,
     SheetOpt,
+    SkipInvalidOpt,
+    SkipUnchangedOpt,
     TimeoutOpt,
     YesOpt,
 )
@@ -68,80 +78,21 @@ def run(
             "here).",
         ),
     ] = None,
-    skip_invalid: Annotated[
-        bool, typer.Option("--skip-invalid", help="Send the valid rows even if some are invalid.")
-    ] = False,
-    connection_id: Annotated[
-        str | None,
-        typer.Option("--connection-id", help="Connection UUID for rows whose cell is empty."),
-    ] = None,
+    skip_invalid: SkipInvalidOpt = False,
+    connection_id: ConnectionIdOpt = None,
     fresh: FreshOpt = False,
     sandbox: SandboxOpt = False,
     max_retry_after: MaxRetryAfterOpt = None,
     max_outage: MaxOutageOpt = None,
     not_before: NotBeforeOpt = None,
     not_after: NotAfterOpt = None,
-    current: Annotated[
-        Path | None,
-        typer.Option(
-            "--current",
-            help="Snapshot of the current records (.csv, .parquet, .jsonl; the input columns): "
-            "rows that would erase a field the record has (wipes) are refused as invalid.",
-            metavar="SNAPSHOT",
-        ),
-    ] = None,
-    fill_from_current: Annotated[
-        bool,
-        typer.Option(
-            "--fill-from-current",
-            help="Empty cells (and absent columns) take the snapshot's value; a bot or trunk id "
-            "the row's modes do not use is dropped. Needs --current.",
-        ),
-    ] = False,
-    allow_wipe: Annotated[
-        bool,
-        typer.Option(
-            "--allow-wipe", help="Send rows that erase a field the record has. Needs --current."
-        ),
-    ] = False,
-    skip_unchanged: Annotated[
-        bool,
-        typer.Option(
-            "--skip-unchanged",
-            help="Leave out rows identical to the current record (outcome skipped; retry does "
-            "not send them). "
-            "Needs --current.",
-        ),
-    ] = False,
-    rollback: Annotated[
-        Path | None,
-        typer.Option(
-            "--rollback",
-            help="Before the first request, write the current values of every record this run "
-            "changes (input format by extension): `reroute run PATH` puts them back. Needs "
-            "--current.",
-            metavar="PATH",
-        ),
-    ] = None,
-    canary: Annotated[
-        int | None,
-        typer.Option(
-            "--canary",
-            min=1,
-            help="Send the first N rows, then stop if any failed (exit 3); if all succeeded, ask "
-            "on a terminal (--yes: go on), go on elsewhere.",
-            metavar="N",
-        ),
-    ] = None,
-    error_budget: Annotated[
-        str | None,
-        typer.Option(
-            "--error-budget",
-            help="Stop starting rows (exit 3) when failed rows exceed 5% of the last 100 "
-            "finished, or a count like 10. Default off.",
-            metavar="5%|N",
-        ),
-    ] = None,
+    current: CurrentOpt = None,
+    fill_from_current: FillFromCurrentOpt = False,
+    allow_wipe: AllowWipeOpt = False,
+    skip_unchanged: SkipUnchangedOpt = False,
+    rollback: RollbackOpt = None,
+    canary: CanaryOpt = None,
+    error_budget: ErrorBudgetOpt = None,
     abandon_previous: Annotated[
         bool,
         typer.Option(
@@ -150,15 +101,7 @@ def run(
             "and its input differs (its rows not yet sent stay unsent; the count is shown).",
         ),
     ] = False,
-    keep_runs: Annotated[
-        int | None,
-        typer.Option(
-            "--keep-runs",
-            min=1,
-            help="Past runs of the results path kept in <stem>.runs/ (30).",
-            metavar="N",
-        ),
-    ] = None,
+    keep_runs: KeepRunsOpt = None,
     yes: YesOpt = False,
     account_check: AccountCheckOpt = None,
     recheck_account: RecheckAccountOpt = False,

@@ -1,7 +1,8 @@
-"""One table of converters: a setting's value, as typed on the command line, read from a job
-file or an environment variable, or remembered by a run's journal, in its settings type.
+"""The converters: a setting's value, as typed on the command line, read from a job file or an
+environment variable, or remembered by a run's journal, in its settings type.
 
-``COERCE`` maps each RunSettings field to its converter; a converter raises UsageError,
+One converter per kind of setting (``BY_KIND``); ``COERCE`` maps each RunSettings field to its
+kind's, as the table of settings (batch.settings) says. A converter raises UsageError,
 ValueError or TypeError with a message that names the bad value (never a key-like secret) and
 says what would do, and the caller prefixes where the value came from.
 """
@@ -17,7 +18,15 @@ from typing import Final
 from batch.engine import window
 from batch.engine.window import Bound
 from batch.secrets import is_uuid, looks_like_api_key
-from batch.settings import DEFAULT_API_KEY_ENV, ErrorBudget, Rate, check_base_url, parse_duration
+from batch.settings import (
+    DEFAULT_API_KEY_ENV,
+    SETTINGS,
+    ErrorBudget,
+    Rate,
+    check_base_url,
+    parse_duration,
+)
+from batch.settingtable import Kind, Setting
 from batch.sheets.dialect import check_encoding, check_separator, check_sheet
 
 _ENV_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -105,33 +114,29 @@ def _as_env_name(value: object) -> str:
     return text
 
 
-COERCE: Mapping[str, Callable[[object], object]] = {
-    "input": _as_path,
-    "results": _as_path,
-    "base_url": lambda v: check_base_url(str(v)),
-    "rate": _as_rate,
-    "concurrency": _as_count,
-    "max_attempts": _as_count,
-    "timeout": _as_seconds,
-    "max_retry_after": _as_seconds,
-    "max_outage": _as_duration,
-    "skip_invalid": _as_bool,
-    "fresh": _as_bool,
-    "connection_id": _as_uuid,
-    "not_before": _as_bound,
-    "not_after": _as_bound,
-    "api_key_env": _as_env_name,
-    "current": _as_path,
-    "rollback": _as_path,
-    "fill_from_current": _as_bool,
-    "allow_wipe": _as_bool,
-    "skip_unchanged": _as_bool,
-    "account_check": _as_bool,
-    "canary": _as_canary,
-    "error_budget": _as_budget,
-    "keep_runs": _as_count,
-    "report": _as_bool,
-    "sheet": check_sheet,
-    "separator": check_separator,
-    "encoding": check_encoding,
+# The converter of each kind of setting (batch.settingtable.Kind).
+BY_KIND: Mapping[Kind, Callable[[object], object]] = {
+    Kind.PATH: _as_path,
+    Kind.URL: lambda v: check_base_url(str(v)),
+    Kind.VARIABLE: _as_env_name,
+    Kind.UUID: _as_uuid,
+    Kind.RATE: _as_rate,
+    Kind.COUNT: _as_count,
+    Kind.ROWS: _as_canary,
+    Kind.SECONDS: _as_seconds,
+    Kind.DURATION: _as_duration,
+    Kind.SWITCH: _as_bool,
+    Kind.MOMENT: _as_bound,
+    Kind.BUDGET: _as_budget,
+    Kind.SHEET: check_sheet,
+    Kind.SEPARATOR: check_separator,
+    Kind.ENCODING: check_encoding,
 }
+
+
+def converters(table: Mapping[str, Setting]) -> dict[str, Callable[[object], object]]:
+    """Each setting's converter, by its kind."""
+    return {name: BY_KIND[setting.kind] for name, setting in table.items()}
+
+
+COERCE: Final = converters(SETTINGS)

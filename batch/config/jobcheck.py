@@ -194,10 +194,11 @@ def _pace_time(rows: int, settings: RunSettings) -> timedelta:
 
 
 def _window_text(job: Job, settings: RunSettings, now: datetime) -> str:
-    if job.not_before is None and job.not_after is None:
+    before, after = job.get("not_before"), job.get("not_after")
+    if before is None and after is None:
         return "none (sends as soon as it starts)"
     win = window.Window(settings.not_before, settings.not_after)
-    if isinstance(job.not_before or job.not_after, datetime):
+    if isinstance(before or after, datetime):
         return win.describe()
     # A daily window was resolved at the time of the check: say which night that is.
     return f"every night, {'open now' if window.is_open(win, now) else 'next'}: {win.describe()}"

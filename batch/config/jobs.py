@@ -2,22 +2,21 @@
 
 Operations teams review a job file in a pull request, then a scheduler runs
 ``reroute run jobs/NAME.toml``. The file is read with ``tomllib`` into a frozen :class:`Job`
-(``None`` = not set in the file), checked strictly (an unknown key is a typo that would
-silently change a run), and merged with flags, environment and defaults by
+(the settings it gives; a key left out is not set), checked strictly (an unknown key is a typo
+that would silently change a run), and merged with flags, environment and defaults by
 :func:`resolve_run_settings`, the one place that knows the precedence
-flag > job file > environment > default. Schema (paths relative to the job file's folder)::
+flag > job file > environment > default. Its keys are RunSettings' fields, each in the table the
+table of settings puts it in (batch.settings); paths are relative to the job file's folder::
 
     description = "..."                # optional, shown by `reroute jobs check`
     input = "../samples/routing-changes.csv"
     results = "routing-changes.results.csv"
-    sheet, separator, encoding         # optional: how the input is read (--sheet and so on)
-    report = false                     # optional: no report at the end (as --no-report)
+    sheet, separator, encoding, report # optional: how the input is read; report = false
     [target]  base_url, api_key_env (the NAME of a variable, never a key), connection_id
-    [pace]    rate ("60/min"), concurrency, max_attempts, timeout, max_retry_after,
-              max_outage ("15m", or seconds)
+    [pace]    rate ("60/min"), concurrency, ... (the pace and patience of the run)
     [window]  not_before, not_after   (ISO-8601 with offset; times of day = every night)
-    [safety]  skip_invalid, account_check, current (a snapshot file), fill_from_current, allow_wipe,
-              skip_unchanged, rollback (a file to write), canary (rows), error_budget ("5%" or 10)
+    [safety]  skip_invalid, account_check, current (a snapshot file), the cutover switches,
+              rollback (a file to write), canary (rows), error_budget ("5%" or 10), keep_runs
 """
 
 from __future__ import annotations
@@ -26,79 +25,75 @@ import difflib
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from batch.config.coerce import COERCE, same, shown
 from batch.engine import window
-from batch.engine.window import Bound
 from batch.errors import JobFileError, UsageError
 from batch.secrets import KEY_PREFIX, KEY_REFUSED, looks_like_api_key, strings_of
-from batch.settings import DEFAULT_API_KEY_ENV, ErrorBudget, Rate, RunSettings
+from batch.settings import DEFAULT_API_KEY_ENV, SETTINGS, RunSettings
+from batch.settingtable import Kind, Setting
 
 # Environment variables that feed a setting (the key itself is read by the CLI, by name).
-ENV_VARS: Mapping[str, str] = {"base_url": "REROUTE_BASE_URL"}
+ENV_VARS: Mapping[str, str] = {name: s.env for name, s in SETTINGS.items() if s.env is not None}
 
-_TOP_KEYS = ("description", "input", "results", "sheet", "separator", "encoding", "report")
-_READING_KEYS = ("sheet", "separator", "encoding")
-_TABLES: Mapping[str, tuple[str, ...]] = {
-    "target": ("base_url", "api_key_env", "connection_id"),
-    "pace": ("rate", "concurrency", "max_attempts", "timeout", "max_retry_after", "max_outage"),
-    "window": ("not_before", "not_after"),
-    "safety": (
-        "skip_invalid",
-        "current",
-        "fill_from_current",
-        "allow_wipe",
-        "skip_unchanged",
-        "rollback",
-        "canary",
-        "error_budget",
-        "keep_runs",
-        "account_check",
-    ),
+
+def schema(table: Mapping[str, Setting]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """A job file's keys, from the table of settings: the top-level ones (``description``
+    first), and each table's, in the order messages list them."""
+    top, tables = ["description"], dict[str, list[str]]()
+    for name, setting in table.items():
+        if setting.job == "":
+            top.append(name)
+        elif setting.job is not None:
+            tables.setdefault(setting.job, []).append(name)
+    return tuple(top), {table: tuple(names) for table, names in tables.items()}
+
+
+_TOP_KEYS, _TABLES = schema(SETTINGS)
+# Where each setting lives in a job file, for messages: ``[pace].rate``, ``input``.
+_JOB_KEYS: Mapping[str, str] = {
+    name: setting.job_key for name, setting in SETTINGS.items() if setting.job is not None
 }
+_MUST_EXIST = frozenset({"input", "current"})  # paths a job reads (others it writes)
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A job file's settings, as written (paths made relative to the job file's folder)."""
+    """A job file, as written: ``given`` maps each setting it gives (a RunSettings field name) to
+    its value, converted as the setting's flag would be; paths are relative to the job file's
+    folder, and a window bound may be a time of day (a daily window). A key left out is absent.
+    """
 
     path: Path
-    input: Path
-    results: Path | None = None
-    base_url: str | None = None
-    api_key_env: str | None = None
-    connection_id: str | None = None
-    rate: Rate | None = None
-    concurrency: int | None = None
-    max_attempts: int | None = None
-    timeout: float | None = None
-    not_before: Bound | None = None  # aware datetime, or aware time of day (a daily window)
-    not_after: Bound | None = None
-    skip_invalid: bool | None = None
-    max_retry_after: float | None = None
-    max_outage: float | None = None
+    given: Mapping[str, Any]
     description: str | None = None
-    current: Path | None = None  # [safety]: paths relative to the job file's folder
-    fill_from_current: bool | None = None
-    allow_wipe: bool | None = None
-    skip_unchanged: bool | None = None
-    rollback: Path | None = None
-    canary: int | None = None
-    error_budget: ErrorBudget | None = None
-    keep_runs: int | None = None
-    account_check: bool | None = None
-    sheet: str | None = None  # top-level keys: how the input is read
-    separator: str | None = None
-    encoding: str | None = None
-    report: bool | None = None  # top level: write the report at the end (false: --no-report)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.given) - set(_JOB_KEYS))
+        if unknown or "input" not in self.given:
+            raise ValueError(f"a job gives its input and job-file settings only, not {unknown}")
 
     @property
     def name(self) -> str:
         return self.path.stem
+
+    @property
+    def input(self) -> Path:
+        path = self.given["input"]
+        assert isinstance(path, Path)
+        return path
+
+    def get(self, name: str) -> Any:
+        """The value the job gives setting ``name``; None when it gives none."""
+        return self.given.get(name)
+
+    def without(self, name: str) -> Job:
+        """The job as if it did not give setting ``name`` (the next layer decides)."""
+        return replace(self, given={k: v for k, v in self.given.items() if k != name})
 
 
 def is_job_file(path: Path | str) -> bool:
@@ -136,8 +131,8 @@ class _Reader:
     """Type-checks one parsed job document; raises JobFileError at the first problem.
 
     A value's TOML type is checked here (job files are typed: a count has no quotes, a rate
-    has them); its meaning by the same converters as the command line's flags (``_COERCE``),
-    so a job key and its flag accept the same values and say the same things.
+    has them), by the setting's kind; its meaning by the same converters as the command line's
+    flags (``COERCE``), so a job key and its flag accept the same values and say the same things.
     """
 
     def __init__(self, path: Path, doc: dict[str, Any]) -> None:
@@ -164,50 +159,47 @@ class _Reader:
                 "missing: name the file of changes to send, e.g. "
                 'input = "../samples/routing-changes.csv"',
             )
-        values: dict[str, Any] = {
+        given: dict[str, Any] = {
             name: self.value(f"[{table}].{name}", self.doc.get(table, {}).get(name))
             for table, names in _TABLES.items()
             for name in names
         }
-        input_path = self.path_of("input", self.doc.get("input"), must_exist=True)
-        assert input_path is not None  # present, checked above
-        job = Job(
-            path=self.path,
-            input=input_path,
-            results=self.path_of("results", self.doc.get("results")),
-            description=self.value("description", self.doc.get("description")),
-            **values,
-            **{name: self.value(name, self.doc.get(name)) for name in _READING_KEYS},
-            report=self.value("report", self.doc.get("report")),
-        )
-        if job.current is None:
+        given |= {name: self.value(name, self.doc.get(name)) for name in _TOP_KEYS}
+        description = given.pop("description")
+        given = {name: value for name, value in given.items() if value is not None}
+        if given.get("current") is None:
             for name in ("fill_from_current", "allow_wipe", "skip_unchanged", "rollback"):
-                if getattr(job, name):
+                if given.get(name):
                     raise self.fail(
                         f"[safety].{name}",
                         "needs [safety].current, the snapshot of the current records "
                         '(e.g. current = "../samples/routing-current.csv")',
                     )
-        if job.rollback is not None and job.rollback in (job.input, job.current, job.results):
+        rollback = given.get("rollback")
+        if rollback is not None and rollback in (
+            given["input"],
+            given.get("current"),
+            given.get("results"),
+        ):
             raise self.fail(
                 "[safety].rollback",
-                f"{job.rollback} is also the job's input, snapshot or results file: "
-                "name another file",
+                f"{rollback} is also the job's input, snapshot or results file: name another file",
             )
         try:  # a daily window is checked against an arbitrary day: only its shape matters here
-            window.resolve(job.not_before, job.not_after, datetime.now(UTC))
+            window.resolve(given.get("not_before"), given.get("not_after"), datetime.now(UTC))
         except ValueError as exc:
             raise self.fail("[window]", str(exc)) from None
-        return job
+        return Job(self.path, given, description)
 
     def value(self, key: str, value: object) -> Any:
         """One key's value: its TOML type checked, then converted as its flag would be."""
         if value is None:
             return None
         name = key.rsplit(".", 1)[-1]
-        if name in _PATHS:
-            return self.path_of(key, value, must_exist=name == "current")
-        types, expected = _TOML_TYPES.get(name, ((str,), "a string in quotes"))
+        kind = SETTINGS[name].kind if name in SETTINGS else None  # None: the description
+        if kind is Kind.PATH:
+            return self.path_of(key, value, must_exist=name in _MUST_EXIST)
+        types, expected = _TOML_TYPES.get(kind, ((str,), "a string in quotes"))
         if isinstance(value, bool) is not (bool in types) or not isinstance(value, types):
             raise self.fail(key, f"expected {expected}, got {shown(value)}")
         try:
@@ -234,30 +226,20 @@ class _Reader:
         return path
 
 
-# Job keys whose TOML value is not a string in quotes: the types TOML gives, and the words.
+# Kinds of setting whose job key is not a string in quotes: the types TOML gives, and the words.
 _COUNT = ((int,), "a whole number >= 1 (no quotes)")
 _SECONDS = ((int, float), "a number of seconds > 0 (no quotes)")
 _FLAG = ((bool,), "true or false (no quotes)")
-_TOML_TYPES: Mapping[str, tuple[tuple[type, ...], str]] = {
-    "concurrency": _COUNT,
-    "max_attempts": _COUNT,
-    "canary": _COUNT,
-    "keep_runs": _COUNT,
-    "timeout": _SECONDS,
-    "max_retry_after": _SECONDS,
-    "max_outage": ((int, float, str), 'a duration like "15m" or a number of seconds'),
-    "skip_invalid": _FLAG,
-    "fill_from_current": _FLAG,
-    "allow_wipe": _FLAG,
-    "skip_unchanged": _FLAG,
-    "account_check": _FLAG,
-    "report": _FLAG,
-    "error_budget": ((str, int), '"5%" or a whole number'),
+_TOML_TYPES: Mapping[Kind | None, tuple[tuple[type, ...], str]] = {
+    Kind.COUNT: _COUNT,
+    Kind.ROWS: _COUNT,
+    Kind.SECONDS: _SECONDS,
+    Kind.DURATION: ((int, float, str), 'a duration like "15m" or a number of seconds'),
+    Kind.SWITCH: _FLAG,
+    Kind.BUDGET: ((str, int), '"5%" or a whole number'),
     # a date (datetime's base class) too: the window's own check says what is missing
-    "not_before": ((str, date, time), "an ISO-8601 time with its offset"),
-    "not_after": ((str, date, time), "an ISO-8601 time with its offset"),
+    Kind.MOMENT: ((str, date, time), "an ISO-8601 time with its offset"),
 }
-_PATHS = frozenset({"current", "rollback"})
 
 
 def resolve_run_settings(
@@ -279,13 +261,13 @@ def resolve_run_settings(
     read from the clock only when a daily window needs it and none is given.
     Raises UsageError naming the flag, job key or variable that holds a bad value.
     """
-    unknown = set(flags) - _SETTING_NAMES
+    unknown = set(flags) - set(SETTINGS)
     if unknown:
         raise ValueError(f"not RunSettings fields: {sorted(unknown)}")
     if job is not None and is_job_file(str(flags.get("input") or "")):
         flags = {**flags, "input": None}  # `run JOB.toml`: the positional argument is the job
     values: dict[str, object] = {}
-    for name in _SETTING_NAMES:
+    for name in SETTINGS:
         picked = _pick(name, flags, job, env, remembered or {})
         if picked is not None:
             value, source = picked
@@ -314,12 +296,7 @@ def resolve_run_settings(
     return RunSettings(not_before=win.not_before, not_after=win.not_after, **values)  # type: ignore[arg-type]
 
 
-_SETTING_NAMES = frozenset(f.name for f in fields(RunSettings))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Where each setting lives in a job file (for messages); input/results are top-level keys.
-_JOB_KEYS = {name: f"[{table}].{name}" for table, names in _TABLES.items() for name in names}
-_JOB_KEYS |= {"input": "input", "results": "results"}
-_JOB_KEYS |= {name: name for name in (*_READING_KEYS, "report")}
 
 
 PLACEHOLDERS = ("date", "input_stem", "input_sha8")
@@ -359,11 +336,9 @@ def _pick(
     """The winning value of one setting and where it came from, or None for the default."""
     flag = flags.get(name)
     if flag is not None:
-        return flag, "--" + name.replace("_", "-")
-    if job is not None and name in _JOB_KEYS:
-        value = getattr(job, name)
-        if value is not None:
-            return value, f"{job.path} {_JOB_KEYS[name]}"
+        return flag, SETTINGS[name].flag or "--" + name.replace("_", "-")
+    if job is not None and job.get(name) is not None:
+        return job.get(name), f"{job.path} {_JOB_KEYS[name]}"
     if remembered.get(name) is not None:
         return remembered[name], f"the run's journal ({name})"
     variable = ENV_VARS.get(name)
@@ -384,7 +359,7 @@ def _coerce(name: str, value: object, source: str) -> object:
 
 def _window_sources(flags: Mapping[str, object | None], job: Job | None) -> str:
     parts = [f"--{n.replace('_', '-')}" for n in ("not_before", "not_after") if flags.get(n)]
-    if job is not None and (job.not_before or job.not_after):
+    if job is not None and (job.get("not_before") or job.get("not_after")):
         parts.append(f"{job.path} [window]")
     return ", ".join(parts) or "window"
 

@@ -9,18 +9,14 @@ retry and resume commands need no flags to do the right thing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
-from typing import Final
 
-from batch.config.jobs import Job, is_job_file, load_job, resolve_run_settings
+from batch.config.jobs import ENV_VARS, Job, is_job_file, load_job, resolve_run_settings
 from batch.engine.target import check_results_argument, check_results_path
 from batch.errors import UsageError
 from batch.journal.journal import journal_path
-from batch.journal.record import RunRecord, remembered
-from batch.settings import RunSettings
-
-SANDBOX_RATE: Final = "20/s"  # --sandbox without --rate: quick demo (40 rows in ~2 s)
+from batch.journal.record import RunRecord, kept_of, remembered
+from batch.settings import SANDBOX_RATE, RunSettings
 
 
 def job_from(path: Path) -> Job | None:
@@ -45,11 +41,12 @@ def settings_from(
     if sandbox:
         if flags.get("base_url") is not None:
             raise UsageError("--sandbox runs against the embedded sandbox: drop --base-url")
-        if flags.get("rate") is None and (job is None or job.rate is None) and "rate" not in reused:
+        given = flags.get("rate") is not None or (job is not None and job.get("rate") is not None)
+        if not given and "rate" not in reused:
             flags = {**flags, "rate": SANDBOX_RATE}
-        env = {k: v for k, v in env.items() if k != "REROUTE_BASE_URL"}
-        if job is not None and job.base_url is not None:
-            job = replace(job, base_url=None)  # the sandbox's URL wins over the job's
+        env = {k: v for k, v in env.items() if k != ENV_VARS["base_url"]}
+        if job is not None:
+            job = job.without("base_url")  # the sandbox's URL wins over the job's
         reused.pop("base_url", None)
     return resolve_run_settings(flags, job, env, remembered=reused)
 
@@ -62,7 +59,7 @@ def _sandbox_remembered(
         earlier is not None
         and earlier.sandbox
         and flags.get("base_url") is None
-        and (job is None or job.base_url is None)
+        and (job is None or job.get("base_url") is None)
     )
 
 
@@ -108,22 +105,7 @@ def record_of(
         kind=kind,
         input=str(settings.input),
         job=str(job.path) if job is not None else None,
-        base_url=None if sandbox else settings.base_url,
         sandbox=sandbox,
-        api_key_env=settings.api_key_env,
         api_key_file=str(api_key_file.resolve()) if api_key_file is not None else None,
-        rate=str(settings.rate),
-        concurrency=settings.concurrency,
-        max_attempts=settings.max_attempts,
-        timeout=settings.timeout,
-        max_retry_after=settings.max_retry_after,
-        max_outage=settings.max_outage,
-        connection_id=settings.connection_id,
-        fill_from_current=settings.fill_from_current,
-        allow_wipe=settings.allow_wipe,
-        skip_unchanged=settings.skip_unchanged,
-        current=str(settings.current) if settings.current is not None else None,
-        sheet=settings.sheet,
-        separator=settings.separator,
-        encoding=settings.encoding,
+        settings=kept_of(settings, sandbox=sandbox),
     )

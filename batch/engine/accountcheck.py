@@ -118,10 +118,10 @@ def _read(
         nonlocal told
         if item.state is HostState.DOWN and not told:  # said once; the stop says the rest
             told = True
-            limit = window.format_duration(timedelta(seconds=settings.max_outage))
+            limit = window.format_duration(timedelta(seconds=item.limit))
             note(f"account check: {target.host} is not answering ({item.cause}); waiting for it "
                  f"(up to --max-outage {limit}) before any update is sent")  # fmt: skip
-        host_news(item, stop, Observer(), target.host, settings)
+        host_news(item, stop, Observer(), target.host)
 
     async def read() -> Account | None:
         async with (
@@ -133,7 +133,7 @@ def _read(
                 await tasks.start(_on_signals, stop)
             with anyio.CancelScope() as reading:
                 stop.subscribe(lambda _: reading.cancel())
-                breaker = Breaker(max_outage=settings.max_outage)
+                breaker = Breaker.of(settings)
                 breaker.subscribe(news)
                 try:
                     return await fetch_account(

@@ -191,9 +191,7 @@ def paused_by_server(stop: StopToken, seconds: float, settings: RunSettings) -> 
     )
 
 
-def host_news(
-    news: HostNews, stop: StopToken, observer: Observer, host: str, settings: RunSettings
-) -> None:
+def host_news(news: HostNews, stop: StopToken, observer: Observer, host: str) -> None:
     """The breaker's news: shown while the host is down or back; a stop when it is gone."""
     now = window_mod.utc_now()
     since = now - timedelta(seconds=news.now - news.since)
@@ -209,7 +207,7 @@ def host_news(
             "sent again): fix it, then run the same command again",
         )
     else:
-        limit = window_mod.format_duration(timedelta(seconds=settings.max_outage))
+        limit = window_mod.format_duration(timedelta(seconds=news.limit))
         stop.request(
             StopReason.HOST_UNREACHABLE,
             f"{host} unreachable since {window_mod.format_moment(since)} ({news.cause}; "

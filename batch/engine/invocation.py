@@ -302,8 +302,8 @@ def _send(
         ):  # fmt: skip
             if inv.signals:  # first: Ctrl-C while waiting for the window ends the wait
                 await tasks.start(watch_signals, stop, settings.timeout)
-            breaker = Breaker(max_outage=settings.max_outage)
-            breaker.subscribe(lambda news: host_news(news, stop, observer, target.host, settings))
+            breaker = Breaker.of(settings)
+            breaker.subscribe(lambda news: host_news(news, stop, observer, target.host))
             breaker.subscribe(runtrail.on_host_news(journal))
             sender = Sender(
                 client, limiter, policy, trail=journal, on_attempt=observer.attempt,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
@@ -159,9 +158,7 @@ def remember(journal: Journal, record: RunRecord, batch: Batch) -> None:
     count every row and request of the results file (batch.journal.counts)."""
     earlier = RunRecord.from_json(journal.meta(RECORD_KEY) or "")
     if record.kind == "retry" and earlier is not None:
-        keep = ("base_url", "sandbox", "api_key_env", "api_key_file", "rate", "concurrency",
-                "max_attempts", "timeout", "max_retry_after", "max_outage")  # fmt: skip
-        record = replace(earlier, **{name: getattr(record, name) for name in keep})
+        record = earlier.retargeted(record)
     else:
         others, carried = _never_sent(batch)
         journal.set_meta(runcounts.CANDIDATES_KEY, str(batch.candidates))

@@ -11,7 +11,6 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -52,9 +51,9 @@ def segment_start(
     from batch import __version__
 
     key = "(none: the embedded sandbox)" if sandbox else (
-        f"file {record.api_key_file}" if record.api_key_file else record.api_key_env
+        f"file {record.api_key_file}" if record.api_key_file else record.settings["api_key_env"]
     )  # fmt: skip
-    values: dict[str, Any] = asdict(record)
+    values: dict[str, Any] = record.as_dict()
     values.update(
         results=str(settings.results),
         not_before=_iso(settings.not_before),

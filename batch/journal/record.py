@@ -18,24 +18,25 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from batch.errors import JournalError
-from batch.settings import DEFAULT_API_KEY_ENV
+from batch.settings import SETTINGS
+from batch.settingtable import Memory, Setting
 
 if TYPE_CHECKING:
+    from batch.settings import RunSettings
     from batch.sheets.dialect import Reading
 
 RECORD_KEY: Final = "settings"  # the meta key holding the record, as JSON
 
 # Settings that change the bodies a run sends (or which rows it sends): a resume must keep them.
 CONTENT_SETTINGS: Final = {
-    "connection_id": "--connection-id",
-    "fill_from_current": "--fill-from-current",
-    "allow_wipe": "--allow-wipe",
-    "skip_unchanged": "--skip-unchanged",
+    name: setting.flag or setting.job_key
+    for name, setting in SETTINGS.items()
+    if setting.memory is Memory.KEEP
 }
 # How the input's bytes are read into rows: part of the input, so of the run's identity.
 READING: Final = {
@@ -44,16 +45,33 @@ READING: Final = {
     "encoding": "the encoding (--encoding)",
 }
 # Settings a resume or retry takes from the record when no flag (or job key) gives them.
-REUSED_SETTINGS: Final = (
-    "base_url",
-    "api_key_env",
-    "rate",
-    "concurrency",
-    "max_attempts",
-    "timeout",
-    "max_retry_after",
-    "max_outage",
+REUSED_SETTINGS: Final = tuple(
+    name for name, setting in SETTINGS.items() if setting.memory is Memory.REUSE
 )
+
+
+def as_kept(value: object) -> object:
+    """A setting's value as a record keeps it: JSON's own types as they are, others (a rate, a
+    path) as text."""
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
+
+
+def kept(table: Mapping[str, Setting]) -> dict[str, object]:
+    """The settings a record keeps (the table says which), with their defaults as it keeps them;
+    ``base_url``'s is None, as for a run on the embedded sandbox."""
+    found = {name: as_kept(s.default) for name, s in table.items() if s.memory is not None}
+    return found | ({"base_url": None} if "base_url" in found else {})
+
+
+_KEPT: Final = kept(SETTINGS)
+
+
+def kept_of(
+    settings: RunSettings, *, sandbox: bool, table: Mapping[str, Setting] = SETTINGS
+) -> dict[str, object]:
+    """What a record keeps of ``settings``; the embedded sandbox's URL is not kept (None)."""
+    values = {name: as_kept(getattr(settings, name)) for name in kept(table)}
+    return values | ({"base_url": None} if sandbox else {})
 
 
 def sha256_file(path: Path) -> str:
@@ -86,7 +104,7 @@ def _reading_of(meta: Mapping[str, str]) -> str:
     record = RunRecord.from_json(meta.get(RECORD_KEY, ""))
     if record is None:
         return ""
-    return reading_text(record.sheet, record.separator, record.encoding)
+    return reading_text(*(record.settings[name] for name in READING))
 
 
 def _flags(text: str) -> dict[str, Any]:
@@ -163,59 +181,65 @@ class RunIdentity:
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """The settings a run remembers (JSON in the journal). Never the key itself."""
+    """The settings a run remembers (JSON in the journal). Never the key itself.
+
+    The invocation's own facts are fields; the settings it keeps (the table of settings says
+    which, batch.settings) are in ``settings``, every one, as the record keeps them (a rate as
+    text). The JSON is one flat object of both.
+    """
 
     kind: str = "run"  # "run" or "retry": which command made the journal
     input: str = ""  # the input (run) or results file (retry) as given
     job: str | None = None  # the job file, if the run came from one
-    base_url: str | None = None  # None: the embedded sandbox
-    sandbox: bool = False
-    api_key_env: str = DEFAULT_API_KEY_ENV  # the NAME of the variable
-    api_key_file: str | None = None  # or the path of the key file
-    rate: str = "60/min"
-    concurrency: int = 4
-    max_attempts: int = 5
-    timeout: float = 30.0
-    max_retry_after: float = 300.0
-    max_outage: float = 900.0
-    connection_id: str | None = None
-    fill_from_current: bool = False
-    allow_wipe: bool = False
-    skip_unchanged: bool = False
-    current: str | None = None
-    sheet: str | None = None
-    separator: str | None = None
-    encoding: str | None = None
+    sandbox: bool = False  # the embedded sandbox (base_url None)
+    api_key_file: str | None = None  # the path of the key file, or None: api_key_env names it
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "settings", {**_KEPT, **self.settings})  # defaults filled in
 
     @property
     def key_source(self) -> str:
         """Where the key was read, for messages: the key file, else the variable's name."""
-        return f"--api-key-file {self.api_key_file}" if self.api_key_file else self.api_key_env
+        if self.api_key_file:
+            return f"--api-key-file {self.api_key_file}"
+        return str(self.settings["api_key_env"])
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as its JSON holds it: the facts and the settings, side by side."""
+        facts = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "settings"}
+        return facts | dict(self.settings)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(self.as_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> RunRecord | None:
-        """The record back; None for text that is not one (a journal of an older reroute)."""
+    def from_json(cls, text: str, *, table: Mapping[str, Setting] = SETTINGS) -> RunRecord | None:
+        """The record back; None for text that is not one (a journal of an older reroute).
+        Keys it does not know are left out (a journal of a newer reroute)."""
         try:
             data = json.loads(text)
         except ValueError:
             return None
         if not isinstance(data, dict):
             return None
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in known})
-        except TypeError:
-            return None
+        facts, known = {f.name for f in fields(cls)} - {"settings"}, kept(table)
+        settings = {k: v for k, v in data.items() if k in known}
+        return cls(**{k: v for k, v in data.items() if k in facts}, settings=settings)
 
     def reused(self) -> dict[str, Any]:
         """The settings a resume or retry takes from here unless a flag gives them."""
-        values: dict[str, Any] = {name: getattr(self, name) for name in REUSED_SETTINGS}
+        values: dict[str, Any] = {name: self.settings[name] for name in REUSED_SETTINGS}
         if self.sandbox:
             values.pop("base_url")
         return {k: v for k, v in values.items() if v is not None}
+
+    def retargeted(self, now: RunRecord) -> RunRecord:
+        """This record with ``now``'s target, key and pace: a retry continuing this run's journal
+        updates those only (the run's own settings stay, for its resume)."""
+        pace = {name: now.settings[name] for name in REUSED_SETTINGS}
+        return replace(self, sandbox=now.sandbox, api_key_file=now.api_key_file,
+                       settings={**self.settings, **pace})  # fmt: skip
 
     def changed_content(self, now: RunRecord) -> list[str]:
         """The flags whose values differ between this record and ``now`` (what a resume
@@ -223,7 +247,7 @@ class RunRecord:
         return [
             flag
             for name, flag in CONTENT_SETTINGS.items()
-            if getattr(self, name) != getattr(now, name)
+            if self.settings[name] != now.settings[name]
         ]
 
 

@@ -28,7 +28,7 @@ import random as _random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
@@ -42,6 +42,9 @@ from batch.errors import (
     TransportError,
 )
 from batch.send.retry import Answer
+
+if TYPE_CHECKING:
+    from batch.settings import RunSettings
 
 
 class HostState(StrEnum):
@@ -69,6 +72,7 @@ class HostNews:
     cause: str  # the last failure, one line ("" when up)
     probes: int  # probes sent during this outage
     fatal: bool = False  # gone because the host can never answer (not an outage that lasted)
+    limit: float = math.inf  # seconds the host may stay down before the run gives up on it
 
 
 class Breaker:
@@ -118,6 +122,11 @@ class Breaker:
         self._timer = False  # a waiter sleeps until the next probe (the others wait for news)
         self._changed: anyio.Event | None = None
         self._listeners: list[Callable[[HostNews], None]] = []
+
+    @classmethod
+    def of(cls, settings: RunSettings) -> Breaker:
+        """The breaker a run's settings ask for (--max-outage)."""
+        return cls(max_outage=settings.max_outage)
 
     def subscribe(self, listener: Callable[[HostNews], None]) -> None:
         """Call ``listener`` on every change (down, each failed probe, up, gone)."""
@@ -267,7 +276,7 @@ class Breaker:
 
     def _tell(self, next_probe: float, *, fatal: bool = False) -> None:
         news = HostNews(self.state, self._since, self._clock(), next_probe, self.cause,
-                        self._probes, fatal)  # fmt: skip
+                        self._probes, fatal, self.max_outage)  # fmt: skip
         for listener in list(self._listeners):
             listener(news)
 

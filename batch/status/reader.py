@@ -216,9 +216,9 @@ class _Reader:
             requests=runcounts.requests(meta, in_trail) if trail else tally.attempts,
             requests_trail=in_trail if trail else None,
             requests_carried=runcounts.carried_of(meta) if trail else 0,
-            rate=_text(settings.get("rate") or (record.rate if record else "")) or None,
+            rate=_text(settings.get("rate") or (record.settings["rate"] if record else "")) or None,
             concurrency=_int(
-                settings.get("concurrency") or (record.concurrency if record else None)
+                settings.get("concurrency") or (record.settings["concurrency"] if record else None)
             ),
             rows_per_min=rows_rate,
             average_rows_per_min=average,
@@ -334,7 +334,9 @@ class _Reader:
         bounds = _moment(settings.get("not_before")), _moment(settings.get("not_after"))
         if not running and self.job is not None:
             try:
-                job_window = window.resolve(self.job.not_before, self.job.not_after, self.now)
+                job_window = window.resolve(
+                    self.job.get("not_before"), self.job.get("not_after"), self.now
+                )
                 bounds = job_window.not_before, job_window.not_after
             except ValueError:
                 pass
@@ -390,7 +392,7 @@ def _text(value: object) -> str:
 def _target(meta: Mapping[str, str], record: RunRecord | None) -> str:
     if (record is not None and record.sandbox) or meta.get("base_url") == SANDBOX_IDENTITY:
         return "sandbox"
-    return meta.get("base_url") or (record.base_url if record and record.base_url else "")
+    return meta.get("base_url") or (record.settings["base_url"] if record else "") or ""
 
 
 def _started(meta: Mapping[str, str], segments: list[dict[str, Any]]) -> datetime | None:

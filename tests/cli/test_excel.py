@@ -112,7 +112,8 @@ def test_job_file_reading_keys_and_a_resume_with_another_sheet(tmp_path: Path) -
     job = tmp_path / "j.toml"
     job.write_text('input = "b.xlsx"\nsheet = "Changes"\nseparator = "tab"\nencoding = "CP1252"\n')
     loaded = load_job(job)
-    assert (loaded.sheet, loaded.separator, loaded.encoding) == ("Changes", "\t", "cp1252")
+    reading = [loaded.get(name) for name in ("sheet", "separator", "encoding")]
+    assert reading == ["Changes", "\t", "cp1252"]
     job.write_text('input = "b.xlsx"\nseparator = ";;"\n')
     result = invoke("jobs", "check", str(job))
     assert result.exit_code != 0
@@ -124,7 +125,7 @@ def test_job_file_reading_keys_and_a_resume_with_another_sheet(tmp_path: Path) -
         "the sheet read (--sheet)"
     ]
     # a journal of an older reroute: its record's flags say how the input was read
-    older = {**run, RECORD_KEY: RunRecord(sheet="changes").to_json()}
+    older = {**run, RECORD_KEY: RunRecord(settings={"sheet": "changes"}).to_json()}
     assert before.differences(older) == []
 
 

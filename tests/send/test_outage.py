@@ -26,7 +26,7 @@ from batch.send.client import SendPolicy, build_client
 from batch.send.limiter import Limiter
 from batch.send.outage import Breaker, HostNews, HostState, Turn
 from batch.send.sender import Sender
-from batch.settings import Rate, parse_duration
+from batch.settings import Rate, RunSettings, parse_duration
 
 BODY = voicelink.encode_body({"for_inbound_call": 1, "for_outbound_call": 4, "status": 1})
 OK = {"success": True, "data": {"id": 1}}
@@ -155,6 +155,23 @@ async def test_breaker_gives_up_after_max_outage() -> None:
     assert anyio.current_time() == 100
     assert news[-1].state is HostState.GONE
     assert not news[-1].fatal
+
+
+async def test_a_runs_breaker_gives_up_at_its_max_outage_and_every_news_says_the_limit() -> None:
+    """Breaker.of(settings) waits --max-outage (90 s here), and each news carries that limit
+    (the engine's messages quote it from there)."""
+    settings = RunSettings(input=Path("in.csv"), results=Path("out.csv"), max_outage=90.0)
+    breaker = Breaker.of(settings)
+    news: list[HostNews] = []
+    breaker.subscribe(news.append)
+    while not breaker.failed("refused"):
+        pass
+    while (turn := await breaker.admit()) is Turn.PROBE:
+        breaker.failed("refused", probe=True)
+    assert turn is Turn.GONE
+    assert anyio.current_time() == 90
+    assert [item.limit for item in news] == [90.0] * len(news)
+    assert news[-1].state is HostState.GONE
 
 
 async def test_only_one_probe_at_a_time_and_waiters_follow_it() -> None:

@@ -67,7 +67,7 @@ def _journal(results: Path, candidates: int = 10, **meta: str) -> Journal:
     source.write_text("routing_id\n1\n")
     journal = Journal.open(journal_path(results), RunIdentity.of(source, BASE, results))
     journal.set_meta("candidates", str(candidates))
-    journal.set_meta("settings", RunRecord(rate="60/min", concurrency=4).to_json())
+    journal.set_meta("settings", RunRecord(settings={"rate": "60/min", "concurrency": 4}).to_json())
     for key, value in meta.items():
         journal.set_meta(key, value)
     return journal
