@@ -205,13 +205,17 @@ class RunSettings:
     not_before: datetime | None = field(default=None, metadata=about(
         Kind.MOMENT, job="window",
         help="Start of the change window: ISO-8601 with offset (2026-12-05T01:00:00+00:00), or "
-        "a time of day with offset (01:00:00+00:00, every night). Waits until then.",
+        "a time of day with offset (01:00:00+00:00, every night); either may name a time zone "
+        "instead of the offset (01:00 Europe/London). Waits until then.",
     ))  # fmt: skip
     not_after: datetime | None = field(default=None, metadata=about(
         Kind.MOMENT, job="window",
         help="End of the change window (same forms): no new row starts after it; in-flight "
         "rows finish, the results are written, exit 3; the same command resumes next window.",
     ))  # fmt: skip
+    # Derived, never given: the window was written as times of day, so it opens every night
+    # (a stop at its close promises the next one; a one-off window has none).
+    window_daily: bool = field(default=False, metadata=about(Kind.SWITCH, flag=None))
     # [safety]; the cutover switches (issue 6) need the snapshot of the current records.
     skip_invalid: bool = field(default=False, metadata=about(
         Kind.SWITCH, job="safety", help="Send the valid rows even if some are invalid.",

@@ -63,6 +63,9 @@ def check_job(
     try:
         job = load_job(path)
         settings = resolve_run_settings({}, job, env, now=now)
+        win = window.Window(settings.not_before, settings.not_after, settings.window_daily)
+        if over := window.ended(win, now):
+            raise UsageError(over)
         checked = read_checked(
             settings.input,
             current=settings.current,
@@ -156,13 +159,8 @@ def check_job(
 def _notes(settings: RunSettings, sending: int, env: Mapping[str, str], now: datetime) -> list[str]:
     """Facts about running the job from here and now; they do not change the exit status."""
     notes = []
-    win = window.Window(settings.not_before, settings.not_after)
-    if win.not_after is not None and window.is_closed(win, now):
-        notes.append(
-            f"the window closed at {window.format_moment(win.not_after)}: a run now would "
-            "send nothing; move [window] or pass --not-after"
-        )
-    elif warning := window.fit_warning(win, now, sending, settings.rate):
+    win = window.Window(settings.not_before, settings.not_after, settings.window_daily)
+    if warning := window.fit_warning(win, now, sending, settings.rate):
         notes.append(warning)
     held = env.get(settings.api_key_env, "").strip()
     if not held:
@@ -197,7 +195,7 @@ def _window_text(job: Job, settings: RunSettings, now: datetime) -> str:
     before, after = job.get("not_before"), job.get("not_after")
     if before is None and after is None:
         return "none (sends as soon as it starts)"
-    win = window.Window(settings.not_before, settings.not_after)
+    win = window.Window(settings.not_before, settings.not_after, settings.window_daily)
     if isinstance(before or after, datetime):
         return win.describe()
     # A daily window was resolved at the time of the check: say which night that is.

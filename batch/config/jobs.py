@@ -293,6 +293,7 @@ def resolve_run_settings(
     except ValueError as exc:
         raise UsageError(f"change window ({_window_sources(flags, job)}): {exc}") from None
     # Each value was coerced to its field's type by _COERCE above.
+    values["window_daily"] = win.daily
     return RunSettings(not_before=win.not_before, not_after=win.not_after, **values)  # type: ignore[arg-type]
 
 

@@ -138,10 +138,14 @@ async def with_canary(
 
 def window_closed_message(win: window_mod.Window) -> str:
     end = window_mod.format_moment(win.not_after) if win.not_after else "its end"
-    return (
-        f"the change window closed at {end}: no new row starts and requests in flight finish; "
+    then = (
         "run the same command in the next window to resume"
+        if win.daily
+        else "this one-off window has no next one: agree a new window and run the same command "
+        "with it (--not-before/--not-after, or [window]) to resume"
     )
+    closed = f"the change window closed at {end}: no new row starts and requests in flight finish"
+    return f"{closed}; {then}"
 
 
 async def within_window(

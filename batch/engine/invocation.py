@@ -45,7 +45,7 @@ from batch.engine.rowloop import RunReport, run_calls
 from batch.engine.stop import Observer, Observers, StopRequest, StopToken, watch_signals
 from batch.engine.target import SANDBOX_IDENTITY, Target, check_results_path
 from batch.engine.target import target as target_of
-from batch.errors import RerouteError, RunStopped
+from batch.errors import RerouteError, RunStopped, UsageError
 from batch.journal import audit
 from batch.journal import journal as journal_mod
 from batch.journal.journal import Journal
@@ -146,6 +146,10 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
                     f"{unsent} rows unsent (its results are archived in "
                     f"{settings.results.stem}.runs/)"
                 )
+        if not (journal is not None and new_run is None):  # a new run: refused, nothing made
+            win = window.Window(settings.not_before, settings.not_after, settings.window_daily)
+            if over := window.ended(win, window.utc_now()):
+                raise UsageError(over)
         target = stack.enter_context(
             target_of(settings, inv.key, sandbox=inv.sandbox, note=operator.note)
         )
@@ -266,7 +270,7 @@ def _send(
 ) -> tuple[RunReport, int, BudgetWatch]:
     """The sending: inside the change window, canary first, one sender for every pass."""
     settings = inv.settings
-    win = window.Window(settings.not_before, settings.not_after)
+    win = window.Window(settings.not_before, settings.not_after, settings.window_daily)
     now = window.utc_now()
     # Already closed: the stop message says so; a "would not fit" estimate would only confuse.
     if not window.is_closed(win, now) and (

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from batch.engine.stop import StopReason, StopRequest
 from batch.journal import audit
@@ -58,6 +59,7 @@ def segment_start(
         results=str(settings.results),
         not_before=_iso(settings.not_before),
         not_after=_iso(settings.not_after),
+        window_zone=_zone(settings.not_before, settings.not_after),
         canary=settings.canary,
         error_budget=None if settings.error_budget is None else str(settings.error_budget),
         skip_invalid=settings.skip_invalid,
@@ -208,3 +210,11 @@ def _iso_us(value: Any) -> str:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def _zone(*bounds: datetime | None) -> str | None:
+    """The IANA zone a window was agreed in (``Europe/London``), so status can show it so."""
+    for bound in bounds:
+        if bound is not None and isinstance(bound.tzinfo, ZoneInfo):
+            return bound.tzinfo.key
+    return None

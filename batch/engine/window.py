@@ -194,6 +194,19 @@ def _daily(start: time, end: time, now: datetime) -> Window:
     raise AssertionError("unreachable: one of three consecutive days holds the next window")
 
 
+def ended(window: Window, now: datetime) -> str | None:
+    """Why a one-off window that is already over sends nothing (None while it is not): a new
+    run is refused with it; a daily window is never over, it opens again tomorrow."""
+    if window.daily or window.not_after is None or not is_closed(window, now):
+        return None
+    return (
+        f"the change window ended at {format_moment(window.not_after)} (a one-off window; it is "
+        f"now {format_moment(now)}), so nothing would be sent: give the next agreed window "
+        "(--not-before/--not-after, or [window] in a job file), or times of day for a window "
+        "that opens every night"
+    )
+
+
 def is_open(window: Window, now: datetime) -> bool:
     return not too_early(window, now) and not is_closed(window, now)
 
@@ -237,7 +250,11 @@ def fit_warning(window: Window, now: datetime, rows: int, rate: Rate) -> str | N
         f"{rows} rows at {rate} need about {format_duration(finish - start)} and would finish "
         f"around {format_moment(finish)}, after the window closes at "
         f"{format_moment(window.not_after)}: the run will stop starting rows at the close, and "
-        "the same command in the next window resumes"
+        + (
+            "the same command in the next window resumes"
+            if window.daily
+            else "the rest needs a new window (a one-off window has no next one)"
+        )
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from batch.config.jobs import Job, load_job
 from batch.engine import window
@@ -92,14 +93,23 @@ def _us(moment: datetime) -> int:
     return stamp
 
 
-def _moment(text: object) -> datetime | None:
+def _moment(text: object, zone: ZoneInfo | None = None) -> datetime | None:
+    """A moment run.json holds; shown in the window's zone when the window named one."""
     if not isinstance(text, str) or not text:
         return None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
+    moment = moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
+    return moment.astimezone(zone) if zone is not None else moment
+
+
+def _zone(name: object) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name) if isinstance(name, str) and name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +341,8 @@ class _Reader:
         """The window that applies: the running segment's; else the job's next one (a daily
         window moves on), else the last segment's."""
         settings = last["settings"] if last else {}
-        bounds = _moment(settings.get("not_before")), _moment(settings.get("not_after"))
+        zone = _zone(settings.get("window_zone"))
+        bounds = _moment(settings.get("not_before"), zone), _moment(settings.get("not_after"), zone)
         if not running and self.job is not None:
             try:
                 job_window = window.resolve(

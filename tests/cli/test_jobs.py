@@ -115,10 +115,14 @@ def test_worst_job_decides_the_exit_status(tmp_path: Path) -> None:
 
 
 def test_closed_window_and_a_window_too_short_are_noted(tmp_path: Path) -> None:
-    """A window already past, or too short for the rows at the pace, is said plainly."""
+    """A one-off window already past makes the job unusable (a run would send nothing); one
+    too short for the rows at the pace is said plainly."""
     past = '[window]\nnot_after = "2020-01-01T05:00:00+00:00"\n'
-    _, out = check(make_job(tmp_path, "past.toml", past))
-    assert "note: the window closed at 2020-01-01 05:00:00 UTC" in out
+    code, out = check(make_job(tmp_path, "past.toml", past))
+    assert code == 2
+    assert "past.toml: unusable" in out
+    assert "the change window ended at 2020-01-01 05:00:00 UTC (a one-off window" in out
+    assert "give the next agreed window" in out
     short = (
         '[pace]\nrate = "1/h"\n[window]\nnot_before = "2030-01-01T01:00:00+00:00"\n'
         'not_after = "2030-01-01T02:00:00+00:00"\n'

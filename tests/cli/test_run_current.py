@@ -121,13 +121,14 @@ def test_rollback_over_the_input_or_snapshot_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_rollback_is_written_before_sending(start_sandbox: StartSandbox, tmp_path: Path) -> None:
-    """The rollback file exists even when the run sends nothing (its window already closed)."""
-    sandbox = start_sandbox(state=SNAPSHOT)
+    """The rollback file holds every record the run may change before the first request: here
+    the run stops after one (its canary failed) and the file still holds them all."""
+    sandbox = start_sandbox(state=SNAPSHOT, script={4101: ("404",)})
     rollback = tmp_path / "rollback.csv"
     result = run(sandbox, CHANGES, tmp_path / "out.csv", "--allow-wipe", "--rollback", rollback,
-                 "--not-after", "2020-01-01T00:00:00+00:00")  # fmt: skip
+                 "--canary", "1")  # fmt: skip
     assert result.exit_code == 3, result.output
-    assert sandbox.stats()["total"] == 0
+    assert sandbox.stats()["total"] == 1
     counts = verdicts()
     assert read(rollback).height == counts[Verdict.CHANGE] + counts[Verdict.WIPES]
 
@@ -159,7 +160,7 @@ def test_rollback_round_trip_restores_the_snapshot(
 @pytest.mark.slow
 def test_a_changed_snapshot_is_a_different_run(start_sandbox: StartSandbox, tmp_path: Path) -> None:
     """The journal's identity covers the snapshot: resuming with another one is refused."""
-    sandbox = start_sandbox(state=SNAPSHOT)
+    sandbox = start_sandbox(state=SNAPSHOT, script={4101: ("404",)})  # the canary fails
     out = tmp_path / "out.csv"
     snapshot = tmp_path / "current.csv"
     shutil.copy(SNAPSHOT, snapshot)
@@ -175,8 +176,8 @@ def test_a_changed_snapshot_is_a_different_run(start_sandbox: StartSandbox, tmp_
         "--current",
         snapshot,
         "--allow-wipe",
-        "--not-after",
-        "2020-01-01T00:00:00+00:00",
+        "--canary",
+        "1",
     ]
     assert invoke(*args, key=sandbox.api_key).exit_code == 3
     snapshot.write_text(

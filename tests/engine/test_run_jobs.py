@@ -106,32 +106,52 @@ def test_sandbox_flag_overrides_the_jobs_base_url(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_window_in_the_past_sends_nothing_and_exits_3(
+def test_a_one_off_window_already_over_refuses_a_new_run_and_leaves_nothing(
     live_sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
-    """A closed window: exit 3, nothing sent, every row not_attempted, the message says resume."""
+    """A one-off window that has ended would send nothing: a new run is refused (exit 2),
+    nothing sent and nothing made, and the message says what to give instead."""
     body = (
         '[window]\nnot_before = "2020-01-01T00:00:00+00:00"\n'
         'not_after = "2020-01-01T04:00:00+00:00"'
     )
     job = write_job(tmp_path, live_sandbox, body)
     result = invoke("run", str(job), key=live_sandbox.api_key)
-    assert result.exit_code == 3, result.output
+    assert result.exit_code == 2, result.output
     assert live_sandbox.stats()["total"] == 0
-    assert outcomes(tmp_path / "job.results.csv") == {"not_attempted"}
-    assert "window closed" in result.stdout
-    assert "next window" in result.stdout
+    assert "the change window ended at 2020-01-01 04:00:00 UTC (a one-off window" in result.output
+    assert "give the next agreed window" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["changes.csv", "job.toml"]
+    # The flag is a window too.
+    flagged = invoke("run", str(write_job(tmp_path, live_sandbox)), "--not-after",
+                     "2020-01-01T04:00:00+00:00", key=live_sandbox.api_key)  # fmt: skip
+    assert flagged.exit_code == 2, flagged.output
+    assert live_sandbox.stats()["total"] == 0
 
 
 @pytest.mark.slow
-def test_not_after_flag_closes_the_window(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
-    """--not-after on the command line (no [window] in the job) closes the window too."""
-    job = write_job(tmp_path, live_sandbox)
-    result = invoke(
-        "run", str(job), "--not-after", "2020-01-01T04:00:00+00:00", key=live_sandbox.api_key
-    )
-    assert result.exit_code == 3, result.output
-    assert live_sandbox.stats()["total"] == 0
+def test_a_run_stopped_by_its_one_off_window_promises_no_next_one(
+    live_sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    """The window closes mid-run: exit 3, and the message does not promise a next window a
+    one-off window never has. Its resume and its retry after the window are the run's own
+    (not refusals): they send nothing and exit 3, rows left to send."""
+    job = write_job(tmp_path, live_sandbox, '[pace]\nrate = "4/s"\nconcurrency = 1')
+    closes = datetime.now(UTC) + timedelta(seconds=1.5)
+    first = invoke("run", str(job), "--not-after", closes.isoformat(), key=live_sandbox.api_key)
+    assert first.exit_code == 3, first.output
+    assert "this one-off window has no next one" in first.output
+    assert "in the next window" not in first.output
+    sent = live_sandbox.stats()["total"]
+    assert 0 < sent < 40
+    results = tmp_path / "job.results.csv"
+    assert "not_attempted" in outcomes(results)
+    for again in (
+        invoke("run", str(job), "--not-after", closes.isoformat(), key=live_sandbox.api_key),
+        invoke("retry", str(results), "--not-after", closes.isoformat(), key=live_sandbox.api_key),
+    ):
+        assert again.exit_code == 3, again.output
+        assert live_sandbox.stats()["total"] == sent
 
 
 def test_bad_window_flag_is_one_line_exit_2(tmp_path: Path) -> None:
@@ -332,22 +352,6 @@ def test_jobs_check_plans_against_the_jobs_snapshot(tmp_path: Path) -> None:
     assert "WIPES" in result.stdout
     assert "against " in result.stdout
     assert "canary: the first 3 rows" in result.stdout
-
-
-@pytest.mark.slow
-def test_retry_honours_the_window_too(live_sandbox: RunningSandbox, tmp_path: Path) -> None:
-    """`retry --not-after` in the past sends nothing and exits 3, like run; it goes where the
-    job's run went, with the job's key variable, without being told."""
-    job = write_job(tmp_path, live_sandbox, '[pace]\nrate = "500/s"')
-    first = invoke("run", str(job), "--not-after", "2020-01-01T00:00:00+00:00",
-                   key=live_sandbox.api_key)  # fmt: skip
-    assert first.exit_code == 3, first.output
-    results = tmp_path / "job.results.csv"
-    again = invoke("retry", str(results), "--not-after", "2020-01-01T00:00:00+00:00",
-                   key=live_sandbox.api_key)  # fmt: skip
-    assert again.exit_code == 3, again.output
-    assert live_sandbox.stats()["total"] == 0
-    assert outcomes(results) == {"not_attempted"}
 
 
 def test_retry_refuses_a_job_file(tmp_path: Path) -> None:

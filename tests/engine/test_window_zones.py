@@ -157,3 +157,20 @@ async def test_the_run_sends_for_as_long_as_the_clocks_say(
     assert opened.astimezone(LONDON).time() == (time(2) if hours == 3 else time(1))
     assert closed.astimezone(LONDON).time() == time(5)
     assert (closed - opened) == timedelta(hours=hours)
+
+
+def test_only_a_one_off_window_ends_and_only_a_daily_one_promises_a_next() -> None:
+    from batch.engine.guards import window_closed_message
+    from batch.engine.window import ended
+
+    now = utc(2027, 1, 2, 12)
+    one_off = Window(None, utc(2027, 1, 2, 5))
+    nightly = resolve(time(1, tzinfo=LONDON), time(5, tzinfo=LONDON), utc(2027, 1, 2, 4))
+    over = ended(one_off, now)
+    assert over is not None
+    assert "ended at 2027-01-02 05:00:00 UTC (a one-off window; it is now 2027-01-02 12:00" in over
+    assert ended(nightly, now) is None  # tonight's opens again
+    assert ended(Window(None, utc(2027, 1, 2, 13)), now) is None  # not over yet
+    assert "no next one" in window_closed_message(one_off)
+    assert "next window" not in window_closed_message(one_off)
+    assert "run the same command in the next window" in window_closed_message(nightly)
