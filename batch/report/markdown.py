@@ -21,6 +21,7 @@ MAX_ROWS: Final = 20
 MAX_RECORDS: Final = 10
 MAX_CAUSES: Final = 5
 MAX_IDS: Final = 3  # the sheet's own columns shown per row
+MAX_SEGMENTS: Final = 10  # the last ones, when a run has more
 CELL: Final = 100  # characters of a message per cell, as written
 ID_CELL: Final = 30  # characters of an id cell (or a column's name)
 LINE: Final = 300  # characters of a line of text (a path, a summary)
@@ -97,7 +98,32 @@ def _text(parts: Sections, max_rows: int, max_records: int) -> str:
             lines += ["", f"    {step.command}"]
     lines += ["", f"**Settings chosen:** {_cell(parts.chosen, 2 * LINE)}", ""]
     lines += [f"- **{label}:** {_cell(value, LINE)}" for label, value in head.provenance]
+    lines += _segments(parts)
     return "\n".join(lines) + "\n"
+
+
+def _segments(parts: Sections) -> list[str]:
+    """Each invocation that sent (the start, each resume, each retry), when there were several:
+    a job resumed across three nights reads as one story."""
+    segments = parts.head.segments
+    if len(segments) < 2:
+        return []
+    shown = segments[-MAX_SEGMENTS:]
+    lines = [
+        "",
+        "| # | kind | operator | started | requests | ended |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        "| " + " | ".join(
+            _cell(s[key], 80) for key in ("segment", "kind", "operator", "started", "requests",
+                                          "ended")
+        ) + " |"
+        for s in shown
+    ]  # fmt: skip
+    if len(segments) > len(shown):
+        lines.append(f"\nThe last {len(shown)} of {len(segments)} segments.")
+    return lines
 
 
 def _causes(parts: Sections) -> list[str]:

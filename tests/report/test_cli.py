@@ -144,7 +144,7 @@ def test_retry_writes_the_report_of_the_run_and_the_retry(
     page = tmp_path / "out.results.report.html"
     assert f"report: {page}" in again.stdout.splitlines()
     text = render(results, "md")
-    assert "| 2 | retry |" in text
+    assert "| 2 | retry | " in text
     assert "| failed | 1 |" in text
 
 

@@ -119,6 +119,7 @@ def test_markdown_has_the_headline_and_a_failure_table(tmp_path: Path) -> None:
     assert text.startswith("**37 of 40 succeeded, 2 failed, 1 invalid**\n")
     assert "- **How it ended:** exit 1: finished; some rows did not succeed" in text
     assert "| succeeded | 37 |" in text
+    assert "| 3 | resume | ops@jump-1 | 2025-12-02 17:00:00 UTC | " in text
     assert (
         "| 5 | 1005 | +44200000005 | T-5 | failed | 422 | 3 | VALIDATION_ERROR | row 5: the API "
         "said &lt;script&gt;alert('x')&lt;/script&gt;&&lt;b&gt; |"
