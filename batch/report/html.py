@@ -322,7 +322,8 @@ def _history(f: FailedRow) -> str:
 
 def _details(f: FailedRow) -> str:
     return (
-        f"<details><summary>{len(f.history)} requests</summary>"
+        f"<details><summary>{len(f.history)} request{'' if len(f.history) == 1 else 's'}"
+        "</summary>"
         f"<h3>Request body</h3><pre>{_t(f.request) or '(none)'}</pre>"
         f"<h3>Response</h3><pre>{_t(f.response) or '(none)'}</pre>"
         f"<h3>Requests</h3>{_history(f) if f.history else '<p class=note>none recorded</p>'}"

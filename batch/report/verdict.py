@@ -85,6 +85,8 @@ def verdict(facts: Facts, started: Sequence[str]) -> Verdict:
         step = NextStep("Resume: the same command sends the rows left, never one done.", resume)
         return Verdict(Tone.STOPPED, text, resume, [step])
     not_ok = sum(counts[o] for o in OUTCOME_ORDER[1:5])
+    if total and counts[Outcome.SKIPPED] == total:
+        line = f"nothing to send: all {total:,} rows were already as wanted (skipped)"
     return Verdict(Tone.BAD if not_ok else Tone.GOOD, line, None, _after(facts, counts, started))
 
 

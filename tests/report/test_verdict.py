@@ -41,6 +41,28 @@ def test_every_row_succeeded_and_nothing_to_do(tmp_path: Path) -> None:
     assert [(s.text, s.command) for s in v.next] == [(NOTHING_TO_DO, None)]
 
 
+def test_a_run_that_had_nothing_to_send_says_so(tmp_path: Path) -> None:
+    """Every row left out (already applied, or unchanged): not "0 of 40 succeeded"."""
+    made = make_run(tmp_path / "out.csv", failed=frozenset(), invalid=frozenset())
+    db = sqlite3.connect(made.journal)
+    db.execute("UPDATE rows SET outcome = 'skipped'")
+    db.commit()
+    db.close()
+    made.results.unlink()  # the outcomes from the journal
+    v = verdict(data.read(made.results), UV)
+    assert (v.tone, v.line) == (
+        Tone.GOOD,
+        "nothing to send: all 40 rows were already as wanted (skipped)",
+    )
+
+
+def test_the_approved_plan_is_in_the_provenance(tmp_path: Path) -> None:
+    """A run given --approved-plan (its record holds the hash): the report names it."""
+    made = make_run(tmp_path / "out.csv")
+    _set_record(made.journal, approved_plan="ef" * 32)
+    assert f"- **Approved plan:** {'ef' * 32}" in render(made.results, "md")
+
+
 def test_failures_give_the_retry_command_and_invalid_rows_a_fix(tmp_path: Path) -> None:
     """ "37 of 40 succeeded, 2 failed, 1 invalid": retry the failed rows (started as this
     process was: uv run), fix the invalid one in the input."""
