@@ -20,6 +20,7 @@ from batch.sandbox.config import Faults
 from batch.settings import Rate
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "routing-changes.csv"
+SNAPSHOT = SAMPLE.with_name("routing-current.csv")
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -42,14 +43,23 @@ class Seen:
     rows_after: int = 0
     count_text: str = ""
     rows_descending: list[str] = field(default_factory=list)  # row numbers, "row" clicked twice
+    # verdict, counts, first_failed, changes, undo, next: top, bottom (px), text (None: absent)
+    layout: dict[str, Any] = field(default_factory=dict)
 
 
 _CHARTS_JS = """() => Object.fromEntries([...document.querySelectorAll('[data-chart]')].map(el => [
     el.dataset.chart,
-    {drawn: el.dataset.drawn || '',
-     marks: el.querySelectorAll('svg .role-mark path, svg .role-mark rect, svg .role-mark line')
-              .length,
-     groups: [...el.querySelectorAll('svg g.role-mark')].map(g => g.getAttribute('class'))}]))"""
+    {drawn: el.dataset.drawn || '', marks: el.querySelectorAll('svg .mark').length}]))"""
+# Where things are on the page (pixels from its top) and what they say.
+_LAYOUT_JS = """() => Object.fromEntries(Object.entries({
+    verdict: '#verdict', counts: '#outcomes .badges', first_failed: '#failures > tbody > tr',
+    changes: '#changes', undo: '#undo', next: '#next'}).map(([name, selector]) => {
+        const el = document.querySelector(selector);
+        if (!el) { return [name, null]; }
+        const box = el.getBoundingClientRect();
+        return [name, {top: box.top + scrollY, bottom: box.bottom + scrollY,
+                       text: el.innerText}];
+    }))"""
 _VISIBLE_JS = (
     "() => [...document.querySelectorAll('#failures > tbody > tr')].filter(r => !r.hidden).length"
 )  # fmt: skip
@@ -58,8 +68,8 @@ _VISIBLE_JS = (
 def open_report(
     report: Path, *, screenshot: Path | None = None, query: str = "", width: int = 1400
 ) -> Seen:
-    """Load ``report`` from disk, wait for every chart, type ``query`` into the failure table's
-    filter, and take a full-page ``screenshot``; every request but the file itself is
+    """Load ``report`` from disk, note where its sections are, type ``query`` into the failure
+    table's filter, and take a full-page ``screenshot``; every request but the file itself is
     blocked (and recorded)."""
     from playwright.sync_api import sync_playwright
 
@@ -84,12 +94,8 @@ def open_report(
             )
             page.on("pageerror", lambda exc: seen.errors.append(f"page error: {exc}"))
             page.goto(url, wait_until="load")
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('[data-chart]')]"
-                ".every(el => el.dataset.drawn)",
-                timeout=20_000,
-            )
             seen.charts = page.evaluate(_CHARTS_JS)
+            seen.layout = page.evaluate(_LAYOUT_JS)
             if page.query_selector("#failures"):
                 seen.rows_before = page.evaluate(_VISIBLE_JS)
                 if query:
@@ -115,8 +121,9 @@ def sandbox_run_with_faults(
     start_sandbox: Callable[..., RunningSandbox], folder: Path
 ) -> tuple[Path, str]:
     """`reroute run` of the sample sheet against a sandbox with faults: 5xx answers, HTML error
-    pages, dropped connections, 404s, scripted 429s and a rate limit. Returns the results file
-    and what the run printed."""
+    pages, dropped connections, 404s, scripted 429s and a rate limit; judged against the
+    sample snapshot (filled from it), writing a rollback file (``folder/rollback.csv``).
+    Returns the results file and what the run printed."""
     sandbox = start_sandbox(
         faults=Faults(error_rate=0.1, html_rate=0.05, drop_rate=0.05, latency=0.02, jitter=0.01),
         seed=7,
@@ -127,6 +134,8 @@ def sandbox_run_with_faults(
     results = folder / "night.results.csv"
     args = ["run", str(SAMPLE), "--base-url", sandbox.base_url, "--rate", "40/s"]
     args += ["--results", str(results), "--max-attempts", "3", "--yes", "--timeout", "2"]
+    args += ["--current", str(SNAPSHOT), "--fill-from-current"]
+    args += ["--rollback", str(folder / "rollback.csv")]
     done = CliRunner().invoke(app, args, env={"VOCOBASE_API_KEY": sandbox.api_key})
     assert done.exit_code == 1, done.output
     return results, done.stdout

@@ -1,17 +1,21 @@
 """Journals for the report's tests, written straight into SQLite (no engine, no network).
 
 ``make_run`` writes ``<results>.journal`` as a run leaves it: meta, one record per row sent, and
-the audit trail (every request, each segment, the events), plus the results file when asked.
+the audit trail (every request, each segment, the events), plus the results file when asked;
+with ``snapshot``, the snapshot a run with ``--current`` keeps beside its results, and with
+``rollback`` the rollback file it writes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Final
 
 import polars as pl
 
@@ -33,8 +37,14 @@ class Made:
     failed: list[int]
 
 
+# Every row sends this record (mobile in, answer only, active); a snapshot's record differs in
+# its status for the rows given as ``snapshot``.
+BODY: Final = {"for_inbound_call": 1, "for_outbound_call": 4, "status": 1}
+SNAPSHOT_NAME: Final = "current.csv"
+
+
 def _body(routing_id: int) -> str:
-    return json.dumps({"for_inbound_call": 3, "status": 1, "id": routing_id}, separators=(",", ":"))
+    return json.dumps(BODY, separators=(",", ":"))
 
 
 def make_run(
@@ -51,20 +61,34 @@ def make_run(
     trail: bool = True,
     rate: str = "20/s",
     seed: int = 7,
+    snapshot: frozenset[int] | None = None,
+    rollback: bool = False,
 ) -> Made:
-    """A run of ``rows`` rows at ``rate``, split in ``segments`` segments a night apart."""
+    """A run of ``rows`` rows at ``rate``, split in ``segments`` segments a night apart; with
+    ``snapshot``, judged against one where those rows' records were inactive (status 0), and
+    with ``rollback`` writing ``rollback.csv`` beside the results."""
     rnd = random.Random(seed)
     journal = journal_path(results)
     db = sqlite3.connect(journal)
     db.execute("PRAGMA journal_mode=WAL")
     db.executescript(rowrecords.SCHEMA + (audit.SCHEMA if trail else ""))
-    record = {"kind": "run", "input": "changes.csv", "rate": rate, "concurrency": 4}
+    record: dict[str, object] = {
+        "kind": "run", "input": "changes.csv", "rate": rate, "concurrency": 4,
+        "base_url": "http://127.0.0.1:9/api/v2",
+    }  # fmt: skip
+    seg_settings: dict[str, object] = {"rate": rate, "concurrency": 4, "max_attempts": 5}
+    sha = ""
+    if snapshot is not None:
+        sha = _write_snapshot(results, rows, snapshot)
+        record |= {"current": SNAPSHOT_NAME, "fill_from_current": True}
+        if rollback:
+            seg_settings["rollback"] = str(_write_rollback(results, snapshot))
     meta = {
         "format": "3",
         "input_sha256": "ab" * 32,
         "base_url": "http://127.0.0.1:9/api/v2",
         "results": str(results),
-        "snapshot": "",
+        "snapshot": sha,
         "settings": json.dumps(record),
     }
     db.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
@@ -174,7 +198,7 @@ def make_run(
                     "cd" * 32,
                     "127.0.0.1:9",
                     "VOCOBASE_API_KEY",
-                    json.dumps({"rate": rate, "concurrency": 4, "max_attempts": 5}),
+                    json.dumps(seg_settings),
                 ),
             )
             db.executemany(
@@ -205,6 +229,36 @@ def make_run(
             for r in not_attempted
         ]
         everything.sort(key=lambda r: r.row)
-        passthrough = pl.DataFrame({"ticket": [f"T-{r.row}" for r in everything]})
+        passthrough = pl.DataFrame(
+            {
+                "did_number": [f"+4420{r.row:07d}" for r in everything],
+                "ticket": [f"T-{r.row}" for r in everything],
+            }
+        )
         write_results(results, everything, passthrough)
     return Made(results, journal, rows, sorted(failed))
+
+
+def _records(rows: list[int], inactive: frozenset[int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "routing_id": [1000 + r for r in rows],
+            "for_inbound_call": [BODY["for_inbound_call"]] * len(rows),
+            "for_outbound_call": [BODY["for_outbound_call"]] * len(rows),
+            "status": [0 if r in inactive else 1 for r in rows],
+        }
+    )
+
+
+def _write_snapshot(results: Path, rows: int, inactive: frozenset[int]) -> str:
+    """The snapshot kept beside the results, as a run with --current keeps it; its sha256."""
+    kept = results.with_name(f"{results.name}.snapshot.csv")
+    _records(list(range(1, rows + 1)), inactive).write_csv(kept)
+    return hashlib.sha256(kept.read_bytes()).hexdigest()
+
+
+def _write_rollback(results: Path, inactive: frozenset[int]) -> Path:
+    """The rollback file: the records the run changes, as the snapshot had them."""
+    path = results.with_name("rollback.csv")
+    _records(sorted(inactive), inactive).write_csv(path)
+    return path.resolve()

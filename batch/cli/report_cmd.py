@@ -55,13 +55,17 @@ def report_command(
         typer.Option(
             "--format",
             help="html: one self-contained page with charts (opens with no network); md: the "
-            "headline figures and failures as Markdown, for a ticket.",
+            "verdict, failures, changes and commands as Markdown for a ticket (under 10 KB).",
         ),
     ] = ReportFormat.HTML,
 ) -> None:
-    """Write the report of a run: what, where, when, who, how it ended, charts, failures."""
+    """Write the report of a run: how it ended, the rows that did not succeed, what changed,
+    how to undo it, what to run next; then charts, settings and provenance."""
     from batch.config.jobs import is_job_file
+    from batch.invoked import started_as
     from batch.report import render, write_report
+
+    started = started_as(os.environ)  # the commands it prints: as this one was started
 
     with reporting_errors():
         if is_job_file(results):  # the results file the job's run writes, as `run` resolves it
@@ -69,8 +73,8 @@ def report_command(
 
             results, _ = locate(results, os.environ)
         if out is not None and str(out) == "-":
-            sys.stdout.write(render(results, fmt.value))
+            sys.stdout.write(render(results, fmt.value, started=started))
             sys.stdout.flush()
             return
-        path = write_report(results, out=out, fmt=fmt.value)
+        path = write_report(results, out=out, fmt=fmt.value, started=started)
     say(f"report: {path}")

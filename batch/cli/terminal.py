@@ -242,10 +242,11 @@ def write_report(results: Path, log_format: LogFormat) -> None:
     seconds even for a large run, and an interrupt raised in the middle of it left the process
     to end by the signal, exit -2, after the summary had said 3); ``reroute report`` writes it
     again at any time."""
+    from batch.invoked import started_as
     from batch.report import write_report as write
 
     try:
-        path = write(results)
+        path = write(results, started=started_as(os.environ))
     except (OSError, RerouteError) as exc:
         note(log_format, f"report not written: {exc}")
         return

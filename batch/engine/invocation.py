@@ -279,6 +279,8 @@ def _send(
         operator.note(warning)
     if inv.batch.before_sending is not None:
         operator.note(inv.batch.before_sending())  # the rollback file, before any request
+    if settings.current is not None:  # the records as they were, for the report
+        runtrail.keep_snapshot(settings.results, settings.current, operator.note)
     stop = StopToken()
     stop.subscribe(runtrail.on_stop(journal))
     budget = BudgetWatch(settings.error_budget, stop)

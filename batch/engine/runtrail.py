@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -64,6 +65,8 @@ def segment_start(
         error_budget=None if settings.error_budget is None else str(settings.error_budget),
         skip_invalid=settings.skip_invalid,
         account_check=settings.account_check,
+        # Absolute: the report finds it (and spells the command that applies it) from anywhere.
+        rollback=None if settings.rollback is None else str(settings.rollback.resolve()),
     )
     plan = audit.plan_sha256((c.row, str(c.routing_id), c.body) for c in calls)
     return audit.SegmentStart(
@@ -101,6 +104,32 @@ def attempts_path(results: Path) -> Path:
 
 def run_json_path(results: Path) -> Path:
     return results.with_name(f"{results.name}.run.json")
+
+
+def kept_snapshot_path(results: Path, snapshot: Path) -> Path:
+    """``<results>.snapshot.csv`` (the snapshot's own extension): the records as they were
+    before the run, kept with it."""
+    return results.with_name(f"{results.name}.snapshot{snapshot.suffix.lower()}")
+
+
+def keep_snapshot(results: Path, snapshot: Path, note: Callable[[str], None]) -> None:
+    """Copy the snapshot the run is judged against beside its results (archived with them):
+    its report says what changed, old -> new, after the snapshot file has moved on. The
+    journal holds its sha256, so a copy is known to be that snapshot. Should the copy fail,
+    a note: the run goes on (the report then reads the snapshot where it was given)."""
+    kept = kept_snapshot_path(results, snapshot)
+    scratch = kept.with_name(f".{kept.name}.part")
+    try:
+        if kept.exists() and os.path.samefile(kept, snapshot):
+            return
+        shutil.copyfile(snapshot, scratch)
+        os.replace(scratch, kept)
+    except OSError as exc:
+        scratch.unlink(missing_ok=True)
+        note(
+            f"the snapshot could not be kept beside {results.name} ({exc.strerror or exc}); "
+            f"the report reads it from {snapshot} while it is there"
+        )
 
 
 # The attempts file's columns: the table's, times as ISO-8601 UTC.

@@ -220,16 +220,21 @@ def diff_rows(v: Validation, current: Current) -> Diff:
     sent = v.numbers.select(
         *[field for field in vl.BODY_FIELDS if field != vl.CONNECTION_ID]
     ).with_columns(v.connections.select(sent_connection(v.default_connection_id)))
+    rows = v.judged.select("row", "routing_id", "id", valid=pl.col("error_code") == "")
+    return diff_sent(rows.hstack(sent), current)
+
+
+def diff_sent(rows: pl.DataFrame, current: Current) -> Diff:
+    """Judge ``rows`` against ``current``: ``row``, ``routing_id`` (as read), ``id`` (Int64),
+    ``valid`` (Boolean; the others get no verdict), then each body field as sent (integers
+    Int64, ``connection_id`` String; null when not sent). ``diff_rows`` judges an input's
+    rows so; a run's report judges the bodies it sent (batch.report.changes)."""
     old = current.frame.select(
         pl.col(vl.ROUTING_ID).alias("id"),
         *[pl.col(field).alias(current_name(field)) for field in vl.BODY_FIELDS],
         pl.lit(True).alias("#found"),
     )
-    joined = (
-        v.judged.select("row", "routing_id", "id", valid=pl.col("error_code") == "")
-        .hstack(sent)
-        .join(old, on="id", how="left", maintain_order="left")
-    )
+    joined = rows.join(old, on="id", how="left", maintain_order="left")
     judged = pl.col("valid") & pl.col("#found").fill_null(False)
     # Yes/no per row first (cheap); the text of the differences is made only for the rows
     # that have some, so a million unchanged rows never format a million strings.

@@ -29,9 +29,6 @@ from batch.model import RESULT_COLUMNS, Outcome
 
 # At most this many rows that did not succeed are embedded (the results file has them all).
 MAX_FAILED_ROWS: Final = 1_000
-RESPONSE_EXCERPT: Final = 600  # characters of a response shown per row
-REQUEST_EXCERPT: Final = 2_000
-TOP_CAUSES: Final = 10
 # The order outcomes are listed in, and which rows the failure table shows first.
 OUTCOME_ORDER: Final = (
     Outcome.SUCCEEDED,
@@ -77,7 +74,8 @@ class Facts:
     record: dict[str, Any]  # the settings the run remembers (batch.journal.record.RunRecord)
     segments: list[dict[str, Any]]  # batch.journal.audit.segments
     events: list[dict[str, Any]]  # batch.journal.audit.events
-    rows: pl.DataFrame  # one per row: RESULT_COLUMNS, times in microseconds since the epoch
+    rows: pl.DataFrame  # one per row: RESULT_COLUMNS (times in microseconds since the epoch),
+    # then the input's passthrough columns (from a results file)
     attempts: pl.DataFrame  # one per request: ATTEMPT_SCHEMA
     history: dict[int, list[dict[str, Any]]]  # every request of each row the page shows
     pauses: list[tuple[int, int]]  # when every request waited on a 429's Retry-After (merged)
@@ -111,6 +109,39 @@ class Facts:
     @property
     def finished(self) -> bool:
         return bool(self.segments) and self.segments[-1]["finished_at"] is not None
+
+    @property
+    def passthrough(self) -> list[str]:
+        """The input's own columns the results file carries (a ticket, a DID), in its order."""
+        return [name for name in self.rows.columns if name not in RESULT_COLUMNS]
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings the run went with: its last segment's (pace, target, window), over
+        the record's; what the record keeps for the whole run (what is sent: the snapshot,
+        the switches, how the input is read) stays the record's, a retry in place changes
+        none of it."""
+        found: dict[str, Any] = dict(self.record)
+        if self.segments:
+            found.update(self.segments[-1]["settings"])
+        found.update({k: self.record[k] for k in _RUN_WIDE if k in self.record})
+        return found
+
+    def latest(self, name: str) -> Any:
+        """The last value a segment recorded for ``name`` (None when none did): a retry's
+        segment has no rollback file, the run's does."""
+        for segment in reversed(self.segments):
+            value = segment["settings"].get(name)
+            if value not in (None, ""):
+                return value
+        return None
+
+
+# What the record keeps for the whole run, whatever a later segment (a retry) says.
+_RUN_WIDE: Final = (
+    "kind", "input", "job", "current", "connection_id", "fill_from_current", "allow_wipe",
+    "skip_unchanged", "sheet", "separator", "encoding",
+)  # fmt: skip
 
 
 def read(results: Path) -> Facts:
@@ -151,7 +182,10 @@ def _read(view: JournalView, results: Path, journal: Path) -> Facts:
         record = {}
     pending = _Pending.of(journal)
     if results.is_file():
-        rows, source = _rows_from_results(results), FROM_RESULTS
+        # A run judged against a snapshot: its report compares the bodies sent with it
+        # (batch.report.changes), read here in the same pass.
+        bodies = bool(meta.get("snapshot"))
+        rows, source = _rows_from_results(results, bodies=bodies), FROM_RESULTS
     else:
         rows, source = pending.rows(view.rows(_ROW_SCHEMA)), FROM_JOURNAL
     shown = not_succeeded(rows).head(MAX_FAILED_ROWS).get_column("row").to_list()
@@ -254,54 +288,26 @@ _ROW_SCHEMA: Final = {
 }
 
 
-# What the report reads of every row of a results file: not the bodies (the rows it shows get
-# theirs from the journal, _with_bodies), nor the passthrough columns. Memory then follows the
-# small columns, not the size of the file.
+# What the report reads of every row of a results file: not the responses (the rows it shows
+# get theirs from the journal, _with_bodies), nor the requests unless a snapshot is to be
+# compared with them. Memory then follows the small columns and the passthrough ones (the
+# operator's ids), not the size of the file.
 _LIGHT: Final = tuple(name for name in RESULT_COLUMNS if name not in ("request", "response"))
 
 
-def _rows_from_results(results: Path) -> pl.DataFrame:
+def _rows_from_results(results: Path, *, bodies: bool) -> pl.DataFrame:
     from batch.sheets.results import read_results
 
+    wanted = (*_LIGHT, "request") if bodies else _LIGHT
+    missing = [name for name in ("request", "response") if name not in wanted]
     frame = (
-        read_results(results, only=_LIGHT)
-        .with_columns(
-            pl.lit(None, pl.String).alias("request"), pl.lit(None, pl.String).alias("response")
-        )
-        .select(RESULT_COLUMNS)
+        read_results(results, only=wanted, passthrough=True)
+        .with_columns(pl.lit(None, pl.String).alias(name) for name in missing)
+        .select(*RESULT_COLUMNS, pl.exclude(RESULT_COLUMNS))
     )
     return frame.with_columns(
         pl.col("started_at").dt.epoch("us"), pl.col("finished_at").dt.epoch("us")
     ).sort("row")
-
-
-@dataclass(frozen=True)
-class FailedRow:
-    """A row that did not succeed, as the failure table shows it."""
-
-    row: int
-    routing_id: str
-    outcome: str
-    http_status: int | None
-    attempts: int
-    error_code: str
-    error_message: str
-    request: str
-    response: str
-    history: list[dict[str, Any]]  # its requests: attempt, sent_at, status, code, ms, wait
-
-
-@dataclass(frozen=True)
-class Cause:
-    """One error cause: how many rows it stopped, with one of them as an example."""
-
-    outcome: str
-    error_code: str
-    http_status: int | None
-    rows: int
-    example_row: int
-    example_routing_id: str
-    example_message: str
 
 
 def not_succeeded(rows: pl.DataFrame) -> pl.DataFrame:
@@ -313,59 +319,3 @@ def not_succeeded(rows: pl.DataFrame) -> pl.DataFrame:
         .sort("_rank", "row")
         .drop("_rank")
     )
-
-
-def failed_rows(facts: Facts, *, cap: int = MAX_FAILED_ROWS) -> tuple[list[FailedRow], int]:
-    """Up to ``cap`` rows that did not succeed, each with its attempt history; and how many
-    there are in all."""
-    every = not_succeeded(facts.rows)
-    shown = every.head(min(cap, MAX_FAILED_ROWS))
-    found = [
-        FailedRow(
-            row=r["row"],
-            routing_id=r["routing_id"] or "",
-            outcome=r["outcome"],
-            http_status=r["http_status"],
-            attempts=r["attempts"] or 0,
-            error_code=r["error_code"] or "",
-            error_message=r["error_message"] or "",
-            request=_excerpt(r["request"] or "", REQUEST_EXCERPT),
-            response=_excerpt(r["response"] or "", RESPONSE_EXCERPT),
-            history=facts.history.get(r["row"], []),
-        )
-        for r in shown.iter_rows(named=True)
-    ]
-    return found, every.height
-
-
-def causes(facts: Facts, *, top: int = TOP_CAUSES) -> tuple[list[Cause], int]:
-    """The commonest reasons rows did not succeed, each with its first row as an example; and
-    how many distinct causes there are."""
-    keyed = not_succeeded(facts.rows).with_columns(pl.col("error_code").fill_null(""))
-    grouped = (
-        keyed.group_by("outcome", "error_code", "http_status", maintain_order=True)
-        .agg(
-            pl.len().alias("rows"),
-            pl.col("row").first().alias("example_row"),
-            pl.col("routing_id").first().alias("example_routing_id"),
-            pl.col("error_message").first().alias("example_message"),
-        )
-        .sort("rows", descending=True, maintain_order=True)
-    )
-    found = [
-        Cause(
-            outcome=g["outcome"],
-            error_code=g["error_code"],
-            http_status=g["http_status"],
-            rows=g["rows"],
-            example_row=g["example_row"],
-            example_routing_id=g["example_routing_id"] or "",
-            example_message=_excerpt(g["example_message"] or "", 300),
-        )
-        for g in grouped.head(top).iter_rows(named=True)
-    ]
-    return found, grouped.height
-
-
-def _excerpt(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more chars)"

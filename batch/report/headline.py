@@ -51,12 +51,12 @@ def ended(segment: dict[str, Any]) -> str:
 class Headline:
     title: str
     results: str  # the results file: where every row is
-    facts: list[tuple[str, str]]  # (label, value), in reading order
+    about: str  # what, where, when, who: the line under the verdict
     outcomes: dict[str, int]
     total: int
     requests: int
-    settings: dict[str, Any]
-    segments: list[dict[str, Any]]  # each with text fields for the table
+    provenance: list[tuple[str, str]]  # (label, value): hashes, versions, files, the ending
+    segments: list[dict[str, str]]  # each segment's fields, as text
 
 
 def headline(facts: Facts) -> Headline:
@@ -89,31 +89,41 @@ def headline(facts: Facts) -> Headline:
         )
     elif applied:
         ending = f"{ending}; {applied:,} rows were already applied by an earlier run (not sent)"
-    lines = [
-        ("What", f"reroute {kind} of {what or 'an input'}: {total:,} rows"),
-        ("Where", where),
-        ("When", _period(first, last, segs)),
-        ("Who", ", ".join(operators) or "unknown"),
+    who = ", ".join(operators) or "unknown"
+    about = (
+        f"reroute {kind} of {what or 'an input'} ({total:,} rows) to {where}; "
+        f"{_period(first, last, segs)}; by {who}"
+    )
+    provenance = [
         ("How it ended", ending),
         ("Outcomes from", f"the {facts.source}"),
         ("Results file", str(facts.results)),
         ("Journal", str(facts.journal)),
         ("Input sha256", facts.meta.get("input_sha256", "")),
-        ("reroute", ", ".join(versions) or "unknown"),
+        ("Plan sha256", last_seg["plan_sha256"] if last_seg else ""),
     ]
-    settings = dict(record)
-    if last_seg is not None:
-        settings.update(last_seg["settings"])
+    if facts.meta.get("snapshot"):
+        provenance.append(("Snapshot sha256", facts.meta["snapshot"]))
+    if approved := _approved_plan(facts):
+        provenance.append(("Approved plan", approved))
+    provenance += [("reroute", ", ".join(versions) or "unknown"), ("Who", who)]
     return Headline(
         title=f"reroute report: {facts.results.name}",
         results=str(facts.results),
-        facts=lines,
+        about=about,
         outcomes=outcomes,
         total=total,
         requests=facts.requests,
-        settings={k: v for k, v in sorted(settings.items()) if v not in (None, "")},
+        provenance=[(label, value) for label, value in provenance if value],
         segments=[_segment_row(facts, s) for s in segs],
     )
+
+
+def _approved_plan(facts: Facts) -> str:
+    """The plan hash the run was approved with (``--approved-plan``), wherever the run
+    recorded it: its record, a segment's settings, or the journal's meta."""
+    found = facts.record.get("approved_plan") or facts.latest("approved_plan")
+    return str(found or facts.meta.get("approved_plan", "") or "")
 
 
 def _period(first: int | None, last: int | None, segs: list[dict[str, Any]]) -> str:

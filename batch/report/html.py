@@ -1,30 +1,38 @@
-"""The report as one self-contained HTML page: styles, scripts, charts and data inline.
+"""The report as one self-contained HTML page: styles, script and charts inline.
 
 It opens from disk on a machine with no network (a jump host, an email attachment): no CDN, no
-web font, no request of any kind, and its Content-Security-Policy forbids every load. Every
-value from the run is escaped: response bodies and error messages are whatever a server sent.
+web font, no request of any kind, and its Content-Security-Policy forbids every load. The
+charts are SVG drawn when the report is made (batch.report.charts); the one script sorts and
+filters the failure table. Every value from the run is escaped: response bodies and error
+messages are whatever a server sent. The sections come in the order of
+:mod:`batch.report.sections`: the verdict, the failures and what changed within the first
+screen, the charts and the engineering detail after.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from html import escape
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
+from batch.report.changes import Changes
 from batch.report.charts import OUTCOME_COLOURS, Chart
-from batch.report.data import Cause, FailedRow
-from batch.report.headline import Headline, when
+from batch.report.failures import Cause, FailedRow
+from batch.report.headline import when
+from batch.report.sections import Sections
+from batch.report.undo import Undo
+from batch.report.verdict import NextStep, Verdict
 
 _HERE: Final = Path(__file__).parent
-# Nothing may be loaded from anywhere. Vega compiles its expressions into functions (the bundle
-# does not expose its interpreter), hence 'unsafe-eval'.
+# Nothing may be loaded from anywhere; the page's own script and styles are inline.
 CSP: Final = (
-    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "img-src data:; font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'"
 )
 _WIDE: Final = frozenset({"rate", "outcomes", "latency"})
+CELL: Final = 80  # characters of a sheet's own cell shown in the table (all of it on hover)
+CAUSE_MESSAGE: Final = 160
 
 
 def _asset(name: str) -> str:
@@ -42,21 +50,14 @@ def _t(value: object) -> str:
     return escape("" if value is None else str(value), quote=False)
 
 
-def _script_json(value: Any) -> str:
-    """JSON that cannot end the <script> element it sits in, whatever its strings hold."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def page(
-    head: Headline,
-    charts: list[Chart],
-    causes: tuple[list[Cause], int],
-    failures: tuple[list[FailedRow], int],
-) -> str:
+def page(parts: Sections, charts: list[Chart]) -> str:
     """The whole page, as text."""
-    specs = {chart.key: chart.spec for chart in charts}
-    parts = [
+    head = parts.head
+    body = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
@@ -64,36 +65,62 @@ def page(
         f"<title>{_e(head.title)}</title>",
         f"<style>{_asset('static/page.css')}</style>",
         "</head><body>",
-        f"<h1>{_e(head.title)}</h1>",
-        _summary(head),
-        _settings(head.settings),
-        _segments(head.segments),
-        '<h2 id="charts">Charts</h2><div class="charts">',
-        *(_chart_box(c) for c in charts),
-        "</div>",
-        _causes(*causes),
-        _failures(*failures, results=head.results),
+        _banner(parts.verdict, head.title, head.about),
+        _section(
+            "outcomes", "Rows by outcome", _outcomes(head.outcomes, head.total, head.requests)
+        ),
+        _section("causes", "Top causes", _causes(*parts.causes)),
+        _section(
+            "failed-rows",
+            "Rows that did not succeed",
+            _failures(*parts.failures, results=head.results),
+        ),
+        _section("changes", "What changed", _changes(parts.changes, parts.changes_file)),
+        _section("undo", "How to undo", _undo(parts.undo)),
+        _section("next", "What to run next", _next(parts.verdict.next)),
+        _section(
+            "charts",
+            "Charts",
+            '<div class="charts">' + "".join(_chart_box(c) for c in charts) + "</div>",
+        ),
+        _section("settings", "Settings", _settings(parts)),
+        _section("provenance", "Provenance", _provenance(head.provenance, head.segments)),
         '<p class="note">Made by reroute report. Times in UTC.</p>',
-        f'<script type="application/json" id="report-specs">{_script_json(specs)}</script>',
-        f"<script>{_asset('vendor/vega.js')}</script>",
         f"<script>{_asset('static/page.js')}</script>",
         "</body></html>",
     ]
-    return "\n".join(parts) + "\n"
+    return "\n".join(body) + "\n"
 
 
-def _summary(head: Headline) -> str:
-    facts = "".join(f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>" for label, value in head.facts)
+def _section(key: str, title: str, content: str) -> str:
+    return f'<section id="{key}"><h2>{_e(title)}</h2>{content}</section>'
+
+
+def _command(command: str) -> str:
+    return f'<pre class="command"><code>{_t(command)}</code></pre>'
+
+
+def _banner(v: Verdict, title: str, about: str) -> str:
+    resume = (
+        f'<div class="resume">resume with <code>{_t(v.resume)}</code></div>' if v.resume else ""
+    )
+    return (
+        f'<header id="verdict" class="verdict {v.tone}"><div class="title">{_e(title)}</div>'
+        f'<div class="line">{_e(v.line)}</div>{resume}'
+        f'<div class="about">{_e(about)}</div></header>'
+    )
+
+
+def _outcomes(outcomes: dict[str, int], total: int, requests: int) -> str:
     badges = "".join(
         f'<div class="badge{" zero" if n == 0 else ""}" '
         f'style="background:{OUTCOME_COLOURS.get(name, "#555")}">'
         f"{n:,}<span>{_e(name)}</span></div>"
-        for name, n in head.outcomes.items()
+        for name, n in outcomes.items()
     )
     return (
-        f'<dl class="facts">{facts}</dl>'
-        f'<h2 id="outcomes">Rows by outcome</h2><div class="badges">{badges}</div>'
-        f'<p class="note">{head.total:,} rows, {head.requests:,} requests sent.</p>'
+        f'<div class="badges">{badges}'
+        f'<span class="note">{total:,} rows, {requests:,} requests sent</span></div>'
     )
 
 
@@ -103,44 +130,17 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _settings(settings: dict[str, Any]) -> str:
-    rows = [(k, json.dumps(v) if isinstance(v, dict | list) else v) for k, v in settings.items()]
-    return '<h2 id="settings">Settings</h2>' + _table(("setting", "value"), rows)
-
-
-def _segments(segments: list[dict[str, str]]) -> str:
-    if not segments:
-        return '<h2 id="segments">Segments</h2><p class="note">No segment recorded.</p>'
-    header = list(segments[0])
-    return (
-        '<h2 id="segments">Segments</h2>'
-        '<p class="note">Each invocation that sent: the start, each resume, each retry.</p>'
-        + _table(header, ([s[h] for h in header] for s in segments))
-    )
-
-
-def _chart_box(chart: Chart) -> str:
-    wide = " wide" if chart.key in _WIDE else ""
-    return (
-        f'<section class="chart-box{wide}"><h3>{_e(chart.title)}</h3>'
-        f"<p>{_e(chart.caption)}</p>"
-        f'<div class="chart" id="chart-{_e(chart.key)}" data-chart="{_e(chart.key)}"></div>'
-        "</section>"
-    )
-
-
 def _causes(causes: list[Cause], distinct: int) -> str:
-    title = '<h2 id="causes">Top error causes</h2>'
     if not causes:
-        return title + '<p class="note">Every row sent succeeded.</p>'
+        return '<p class="note">Every row sent succeeded.</p>'
     rows = [
         (
-            c.rows,
+            f"{c.rows:,}",
             c.outcome,
             c.error_code or "(none)",
             c.http_status or "",
-            f"row {c.example_row} (routing_id {c.example_routing_id})",
-            c.example_message,
+            f"row {c.example_row} (routing_id {c.example_routing_id}): "
+            + _cut(c.example_message, CAUSE_MESSAGE),
         )
         for c in causes
     ]
@@ -149,26 +149,13 @@ def _causes(causes: list[Cause], distinct: int) -> str:
         if distinct > len(causes)
         else ""
     )
-    header = ("rows", "outcome", "error code", "HTTP", "example", "its message")
-    return title + _table(header, rows) + more
-
-
-_COLUMNS: Final = (
-    ("row", True),
-    ("routing_id", False),
-    ("outcome", False),
-    ("HTTP", True),
-    ("attempts", True),
-    ("error code", False),
-    ("message", False),
-    ("details", False),
-)
+    header = ("rows", "outcome", "error code", "HTTP", "example")
+    return '<div class="causes">' + _table(header, rows) + "</div>" + more
 
 
 def _failures(found: list[FailedRow], total: int, *, results: str) -> str:
-    title = '<h2 id="failures-title">Rows that did not succeed</h2>'
     if not total:
-        return title + '<p class="note">None.</p>'
+        return '<p class="note">None.</p>'
     capped = (
         f'<p class="note">The first {len(found):,} of {total:,} are here; every row is in '
         f"{_e(results)}.</p>"
@@ -179,21 +166,23 @@ def _failures(found: list[FailedRow], total: int, *, results: str) -> str:
     choices = '<option value="">every outcome</option>' + "".join(
         f'<option value="{_e(o)}">{_e(o)}</option>' for o in outcomes
     )
+    ids = list(found[0].passthrough) if found else []
+    columns = [("row", True), ("routing_id", False), *((name, False) for name in ids),
+               ("outcome", False), ("HTTP", True), ("attempts", True), ("error code", False),
+               ("message", False)]  # fmt: skip
     head = "".join(
-        f'<th class="sortable{" num" if num else ""}">{_e(name)}</th>'
-        if name != "details"
-        else f"<th>{_e(name)}</th>"
-        for name, num in _COLUMNS
+        f'<th class="sortable{" num" if num else ""}">{_e(name)}</th>' for name, num in columns
     )
     body = "".join(_failure_row(f) for f in found)
     return (
-        f"{title}{capped}"
+        f"{capped}"
         '<div class="controls"><input id="failure-filter" type="search" '
-        'placeholder="Filter: routing id, code, message, body…" aria-label="Filter rows">'
+        'placeholder="Filter: routing id, ticket, code, message, body…" '
+        'aria-label="Filter rows">'
         f'<select id="failure-outcome" aria-label="Outcome">{choices}</select>'
         '<span id="failure-count" class="note"></span></div>'
-        f'<div class="scroll"><table id="failures"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table></div>"
+        f'<div class="scroll"><table id="failures"><thead><tr>{head}<th>details</th></tr>'
+        f"</thead><tbody>{body}</tbody></table></div>"
     )
 
 
@@ -202,6 +191,12 @@ def _failure_row(f: FailedRow) -> str:
     cells = [
         f'<td class="num">{f.row}</td>',
         f"<td>{_e(f.routing_id)}</td>",
+        *(
+            f'<td title="{_e(v)}">{_t(_cut(v, CELL))}</td>'
+            if len(v) > CELL
+            else f"<td>{_t(v)}</td>"
+            for v in f.passthrough.values()
+        ),
         f'<td class="outcome" style="color:{colour}">{_e(f.outcome)}</td>',
         f'<td class="num">{_e(f.http_status or "")}</td>',
         f'<td class="num">{f.attempts}</td>',
@@ -210,6 +205,90 @@ def _failure_row(f: FailedRow) -> str:
         f"<td>{_details(f)}</td>",
     ]
     return f'<tr data-outcome="{_e(f.outcome)}">{"".join(cells)}</tr>'
+
+
+def _changes(c: Changes, full: str | None) -> str:
+    if not c.known:
+        return f'<p class="note">{_e(c.summary)}</p>'
+    listed = "".join(_record(r.routing_id, r.row, r.ids, r.fields) for r in c.records)
+    more = ""
+    if full is not None:
+        shown = f"The first {len(c.records):,} of {c.changed:,} are here; every" if (
+            c.changed > len(c.records)) else "Every"  # fmt: skip
+        more = (
+            f'<p class="note">{shown} row sent that differs from its record (with its '
+            f"outcome) is in <code>{_t(full)}</code>.</p>"
+        )
+    block = f'<div class="plan">{listed}</div>' if listed else ""
+    return f"<p>{_e(c.summary)}</p>{block}{more}"
+
+
+def _record(routing_id: str, row: int, ids: dict[str, str],
+            fields: list[tuple[str, str, str]]) -> str:  # fmt: skip
+    named = "".join(f" · {_t(k)} {_t(_cut(v, 40))}" for k, v in list(ids.items())[:2] if v)
+    lines = "".join(
+        f'<div class="field"><span class="name">{_t(name)}</span> '
+        f'<span class="old">{_t(old)}</span> → <span class="new">{_t(new)}</span></div>'
+        for name, old, new in fields
+    )
+    return (
+        f'<div class="record"><div class="head">~ routing_id {_t(routing_id)} '
+        f'<span class="note">row {row}{named}</span></div>{lines}</div>'
+    )
+
+
+def _undo(u: Undo) -> str:
+    text = f"<p>{_e(u.text)}</p>"
+    return text + (_command(u.command) if u.command else "")
+
+
+def _next(steps: list[NextStep]) -> str:
+    return "".join(
+        f"<p>{_e(s.text)}</p>" + (_command(s.command) if s.command else "") for s in steps
+    )
+
+
+def _chart_box(chart: Chart) -> str:
+    wide = " wide" if chart.key in _WIDE else ""
+    drawing = chart.svg or f'<p class="chart-note">{_e(chart.note)}</p>'
+    return (
+        f'<section class="chart-box{wide}"><h3>{_e(chart.title)}</h3>'
+        f"<p>{_e(chart.caption)}</p>"
+        f'<div class="chart" id="chart-{_e(chart.key)}" data-chart="{_e(chart.key)}" '
+        f'data-drawn="yes">{drawing}</div></section>'
+    )
+
+
+def _settings(parts: Sections) -> str:
+    rows = [
+        (s.flag or "(job file only)", s.value, s.job_key or "(flag only)")
+        for s in parts.settings
+        if not s.default
+    ]
+    defaults = [(s.flag or "(job file only)", s.value, s.job_key or "(flag only)")
+                for s in parts.settings if s.default]  # fmt: skip
+    header = ("flag", "value", "job file key")
+    chosen = _table(header, rows) if rows else '<p class="note">Every setting at its default.</p>'
+    rest = (
+        f"<details><summary>{len(defaults)} settings at their default</summary>"
+        f"{_table(header, defaults)}</details>"
+        if defaults
+        else ""
+    )
+    return f"{chosen}{rest}"
+
+
+def _provenance(facts: list[tuple[str, str]], segments: list[dict[str, str]]) -> str:
+    listed = "".join(f"<dt>{_e(label)}</dt><dd>{_e(value)}</dd>" for label, value in facts)
+    out = f'<dl class="facts">{listed}</dl>'
+    if segments:
+        header = list(segments[0])
+        out += (
+            '<h3 class="sub">Segments</h3>'
+            '<p class="note">Each invocation that sent: the start, each resume, each retry.</p>'
+            + _table(header, ([s[h] for h in header] for s in segments))
+        )
+    return out
 
 
 _HISTORY_HEAD: Final = ("#", "seg", "sent (UTC)", "answer", "HTTP", "code", "waited before")
@@ -243,7 +322,8 @@ def _history(f: FailedRow) -> str:
 
 def _details(f: FailedRow) -> str:
     return (
-        f"<details><summary>request, response, {len(f.history)} requests</summary>"
+        f"<details><summary>{len(f.history)} request{'' if len(f.history) == 1 else 's'}"
+        "</summary>"
         f"<h3>Request body</h3><pre>{_t(f.request) or '(none)'}</pre>"
         f"<h3>Response</h3><pre>{_t(f.response) or '(none)'}</pre>"
         f"<h3>Requests</h3>{_history(f) if f.history else '<p class=note>none recorded</p>'}"

@@ -1,100 +1,210 @@
-"""The report as Markdown, to paste into a ticket: the headline figures, the top causes and
-the rows that did not succeed (fewer than the page: a ticket is read, not searched)."""
+"""The report as Markdown, to paste into a change ticket (Jira and ServiceNow do not show an
+attached page inline; a comment is what people read).
+
+The sections in the page's order (batch.report.sections), shorter: the verdict line first, the
+counts, the top causes, the first rows that did not succeed with the sheet's own ids (then a
+pointer to the results file), a summary of the changes, the undo and next commands (never cut:
+they are pasted), the settings chosen and the hashes. Under ``LIMIT`` bytes for any run: cells
+are cut as written (escapes included), and should a run's text still be too long, fewer rows
+and records are listed.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from batch.report.data import Cause, FailedRow
-from batch.report.headline import Headline
+from batch.report.failures import FailedRow
+from batch.report.sections import Sections
 
-MAX_ROWS: Final = 100
-CELL: Final = 160  # characters of a message per cell
+LIMIT: Final = 10_000  # bytes: a ticket comment, for any run
+MAX_ROWS: Final = 20
+MAX_RECORDS: Final = 10
+MAX_CAUSES: Final = 5
+MAX_IDS: Final = 3  # the sheet's own columns shown per row
+MAX_SEGMENTS: Final = 10  # the last ones, when a run has more
+CELL: Final = 100  # characters of a message per cell, as written
+ID_CELL: Final = 30  # characters of an id cell (or a column's name)
+LINE: Final = 300  # characters of a line of text (a path, a summary)
+_ESCAPED: Final = {"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;"}
 
 
 def _cell(value: object, limit: int = CELL) -> str:
-    """A table cell: one line, pipes escaped, long text cut."""
+    """One line of text, pipes and markup escaped, cut to ``limit`` characters as written (an
+    escape is never cut in two)."""
     text = " ".join(("" if value is None else str(value)).split())
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    pieces = [_ESCAPED.get(char, char) for char in text[: 4 * limit]]
+    if len(text) <= limit and sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    out: list[str] = []
+    size = 0
+    for piece in pieces:
+        if size + len(piece) > limit - 1:
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out) + "…"
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+def _code(text: str) -> str:
+    """Inline code holding any text whole (a command is pasted: never cut)."""
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
+def _table(
+    header: tuple[str, ...], rows: list[tuple[Any, ...]], limits: tuple[int, ...] = ()
+) -> list[str]:
+    """A table; each column's cells cut to its limit (``limits``, else ``CELL``)."""
+    cuts = [*limits, *[CELL] * (len(header) - len(limits))]
+    lines = [
+        "| " + " | ".join(_cell(name, ID_CELL) for name in header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(_cell(v, cut) for v, cut in zip(row, cuts, strict=True)) + " |"
+        for row in rows
+    ]
     return lines
 
 
-def text(
-    head: Headline,
-    causes: tuple[list[Cause], int],
-    failures: tuple[list[FailedRow], int],
-) -> str:
-    lines = [f"## {_cell(head.title, 200)}", ""]
-    lines += [f"- **{label}:** {_cell(value, 300)}" for label, value in head.facts]
-    lines += ["", "### Rows by outcome", ""]
-    lines += _table(
-        ("outcome", "rows"), [(name, f"{n:,}") for name, n in head.outcomes.items() if n]
-    )
+def text(parts: Sections) -> str:
+    """The Markdown, within ``LIMIT`` bytes (fewer rows and records listed if need be)."""
+    rows, records = MAX_ROWS, MAX_RECORDS
+    while True:
+        made = _text(parts, rows, records)
+        if len(made.encode()) <= LIMIT or (rows == 0 and records == 0):
+            return made
+        rows, records = (rows // 2, records) if rows > 2 else (0, records // 2)
+
+
+def _text(parts: Sections, max_rows: int, max_records: int) -> str:
+    head, v = parts.head, parts.verdict
+    first = f"**{_cell(v.line, LINE)}**"
+    if v.resume:
+        first += f" — resume with {_code(v.resume)}"
+    lines = [first, "", _cell(head.about, 2 * LINE), "", "### Rows by outcome", ""]
+    lines += _table(("outcome", "rows"), [(o, f"{n:,}") for o, n in head.outcomes.items() if n])
     lines += ["", f"{head.total:,} rows, {head.requests:,} requests sent."]
-    if len(head.segments) > 1:
-        lines += ["", "### Segments", ""]
-        lines += _table(
-            ("#", "kind", "operator", "started", "finished", "requests", "ended"),
-            [
-                (
-                    s["segment"],
-                    s["kind"],
-                    s["operator"],
-                    s["started"],
-                    s["finished"],
-                    s["requests"],
-                    s["ended"],
-                )
-                for s in head.segments
-            ],
-        )
-    found, distinct = causes
-    if found:
-        lines += ["", "### Top error causes", ""]
-        lines += _table(
-            ("rows", "outcome", "error code", "HTTP", "example row", "message"),
-            [
-                (
-                    c.rows,
-                    c.outcome,
-                    c.error_code or "(none)",
-                    c.http_status or "",
-                    f"{c.example_row} (routing_id {c.example_routing_id})",
-                    c.example_message,
-                )
-                for c in found
-            ],
-        )
-        if distinct > len(found):
-            lines.append(f"\n{distinct - len(found)} less common causes not shown.")
-    rows, total = failures
-    if total:
-        lines += ["", "### Rows that did not succeed", ""]
-        shown = rows[:MAX_ROWS]
-        lines += _table(
-            ("row", "routing_id", "outcome", "HTTP", "attempts", "error code", "message"),
-            [
-                (
-                    f.row,
-                    f.routing_id,
-                    f.outcome,
-                    f.http_status or "",
-                    f.attempts,
-                    f.error_code,
-                    f.error_message,
-                )
-                for f in shown
-            ],
-        )
-        if total > len(shown):
-            lines.append(
-                f"\nThe first {len(shown):,} of {total:,}; every row is in `{head.results}`."
-            )
+    lines += _causes(parts)
+    lines += _failures(parts, max_rows, head.results)
+    lines += _changes(parts, max_records)
+    lines += ["", "### How to undo", "", _cell(parts.undo.text, 2 * LINE)]
+    if parts.undo.command:
+        lines += ["", f"    {parts.undo.command}"]
+    lines += ["", "### What to run next"]
+    for step in v.next:
+        lines += ["", _cell(step.text, 2 * LINE)]
+        if step.command:
+            lines += ["", f"    {step.command}"]
+    lines += ["", f"**Settings chosen:** {_cell(parts.chosen, 2 * LINE)}", ""]
+    lines += [f"- **{label}:** {_cell(value, LINE)}" for label, value in head.provenance]
+    lines += _segments(parts)
     return "\n".join(lines) + "\n"
+
+
+def _segments(parts: Sections) -> list[str]:
+    """Each invocation that sent (the start, each resume, each retry), when there were several:
+    a job resumed across three nights reads as one story."""
+    segments = parts.head.segments
+    if len(segments) < 2:
+        return []
+    shown = segments[-MAX_SEGMENTS:]
+    lines = [
+        "",
+        "| # | kind | operator | started | requests | ended |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        "| " + " | ".join(
+            _cell(s[key], 80) for key in ("segment", "kind", "operator", "started", "requests",
+                                          "ended")
+        ) + " |"
+        for s in shown
+    ]  # fmt: skip
+    if len(segments) > len(shown):
+        lines.append(f"\nThe last {len(shown)} of {len(segments)} segments.")
+    return lines
+
+
+def _causes(parts: Sections) -> list[str]:
+    found, distinct = parts.causes
+    if not found:
+        return []
+    shown = found[:MAX_CAUSES]
+    lines = ["", "### Top causes", ""]
+    lines += _table(
+        ("rows", "outcome", "error code", "HTTP", "example"),
+        [
+            (
+                f"{c.rows:,}",
+                c.outcome,
+                c.error_code or "(none)",
+                c.http_status or "",
+                f"row {c.example_row} (routing_id {c.example_routing_id}): {c.example_message}",
+            )
+            for c in shown
+        ],
+        limits=(12, 14, 40, 4, 140),
+    )
+    if distinct > len(shown):
+        lines.append(f"\n{distinct - len(shown)} less common causes not shown.")
+    return lines
+
+
+def _failures(parts: Sections, max_rows: int, results: str) -> list[str]:
+    found, total = parts.failures
+    if not total:
+        return []
+    shown = found[:max_rows]
+    ids = list(found[0].passthrough)[:MAX_IDS] if found else []
+    lines = ["", "### Rows that did not succeed", ""]
+    if shown:
+        lines += _table(
+            ("row", "routing_id", *ids, "outcome", "HTTP", "attempts", "error code", "message"),
+            [_failure(f, ids) for f in shown],
+            limits=(10, ID_CELL, *[ID_CELL] * len(ids), 14, 4, 4, 40, CELL),
+        )
+        lines.append("")
+    if total > len(shown):
+        lines.append(f"The first {len(shown):,} of {total:,}; every row is in {_code(results)}.")
+    return lines
+
+
+def _failure(f: FailedRow, ids: list[str]) -> tuple[Any, ...]:
+    return (
+        f.row,
+        f.routing_id,
+        *(f.passthrough.get(name, "") for name in ids),
+        f.outcome,
+        f.http_status or "",
+        f.attempts,
+        f.error_code,
+        f.error_message,
+    )
+
+
+def _changes(parts: Sections, max_records: int) -> list[str]:
+    c = parts.changes
+    lines = ["", "### What changed", "", _cell(c.summary, 2 * LINE)]
+    if not c.known:
+        return lines
+    listed = c.records[:max_records]
+    if listed:
+        lines.append("")
+    for r in listed:
+        ids = ", ".join(
+            f"{_cell(k, ID_CELL)} {_cell(v, ID_CELL)}" for k, v in list(r.ids.items())[:2] if v
+        )
+        named = f"row {r.row}, {ids}" if ids else f"row {r.row}"
+        fields = "; ".join(f"{name}: {old} → {new}" for name, old, new in r.fields)
+        lines.append(f"- `{_cell(r.routing_id, ID_CELL)}` ({named}): {_cell(fields, 2 * CELL)}")
+    if parts.changes_file is not None:
+        more = (
+            f"The first {len(listed):,} of {c.changed:,}; every"
+            if c.changed > len(listed)
+            else "Every"
+        )
+        lines.append(
+            f"\n{more} row sent that differs from its record is in {_code(parts.changes_file)}."
+        )
+    return lines

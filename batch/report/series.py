@@ -2,8 +2,8 @@
 
 A 200,000-row run is a quarter of a million requests: the report embeds a few hundred points
 per chart, never a point per request (size, and the time a browser takes to draw it). Bucket
-widths are round durations chosen so that the time the run was active (its segments, not the
-nights between them) makes at most ``BUCKETS`` buckets.
+widths are round durations chosen from the time the run was active (its segments, not the
+nights between them): at most ``BUCKETS`` buckets, at least a second and a few requests each.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from batch.report.data import Facts, not_succeeded
 from batch.settings import Rate
 
 BUCKETS: Final = 300
+# A bucket lasts at least a second (the charts count requests per second) and holds a few
+# requests on average: a 5-second run is five bars, not ten half-second edges.
+MIN_PER_BUCKET: Final = 5
 _WIDTHS_S: Final = (
-    0.5,
     1,
     2,
     5,
@@ -111,7 +113,7 @@ class Series:
 
 def build(facts: Facts) -> Series:
     spans = _spans(facts)
-    width_us = _width_us(sum(end - start for start, end in spans))
+    width_us = _width_us(sum(end - start for start, end in spans), facts.attempts.height)
     attempts = facts.attempts.with_columns((pl.col("sent_at") // width_us).alias("b"))
     buckets = _buckets(spans, width_us, attempts.get_column("b"))
     series = Series(
@@ -172,9 +174,12 @@ def _spans(facts: Facts) -> list[tuple[int, int]]:
     return spans
 
 
-def _width_us(active_us: int) -> int:
+def _width_us(active_us: int, requests: int) -> int:
+    """The bucket width: the shortest round width that makes at most ``BUCKETS`` buckets of
+    the run's active time, each holding ``MIN_PER_BUCKET`` requests on average."""
+    least = max(active_us / BUCKETS, MIN_PER_BUCKET * active_us / max(requests, 1))
     for seconds in _WIDTHS_S:
-        if active_us / (seconds * 1e6) <= BUCKETS:
+        if seconds * 1e6 >= least:
             return int(seconds * 1e6)
     return int(_WIDTHS_S[-1] * 1e6)
 
@@ -190,7 +195,7 @@ def _buckets(spans: list[tuple[int, int]], width_us: int, used: pl.Series) -> pl
 
 
 def _t(column: str, width_us: int) -> pl.Expr:
-    """A bucket's start as epoch milliseconds (what Vega-Lite reads as a time)."""
+    """A bucket's start as epoch milliseconds (what the charts take as a time)."""
     return (pl.col(column) * (width_us // 1000)).alias("t")
 
 

@@ -206,13 +206,16 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def read_results(path: Path, *, only: Iterable[str] | None = None) -> pl.DataFrame:
+def read_results(
+    path: Path, *, only: Iterable[str] | None = None, passthrough: bool = False
+) -> pl.DataFrame:
     """A results file back: RESULT_COLUMNS typed as RESULT_SCHEMA, then its other columns.
 
     Text columns come back "" where empty; raises InputFileError for a file that is not a
     results file (naming the missing columns) or a cell that does not fit its column.
     ``only``: just these result columns, no other (a CSV or Parquet file then reads no more:
-    a report of 200,000 rows needs neither the bodies nor the passthrough columns).
+    a report of 200,000 rows needs no bodies), and with ``passthrough`` the input's own
+    columns too (a ticket number, a DID: what people name the rows by).
     """
     path = Path(path)
     suffix = check_extension(path)
@@ -223,10 +226,10 @@ def read_results(path: Path, *, only: Iterable[str] | None = None) -> pl.DataFra
         if suffix in CSV_EXTENSIONS:
             frame = pl.read_csv(
                 path, infer_schema=False, raise_if_empty=False,
-                columns=_present(path, wanted, suffix),
+                columns=_present(path, wanted, suffix, passthrough),
             )  # fmt: skip
         elif suffix in PARQUET_EXTENSIONS:
-            frame = pl.read_parquet(path, columns=_present(path, wanted, suffix))
+            frame = pl.read_parquet(path, columns=_present(path, wanted, suffix, passthrough))
         elif suffix in excel.EXTENSIONS:
             frame = _read_workbook(path)
         else:
@@ -241,7 +244,11 @@ def read_results(path: Path, *, only: Iterable[str] | None = None) -> pl.DataFra
     except OSError as exc:
         raise InputFileError(path, f"cannot be read: {exc.strerror or exc}") from exc
     if wanted is not None:
-        frame = frame.select(name for name in frame.columns if name in wanted)
+        frame = frame.select(
+            name
+            for name in frame.columns
+            if name in wanted or (passthrough and name not in RESULT_COLUMNS)
+        )
     expected = RESULT_COLUMNS if wanted is None else wanted
     missing = [name for name in expected if name not in frame.columns]
     if missing:
@@ -265,16 +272,20 @@ def read_results(path: Path, *, only: Iterable[str] | None = None) -> pl.DataFra
     return typed.select(*expected, *others)
 
 
-def _present(path: Path, wanted: list[str] | None, suffix: str) -> list[str] | None:
+def _present(
+    path: Path, wanted: list[str] | None, suffix: str, passthrough: bool = False
+) -> list[str] | None:
     """Of ``wanted``, the columns the file has (a missing one is then named by the caller,
-    not by the reader's own error); None: every column."""
+    not by the reader's own error), and its passthrough columns if asked; None: every
+    column."""
     if wanted is None:
         return None
     if suffix in PARQUET_EXTENSIONS:
         header = pl.read_parquet_schema(path)
     else:
         header = pl.read_csv(path, n_rows=0, infer_schema=False, raise_if_empty=False).schema
-    return [name for name in wanted if name in header]
+    others = [name for name in header if name not in RESULT_COLUMNS] if passthrough else []
+    return [name for name in wanted if name in header] + others
 
 
 def _read_workbook(path: Path) -> pl.DataFrame:

@@ -1,16 +1,19 @@
-"""Benchmark: the report of a 200,000-row run (a quarter of a million requests, three segments).
+"""Benchmark: the report of a 200,000-row run (a quarter of a million requests, three segments,
+judged against a snapshot), and of a 40-row one.
 
 Run by hand (not part of the test suite):
 
     uv run python tests/benchmarks/bench_report.py [--rows 200000] [--repeat 3]
 
-It writes a synthetic run (journal with its audit trail, and the results file) to
-tests/benchmarks/data/ (gitignored) with tests/report_fixtures.py, then measures:
-- in process, best of ``--repeat``: reading the journal and results file, the series, the
-  HTML page, the Markdown;
+It writes synthetic runs (journal with its audit trail, the results file, the snapshot kept
+beside it, a rollback file) to tests/benchmarks/data/ (gitignored) with
+tests/report_fixtures.py, then measures:
+- in process, best of ``--repeat``: reading the journal and results file, the series, what
+  changed (against the snapshot), the HTML page, the Markdown;
 - end to end, in a fresh process: ``reroute report RESULTS`` (wall time, peak RSS);
-- the size of the page and of what it embeds beside the inlined Vega bundle.
-Goal (issue 13): built in seconds, and small (aggregated series, at most 1,000 failed rows).
+- the size of the page (raw and gzipped) and of the Markdown, for both runs.
+Goals: built in seconds; a small run's page small (issue 26: the charts are SVG drawn when
+the report is made, no charting library inlined); the Markdown under 10 KB for any run.
 """
 
 from __future__ import annotations
@@ -21,25 +24,58 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"
 sys.path.insert(0, str(ROOT))
 
-from batch.report import data, render, series, write_report  # noqa: E402
+from batch.report import changes, data, render, series, write_report  # noqa: E402
 from tests.report_fixtures import make_run  # noqa: E402
 
-BUNDLE = ROOT / "batch" / "report" / "vendor" / "vega.js"
 
-
-def best(repeat: int, step: object) -> float:
+def best(repeat: int, step: Callable[[], object]) -> float:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        step()  # type: ignore[operator]
+        step()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def made(rows: int) -> Path:
+    """The synthetic run of ``rows`` rows (written once, then reused)."""
+    results = DATA / f"report-{rows}.results.csv"
+    if results.exists():
+        return results
+    start = time.perf_counter()
+    for stale in DATA.glob(f"report-{rows}.results.*"):
+        stale.unlink()
+    make_run(
+        results,
+        rows=rows,
+        segments=3 if rows > 1_000 else 1,
+        failed=frozenset(range(11, rows, 50)),  # 2% failed after 3 requests each
+        unknown=frozenset(range(13, rows, 997)),
+        invalid=frozenset(range(7, rows, 499)),
+        not_attempted=frozenset(range(rows - 300, rows + 1)) if rows > 1_000 else frozenset(),
+        rate="20/s",
+        snapshot=frozenset(range(1, rows, 10)),  # a tenth of the records change
+        rollback=True,
+    )
+    print(f"generated {results.name} in {time.perf_counter() - start:.1f} s")
+    return results
+
+
+def sizes(results: Path) -> str:
+    page = write_report(results)
+    text = write_report(results, fmt="md")
+    raw = page.read_bytes()
+    return (
+        f"page {len(raw) / 1e3:,.1f} kB ({len(gzip.compress(raw)) / 1e3:,.1f} kB gzipped), "
+        f"markdown {text.stat().st_size / 1e3:.1f} kB"
+    )
 
 
 def main() -> None:
@@ -48,23 +84,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     DATA.mkdir(exist_ok=True)
-    results = DATA / f"report-{args.rows}.results.csv"
-    if not results.exists():
-        start = time.perf_counter()
-        for stale in DATA.glob(f"report-{args.rows}.results.csv*"):
-            stale.unlink()
-        rows = args.rows
-        make_run(
-            results,
-            rows=rows,
-            segments=3,
-            failed=frozenset(range(11, rows, 50)),  # 2% failed after 3 requests each
-            unknown=frozenset(range(13, rows, 997)),
-            invalid=frozenset(range(7, rows, 499)),
-            not_attempted=frozenset(range(rows - 300, rows + 1)),
-            rate="20/s",
-        )
-        print(f"generated {results.name} in {time.perf_counter() - start:.1f} s")
+    small = made(40)
+    print(f"40 rows: {sizes(small)}")
+    results = made(args.rows)
     facts = data.read(results)
     print(
         f"{facts.rows.height:,} rows, {facts.attempts.height:,} requests, "
@@ -73,17 +95,13 @@ def main() -> None:
     )
     print(f"read journal + results file: {best(args.repeat, lambda: data.read(results)):.2f} s")
     print(f"series (aggregation):        {best(args.repeat, lambda: series.build(facts)):.2f} s")
+    print(
+        "what changed (snapshot):     "
+        f"{best(args.repeat, lambda: changes.compare(facts, cap=200)):.2f} s"
+    )
     print(f"HTML page, in process:       {best(args.repeat, lambda: render(results)):.2f} s")
     print(f"Markdown, in process:        {best(args.repeat, lambda: render(results, 'md')):.2f} s")
-    page = write_report(results)
-    size, bundle = page.stat().st_size, BUNDLE.stat().st_size
-    packed = len(gzip.compress(page.read_bytes()))
-    print(
-        f"page: {size / 1e6:.2f} MB ({bundle / 1e6:.2f} MB of it the Vega bundle), "
-        f"{packed / 1e6:.2f} MB gzipped"
-    )
-    md = write_report(results, fmt="md")
-    print(f"markdown: {md.stat().st_size / 1e3:.1f} kB")
+    print(f"{args.rows:,} rows: {sizes(results)}")
     command = [sys.executable, "-m", "batch", "report", str(results)]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, cwd=ROOT)

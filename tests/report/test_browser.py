@@ -6,11 +6,15 @@ Skipped only where Chromium is missing and CI is not set; in CI (``.ci/run`` ins
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+from batch import invoked
 from batch.report import write_report
 from tests.conftest import StartSandbox
 from tests.report_browser import chromium, open_report, sandbox_run_with_faults
@@ -22,6 +26,7 @@ if chromium() is None and not os.environ.get("CI"):
     pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
 CHARTS = {"rate", "outcomes", "latency", "latency-bins", "attempts", "codes"}
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def _assert_drawn(seen_charts: dict[str, dict[str, object]]) -> None:
@@ -62,22 +67,78 @@ def test_report_of_a_journal_draws_every_chart_offline(tmp_path: Path, finished:
 
 @pytest.mark.timeout(180)
 def test_report_of_a_sandbox_run_with_faults(start_sandbox: StartSandbox, tmp_path: Path) -> None:
-    """The report `run` writes at its end, of a real run with faults, in a real browser with the
-    network blocked: no console error, every chart drew marks, the filter narrows the table;
-    it saves a screenshot."""
-    _, printed = sandbox_run_with_faults(start_sandbox, tmp_path)
+    """The report `run` writes at its end, of a real run with faults, a snapshot and a rollback
+    file, in a real browser with the network blocked, 1400 px wide: the verdict, the failed
+    count and the first failed row (with the sheet's ids) within the first 900 px; what
+    changed (a record's old and new value), how to undo (the rollback file, its records, the
+    command) and what to run next. No console error; every chart drew marks; the filter
+    narrows the table. Its screenshot is docs/report.png. The Markdown of the same run opens
+    with the same verdict and carries the same facts, under 10 KB."""
+    results, printed = sandbox_run_with_faults(start_sandbox, tmp_path)
     page = tmp_path / "night.results.report.html"
     assert f"report: {page}" in printed.splitlines()
-    text = page.read_text()
-    assert "HTTP_404" in text or "NOT_FOUND" in text
+    rows = pl.read_csv(results, infer_schema=False)
+    failed = rows.filter(pl.col("outcome") != "succeeded")
+    first = failed.row(0, named=True)
+    rollback = tmp_path / "rollback.csv"
+    restored = pl.read_csv(rollback, infer_schema=False)
+    old, new = _a_change(rows, restored)
+    started = invoked.started_as(os.environ)
+    retry = invoked.command(started, "retry", results)
+
     seen = open_report(page, screenshot=tmp_path / "report.png", query="4105")
     assert seen.errors == []
     assert seen.blocked == []
     _assert_drawn(seen.charts)
+    layout = seen.layout
+    verdict = f"{rows.height - failed.height} of {rows.height} succeeded, {failed.height} failed"
+    assert verdict in layout["verdict"]["text"]
+    for part in ("verdict", "counts", "first_failed"):
+        assert layout[part]["bottom"] <= 900, (part, layout[part])
+    for name in ("row", "routing_id", "did_number", "ticket"):
+        assert first[name] in layout["first_failed"]["text"].split("\t"), name
+    assert f"{old} → {new}" in layout["changes"]["text"]
+    assert (
+        f"The rollback file {rollback.resolve()} holds the {restored.height} records"
+        in (layout["undo"]["text"])
+    )
+    assert (
+        invoked.command(started, "run", rollback.resolve(), "--base-url")
+        in (layout["undo"]["text"])
+    )
+    assert retry in layout["next"]["text"]
     # 4105 and 4120 always fail (404); the scripted 503s may meet an outage and be resent.
     assert seen.rows_before >= 2
     assert seen.rows_after == 1
-    assert (tmp_path / "report.png").stat().st_size > 10_000
+    shot = tmp_path / "report.png"
+    assert shot.stat().st_size > 10_000
+    shutil.copyfile(shot, DOCS / "report.png")
+
+    text = write_report(results, fmt="md", started=started).read_text()
+    assert text.startswith(f"**{verdict}**\n")
+    for row in failed.iter_rows(named=True):
+        assert (
+            f"| {row['row']} | {row['routing_id']} | {row['did_number']} | {row['ticket']} |"
+            in (text)
+        )
+    assert "records changed" in text
+    assert f"    {invoked.command(started, 'run', rollback.resolve(), '--base-url')}" in text
+    assert f"    {retry}\n" in text
+    assert len(text.encode()) < 10_000
+
+
+def _a_change(rows: pl.DataFrame, restored: pl.DataFrame) -> tuple[str, str]:
+    """A field of a record the run changed (its row succeeded), as ``field old`` and ``new``:
+    the old value from the rollback file, the new one from the body sent."""
+    sent = dict(
+        rows.filter(pl.col("outcome") == "succeeded").select("routing_id", "request").rows()
+    )
+    for record in restored.iter_rows(named=True):
+        body = json.loads(sent.get(record["routing_id"], "{}"))
+        for name, value in body.items():
+            if record.get(name) not in (None, "") and str(value) != record[name]:
+                return f"{name} {record[name]}", str(value)
+    raise AssertionError("no changed record succeeded")
 
 
 @pytest.mark.timeout(120)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from batch.cli import app
 from batch.journal.archive import archive
-from batch.report import default_path
+from batch.report import default_path, write_report
 from batch.sandbox import RunningSandbox
 from tests.cli.test_run import invoke, run_args, write_input
 from tests.report_fixtures import make_run
@@ -42,6 +42,22 @@ def test_report_never_overwrites_a_file_of_its_run(tmp_path: Path, name: str) ->
     target = tmp_path / name
     if not target.exists():
         target.write_bytes(b"kept as it was\n")
+    before = target.read_bytes()
+    result = runner.invoke(app, ["report", str(made.results), "--out", str(target)])
+    assert result.exit_code == 2, result.output
+    assert "a report never overwrites it" in result.stderr
+    assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["rollback.csv", "out.csv.snapshot.csv", "out.csv.changes.csv"])
+def test_report_never_overwrites_the_files_that_undo_and_explain_the_run(
+    tmp_path: Path, name: str
+) -> None:
+    """The rollback file (its segment records it), the snapshot kept beside the results and the
+    list of changes: exit 2, the file untouched."""
+    made = make_run(tmp_path / "out.csv", snapshot=frozenset({9}), rollback=True)
+    write_report(made.results)  # writes out.csv.changes.csv
+    target = tmp_path / name
     before = target.read_bytes()
     result = runner.invoke(app, ["report", str(made.results), "--out", str(target)])
     assert result.exit_code == 2, result.output
@@ -87,7 +103,7 @@ def test_report_writes_into_a_fifo_and_leaves_it_a_fifo(tmp_path: Path) -> None:
     reader.join(timeout=30)
     assert result.exit_code == 0, result.output
     assert got
-    assert got[0].startswith(b"## reroute report: out.csv")
+    assert got[0].startswith(b"**37 of 40 succeeded, 2 failed, 1 invalid**\n")
     assert fifo.is_fifo()
 
 

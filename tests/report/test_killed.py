@@ -65,7 +65,7 @@ def test_report_of_a_killed_run_counts_every_row_as_status_does(
     left = status["outcomes"]["not_attempted"]
     assert left > 0
     page = _output("report", str(out), "--format", "md", "--out", "-", key="")
-    assert f"reroute run of {source}: {n} rows" in page
+    assert f"reroute run of {source} ({n} rows) to " in page
     assert f"| not_attempted | {left} |" in page
     for outcome, rows in status["outcomes"].items():
         if rows:

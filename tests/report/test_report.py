@@ -31,23 +31,27 @@ def test_html_embeds_failed_rows_escaped_with_body_response_and_history(tmp_path
     assert "the API said &lt;script&gt;alert('x')&lt;/script&gt;&amp;&lt;b&gt;" in page
     rows = re.findall(r'<tr data-outcome="(\w+)">\s*<td class="num">(\d+)</td>', page)
     assert rows == [("failed", "5"), ("failed", "17"), ("unknown", "9"), ("invalid", "3")]
-    assert "request, response, 3 requests" in page
-    assert '<pre>{"for_inbound_call":3,"status":1,"id":1005}</pre>' in page
+    assert "<summary>3 requests</summary>" in page
+    assert '<pre>{"for_inbound_call":1,"for_outbound_call":4,"status":1}</pre>' in page
     assert "HTTP_503" in page
     assert "(backoff)" in page
-    assert "Top error causes" in page
+    assert "Top causes" in page
     assert "row 5 (routing_id 1005)" in page
+    # The sheet's own columns name the row too.
+    assert "<td>+44200000005</td><td>T-5</td>" in page
 
 
 def test_html_loads_nothing_from_the_network(tmp_path: Path) -> None:
-    """One self-contained file: no external script, style, font or image; a CSP forbids any."""
+    """One self-contained file: no external script, style, font or image; a CSP forbids any,
+    and eval too (no charting library: the charts are SVG already). Small for a small run."""
     made = make_run(tmp_path / "out.csv")
     page = write_report(made.results).read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
     assert "<link" not in page
     assert "default-src 'none'" in page
-    assert "vegaEmbed" in page  # the charting library, inlined
-    assert len(page) < 1_200_000
+    assert "unsafe-eval" not in page
+    assert page.count("<svg ") == 6
+    assert len(page.encode()) < 80_000
 
 
 def test_the_journal_of_a_run_still_going_gives_a_report(tmp_path: Path) -> None:
@@ -108,18 +112,17 @@ def test_unknown_format_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_markdown_has_the_headline_and_a_failure_table(tmp_path: Path) -> None:
-    """`--format md`: the figures and the failures as tables a ticket renders; pipes and
-    markup in messages cannot break them."""
+    """`--format md`: the verdict, the figures and the failures (with the sheet's own ids) as
+    tables a ticket renders; pipes and markup in messages cannot break them."""
     made = make_run(tmp_path / "out.csv", segments=3)
     text = write_report(made.results, fmt="md").read_text()
-    assert text.startswith("## reroute report: out.csv")
+    assert text.startswith("**37 of 40 succeeded, 2 failed, 1 invalid**\n")
     assert "- **How it ended:** exit 1: finished; some rows did not succeed" in text
     assert "| succeeded | 37 |" in text
-    assert "### Segments" in text
-    assert "| 3 | resume |" in text
+    assert "| 3 | resume | ops@jump-1 | 2025-12-02 17:00:00 UTC | " in text
     assert (
-        "| 5 | 1005 | failed | 422 | 3 | VALIDATION_ERROR | row 5: the API said "
-        "&lt;script&gt;alert('x')&lt;/script&gt;&&lt;b&gt; |"
+        "| 5 | 1005 | +44200000005 | T-5 | failed | 422 | 3 | VALIDATION_ERROR | row 5: the API "
+        "said &lt;script&gt;alert('x')&lt;/script&gt;&&lt;b&gt; |"
     ) in text
     assert HOSTILE not in text
 
@@ -142,8 +145,8 @@ def test_failed_rows_are_capped_and_the_page_points_to_the_results_file(tmp_path
     assert page.count('<tr data-outcome="') == 1_000
     assert f"The first 1,000 of 1,050 are here; every row is in {made.results}" in page
     text = render(made.results, "md")
-    assert text.count("| failed |") == 100 + 2  # the table, the outcomes and the causes
-    assert "The first 100 of 1,050" in text
+    assert text.count("| failed |") == 20 + 2  # the table, the outcomes and the causes
+    assert f"The first 20 of 1,050; every row is in `{made.results}`" in text
 
 
 def test_series_are_aggregated_not_one_point_per_request(tmp_path: Path) -> None:
@@ -207,7 +210,8 @@ def test_a_journal_with_nothing_sent_yet(tmp_path: Path) -> None:
     db.commit()
     db.close()
     text = render(made.results, "md")
-    assert "- **When:** nothing sent yet" in text
+    assert text.startswith("**nothing sent yet: ")
+    assert "; nothing sent yet; " in text
     assert "- **How it ended:** no segment recorded" in text
     assert "Rows by outcome" in write_report(made.results).read_text()
 

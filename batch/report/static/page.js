@@ -1,21 +1,7 @@
-// The report's behaviour: draw the charts (Vega-Lite, inlined above), sort and filter the
-// failure table. No network: everything this page needs is in this file.
+// The report's behaviour: sort and filter the failure table (the charts are drawn already,
+// as SVG). No network: everything this page needs is in this file.
 (function () {
   "use strict";
-  var specs = JSON.parse(document.getElementById("report-specs").textContent);
-  // SVG: crisp when printed or zoomed; no action menu (its links go to the network).
-  var options = { actions: false, renderer: "svg" };
-  Object.keys(specs).forEach(function (key) {
-    var box = document.getElementById("chart-" + key);
-    vegaEmbed(box, specs[key], options).then(function () {
-      box.setAttribute("data-drawn", "yes");
-    }).catch(function (error) {
-      box.setAttribute("data-drawn", "error");
-      box.textContent = "This chart could not be drawn: " + error;
-      console.error(error);
-    });
-  });
-
   var table = document.getElementById("failures");
   if (!table) { return; }
   var body = table.tBodies[0];
