@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from batch.cli.app import Exit, app, examples, say
+from batch.cli.options import JsonOpt
 
 jobs_app = typer.Typer(
     name="jobs",
@@ -51,6 +52,7 @@ def check_command(
             "(a read-only key will do) and check every row against them, as run would.",
         ),
     ] = False,
+    json_document: JsonOpt = False,
 ) -> None:
     """Load, validate and plan each job file; send nothing.
 
@@ -60,6 +62,7 @@ def check_command(
 
     now = datetime.now(UTC)
     worst = Verdict.OK
+    found = []
     for path in jobs:
         network = None
         if account:
@@ -67,6 +70,12 @@ def check_command(
 
             network = network_from(os.environ)
         report = check_job(path, os.environ, now, account=network)
+        worst = max(worst, report.status)
+        if json_document:
+            from batch.cli.documents import job
+
+            found.append(job(report, os.environ, now))
+            continue
         verdict = {Verdict.OK: "ok", Verdict.INVALID_ROWS: "invalid rows"}.get(report.status, "")
         head = f"{path}: {verdict}: {report.summary}" if verdict else f"{path}: unusable"
         _say(head)
@@ -76,5 +85,8 @@ def check_command(
             _say(f"  problem: {problem}")
         for note in report.notes:
             _say(f"  note: {note}")
-        worst = max(worst, report.status)
+    if json_document:
+        from batch.cli import documents
+
+        documents.emit({**documents.envelope("jobs check", worst), "jobs": found})
     raise typer.Exit(Exit(int(worst)))

@@ -72,6 +72,14 @@ LogFormatOpt = Annotated[
         help="text: progress bar on a terminal, else a line every few seconds; json: JSON lines.",
     ),
 ]
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON document on stdout (its shape: docs/json/); progress and logs "
+        "stay on stderr. A command that cannot start prints none (its line is on stderr).",
+    ),
+]
 ApiKeyFileOpt = Annotated[
     Path | None,
     typer.Option(

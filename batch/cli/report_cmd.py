@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from batch.cli.app import app, examples, reporting_errors, say
+from batch.errors import UsageError
 
 
 class ReportFormat(StrEnum):
@@ -28,6 +29,7 @@ class ReportFormat(StrEnum):
     epilog=examples(
         "reroute report routing-changes.results.csv",
         "reroute report routing-changes.results.csv --format md --out -",
+        "reroute report routing-changes.results.csv --json",
     ),
 )
 def report_command(
@@ -58,12 +60,21 @@ def report_command(
             "verdict, failures, changes and commands as Markdown for a ticket (under 10 KB).",
         ),
     ] = ReportFormat.HTML,
+    json_document: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Also print the report's facts as one JSON document on stdout (verdict, "
+            "counts, causes, segments, commands; docs/json/report.schema.json). Not with "
+            "--out -.",
+        ),
+    ] = False,
 ) -> None:
     """Write the report of a run: how it ended, the rows that did not succeed, what changed,
     how to undo it, what to run next; then charts, settings and provenance."""
     from batch.config.jobs import is_job_file
     from batch.invoked import started_as
-    from batch.report import render, write_report
+    from batch.report import render, write_and_read
 
     started = started_as(os.environ)  # the commands it prints: as this one was started
 
@@ -72,9 +83,23 @@ def report_command(
             from batch.status.state import locate
 
             results, _ = locate(results, os.environ)
-        if out is not None and str(out) == "-":
+        to_stdout = out is not None and str(out) == "-"
+        if to_stdout and json_document:
+            raise UsageError(
+                "--json and --out - both want standard output: write the report to a file "
+                "(--out PATH), or leave out --json"
+            )
+        if to_stdout:
             sys.stdout.write(render(results, fmt.value, started=started))
             sys.stdout.flush()
             return
-        path = write_report(results, out=out, fmt=fmt.value, started=started)
+        path, facts = write_and_read(results, out=out, fmt=fmt.value, started=started)
+    if json_document:
+        from batch.cli import documents
+        from batch.report.document import document
+
+        found = document(facts, started)
+        documents.emit({**documents.envelope("report", 0), **found,
+                        "report": str(path), "format": fmt.value})  # fmt: skip
+        return
     say(f"report: {path}")

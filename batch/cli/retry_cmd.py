@@ -20,6 +20,7 @@ from batch.cli.options import (
     BaseUrlOpt,
     ConcurrencyOpt,
     FreshOpt,
+    JsonOpt,
     LogFormat,
     LogFormatOpt,
     MaxAttemptsOpt,
@@ -66,6 +67,7 @@ def retry(
     recheck_account: RecheckAccountOpt = False,
     no_report: NoReportOpt = False,
     log_format: LogFormatOpt = LogFormat.TEXT,
+    json_document: JsonOpt = False,
     api_key_file: ApiKeyFileOpt = None,
 ) -> None:
     """Send again the rows of RESULTS whose outcome is failed, unknown or not_attempted.
@@ -122,5 +124,6 @@ def retry(
             target=results_file,
             again=again,
             report=not no_report,
+            as_json=json_document,
         )
     raise typer.Exit(code)

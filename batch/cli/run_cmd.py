@@ -28,6 +28,7 @@ from batch.cli.options import (
     ErrorBudgetOpt,
     FillFromCurrentOpt,
     FreshOpt,
+    JsonOpt,
     KeepRunsOpt,
     LogFormat,
     LogFormatOpt,
@@ -107,6 +108,7 @@ def run(
     recheck_account: RecheckAccountOpt = False,
     no_report: NoReportOpt = False,
     log_format: LogFormatOpt = LogFormat.TEXT,
+    json_document: JsonOpt = False,
     api_key_file: ApiKeyFileOpt = None,
     sheet: SheetOpt = None,
     separator: SeparatorOpt = None,
@@ -162,7 +164,9 @@ def run(
         if validation.invalid and not settings.skip_invalid:
             from batch.cli.summary import print_validation_summary
 
-            print_validation_summary(validation)
+            # With a JSON document wanted, stdout stays empty for a run that cannot start.
+            json_wanted = json_document or log_format is LogFormat.JSON
+            print_validation_summary(validation, on_stderr=json_wanted)
             fail(
                 f"{validation.invalid} of {validation.total} rows are invalid, so nothing was "
                 "sent: fix them (see above), or pass --skip-invalid to send the valid rows only",
@@ -180,6 +184,7 @@ def run(
         again = {**flags, "sandbox": sandbox, "yes": yes, "api_key_file": api_key_file,
                  "no_report": no_report}  # fmt: skip
         code = terminal.send(
-            inv, log_format, command="run", target=input, again=again, report=settings.report
-        )
+            inv, log_format, command="run", target=input, again=again, report=settings.report,
+            as_json=json_document,
+        )  # fmt: skip
     raise typer.Exit(code)

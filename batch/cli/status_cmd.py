@@ -8,7 +8,6 @@ run to show (no journal beside RESULTS, a job never run, an unreadable job file)
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -32,7 +31,7 @@ EVERY: Final = 2.0  # seconds between two refreshes of --watch
     epilog=examples(
         "reroute status routing-changes.results.csv",
         "reroute status jobs/nightly-reroute.toml --watch",
-        "reroute status routing-changes.results.csv --log-format json",
+        "reroute status routing-changes.results.csv --json",
     ),
 )
 def status_command(
@@ -53,10 +52,17 @@ def status_command(
         LogFormat,
         typer.Option(
             "--log-format",
-            help="text: for people; json: one JSON object (with --watch, one per line per "
-            "refresh).",
+            help="json: the same as --json (its older spelling).",
         ),
     ] = LogFormat.TEXT,
+    json_document: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON document on stdout (docs/json/status.schema.json); with --watch, "
+            "one per line per refresh.",
+        ),
+    ] = False,
 ) -> None:
     """A run's state, read-only (never slows or blocks it): running or not and who holds it,
     rows decided per outcome, rate, ETA, window, the last failures and segments.
@@ -65,21 +71,21 @@ def status_command(
     """
     from batch.status.state import locate
 
-    as_json = log_format is LogFormat.JSON
-    with reporting_errors(as_json=as_json):
+    as_json = json_document or log_format is LogFormat.JSON
+    with reporting_errors(as_json=log_format is LogFormat.JSON):
         results, job = locate(target, os.environ)
     show = _json if as_json else _text
     if not watch:
-        with reporting_errors(as_json=as_json):
+        with reporting_errors(as_json=log_format is LogFormat.JSON):
             show(results, job)
         raise typer.Exit(Exit.OK)
     try:
-        if log_format is LogFormat.TEXT and sys.stdout.isatty():
+        if not as_json and sys.stdout.isatty():
             _watch_live(results, job)
         while True:  # not a terminal (or JSON): one block or line per refresh
             try:
                 show(results, job)
-                if log_format is LogFormat.TEXT:
+                if not as_json:
                     say()
             except RerouteError as exc:  # a journal being replaced (--fresh): try again
                 print(f"reroute: {exc}", file=sys.stderr, flush=True)
@@ -98,11 +104,11 @@ def _text(results: Path, job: Job | None) -> None:
 
 def _json(results: Path, job: Job | None) -> None:
     from batch import __version__
+    from batch.cli.documents import emit
     from batch.status.reader import read_status
     from batch.status.text import as_json
 
-    record = as_json(read_status(results, job=job), __version__)
-    print(json.dumps(record, ensure_ascii=False), flush=True)
+    emit(as_json(read_status(results, job=job), __version__))
 
 
 def _watch_live(results: Path, job: Job | None) -> None:

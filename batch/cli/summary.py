@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from batch import voicelink as vl
 from batch.cli.app import say
 from batch.prepare.validate import Validation
@@ -15,19 +17,27 @@ def _say(text: str = "") -> None:
     say(text)
 
 
-def print_validation_summary(v: Validation) -> None:
-    """Rows read, valid, invalid; counts per code; the first problems with their rows."""
-    _say(f"{v.table.path}: {v.total} rows read, {v.valid} valid, {v.invalid} invalid")
+def print_validation_summary(v: Validation, *, on_stderr: bool = False) -> None:
+    """Rows read, valid, invalid; counts per code; the first problems with their rows.
+    ``on_stderr``: where stdout is kept for a JSON document (`run --json` refusing)."""
+
+    def out(text: str) -> None:
+        if on_stderr:
+            print(text, file=sys.stderr, flush=True)
+        else:
+            _say(text)
+
+    out(f"{v.table.path}: {v.total} rows read, {v.valid} valid, {v.invalid} invalid")
     counts = v.code_counts()
     if not counts:
         return
-    _say("rows per problem: " + ", ".join(f"{code} {n}" for code, n in counts.items()))
+    out("rows per problem: " + ", ".join(f"{code} {n}" for code, n in counts.items()))
     shown = v.invalid_results(SHOWN_PROBLEMS)
-    _say(f"first {len(shown)} invalid rows:" if v.invalid > len(shown) else "invalid rows:")
+    out(f"first {len(shown)} invalid rows:" if v.invalid > len(shown) else "invalid rows:")
     for result in shown:
-        _say(f"  {result.error_message}")
+        out(f"  {result.error_message}")
     if v.invalid > len(shown):
-        _say(f"  ... and {v.invalid - len(shown)} more (write them all with --results PATH)")
+        out(f"  ... and {v.invalid - len(shown)} more (write them all with --results PATH)")
 
 
 def print_plan_counts(counts: list[tuple[int, int, int, int]]) -> None:

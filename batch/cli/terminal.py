@@ -28,7 +28,7 @@ import typer
 
 from batch.cli.app import Exit, console, err_console, fail
 from batch.cli.options import LogFormat
-from batch.cli.progress import RunProgress, stamp, summary_lines, summary_record
+from batch.cli.progress import RunProgress, stamp, summary_lines
 from batch.engine import signals, window
 from batch.engine.ending import Result, Status
 from batch.engine.invocation import Invocation, run_invocation
@@ -167,8 +167,7 @@ def show_result(
 ) -> int:
     """Print what happened (the summary on stdout; a refusal or a failed write on stderr) and
     return the exit status."""
-    if result.status in (Status.NOT_CONFIRMED, Status.REFUSED):
-        fail(result.message, Exit.NOTHING_SENT, as_json=log_format is LogFormat.JSON)
+    refused(result, log_format)
     report = result.report
     details: dict[str, Any] = {
         "elapsed": report.elapsed if report else 0.0,
@@ -179,19 +178,18 @@ def show_result(
         "retry_command": retry_command if result.summary.retryable else None,
         "error_budget": result.error_budget,
     }
-    if log_format is LogFormat.JSON:
-        record = summary_record(result.summary, **details)
-        record["exit_status"] = EXIT_FOR[result.status]
-        if result.message:
-            record["results_written"] = False
-            record["results_error"] = result.message
-        print(json.dumps(record, ensure_ascii=False), flush=True)
-    else:
-        for line in summary_lines(result.summary, **details):
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for line in summary_lines(result.summary, **details):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     if result.message:
         err_console.print(f"reroute: {result.message}", markup=False, soft_wrap=True)
     return EXIT_FOR[result.status]
+
+
+def refused(result: Result, log_format: LogFormat) -> None:
+    """Nothing was sent (the operator said no, the account check refused rows): one line on
+    stderr and exit 2, no summary (and no JSON document)."""
+    if result.status in (Status.NOT_CONFIRMED, Status.REFUSED):
+        fail(result.message, Exit.NOTHING_SENT, as_json=log_format is LogFormat.JSON)
 
 
 def send(
@@ -202,12 +200,15 @@ def send(
     target: Path,
     again: dict[str, object],
     report: bool = True,
+    as_json: bool = False,
 ) -> int:
     """Run ``inv`` with the terminal as its operator, show the result, return the exit status.
 
     ``command`` ``target`` ``again`` spell the resume command (the same command; --log-format
-    kept); the retry command needs no flags (the run's journal lends its target and pace).
-    ``report``: write the run's report when something may have been sent (:func:`write_report`).
+    and --json kept); the retry command needs no flags (the run's journal lends its target and
+    pace). ``report``: write the run's report when something may have been sent
+    (:func:`write_report`). ``as_json`` (``--json``, or ``--log-format json``): the summary is
+    one JSON document on stdout (batch.cli.documents), printed once the report is written.
     """
     operator = TerminalOperator(log_format)
     try:
@@ -215,15 +216,29 @@ def send(
     finally:
         operator.close()
     _outcome_decided()
+    as_json = as_json or log_format is LogFormat.JSON
     if log_format is LogFormat.JSON:
         again = {**again, "log_format": log_format.value}
-    code = show_result(
-        result,
-        log_format,
-        resume_command=command_line(command, target, again),
-        retry_command=command_line("retry", result.results, {}),
-    )
-    if report and result.journaled:
+    elif as_json:
+        again = {**again, "json": True}
+    resume = command_line(command, target, again)
+    retry = command_line("retry", result.results, {})
+    wants_report = report and result.journaled
+    if as_json:
+        from batch.cli import documents
+
+        refused(result, log_format)
+        code = EXIT_FOR[result.status]
+        path = write_report(result.results, log_format, on_stdout=False) if wants_report else None
+        documents.emit(
+            documents.run(command, result, code, budget=inv.settings.error_budget,
+                          resume_command=resume, retry_command=retry, report=path)
+        )  # fmt: skip
+        if result.message:
+            note(log_format, result.message)
+        return code
+    code = show_result(result, log_format, resume_command=resume, retry_command=retry)
+    if wants_report:
         write_report(result.results, log_format)
     return code
 
@@ -235,9 +250,10 @@ def _outcome_decided() -> None:
     signals.ignore_interrupts()
 
 
-def write_report(results: Path, log_format: LogFormat) -> None:
-    """Write the run's report and say where (a line on stdout; a JSON note on stderr, beside
-    the JSON summary). A report that cannot be written is a note: the exit status stands.
+def write_report(results: Path, log_format: LogFormat, *, on_stdout: bool = True) -> Path | None:
+    """Write the run's report and say where (a line on stdout; a note on stderr with
+    ``--log-format json`` or when stdout holds the JSON document, ``on_stdout=False``), and
+    return where, or None. A report that cannot be written is a note: the exit status stands.
     Ctrl-C does not cut it short (it is ignored from the end of the sending on: a report takes
     seconds even for a large run, and an interrupt raised in the middle of it left the process
     to end by the signal, exit -2, after the summary had said 3); ``reroute report`` writes it
@@ -249,11 +265,12 @@ def write_report(results: Path, log_format: LogFormat) -> None:
         path = write(results, started=started_as(os.environ))
     except (OSError, RerouteError) as exc:
         note(log_format, f"report not written: {exc}")
-        return
-    if log_format is LogFormat.JSON:
+        return None
+    if log_format is LogFormat.JSON or not on_stdout:
         note(log_format, f"report: {path}")
     else:
         console.print(f"report: {path}", markup=False, highlight=False, soft_wrap=True)
+    return path
 
 
 def remembered_key_file(earlier: object) -> Path | None:

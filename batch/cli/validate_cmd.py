@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from batch.cli.app import Exit, app, examples, reporting_errors, say
-from batch.cli.options import ApiKeyFileOpt, BaseUrlOpt, EncodingOpt, SeparatorOpt, SheetOpt
+from batch.cli.options import (
+    ApiKeyFileOpt,
+    BaseUrlOpt,
+    EncodingOpt,
+    JsonOpt,
+    SeparatorOpt,
+    SheetOpt,
+)
 from batch.errors import UsageError
 from batch.sheets.dialect import Reading, check_encoding, check_separator, check_sheet
 
@@ -104,6 +111,7 @@ def validate_command(
     account: AccountOpt = False,
     base_url: BaseUrlOpt = None,
     api_key_file: ApiKeyFileOpt = None,
+    json_document: JsonOpt = False,
 ) -> None:
     """Read and check every row; send nothing. Exit 0 all valid, 1 some invalid, 2 unreadable."""
     from batch.cli.summary import print_validation_summary
@@ -114,13 +122,25 @@ def validate_command(
     with reporting_errors():
         _not_the_input(input_path, results, "--results")
         table = load_table(input_path, reading=_reading(sheet, separator, encoding))
-        for note in table.notes:
-            _say(note)
         v = validate(table, connection_id=connection_id)
         if account:
-            v = _account_check(input_path, v, base_url, api_key_file)
+            v = _account_check(input_path, v, base_url, api_key_file, on_stderr=json_document)
         if results is not None:
             write_results(results, v.preview_results(), table.passthrough_frame())
+        if json_document:
+            from batch.cli import documents
+
+            code = _exit_status(v)
+            documents.emit(
+                {
+                    **documents.envelope("validate", code),
+                    **documents.validation(v, table.notes),
+                    "results_file": None if results is None else str(results),
+                }
+            )
+            raise typer.Exit(code)
+        for note in table.notes:
+            _say(note)
         if not len(table):
             _say(f"{input_path}: a header and no rows; nothing to do")
             raise typer.Exit(Exit.OK)
@@ -195,6 +215,7 @@ def plan_command(
     account: AccountOpt = False,
     base_url: BaseUrlOpt = None,
     api_key_file: ApiKeyFileOpt = None,
+    json_document: JsonOpt = False,
 ) -> None:
     """Dry run: what `run` would send, per row; send nothing. Exit statuses as `validate`;
     with --current, also 1 when a row would wipe a field the current record has.
@@ -214,13 +235,30 @@ def plan_command(
         )
         table, v, snapshot = checked.table, checked.validation, checked.current
         if account:
-            v = _account_check(input_path, v, base_url, api_key_file)
-        for note in table.notes:
-            _say(note)
+            v = _account_check(input_path, v, base_url, api_key_file, on_stderr=json_document)
         diff = diff_rows(v, snapshot) if snapshot is not None else None
         if out is not None:
             write_plan(out, v, diff)
         restored = write_rollback(rollback, diff) if rollback and diff else None
+        if json_document:
+            from batch.cli import documents
+            from batch.prepare.plan import already_applied
+
+            code = _exit_status(v, diff)
+            applied = None
+            if diff is None:  # with a snapshot the snapshot is the truth, not the memory
+                applied, _ = already_applied(results or Path(f"{input_path.stem}.results.csv"), v)
+            documents.emit(
+                {
+                    **documents.envelope("plan", code),
+                    **documents.validation(v, table.notes),
+                    **documents.plan(plan_counts(v), diff, applied=applied, out=out,
+                                     rollback=rollback if diff else None, restored=restored),
+                }
+            )  # fmt: skip
+            raise typer.Exit(code)
+        for note in table.notes:
+            _say(note)
         if not len(table):
             _say(f"{input_path}: a header and no rows; nothing to do")
             raise typer.Exit(Exit.OK)
@@ -241,11 +279,18 @@ def plan_command(
 
 
 def _account_check(
-    input_path: Path, v: Validation, base_url: str | None, key_file: Path | None
+    input_path: Path,
+    v: Validation,
+    base_url: str | None,
+    key_file: Path | None,
+    *,
+    on_stderr: bool = False,
 ) -> Validation:
     """--account: the account's lists read (target and key as `run` finds them), the valid rows
-    judged against them; its lines said. Raises AccountUnreadable when a list cannot be read."""
+    judged against them; its lines said (on stderr when stdout holds a JSON document). Raises
+    AccountUnreadable when a list cannot be read."""
     import os
+    import sys
 
     from batch.cli import terminal
     from batch.config import resolve as invocation
@@ -259,7 +304,10 @@ def _account_check(
         v, settings, key, terminal.network_from(os.environ), key_source=source
     )
     for line in lines:
-        _say(line)
+        if on_stderr:
+            print(line, file=sys.stderr, flush=True)
+        else:
+            _say(line)
     return judged
 
 

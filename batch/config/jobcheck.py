@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from batch.config.jobs import Job, load_job, resolve_run_settings
 from batch.engine import window
 from batch.errors import LockedError, RerouteError, UsageError
-from batch.journal.lock import RunLock
+from batch.journal.lock import RunLock, peek
 from batch.model import Exit
 from batch.prepare.current import gate
 from batch.prepare.cutover import read_checked
@@ -24,6 +25,9 @@ from batch.prepare.plan import plan_counts
 from batch.secrets import is_api_key, not_a_key
 from batch.send.client import Network
 from batch.settings import RunSettings
+
+if TYPE_CHECKING:
+    from batch.prepare.validate import Validation
 
 # How many invalid rows a job's report lists (the results file of a run lists them all).
 SHOWN_PROBLEMS = 5
@@ -47,6 +51,13 @@ class Report:
     about: str = ""  # the job's description
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The same facts as values, for `jobs check --json` (batch.cli.documents.job):
+    settings: RunSettings | None = None  # None: the job is unusable
+    validation: Validation | None = None
+    sending: int = 0  # requests a run would send
+    verdicts: dict[str, int] | None = None  # valid rows per verdict against [safety].current
+    applied: int | None = None  # requests an earlier run at the results path applied
+    running: bool | None = None  # a run holds the job's lock now (None: cannot be told)
 
 
 def check_job(
@@ -84,6 +95,7 @@ def check_job(
             )
             v, sending = g.validation, int(g.send_mask().sum())
             judged = g.diff.counts()
+            report.verdicts = {str(verdict): n for verdict, n in judged.items()}
             verdicts = ", ".join(f"{verdict.value} {n}" for verdict, n in judged.items() if n)
             verdicts = f"against {checked.current.path}: {verdicts or 'no valid rows'}"
         if account is not None:
@@ -105,6 +117,8 @@ def check_job(
         # A JobFileError already starts with the job's path; others name their own file.
         report.problems.append(str(exc).removeprefix(f"{path}: "))
         return report
+    report.settings, report.validation, report.sending = settings, v, sending
+    report.running = peek(settings.results).held
     report.summary = (
         f"{v.total} rows, {v.valid} valid, {v.invalid} invalid; "
         f"would send {sending} request{'' if sending == 1 else 's'} "
@@ -148,6 +162,7 @@ def check_job(
 
         calls = ((call.routing_id, call.body) for call in v.calls())
         applied, target = count_applied(settings.results, calls)
+        report.applied = applied
         if applied:
             report.notes.append(
                 f"{applied} rows were already applied by an earlier run of {settings.results} "

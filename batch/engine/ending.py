@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batch.engine import runtrail
-from batch.engine.guards import BudgetWatch
+from batch.engine.guards import BudgetUse, BudgetWatch
 from batch.engine.merge import Summary, merge_results
 from batch.engine.rowloop import RunReport
 from batch.engine.stop import StopRequest
@@ -64,6 +64,7 @@ class Result:
     error_budget: str = "error budget: off"
     message: str = ""  # why nothing was sent, or why the results file is missing
     journaled: bool = True  # a journal holds the run (its report can be made); False: none yet
+    budget: BudgetUse | None = None  # the error budget as values (None: nothing was sent)
 
 
 def finish(
@@ -98,9 +99,8 @@ def finish(
     if status is not Status.RESULTS_NOT_WRITTEN:
         _write_trail(settings.results, journal, summary, status, note)
     journal.remember_applied()
-    return Result(
-        status, summary, report, requests, settings.results, host, budget.describe(), message
-    )
+    return Result(status, summary, report, requests, settings.results, host,
+                  budget.describe(), message, budget=budget.use())  # fmt: skip
 
 
 def stopped_before_sending(

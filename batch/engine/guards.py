@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import islice
 
@@ -93,6 +93,24 @@ class BudgetWatch(Observer):
                 f"{self.share:.0f}% used"
             )
         return f"error budget: {self.budget.count} failed rows: {self.failed} used"
+
+    def use(self) -> BudgetUse:
+        """The budget and what it used, as values (the run's JSON document)."""
+        budget = self.budget or ErrorBudget()
+        return BudgetUse(budget.percent, budget.count, len(self._recent), self.failed,
+                         round(self.share, 1), self.exceeded)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """The error budget at the end of an invocation: its limit (both None: off) and use."""
+
+    percent: float | None  # a share of the last ErrorBudget.WINDOW finished rows
+    rows: int | None  # a number of failed rows
+    finished_rows: int  # the finished rows the share is measured over (at most WINDOW)
+    failed_rows: int  # failed rows of this invocation
+    failed_percent: float  # the share of failed among those finished rows
+    exceeded: bool
 
 
 async def with_canary(

@@ -11,6 +11,7 @@
     series    aggregate requests and rows into time buckets and counts (the charts' data)
     charts    the charts, drawn as SVG (svg: the drawing)
     sections  every section, once, in the order both forms show them
+    document  the same facts as values, for `reroute report --json`
     html      one self-contained page (everything inline and escaped)
     markdown  the same sections, shorter, to paste into a ticket (under 10 KB)
 
@@ -74,6 +75,18 @@ def write_report(
     a run notes it, the run's exit status stands. The commands it prints start as
     ``started`` (:func:`batch.invoked.started_as`).
     """
+    return write_and_read(results, out=out, fmt=fmt, started=started)[0]
+
+
+def write_and_read(
+    results: Path,
+    *,
+    out: Path | None = None,
+    fmt: str = "html",
+    started: Sequence[str] = INSTALLED,
+) -> tuple[Path, Facts]:
+    """:func:`write_report`, and the facts it was made from (`reroute report --json` shows
+    them as values: batch.report.document), read once."""
     from batch.engine.target import check_results_argument
     from batch.report import data
     from batch.report.destination import check_destination, write_text
@@ -86,4 +99,4 @@ def write_report(
     facts = data.read(results)
     check_destination(target, results, {**facts.settings, "rollback": facts.latest("rollback")})
     write_text(target, _text(facts, fmt, started))
-    return target
+    return target, facts

@@ -147,11 +147,20 @@ def _rate(per_min: float | None) -> float | None:
     return None if per_min is None else round(per_min, 2)
 
 
+def _stop(recorded: str | None) -> dict[str, str | None]:
+    """A segment's end as the journal records it (``window_closed: the window closed ...``,
+    or ``finished``): the code, and the sentence after it."""
+    code, _, message = (recorded or "").partition(":")
+    return {"stop_reason": code.strip() or None, "stop_message": message.strip() or None}
+
+
 def as_json(status: RunStatus, version: str) -> dict[str, Any]:
-    """The status as one JSON object for monitoring scripts. The keys are stable (README,
-    `reroute status`): always present, null where the journal cannot say."""
+    """The status as one JSON object for monitoring scripts (docs/json/status.schema.json).
+    The keys are stable: always present, null where the journal cannot say."""
     holder = status.holder
     return {
+        "command": "status",
+        "exit_status": 0,
         "event": "status",
         "time": _iso(status.now),
         "version": version,
@@ -213,7 +222,7 @@ def as_json(status: RunStatus, version: str) -> dict[str, Any]:
                 "version": s.version,
                 "started_at": _iso(s.started_at),
                 "finished_at": _iso(s.finished_at),
-                "stop_reason": s.stop_reason or None,
+                **_stop(s.stop_reason),
                 "exit_status": s.exit_status,
                 "target_host": s.target_host,
             }
