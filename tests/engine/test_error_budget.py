@@ -161,7 +161,7 @@ def test_bad_budget_flag_is_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_json_summary_carries_the_budget(start_sandbox: StartSandbox, tmp_path: Path) -> None:
-    """--log-format json: the summary object has the budget line and the stop reason."""
+    """--log-format json: the summary object has the budget as values and the stop reason."""
     sandbox = start_sandbox(not_found_ids=frozenset({1001}))
     out = tmp_path / "out.csv"
     result = invoke(sandbox, write_input(tmp_path / "in.csv", 5), out, "--error-budget", "0",
@@ -169,4 +169,7 @@ def test_json_summary_carries_the_budget(start_sandbox: StartSandbox, tmp_path: 
     assert result.exit_code == 3, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["stop_reason"] == "error_budget"
-    assert summary["error_budget"] == "error budget: 0 failed rows: 1 used"
+    assert summary["error_budget"] == {
+        "percent": None, "rows": 0, "window_rows": 100, "finished_rows": 1, "failed_rows": 1,
+        "failed_percent": 100.0, "exceeded": True,
+    }  # fmt: skip
