@@ -192,7 +192,7 @@ def make_run(
                     "ops@jump-1",
                     began,
                     None if (last_segment and not finished) else clock,
-                    "" if last_segment else "window closed",
+                    "" if last_segment else "window_closed: the change window closed",
                     None if (last_segment and not finished) else (1 if last_segment else 3),
                     "ab" * 32,
                     "cd" * 32,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from batch.engine.window import format_duration, format_moment
@@ -140,7 +140,10 @@ def _window(status: RunStatus, now: datetime) -> str:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+    """ISO-8601 in UTC (a window agreed in a named zone is shown in it by the text only)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _rate(per_min: float | None) -> float | None:
