@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE = "http://127.0.0.1:9/api/v2"
 T0 = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
 JSON_KEYS = {
-    "command", "exit_status", "event", "time", "version", "results", "journal", "job", "state", "running", "lock", "kind",
+    "command", "exit_status", "event", "time", "version", "results", "journal", "job", "state",
+    "running", "lock", "kind",
     "target", "started_at", "finished", "total", "candidates", "done", "left", "in_flight",
     "outcomes", "requests", "requests_trail", "requests_carried", "rate", "concurrency",
     "rows_per_min", "average_rows_per_min", "requests_per_min", "eta", "window",
