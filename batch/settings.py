@@ -225,6 +225,14 @@ class RunSettings:
         help="Snapshot of the current records (.csv, .parquet, .jsonl; the input columns): "
         "rows that would erase a field the record has (wipes) are refused as invalid.",
     ))  # fmt: skip
+    # Against a real host a run needs this or `current` (batch.engine.replacing); the record
+    # keeps it, and the run's resumes and retries take it from there (not a new run).
+    rows_are_complete: bool = field(default=False, metadata=about(
+        Kind.SWITCH, job="safety", memory=Memory.RECORD,
+        help="Without --current: state that every row is the complete record you want (the "
+        "update replaces the whole record; an empty cell erases the field). Against a real host "
+        "a run needs this or --current; the run's resume and retry keep it.",
+    ))  # fmt: skip
     fill_from_current: bool = field(default=False, metadata=about(
         Kind.SWITCH, job="safety", memory=Memory.KEEP,
         help="Empty cells (and absent columns) take the snapshot's value; a bot or trunk id "

@@ -70,9 +70,9 @@ def test_the_table_says_what_the_layers_used_to_spell_out() -> None:
         "pace": ("rate", "concurrency", "max_attempts", "timeout", "max_retry_after",
                  "max_outage"),
         "window": ("not_before", "not_after"),
-        "safety": ("skip_invalid", "current", "fill_from_current", "allow_wipe",
-                   "skip_unchanged", "rollback", "canary", "error_budget", "keep_runs",
-                   "account_check"),
+        "safety": ("skip_invalid", "current", "rows_are_complete", "fill_from_current",
+                   "allow_wipe", "skip_unchanged", "rollback", "canary", "error_budget",
+                   "keep_runs", "account_check"),
     }  # fmt: skip
     assert set(COERCE) == set(SETTINGS)
     assert ENV_VARS == {"base_url": "REROUTE_BASE_URL"}

@@ -31,6 +31,7 @@ from batch.cli.options import (
     NotBeforeOpt,
     RateOpt,
     RecheckAccountOpt,
+    RowsAreCompleteOpt,
     SandboxOpt,
     TimeoutOpt,
     YesOpt,
@@ -62,6 +63,7 @@ def retry(
     max_outage: MaxOutageOpt = None,
     not_before: NotBeforeOpt = None,
     not_after: NotAfterOpt = None,
+    rows_are_complete: RowsAreCompleteOpt = False,
     yes: YesOpt = False,
     account_check: AccountCheckOpt = None,
     recheck_account: RecheckAccountOpt = False,
@@ -96,6 +98,7 @@ def retry(
         max_outage=max_outage,
         not_before=not_before,
         not_after=not_after,
+        rows_are_complete=rows_are_complete,
     )
     flags["account_check"] = account_check  # False too: --no-account-check beats the job file
     with terminal.reporting_errors_and_interrupts(log_format):
@@ -109,7 +112,7 @@ def retry(
         batch = batch_for_retry(settings.input)
         key_file = api_key_file or terminal.remembered_key_file(earlier)
         record = invocation.record_of(
-            settings, kind="retry", sandbox=on_sandbox, api_key_file=key_file
+            settings, kind="retry", sandbox=on_sandbox, api_key_file=key_file, earlier=earlier
         )
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
                          recheck_account=recheck_account,

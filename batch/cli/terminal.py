@@ -17,7 +17,6 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,14 +28,15 @@ import typer
 from batch.cli.app import Exit, console, err_console, fail
 from batch.cli.options import LogFormat
 from batch.cli.progress import RunProgress, stamp, summary_lines
-from batch.engine import signals, window
+from batch.engine import signals
 from batch.engine.ending import Result, Status
 from batch.engine.invocation import Invocation, run_invocation
+from batch.engine.replacing import Confirmation
 from batch.engine.stop import Observer, Observers
 from batch.errors import RerouteError, RunStopped, UsageError
 from batch.secrets import is_api_key, not_a_key
 from batch.send.client import Network
-from batch.settings import Rate, RunSettings
+from batch.settings import RunSettings
 
 # The contract's exit statuses, as the engine defines them (run.json records the same).
 EXIT_FOR: dict[Status, int] = {status: Exit(status.exit_status) for status in Status}
@@ -80,16 +80,9 @@ class TerminalOperator:
     def note(self, text: str) -> None:
         note(self.log_format, text)
 
-    def confirm(
-        self, rows: int, host: str, rate: Rate, concurrency: int, *, applied: int = 0
-    ) -> bool:
-        eta = window.format_duration(timedelta(seconds=rows / rate.per_second))
-        left_out = f" ({applied} already applied, not sent)" if applied else ""
+    def confirm(self, sending: Confirmation) -> bool:
         err_console.print(
-            f"About to send {rows} routing changes{left_out} to {host} at {rate} "
-            f"(concurrency {concurrency}), about {eta}.",
-            markup=False,
-            highlight=False,
+            f"reroute: {sending.describe()}", markup=False, highlight=False, soft_wrap=True
         )
         try:
             return typer.confirm("Send them?", default=False, err=True)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from batch.config.jobs import Job, load_job, resolve_run_settings
 from batch.engine import window
@@ -77,6 +78,7 @@ def check_job(
         win = window.Window(settings.not_before, settings.not_after, settings.window_daily)
         if over := window.ended(win, now):
             raise UsageError(over)
+        _says_how_records_are_replaced(job, settings)
         checked = read_checked(
             settings.input,
             current=settings.current,
@@ -169,6 +171,18 @@ def check_job(
                 f"(same body, on {target}): a run will not send them"
             )
     return report
+
+
+def _says_how_records_are_replaced(job: Job, settings: RunSettings) -> None:
+    """A job for a real host names its snapshot or states that its rows are complete, else its
+    run would send nothing (batch.engine.replacing): a UsageError with the run's message."""
+    from batch.config.resolve import record_of
+    from batch.engine.replacing import chosen
+    from batch.engine.target import Target
+
+    host = urlsplit(settings.base_url).hostname or settings.base_url
+    chosen(record_of(settings, kind="run", sandbox=False, job=job), None,
+           Target(settings.base_url, None, host, sandbox=False))  # fmt: skip
 
 
 def _notes(settings: RunSettings, sending: int, env: Mapping[str, str], now: datetime) -> list[str]:

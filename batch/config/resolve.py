@@ -99,9 +99,12 @@ def record_of(
     sandbox: bool,
     job: Job | None = None,
     api_key_file: Path | None = None,
+    earlier: RunRecord | None = None,
 ) -> RunRecord:
-    """What the journal remembers of this invocation (never the key)."""
-    return RunRecord(
+    """What the journal remembers of this invocation (never the key). A retry (``earlier``:
+    the record of the run or retry that wrote its results file) keeps that run's replace
+    choice (batch.engine.replacing), a retry of a retry too."""
+    record = RunRecord(
         kind=kind,
         input=str(settings.input),
         job=str(job.path) if job is not None else None,
@@ -109,3 +112,4 @@ def record_of(
         api_key_file=str(api_key_file.resolve()) if api_key_file is not None else None,
         settings=kept_of(settings, sandbox=sandbox),
     )
+    return record.keeping_choice(earlier) if kind == "retry" else record

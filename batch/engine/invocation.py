@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
-from batch.engine import runjournal, runtrail, signals, window
+from batch.engine import replacing, runjournal, runtrail, signals, window
 from batch.engine.accountcheck import check_account
 from batch.engine.ending import Result, Status, finish, stopped_before_sending
 from batch.engine.guards import (
@@ -58,9 +58,10 @@ from batch.send.issuer import presented_issuer
 from batch.send.limiter import Limiter
 from batch.send.outage import Breaker
 from batch.send.sender import Sender
-from batch.settings import Rate, RunSettings
+from batch.settings import RunSettings
 
 if TYPE_CHECKING:
+    from batch.engine.replacing import Confirmation
     from batch.send.account import Account
 
 
@@ -73,11 +74,9 @@ class Operator(Protocol):
     def note(self, text: str) -> None:
         """One line worth telling (resuming, taking over a lock, a window that will not fit)."""
 
-    def confirm(
-        self, rows: int, host: str, rate: Rate, concurrency: int, *, applied: int = 0
-    ) -> bool:
-        """Ask before sending ``rows`` to a real host (only when the invocation may ask);
-        ``applied`` rows are left out, already applied by an earlier run."""
+    def confirm(self, sending: Confirmation) -> bool:
+        """Ask before sending to a real host (only when the invocation may ask); ``sending``
+        says what will happen (a run that may not ask notes ``sending.describe()`` instead)."""
 
     async def go_on(self, succeeded: int) -> bool:
         """The canary's ``succeeded`` rows all succeeded: send the rest? (cancellable)"""
@@ -155,6 +154,10 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         )
         if via := inv.network.via(target.base_url):
             operator.note(f"requests to {target.host} go {via}")
+        this_run = journal is not None and new_run is None  # continued: its journal is its own
+        # Against a real host, the replace semantics said once per run (or nothing is sent).
+        inv = replace(inv, record=replacing.chosen(inv.record, journal if this_run else None,
+                                                   target))  # fmt: skip
         limiter = Limiter(settings.rate)  # one per run: the preflight's GETs and the updates
         check = settings.account_check
         if check is None:  # by default, a real host only (not the sandbox, not loopback)
@@ -162,7 +165,6 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         account = None
         if check:
             # A run continued (its own journal) judges against the lists it read at its start.
-            this_run = journal is not None and new_run is None
             checked = check_account(
                 batch, settings, target, limiter, operator.note, network=inv.network,
                 kept=_kept_account(inv, operator) if this_run else None,
@@ -189,9 +191,12 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
                 f"{applied} rows were already applied by an earlier run of {settings.results} "
                 "(same routing id, same body, same target): not sent again"
             )
-        if inv.ask and target.needs_confirmation:
-            rate, concurrency = settings.rate, settings.concurrency
-            if not operator.confirm(left, target.host, rate, concurrency, applied=applied):
+        if target.needs_confirmation:
+            sending = replacing.confirmation(inv, target, journal, resumed=new_run is None,
+                                             left=left, applied=applied)  # fmt: skip
+            if not inv.ask and left:  # --yes, or no terminal: the question's words, logged
+                operator.note(sending.describe())
+            elif inv.ask and not operator.confirm(sending):
                 message = "nothing sent (not confirmed); pass --yes to skip this question"
                 if keep or new_run is not None:
                     message += f"; the earlier run's journal {path.name} is kept as it was"

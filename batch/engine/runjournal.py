@@ -120,18 +120,29 @@ def count(batch: Batch, journal: Journal | None, *, resumed: bool) -> tuple[int,
     the journal's rows are this run's (else a new run starts in it and they are not)."""
     if journal is None:
         return batch.candidates, 0
-    memory = batch.kind == "run" and not batch.snapshot and journal.has_applied()
-    if resumed:
-        calls: Iterable[Call] = todo(batch, journal)()
-    else:
-        calls = batch.calls()
     left = applied = 0
-    for call in calls:
-        if memory and journal.applied_at(call) is not None:
+    for _, was_applied in _considered(batch, journal, resumed=resumed):
+        if was_applied:
             applied += 1
         else:
             left += 1
     return left, applied
+
+
+def to_send(batch: Batch, journal: Journal | None, *, resumed: bool) -> Iterator[Call]:
+    """The calls :func:`count` counts as left to send, in row order."""
+    if journal is None:
+        return batch.calls()
+    return (call for call, was_applied in _considered(batch, journal, resumed=resumed)
+            if not was_applied)  # fmt: skip
+
+
+def _considered(batch: Batch, journal: Journal, *, resumed: bool) -> Iterator[tuple[Call, bool]]:
+    """The calls not yet decided, each with whether an earlier run already applied it."""
+    memory = batch.kind == "run" and not batch.snapshot and journal.has_applied()
+    calls: Iterable[Call] = todo(batch, journal)() if resumed else batch.calls()
+    for call in calls:
+        yield call, memory and journal.applied_at(call) is not None
 
 
 def mark_applied(batch: Batch, journal: Journal) -> None:

@@ -44,6 +44,10 @@ READING: Final = {
     "separator": "the separator (--separator)",
     "encoding": "the encoding (--encoding)",
 }
+# How a run said the update's replace semantics are handled (issue 25): a snapshot of the
+# current records, or the statement that every row is the complete record. Either one, kept by
+# the record, holds for the run's resumes and retries (batch.engine.replacing).
+REPLACE_CHOICE: Final = ("current", "rows_are_complete")
 # Settings a resume or retry takes from the record when no flag (or job key) gives them.
 REUSED_SETTINGS: Final = tuple(
     name for name, setting in SETTINGS.items() if setting.memory is Memory.REUSE
@@ -240,6 +244,22 @@ class RunRecord:
         pace = {name: now.settings[name] for name in REUSED_SETTINGS}
         return replace(self, sandbox=now.sandbox, api_key_file=now.api_key_file,
                        settings={**self.settings, **pace})  # fmt: skip
+
+    @property
+    def replace_choice(self) -> str | None:
+        """How this run handles the replace semantics: ``--current`` (a snapshot),
+        ``--rows-are-complete`` (the statement), or None when it has not said."""
+        if self.settings["current"] is not None:
+            return "--current"
+        return "--rows-are-complete" if self.settings["rows_are_complete"] else None
+
+    def keeping_choice(self, earlier: RunRecord | None) -> RunRecord:
+        """This record, with ``earlier``'s replace choice when it says none of its own (a
+        resume of the run, or a retry of it)."""
+        if self.replace_choice is not None or earlier is None or earlier.replace_choice is None:
+            return self
+        carried = {name: earlier.settings[name] for name in REPLACE_CHOICE}
+        return replace(self, settings={**self.settings, **carried})
 
     def changed_content(self, now: RunRecord) -> list[str]:
         """The flags whose values differ between this record and ``now`` (what a resume

@@ -19,6 +19,7 @@ from batch.journal.record import sha256_file
 from batch.model import RESULT_COLUMNS, RETRYABLE_OUTCOMES, Call, Outcome, RowResult
 from batch.prepare.current import gate
 from batch.prepare.cutover import read_checked, refuse_overwrites, require_current
+from batch.prepare.effects import Effects, judged, unjudged
 from batch.prepare.validate import Validation
 from batch.settings import RunSettings
 
@@ -40,6 +41,9 @@ class Batch:
     carried: dict[int, tuple[int, datetime | None]] = field(default_factory=dict)
     # what the snapshot adds to the run's identity (its content), "" without --current
     snapshot: str = ""
+    # what each row's request does to its record (batch.prepare.effects), for the question
+    # before a real run; made only when asked (None: a retry, whose requests are as recorded)
+    effects: Callable[[], Effects] | None = None
     # the rollback file, written just before the first request; returns the note to show
     before_sending: Callable[[], str] | None = None
     notes: tuple[str, ...] = ()  # what preparing found worth telling (the snapshot's verdicts)
@@ -73,7 +77,8 @@ def batch_for_run(settings: RunSettings) -> tuple[Batch, Validation]:
     v, passthrough = checked.validation, checked.table.passthrough_frame()
     read_notes = checked.table.notes  # which sheet of a workbook was read
     if checked.current is None:
-        return Batch(v.calls, v.preview_results, passthrough, v.valid, notes=read_notes), v
+        return Batch(v.calls, v.preview_results, passthrough, v.valid, notes=read_notes,
+                     effects=lambda: unjudged(v)), v  # fmt: skip
     g = gate(
         v, checked.current, allow_wipe=settings.allow_wipe, skip_unchanged=settings.skip_unchanged
     )
@@ -102,6 +107,7 @@ def batch_for_run(settings: RunSettings) -> tuple[Batch, Validation]:
         passthrough=passthrough,
         candidates=int(g.send_mask().sum()),
         snapshot=sha256_file(checked.current.path),
+        effects=lambda: judged(g.diff),
         before_sending=write_rollback if rollback_path is not None else None,
         notes=(*read_notes, f"against {checked.current.path}: {counts or 'no valid rows'}"),
     )

@@ -17,10 +17,17 @@ BAD_ROW = "4,2,4,1,,T-4\n"  # SIP inbound without its trunk id: MISSING_TARGET
 KEY = "rg_live_" + "Zx81Qp0LmN4vB7tY2sK9"
 
 
-def make_job(folder: Path, name: str, body: str = "", *, rows: str = GOOD_ROWS) -> Path:
-    """A job file named ``name`` with its own input file beside it."""
+def make_job(
+    folder: Path, name: str, body: str = "", *, rows: str = GOOD_ROWS, complete: bool = True
+) -> Path:
+    """A job file named ``name`` with its own input file beside it; ``complete``: it states
+    that its rows are complete records (a job for a real host says how records are replaced)."""
     data = folder / f"{Path(name).stem}.csv"
     data.write_text(HEADER + rows)
+    if complete:
+        statement = "rows_are_complete = true\n"
+        body = (body.replace("[safety]\n", "[safety]\n" + statement) if "[safety]\n" in body
+                else f"{body}[safety]\n{statement}")  # fmt: skip
     path = folder / name
     path.write_text(f'input = "{data.name}"\n{body}')
     return path
@@ -158,3 +165,18 @@ def test_shipped_jobs_check_clean(path: Path) -> None:
     code, out = check(path)
     assert code == 0, out
     assert ": ok: " in out
+
+
+def test_a_job_for_a_real_host_says_how_records_are_replaced(tmp_path: Path) -> None:
+    """Issue 25: a job for a real host with neither [safety].current nor
+    [safety].rows_are_complete is unusable (its run would send nothing), with the run's message;
+    the same job for a loopback host needs neither."""
+    code, out = check(make_job(tmp_path, "bare.toml", complete=False))
+    assert code == 2
+    assert "bare.toml: unusable" in out
+    assert "api.vocobase.com is a real host and the update replaces the whole record" in out
+    assert "[safety].rows_are_complete = true" in out
+    assert f"reroute plan {tmp_path / 'bare.csv'} --current SNAPSHOT" in out
+    local = '[target]\nbase_url = "http://127.0.0.1:8787/api/v2"\n'
+    code, out = check(make_job(tmp_path, "local.toml", local, complete=False))
+    assert code == 0, out

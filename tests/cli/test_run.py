@@ -356,10 +356,13 @@ def test_confirmation_on_a_terminal_can_decline(
         "--base-url",
         "https://api.example.invalid/api/v2",
         "--no-account-check",
+        "--rows-are-complete",
     ]
     result = invoke(*args, "--results", str(tmp_path / "o.csv"), key="rg_live_k0", input="n\n")
     assert result.exit_code == 2
-    assert "About to send 3 routing changes to api.example.invalid" in result.stderr
+    assert "3 records to replace on api.example.invalid at 60/min" in result.stderr
+    assert "3 of them send no connection_id (any the record holds is cleared)" in result.stderr
+    assert "no rollback file (it needs --current)" in result.stderr
     assert "not confirmed" in result.stderr
 
 
@@ -474,8 +477,28 @@ def test_confirmation_aborted_sends_nothing(
         "--base-url",
         "https://api.example.invalid/api/v2",
         "--no-account-check",
+        "--rows-are-complete",
     ]
     result = invoke(*args, "--results", str(tmp_path / "o.csv"), key="rg_live_k0", input="")
     assert result.exit_code == 2
     assert "not confirmed" in result.stderr
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_retry_with_no_record_of_the_runs_choice_sends_nothing(tmp_path: Path) -> None:
+    """Issue 25: a results file whose run left no journal, retried against a real host: exit 2
+    before any request (the account check's too), saying the statement or a snapshot run is
+    needed; nothing is made."""
+    out = tmp_path / "old.results.csv"
+    out.write_text(
+        "row,routing_id,outcome,http_status,attempts,error_code,error_message,request,response,"
+        'started_at,finished_at,duration_ms\n1,1001,failed,503,5,HTTP_503,x,"{""for_inbound_call'
+        '"":1,""for_outbound_call"":4,""status"":1}",,,,\n'
+    )
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = invoke("retry", str(out), "--base-url", "https://api.example.invalid/api/v2",
+                    key="rg_live_" + "k" * 40)  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert f"the run that wrote {out} did not say" in result.stderr
+    assert "pass --rows-are-complete" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -30,6 +30,7 @@ def write_job(folder: Path, base_url: str, variable: str) -> Path:
     job = folder / "job.toml"
     job.write_text(
         f'input = "in.csv"\n[target]\nbase_url = "{base_url}"\napi_key_env = "{variable}"\n'
+        "[safety]\nrows_are_complete = true\n"  # a real host: the rows are the records wanted
     )
     return job
 

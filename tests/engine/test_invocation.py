@@ -40,6 +40,7 @@ def test_fresh_declined_keeps_the_earlier_journal(
         "--base-url",
         "https://api.example.invalid/api/v2",
         "--no-account-check",
+        "--rows-are-complete",  # a real host: the replace semantics said
     ]
     declined = invoke(
         *real, "--results", str(out), "--fresh", key=live_sandbox.api_key, input="n\n"

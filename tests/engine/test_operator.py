@@ -11,11 +11,11 @@ import pytest
 from batch.config.resolve import for_run, record_of
 from batch.engine.ending import Status
 from batch.engine.invocation import Invocation, run_invocation
+from batch.engine.replacing import Confirmation
 from batch.engine.stop import Observer, StopReason
 from batch.journal.db import journal_path
 from batch.model import Call, Outcome
 from batch.prepare.batch import batch_for_run
-from batch.settings import Rate
 from tests.cli.test_run import write_input
 from tests.conftest import StartSandbox
 
@@ -41,14 +41,14 @@ class FakeOperator:
     notes: list[str] = field(default_factory=list)
     asked: list[tuple[int, str]] = field(default_factory=list)
     canary_asked: list[int] = field(default_factory=list)
+    told: list[Confirmation] = field(default_factory=list)
 
     def note(self, text: str) -> None:
         self.notes.append(text)
 
-    def confirm(
-        self, rows: int, host: str, rate: Rate, concurrency: int, *, applied: int = 0
-    ) -> bool:
-        self.asked.append((rows, host))
+    def confirm(self, sending: Confirmation) -> bool:
+        self.asked.append((sending.rows, sending.host))
+        self.told.append(sending)
         return self.yes
 
     async def go_on(self, succeeded: int) -> bool:
@@ -75,7 +75,7 @@ def test_a_no_at_the_question_sends_nothing_and_leaves_no_run(tmp_path: Path) ->
     host, nothing sent, no journal made (a refusal leaves nothing behind)."""
     source, out = write_input(tmp_path / "in.csv", 3), tmp_path / "out.csv"
     inv = invocation(source, out, ask=True, base_url="https://api.example.invalid/api/v2",
-                     account_check=False)  # fmt: skip
+                     account_check=False, rows_are_complete=True)  # fmt: skip
     operator = FakeOperator(yes=False)
     result = run_invocation(inv, operator)
     assert result.status is Status.NOT_CONFIRMED

@@ -14,6 +14,7 @@ from rich.console import Console
 from batch.cli.options import LogFormat
 from batch.cli.terminal import TerminalOperator
 from batch.config.jobs import load_job, resolve_run_settings
+from batch.engine.replacing import Confirmation
 from batch.journal.record import sha256_file
 from batch.sandbox import RunningSandbox
 from batch.settings import Rate
@@ -171,8 +172,11 @@ def test_the_confirmation_says_how_many_rows_are_left_out(
     monkeypatch.setattr("batch.cli.terminal.err_console", console)
     monkeypatch.setattr("typer.confirm", lambda *args, **kwargs: False)
     operator = TerminalOperator(LogFormat.TEXT)
-    assert not operator.confirm(7, "api.example.com", Rate(60, 60.0), 4, applied=3)
-    assert "About to send 7 routing changes (3 already applied, not sent)" in console.export_text()
+    sending = Confirmation(7, "api.example.com", Rate(60, 60.0), 4, applied=3)
+    assert not operator.confirm(sending)
+    assert "7 records to replace on api.example.com (3 already applied, not sent) at 60/min" in (
+        console.export_text()
+    )
 
 
 def test_job_results_placeholders(tmp_path: Path) -> None:

@@ -95,7 +95,7 @@ def test_declined_then_edited_asks_again(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr("batch.cli.run_cmd.stdin_is_terminal", lambda: True)
     source, out = write_input(tmp_path / "in.csv", 3), tmp_path / "out.csv"
     args = ["run", str(source), "--base-url", "https://api.example.invalid/api/v2",
-            "--no-account-check", "--results", str(out)]  # fmt: skip
+            "--no-account-check", "--rows-are-complete", "--results", str(out)]  # fmt: skip
     first = invoke(*args, key=LIVE_KEY, input="n\n")
     assert first.exit_code == 2, first.output
     assert "not confirmed" in first.stderr
@@ -104,7 +104,7 @@ def test_declined_then_edited_asks_again(tmp_path: Path, monkeypatch: pytest.Mon
     write_input(source, 4)
     second = invoke(*args, key=LIVE_KEY, input="n\n")
     assert second.exit_code == 2, second.output
-    assert "About to send 4 routing changes" in second.stderr
+    assert "4 records to replace on api.example.invalid" in second.stderr
     assert "unfinished" not in second.stderr
     assert left_behind(out) == []
 
@@ -163,7 +163,8 @@ def test_dns_failure_in_the_check_is_a_stop(tmp_path: Path) -> None:
     no journal; the key is never shown."""
     source, out = write_input(tmp_path / "in.csv", 5), tmp_path / "out.csv"
     result = invoke("run", str(source), "--base-url", "https://api.vocobase.invalid/api/v2",
-                    "--results", str(out), "--yes", key=LIVE_KEY)  # fmt: skip
+                    "--results", str(out), "--yes", "--rows-are-complete",
+                    key=LIVE_KEY)  # fmt: skip
     assert result.exit_code == 3, result.output
     assert "api.vocobase.invalid does not resolve" in result.output
     assert "fix your input" not in result.output

@@ -181,7 +181,7 @@ def test_unresolvable_host_stops_within_seconds(tmp_path: Path) -> None:
     began = time.monotonic()
     result = invoke("run", str(source), "--base-url", "https://api.vocobase.invalid/api/v2",
                     "--results", str(out), "--rate", "50/s", "--yes", "--no-account-check",
-                    key="rg_live_" + "b" * 40)  # fmt: skip
+                    "--rows-are-complete", key="rg_live_" + "b" * 40)  # fmt: skip
     assert result.exit_code == 3, result.output
     assert time.monotonic() - began < 10
     assert "api.vocobase.invalid does not resolve" in result.output
