@@ -2,9 +2,8 @@
 
 ``--rate 60/min``, ``--max-outage 15m``, ``--fill-from-current yes``: not ``max_outage 900.0``
 or ``False``. The ones that differ from the default come first (they are what the run chose).
-
-One small mapping, here until the settings table (one row per setting: flag, job key,
-converter, default) exists; then it should come from there.
+Flags, job keys and defaults come from the table of settings (batch.settings.SETTINGS); the
+form of a value from its kind.
 """
 
 from __future__ import annotations
@@ -12,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
+
+from batch.settings import SETTINGS as TABLE
+from batch.settings import ErrorBudget, Rate
+from batch.settingtable import Kind
 
 
 @dataclass(frozen=True)
@@ -54,35 +57,37 @@ def _check(value: Any) -> str:
 
 
 _Format = Callable[[Any], str]
-# name -> (flag, job-file key, default, formatter). A default of None: not set.
-SETTINGS: Final[dict[str, tuple[str, str, Any, _Format]]] = {
-    "sandbox": ("--sandbox", "", False, _yes_no),
-    "base_url": ("--base-url", "[target] base_url", None, _text),
-    "api_key_env": ("", "[target] api_key_env", "VOCOBASE_API_KEY", _text),
-    "api_key_file": ("--api-key-file", "", None, _text),
-    "connection_id": ("--connection-id", "[target] connection_id", None, _text),
-    "rate": ("--rate", "[pace] rate", "60/min", _text),
-    "concurrency": ("--concurrency", "[pace] concurrency", 4, _text),
-    "max_attempts": ("--max-attempts", "[pace] max_attempts", 5, _text),
-    "timeout": ("--timeout", "[pace] timeout", 30.0, _seconds),
-    "max_retry_after": ("--max-retry-after", "[pace] max_retry_after", 300.0, _seconds),
-    "max_outage": ("--max-outage", "[pace] max_outage", 900.0, _duration),
-    "not_before": ("--not-before", "[window] not_before", None, _text),
-    "not_after": ("--not-after", "[window] not_after", None, _text),
-    "skip_invalid": ("--skip-invalid", "[safety] skip_invalid", False, _yes_no),
-    "current": ("--current", "[safety] current", None, _text),
-    "fill_from_current": ("--fill-from-current", "[safety] fill_from_current", False, _yes_no),
-    "allow_wipe": ("--allow-wipe", "[safety] allow_wipe", False, _yes_no),
-    "skip_unchanged": ("--skip-unchanged", "[safety] skip_unchanged", False, _yes_no),
-    "rollback": ("--rollback", "[safety] rollback", None, _text),
-    "canary": ("--canary", "[safety] canary", None, _text),
-    "error_budget": ("--error-budget", "[safety] error_budget", None, _budget),
-    "account_check": ("--account-check", "[safety] account_check", None, _check),
-    "approved_plan": ("--approved-plan", "approved_plan", None, _text),
-    "sheet": ("--sheet", "sheet", None, _text),
-    "separator": ("--separator", "separator", None, _text),
-    "encoding": ("--encoding", "encoding", None, _text),
+_FORMS: Final[dict[Kind, _Format]] = {
+    Kind.SWITCH: _yes_no,
+    Kind.SECONDS: _seconds,
+    Kind.DURATION: _duration,
+    Kind.BUDGET: _budget,
 }
+# Facts of the invocation a run records beside its settings (flags, but not settings).
+_INVOCATION: Final[dict[str, tuple[str, str, Any, _Format]]] = {
+    "sandbox": ("--sandbox", "", False, _yes_no),
+    "api_key_file": ("--api-key-file", "", None, _text),
+}
+
+
+def _rows() -> dict[str, tuple[str, str, Any, _Format]]:
+    """name -> (flag, job-file key, default, form), in the table's order. A default of None:
+    not set."""
+    rows = dict(_INVOCATION)
+    for name, entry in TABLE.items():
+        if entry.job is None and entry.flag is None:
+            continue  # derived, never written by the operator (window_daily)
+        if name in ("input", "results", "fresh", "report"):
+            continue  # what the run is, not how it runs (the report names them itself)
+        default = entry.default
+        form = _check if name == "account_check" else _FORMS.get(entry.kind, _text)
+        shown_default = str(default) if isinstance(default, Rate | ErrorBudget) else default
+        key = entry.job_key.replace("].", "] ", 1) if entry.job is not None else ""
+        rows[name] = (entry.flag or "", key, shown_default, form)
+    return rows
+
+
+SETTINGS: Final = _rows()
 
 
 def shown(settings: dict[str, Any]) -> list[Setting]:
