@@ -17,6 +17,7 @@ from batch.cli.app import app, examples, stdin_is_terminal
 from batch.cli.options import (
     AccountCheckOpt,
     ApiKeyFileOpt,
+    ApprovedPlanOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
     FreshOpt,
@@ -61,6 +62,7 @@ def retry(
     max_outage: MaxOutageOpt = None,
     not_before: NotBeforeOpt = None,
     not_after: NotAfterOpt = None,
+    approved_plan: ApprovedPlanOpt = None,
     yes: YesOpt = False,
     account_check: AccountCheckOpt = None,
     recheck_account: RecheckAccountOpt = False,
@@ -94,6 +96,7 @@ def retry(
         max_outage=max_outage,
         not_before=not_before,
         not_after=not_after,
+        approved_plan=approved_plan,
     )
     flags["account_check"] = account_check  # False too: --no-account-check beats the job file
     with terminal.reporting_errors_and_interrupts(log_format):

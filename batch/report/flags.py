@@ -78,7 +78,7 @@ SETTINGS: Final[dict[str, tuple[str, str, Any, _Format]]] = {
     "canary": ("--canary", "[safety] canary", None, _text),
     "error_budget": ("--error-budget", "[safety] error_budget", None, _budget),
     "account_check": ("--account-check", "[safety] account_check", None, _check),
-    "approved_plan": ("--approved-plan", "approved_plan", None, _text),
+    "approved_plan": ("--approved-plan", "[safety] approved_plan", None, _text),
     "sheet": ("--sheet", "sheet", None, _text),
     "separator": ("--separator", "separator", None, _text),
     "encoding": ("--encoding", "encoding", None, _text),
