@@ -138,7 +138,7 @@ def check(calls: Iterable[Call], approved: str, *, retry: bool, folders: Iterabl
     if kept is None:
         raise UsageError(
             f"this {what}'s plan is not the approved plan, so nothing was sent: its sha256 is "
-            f"{sha} ({len(mine)} requests), the approved one {approved}. How many rows differ "
+            f"{sha} ({_requests(len(mine))}), the approved one {approved}. How many rows differ "
             f"is unknown: the approved plan's requests were not found ({PLANS}/{approved}.tsv "
             "beside the results or the input, where `reroute plan` keeps them); run `reroute "
             "plan` with the approved sheet and flags to see them, or have this plan approved"
@@ -152,8 +152,8 @@ def check(calls: Iterable[Call], approved: str, *, retry: bool, folders: Iterabl
     raise UsageError(
         f"{_rows(len(differ))} from the approved plan {approved[:12]}…, so nothing was "
         f"sent; the first is row {first}: {how}. (This {what}'s plan has sha256 {sha}, "
-        f"{len(mine)} requests; the approved one {len(kept)}.) Send the sheet that was "
-        "approved, or have this plan approved (`reroute plan` prints its hash)"
+        f"{_requests(len(mine))}; the approved one {_requests(len(kept))}.) Send the sheet "
+        "that was approved, or have this plan approved (`reroute plan` prints its hash)"
     )
 
 
@@ -165,6 +165,10 @@ def _differing(mine: list[Request], kept: dict[int, tuple[str, str]], *, whole: 
         rows = {row for row, _, _ in mine}
         found |= {row for row in kept if row not in rows}
     return sorted(found)
+
+
+def _requests(count: int) -> str:
+    return "1 request" if count == 1 else f"{count:,} requests"
 
 
 def _rows(count: int) -> str:
