@@ -269,7 +269,7 @@ class RunSettings:
     # The plan the change board approved (`reroute plan` printed its sha256): a run whose plan
     # has another hash sends nothing (batch.prepare.approval).
     approved_plan: str | None = field(default=None, metadata=about(
-        Kind.SHA256, job="safety", memory=Memory.RECORD,
+        Kind.SHA256, job="safety",
         help="Send only if this run's plan has this sha256, as `reroute plan` printed it (the "
         "approved plan); otherwise send nothing (exit 2) and name the rows that differ.",
     ))  # fmt: skip
