@@ -274,6 +274,13 @@ class RunSettings:
         help="Before the first update, check every bot and connection the rows name against the "
         "account's lists (on by default against a real host, off for the sandbox and loopback).",
     ))  # fmt: skip
+    # The plan the change board approved (`reroute plan` printed its sha256): a run whose plan
+    # has another hash sends nothing (batch.prepare.approval).
+    approved_plan: str | None = field(default=None, metadata=about(
+        Kind.SHA256, job="safety",
+        help="Send only if this run's plan has this sha256, as `reroute plan` printed it (the "
+        "approved plan); otherwise send nothing (exit 2) and name the rows that differ.",
+    ))  # fmt: skip
     # How the input is read (issue 16): a workbook's sheet, a text file's separator, encoding.
     sheet: str | None = field(default=None, metadata=about(
         Kind.SHEET, job="", memory=Memory.RECORD,

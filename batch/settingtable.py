@@ -38,6 +38,7 @@ class Kind(StrEnum):
     SHEET = "sheet"
     SEPARATOR = "separator"
     ENCODING = "encoding"
+    SHA256 = "sha256"  # 64 hex digits (a plan's hash, as `reroute plan` prints it)
 
 
 class Memory(StrEnum):

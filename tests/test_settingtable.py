@@ -72,7 +72,7 @@ def test_the_table_says_what_the_layers_used_to_spell_out() -> None:
         "window": ("not_before", "not_after"),
         "safety": ("skip_invalid", "current", "rows_are_complete", "fill_from_current",
                    "allow_wipe", "skip_unchanged", "rollback", "canary", "error_budget",
-                   "keep_runs", "account_check"),
+                   "keep_runs", "account_check", "approved_plan"),
     }  # fmt: skip
     assert set(COERCE) == set(SETTINGS)
     assert ENV_VARS == {"base_url": "REROUTE_BASE_URL"}

@@ -55,6 +55,9 @@ AccountCheckOpt = Annotated[
     bool | None,
     _option("account_check", "--account-check/--no-account-check", show_default=False),
 ]
+ApprovedPlanOpt = Annotated[
+    str | None, _option("approved_plan", metavar="SHA256", show_default=False)
+]
 NoReportOpt = Annotated[bool, _option("report")]  # --no-report: the setting `report` off
 SandboxOpt = Annotated[
     bool,

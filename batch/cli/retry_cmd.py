@@ -17,6 +17,7 @@ from batch.cli.app import app, examples, stdin_is_terminal
 from batch.cli.options import (
     AccountCheckOpt,
     ApiKeyFileOpt,
+    ApprovedPlanOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
     FreshOpt,
@@ -64,6 +65,7 @@ def retry(
     not_before: NotBeforeOpt = None,
     not_after: NotAfterOpt = None,
     rows_are_complete: RowsAreCompleteOpt = False,
+    approved_plan: ApprovedPlanOpt = None,
     yes: YesOpt = False,
     account_check: AccountCheckOpt = None,
     recheck_account: RecheckAccountOpt = False,
@@ -99,6 +101,7 @@ def retry(
         not_before=not_before,
         not_after=not_after,
         rows_are_complete=rows_are_complete,
+        approved_plan=approved_plan,
     )
     flags["account_check"] = account_check  # False too: --no-account-check beats the job file
     with terminal.reporting_errors_and_interrupts(log_format):

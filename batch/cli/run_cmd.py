@@ -19,6 +19,7 @@ from batch.cli.options import (
     AccountCheckOpt,
     AllowWipeOpt,
     ApiKeyFileOpt,
+    ApprovedPlanOpt,
     BaseUrlOpt,
     CanaryOpt,
     ConcurrencyOpt,
@@ -94,6 +95,7 @@ def run(
     allow_wipe: AllowWipeOpt = False,
     skip_unchanged: SkipUnchangedOpt = False,
     rollback: RollbackOpt = None,
+    approved_plan: ApprovedPlanOpt = None,
     canary: CanaryOpt = None,
     error_budget: ErrorBudgetOpt = None,
     abandon_previous: Annotated[
@@ -148,6 +150,7 @@ def run(
         allow_wipe=allow_wipe,
         skip_unchanged=skip_unchanged,
         rollback=rollback,
+        approved_plan=approved_plan,
         canary=canary,
         error_budget=error_budget,
         keep_runs=keep_runs,

@@ -7,6 +7,8 @@ of the current records (exit 1 too when some row would erase a field the record 
 
 from __future__ import annotations
 
+import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,19 +16,29 @@ import typer
 
 from batch.cli.app import Exit, app, examples, reporting_errors, say
 from batch.cli.options import (
+    AllowWipeOpt,
     ApiKeyFileOpt,
     BaseUrlOpt,
     EncodingOpt,
     JsonOpt,
     SeparatorOpt,
     SheetOpt,
+    SkipUnchangedOpt,
 )
 from batch.errors import UsageError
 from batch.sheets.dialect import Reading, check_encoding, check_separator, check_sheet
 
 if TYPE_CHECKING:  # polars behind these is imported when a command runs (start-up time)
+    from batch.prepare.approval import Kept, Request
     from batch.prepare.current import Diff
     from batch.prepare.validate import Validation
+    from batch.sheets.load import Table
+
+
+class PlanFormat(StrEnum):
+    TEXT = "text"
+    MD = "md"
+
 
 InputArg = Annotated[
     Path,
@@ -199,6 +211,16 @@ def plan_command(
             show_default=False,
         ),
     ] = None,
+    allow_wipe: AllowWipeOpt = False,
+    skip_unchanged: SkipUnchangedOpt = False,
+    fmt: Annotated[
+        PlanFormat,
+        typer.Option(
+            "--format",
+            help="text: the summary; md: the plan as Markdown for the change ticket (counts, "
+            "changes old -> new and values cleared with --current, the sha256), on stdout.",
+        ),
+    ] = PlanFormat.TEXT,
     sheet: SheetOpt = None,
     separator: SeparatorOpt = None,
     encoding: EncodingOpt = None,
@@ -207,7 +229,9 @@ def plan_command(
         typer.Option(
             "--results",
             help="The results path `run` would write (default <input stem>.results.csv here): "
-            "rows an earlier run there already applied are counted (run will not send them).",
+            "rows an earlier run there already applied are counted (run will not send them); "
+            "the plan is kept beside it, in .reroute-plans/<sha256>.tsv, for `run "
+            "--approved-plan`.",
             metavar="PATH",
             show_default=False,
         ),
@@ -217,18 +241,22 @@ def plan_command(
     api_key_file: ApiKeyFileOpt = None,
     json_document: JsonOpt = False,
 ) -> None:
-    """Dry run: what `run` would send, per row; send nothing. Exit statuses as `validate`;
-    with --current, also 1 when a row would wipe a field the current record has.
+    """Dry run: what `run` would send, per row; send nothing. Prints the plan's sha256 (what
+    `run --approved-plan` checks). Exit statuses as `validate`; with --current, also 1 when a
+    row would wipe a field the current record has (unless --allow-wipe).
     """
     from batch.cli.summary import print_plan_counts, print_validation_summary
-    from batch.prepare.current import diff_rows
+    from batch.prepare import approval
     from batch.prepare.cutover import read_checked, refuse_overwrites, require_current
     from batch.prepare.plan import plan_counts, write_plan
     from batch.prepare.rollback import write_rollback
 
+    markdown = fmt is PlanFormat.MD
+    tell = _note if markdown else _say  # with --format md, stdout is the Markdown alone
     with reporting_errors():
         refuse_overwrites(input_path, current, ((out, "--out"), (rollback, "--rollback")))
-        require_current(current, {"--rollback": rollback})
+        needs_current = {"--rollback": rollback, "--allow-wipe": allow_wipe}
+        require_current(current, needs_current | {"--skip-unchanged": skip_unchanged})
         reading = _reading(sheet, separator, encoding)
         checked = read_checked(
             input_path, current=current, fill=fill, connection_id=connection_id, reading=reading
@@ -236,7 +264,11 @@ def plan_command(
         table, v, snapshot = checked.table, checked.validation, checked.current
         if account:
             v = _account_check(input_path, v, base_url, api_key_file, on_stderr=json_document)
-        diff = diff_rows(v, snapshot) if snapshot is not None else None
+        requests, diff = approval.plan_requests(
+            v, snapshot, allow_wipe=allow_wipe, skip_unchanged=skip_unchanged
+        )
+        results_path = results or Path(f"{input_path.stem}.results.csv")
+        kept = approval.keep(results_path.parent, requests)
         if out is not None:
             write_plan(out, v, diff)
         restored = write_rollback(rollback, diff) if rollback and diff else None
@@ -244,38 +276,68 @@ def plan_command(
             from batch.cli import documents
             from batch.prepare.plan import already_applied
 
-            code = _exit_status(v, diff)
+            code = _exit_status(v, diff if not allow_wipe else None) if len(table) else Exit.OK
             applied = None
             if diff is None:  # with a snapshot the snapshot is the truth, not the memory
-                applied, _ = already_applied(results or Path(f"{input_path.stem}.results.csv"), v)
+                applied, _ = already_applied(results_path, v)
             documents.emit(
                 {
                     **documents.envelope("plan", code),
                     **documents.validation(v, table.notes),
                     **documents.plan(plan_counts(v), diff, applied=applied, out=out,
                                      rollback=rollback if diff else None, restored=restored),
+                    "plan_sha256": kept.sha256,
+                    "planned_requests": kept.requests,
+                    "kept_plan": str(kept.path),
                 }
             )  # fmt: skip
             raise typer.Exit(code)
         for note in table.notes:
-            _say(note)
-        if not len(table):
+            tell(note)
+        if markdown:
+            _print_markdown(input_path, checked.table, v, diff, kept, requests, allow_wipe)
+        elif not len(table):
             _say(f"{input_path}: a header and no rows; nothing to do")
-            raise typer.Exit(Exit.OK)
-        print_validation_summary(v)
-        print_plan_counts(plan_counts(v))
-        if diff is not None:
-            _print_diff(diff)
-        else:  # with a snapshot the snapshot is the truth, not the memory
-            _print_applied(results or Path(f"{input_path.stem}.results.csv"), v)
+        else:
+            print_validation_summary(v)
+            print_plan_counts(plan_counts(v))
+            if diff is not None:
+                _print_diff(diff, allow_wipe=allow_wipe)
+            else:  # with a snapshot the snapshot is the truth, not the memory
+                _print_applied(results_path, v)
         if out is not None:
-            _say(f"plan of {v.valid} requests written to {out}")
+            tell(f"plan of {v.valid} requests written to {out}")
         if restored is not None:
-            _say(
+            tell(
                 f"rollback of {restored} records written to {rollback}: "
                 f"`reroute run {rollback}` puts them back as {current} has them"
             )
-    raise typer.Exit(_exit_status(v, diff))
+        tell(f"plan sha256: {kept.sha256} ({kept.requests} requests)")
+        tell(f"kept in {kept.path}: `run --approved-plan {kept.sha256}` sends this plan or nothing")
+    if not len(table):
+        raise typer.Exit(Exit.OK)
+    raise typer.Exit(_exit_status(v, diff if not allow_wipe else None))
+
+
+def _print_markdown(
+    input_path: Path,
+    table: Table,
+    v: Validation,
+    diff: Diff | None,
+    kept: Kept,
+    requests: list[Request],
+    allow_wipe: bool,
+) -> None:
+    from batch.prepare.plan import plan_counts
+    from batch.report import planmd
+
+    facts = planmd.PlanFacts(
+        source=input_path, validation=v, diff=diff, kept=kept, counts=plan_counts(v),
+        passthrough=table.passthrough_frame(), planned_rows=frozenset(r[0] for r in requests),
+        allow_wipe=allow_wipe,
+    )  # fmt: skip
+    sys.stdout.write(planmd.text(facts))
+    sys.stdout.flush()
 
 
 def _account_check(
@@ -323,14 +385,14 @@ def _print_applied(results: Path, v: Validation) -> None:
         )
 
 
-def _print_diff(diff: Diff) -> None:
+def _print_diff(diff: Diff, *, allow_wipe: bool = False) -> None:
     from batch.cli.summary import SHOWN_PROBLEMS
     from batch.prepare.current import Verdict
 
     for line in diff.summary_lines(SHOWN_PROBLEMS):
         _say(line)
     wipes = diff.counts()[Verdict.WIPES]
-    if wipes:
+    if wipes and not allow_wipe:
         _say(
             f"{wipes} rows would erase a value the current record has (the update replaces "
             "the whole record): fill those cells, use --fill-from-current, or, if erasing is "
@@ -340,3 +402,8 @@ def _print_diff(diff: Diff) -> None:
 
 def _say(text: str) -> None:
     say(text)
+
+
+def _note(text: str) -> None:
+    """A line on stderr (stdout holds a document: the Markdown plan)."""
+    print(text, file=sys.stderr, flush=True)

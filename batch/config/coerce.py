@@ -114,6 +114,18 @@ def _as_env_name(value: object) -> str:
     return text
 
 
+_SHA256: Final = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _as_sha256(value: object) -> str:
+    text = str(value).strip().lower()
+    if not _SHA256.match(text):
+        raise ValueError(
+            f"{str(value)[:80]!r} is not a sha256: copy the 64 hex digits `reroute plan` printed"
+        )
+    return text
+
+
 # The converter of each kind of setting (batch.settingtable.Kind).
 BY_KIND: Mapping[Kind, Callable[[object], object]] = {
     Kind.PATH: _as_path,
@@ -131,6 +143,7 @@ BY_KIND: Mapping[Kind, Callable[[object], object]] = {
     Kind.SHEET: check_sheet,
     Kind.SEPARATOR: check_separator,
     Kind.ENCODING: check_encoding,
+    Kind.SHA256: _as_sha256,
 }
 
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from batch.config.coerce import COERCE, same, shown
 from batch.engine import window
@@ -122,9 +123,24 @@ def load_job(path: Path | str) -> Job:
     except tomllib.TOMLDecodeError as exc:
         raise JobFileError(path, f"not valid TOML: {exc}") from None
     for key, value in strings_of(doc):
-        if looks_like_api_key(value):
+        if looks_like_api_key(value) and not _a_digest(key, value):
             raise JobFileError(path, f"key {key}: {KEY_REFUSED}")
     return _Reader(path, doc).job()
+
+
+# A sha256 in hex (a plan's hash) is random-looking by nature, and public: it is not a key.
+_HEX_DIGEST: Final = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _a_digest(key: str, value: str) -> bool:
+    """``value`` is a sha256 where a setting of that kind is written (``approved_plan``)."""
+    name = key.rsplit(".", 1)[-1]
+    setting = SETTINGS.get(name)
+    return (
+        setting is not None
+        and setting.kind is Kind.SHA256
+        and bool(_HEX_DIGEST.match(value.strip()))
+    )
 
 
 class _Reader:

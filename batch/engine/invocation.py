@@ -52,6 +52,7 @@ from batch.journal.journal import Journal
 from batch.journal.lock import RunLock
 from batch.journal.record import RunIdentity, RunRecord
 from batch.model import Call
+from batch.prepare import approval
 from batch.prepare.batch import Batch
 from batch.send.client import Network, SendPolicy, build_client
 from batch.send.issuer import presented_issuer
@@ -180,6 +181,9 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
             if checked.refusal:
                 return Result(Status.REFUSED, Summary(), None, 0, settings.results, target.host,
                               message=checked.refusal)  # fmt: skip
+        if settings.approved_plan is not None:  # what is sent, judged: a refusal makes nothing
+            approval.check(batch.calls(), settings.approved_plan, retry=batch.kind == "retry",
+                           folders=approval.folders_of(settings))  # fmt: skip
         left, applied = runjournal.count(batch, journal, resumed=new_run is None)
         if journal is not None and new_run is None and batch.candidates - left - applied:
             operator.note(

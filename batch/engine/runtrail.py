@@ -65,6 +65,7 @@ def segment_start(
         error_budget=None if settings.error_budget is None else str(settings.error_budget),
         skip_invalid=settings.skip_invalid,
         account_check=settings.account_check,
+        approved_plan=settings.approved_plan,  # the plan the board approved (its sha256)
         # Absolute: the report finds it (and spells the command that applies it) from anywhere.
         rollback=None if settings.rollback is None else str(settings.rollback.resolve()),
     )

@@ -81,6 +81,13 @@ def test_full_job_file_loads_every_key(tmp_path: Path) -> None:
     )
 
 
+def test_the_approved_plan_is_a_safety_key(tmp_path: Path) -> None:
+    """[safety] approved_plan: the plan's sha256, as `reroute plan` printed it (any case)."""
+    sha = "E89A98514AE17C669DC2FAFB6B3F1693174DFF3E5E1C6E051EC345CA2E0C12A5"
+    job = load_job(write_job(tmp_path, minimal(f"[safety]\napproved_plan = '{sha}'\n")))
+    assert job.get("approved_plan") == sha.lower()
+
+
 def test_minimal_job_leaves_everything_unset(tmp_path: Path) -> None:
     """Keys absent from the file are None, so the next layer decides."""
     job = load_job(write_job(tmp_path, minimal()))
@@ -173,6 +180,10 @@ def test_daily_window_loads_as_times_of_day(tmp_path: Path) -> None:
                 "[window]\nnot_before = '01:00:00+00:00'\nnot_after = '2026-12-05T05:00:00+00:00'\n"
             ),
             r"key \[window\]: not_before and not_after must both be",
+        ),
+        (
+            minimal("[safety]\napproved_plan = 'e89a98514ae1'\n"),
+            r"\[safety\].approved_plan: 'e89a98514ae1' is not a sha256: copy the 64 hex digits",
         ),
         ('results = "x.csv"\n', "key input: missing: name the file of changes to send"),
         (
