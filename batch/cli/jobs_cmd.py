@@ -57,8 +57,9 @@ def check_command(
     Exit 0 all fine, 1 some job has invalid rows, 2 some job file or input is unusable.
     """
     from batch.config.jobcheck import Verdict, check_job
+    from batch.invoked import started_as
 
-    now = datetime.now(UTC)
+    now, started = datetime.now(UTC), started_as(os.environ)
     worst = Verdict.OK
     for path in jobs:
         network = None
@@ -66,7 +67,7 @@ def check_command(
             from batch.cli.terminal import network_from
 
             network = network_from(os.environ)
-        report = check_job(path, os.environ, now, account=network)
+        report = check_job(path, os.environ, now, account=network, started=started)
         verdict = {Verdict.OK: "ok", Verdict.INVALID_ROWS: "invalid rows"}.get(report.status, "")
         head = f"{path}: {verdict}: {report.summary}" if verdict else f"{path}: unusable"
         _say(head)

@@ -71,7 +71,7 @@ def report_command(
         if is_job_file(results):  # the results file the job's run writes, as `run` resolves it
             from batch.status.state import locate
 
-            results, _ = locate(results, os.environ)
+            results, _ = locate(results, os.environ, started=started)
         if out is not None and str(out) == "-":
             sys.stdout.write(render(results, fmt.value, started=started))
             sys.stdout.flush()

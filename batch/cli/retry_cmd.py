@@ -80,6 +80,7 @@ def retry(
     from batch.config.jobs import is_job_file
     from batch.engine.invocation import Invocation
     from batch.errors import UsageError
+    from batch.invoked import command, started_as
     from batch.prepare.batch import batch_for_retry
 
     flags = terminal.given(
@@ -98,9 +99,10 @@ def retry(
     flags["account_check"] = account_check  # False too: --no-account-check beats the job file
     with terminal.reporting_errors_and_interrupts(log_format):
         if is_job_file(results_file):
+            run = command(started_as(os.environ), "run", str(results_file))
             raise UsageError(
-                f"{results_file} is a job file: `reroute run {results_file}` runs (and resumes) "
-                "it; retry takes the results file a run wrote"
+                f"{results_file} is a job file: `{run}` runs (and resumes) it; retry takes the "
+                "results file a run wrote"
             )
         settings, on_sandbox, earlier = invocation.for_retry(flags, os.environ, sandbox=sandbox)
         key = terminal.key_for(settings, sandbox=on_sandbox, key_file=api_key_file, earlier=earlier)

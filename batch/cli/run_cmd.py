@@ -122,6 +122,7 @@ def run(
     from batch.cli import terminal
     from batch.config import resolve as invocation
     from batch.engine.invocation import Invocation
+    from batch.invoked import started_as
     from batch.prepare.batch import batch_for_run
 
     flags = terminal.given(
@@ -158,7 +159,7 @@ def run(
             flags, os.environ, sandbox=sandbox, job=job
         )
         key = terminal.key_for(settings, sandbox=on_sandbox, key_file=api_key_file, earlier=earlier)
-        batch, validation = batch_for_run(settings)
+        batch, validation = batch_for_run(settings, started=started_as(os.environ))
         if validation.invalid and not settings.skip_invalid:
             from batch.cli.summary import print_validation_summary
 

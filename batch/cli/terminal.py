@@ -11,11 +11,9 @@ import contextlib
 import io
 import json
 import os
-import shlex
-import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +32,7 @@ from batch.engine.ending import Result, Status
 from batch.engine.invocation import Invocation, run_invocation
 from batch.engine.stop import Observer, Observers
 from batch.errors import RerouteError, RunStopped, UsageError
+from batch.invoked import INSTALLED, command, started_as
 from batch.secrets import is_api_key, not_a_key
 from batch.send.client import Network
 from batch.settings import Rate, RunSettings
@@ -217,11 +216,12 @@ def send(
     _outcome_decided()
     if log_format is LogFormat.JSON:
         again = {**again, "log_format": log_format.value}
+    started = started_as(os.environ)  # the lines it prints start as this process did
     code = show_result(
         result,
         log_format,
-        resume_command=command_line(command, target, again),
-        retry_command=command_line("retry", result.results, {}),
+        resume_command=command_line(command, target, again, started),
+        retry_command=command_line("retry", result.results, {}, started),
     )
     if report and result.journaled:
         write_report(result.results, log_format)
@@ -242,7 +242,6 @@ def write_report(results: Path, log_format: LogFormat) -> None:
     seconds even for a large run, and an interrupt raised in the middle of it left the process
     to end by the signal, exit -2, after the summary had said 3); ``reroute report`` writes it
     again at any time."""
-    from batch.invoked import started_as
     from batch.report import write_report as write
 
     try:
@@ -331,9 +330,15 @@ def given(**flags: Any) -> dict[str, object | None]:
 _NEGATABLE: Final = {"account_check": "--no-account-check"}
 
 
-def command_line(name: str, target: Path | str, flags: Mapping[str, object | None]) -> str:
-    """The shell command that repeats an invocation (resume) or retries its failures."""
-    words = ["reroute", name, str(target)]
+def command_line(
+    name: str,
+    target: Path | str,
+    flags: Mapping[str, object | None],
+    started: Sequence[str] = INSTALLED,
+) -> str:
+    """The shell command that repeats an invocation (resume) or retries its failures, started
+    as ``started`` (batch.invoked.started_as) and quoted for the shell."""
+    words = [name, str(target)]
     for key, value in flags.items():
         if key in _NEGATABLE and value is False:  # said on purpose: the resume says it too
             words.append(_NEGATABLE[key])
@@ -342,9 +347,7 @@ def command_line(name: str, target: Path | str, flags: Mapping[str, object | Non
             continue
         option = "--" + key.replace("_", "-")
         words += [option] if value is True else [option, str(value)]
-    if sys.platform == "win32":  # cmd.exe and PowerShell quote with double quotes
-        return subprocess.list2cmdline(words)
-    return shlex.join(words)
+    return command(started, *words)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ of the current records (exit 1 too when some row would erase a field the record 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +16,7 @@ import typer
 from batch.cli.app import Exit, app, examples, reporting_errors, say
 from batch.cli.options import ApiKeyFileOpt, BaseUrlOpt, EncodingOpt, SeparatorOpt, SheetOpt
 from batch.errors import UsageError
+from batch.invoked import command, started_as
 from batch.sheets.dialect import Reading, check_encoding, check_separator, check_sheet
 
 if TYPE_CHECKING:  # polars behind these is imported when a command runs (start-up time)
@@ -174,7 +176,7 @@ def plan_command(
         typer.Option(
             "--rollback",
             help="Write the current values of every record the plan changes, in the input "
-            "format (by extension): `reroute run PATH` puts them back. Needs --current.",
+            "format (by extension): a run of PATH puts them back. Needs --current.",
             metavar="PATH",
             show_default=False,
         ),
@@ -233,9 +235,10 @@ def plan_command(
         if out is not None:
             _say(f"plan of {v.valid} requests written to {out}")
         if restored is not None:
+            again = command(started_as(os.environ), "run", str(rollback))
             _say(
                 f"rollback of {restored} records written to {rollback}: "
-                f"`reroute run {rollback}` puts them back as {current} has them"
+                f"`{again}` puts them back as {current} has them"
             )
     raise typer.Exit(_exit_status(v, diff))
 

@@ -7,7 +7,7 @@ job file are three ways to build one; the engine (``batch.engine.invocation``) d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from batch.errors import UsageError
+from batch.invoked import INSTALLED, command
 from batch.journal.record import sha256_file
 from batch.model import RESULT_COLUMNS, RETRYABLE_OUTCOMES, Call, Outcome, RowResult
 from batch.prepare.current import gate
@@ -45,9 +46,12 @@ class Batch:
     notes: tuple[str, ...] = ()  # what preparing found worth telling (the snapshot's verdicts)
 
 
-def batch_for_run(settings: RunSettings) -> tuple[Batch, Validation]:
+def batch_for_run(
+    settings: RunSettings, *, started: Sequence[str] = INSTALLED
+) -> tuple[Batch, Validation]:
     """Read and check the input (against the snapshot with --current): the batch to send and
-    its validation (wipes refused unless --allow-wipe)."""
+    its validation (wipes refused unless --allow-wipe). ``started``: how the rollback file's
+    command starts (batch.invoked)."""
     refuse_overwrites(
         settings.input,
         settings.current,
@@ -93,7 +97,7 @@ def batch_for_run(settings: RunSettings) -> tuple[Batch, Validation]:
         restored = write_rollback(rollback_path, g.diff, include=g.send_mask())
         return (
             f"rollback of {restored} records written to {rollback_path} before sending: "
-            f"`reroute run {rollback_path}` puts them back as {snapshot} has them"
+            f"`{command(started, 'run', rollback_path)}` puts them back as {snapshot} has them"
         )
 
     batch = Batch(
