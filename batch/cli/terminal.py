@@ -186,7 +186,7 @@ def show_result(
             record["results_error"] = result.message
         print(json.dumps(record, ensure_ascii=False), flush=True)
     else:
-        for line in summary_lines(result.summary, **details):
+        for line in summary_lines(result.summary, **details, row_names=result.row_names):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
     if result.message:
         err_console.print(f"reroute: {result.message}", markup=False, soft_wrap=True)

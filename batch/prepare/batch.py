@@ -21,6 +21,7 @@ from batch.model import RESULT_COLUMNS, RETRYABLE_OUTCOMES, Call, Outcome, RowRe
 from batch.prepare.current import gate
 from batch.prepare.cutover import read_checked, refuse_overwrites, require_current
 from batch.prepare.validate import Validation
+from batch.rownames import BY_NUMBER, META_KEY, RowNames
 from batch.settings import RunSettings
 
 
@@ -44,6 +45,8 @@ class Batch:
     # the rollback file, written just before the first request; returns the note to show
     before_sending: Callable[[], str] | None = None
     notes: tuple[str, ...] = ()  # what preparing found worth telling (the snapshot's verdicts)
+    # the input's rows as an editor or a spreadsheet shows them (batch.rownames)
+    row_names: RowNames = BY_NUMBER
 
 
 def batch_for_run(
@@ -76,8 +79,11 @@ def batch_for_run(
     )
     v, passthrough = checked.validation, checked.table.passthrough_frame()
     read_notes = checked.table.notes  # which sheet of a workbook was read
+    names = checked.table.row_names
     if checked.current is None:
-        return Batch(v.calls, v.preview_results, passthrough, v.valid, notes=read_notes), v
+        return Batch(
+            v.calls, v.preview_results, passthrough, v.valid, notes=read_notes, row_names=names
+        ), v
     g = gate(
         v, checked.current, allow_wipe=settings.allow_wipe, skip_unchanged=settings.skip_unchanged
     )
@@ -108,6 +114,7 @@ def batch_for_run(
         snapshot=sha256_file(checked.current.path),
         before_sending=write_rollback if rollback_path is not None else None,
         notes=(*read_notes, f"against {checked.current.path}: {counts or 'no valid rows'}"),
+        row_names=names,
     )
     return batch, g.validation
 
@@ -115,7 +122,10 @@ def batch_for_run(
 def batch_for_retry(results_file: Path) -> Batch:
     """The rows of a results file to send again (failed, unknown, not_attempted, with a
     recorded request), matched by ``row``: a file sorted or filtered in a spreadsheet is put
-    back in row order first; a row number found twice is refused."""
+    back in row order first; a row number found twice is refused. Its rows are named as the
+    run that wrote the file named them (its journal keeps how)."""
+    from batch.journal.db import journal_path
+    from batch.journal.record import meta_value
     from batch.sheets.results import read_results
 
     frame = read_results(results_file).sort("row", maintain_order=True)
@@ -136,6 +146,7 @@ def batch_for_retry(results_file: Path) -> Batch:
         candidates=len(calls),
         kind="retry",
         carried=carried,
+        row_names=RowNames.from_text(meta_value(journal_path(results_file), META_KEY)),
     )
 
 

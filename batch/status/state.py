@@ -26,6 +26,7 @@ from batch.errors import JournalError
 from batch.invoked import INSTALLED, command
 from batch.journal.db import SUFFIX, journal_path
 from batch.journal.lock import Holder
+from batch.rownames import BY_NUMBER, RowNames
 
 SHOWN: Final = 5  # failures, segments and events shown
 
@@ -111,6 +112,7 @@ class RunStatus:
     events: tuple[Event, ...]
     trail: bool  # the journal has the audit trail (a journal of an older reroute has not)
     notes: tuple[str, ...] = field(default=())
+    row_names: RowNames = BY_NUMBER  # the input's rows as an editor shows them (batch.rownames)
 
 
 def locate(
