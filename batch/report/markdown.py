@@ -162,7 +162,7 @@ def _failures(parts: Sections, max_rows: int, results: str) -> list[str]:
         lines += _table(
             ("row", "routing_id", *ids, "outcome", "HTTP", "attempts", "error code", "message"),
             [_failure(f, ids) for f in shown],
-            limits=(10, ID_CELL, *[ID_CELL] * len(ids), 14, 4, 4, 40, CELL),
+            limits=(28, ID_CELL, *[ID_CELL] * len(ids), 14, 4, 4, 40, CELL),  # 5 (line 6)
         )
         lines.append("")
     if total > len(shown):
