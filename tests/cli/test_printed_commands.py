@@ -57,6 +57,7 @@ def _line(pattern: str, output: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+@pytest.mark.skipif(sys.platform == "win32", reason="quoted for cmd.exe and PowerShell there")
 @pytest.mark.parametrize("way", list(WAYS))
 def test_the_printed_resume_and_retry_lines_run_verbatim(
     way: str, start_sandbox: StartSandbox, tmp_path: Path
