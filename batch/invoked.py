@@ -2,7 +2,8 @@
 
     uv run reroute ...    `uv run` puts ``UV`` (the path of uv) in the environment it runs
     python -m batch ...   the interpreter ran ``batch/__main__.py``
-    reroute ...           the installed console script
+    reroute ...           the installed console script (by its full path when the shell
+                          would not find this one by name: a venv not activated)
 
 A resume, retry or rollback line that says ``reroute ...`` to someone who started it with
 ``uv run`` gives "command not found" when pasted. The command line works out how it was
@@ -35,21 +36,28 @@ def started_as(env: Mapping[str, str], argv: Sequence[str] | None = None) -> tup
     as_module = script.name == "__main__.py" and script.parent.name == "batch"
     if env.get("UV"):  # uv run: uv finds the project's interpreter and script again
         return ("uv", "run", "python", "-m", "batch") if as_module else ("uv", "run", "reroute")
+    path = env.get("PATH")
     if as_module:
-        return (_python(), "-m", "batch")
+        return (_named_or_full("python", sys.executable, path), "-m", "batch")
+    if script.name.lower().removesuffix(".exe") == "reroute":
+        return (_named_or_full("reroute", str(script), path),)
     return INSTALLED
 
 
-def _python() -> str:
-    """``python`` when that name runs this interpreter, else its full path (a venv not
-    activated, a ``python3`` only system)."""
-    found = shutil.which("python")
-    try:
-        if found and os.path.samefile(found, sys.executable):
-            return "python"
-    except OSError:
-        pass
-    return sys.executable or "python"
+def _named_or_full(name: str, program: str, path: str | None) -> str:
+    """``name`` when the shell finds ``program`` by that name on ``path`` (the environment's
+    PATH), else ``program``'s full path: a venv's ``bin/reroute`` or python started without
+    activating it, a ``python3`` only system.
+
+    Paths are compared as they are, symbolic links not followed: a venv's ``bin/python`` links
+    to the system's interpreter, which runs without the venv (and without reroute)."""
+    if len(Path(program).parts) < 2:  # a bare name: the shell found it by its name
+        return name
+    full = os.path.normcase(os.path.abspath(program))
+    found = shutil.which(name, path=path)
+    if found and os.path.normcase(os.path.abspath(found)) == full:
+        return name
+    return str(Path(program).absolute())
 
 
 def command(started: Sequence[str], *args: str | Path, platform: str | None = None) -> str:
@@ -59,3 +67,17 @@ def command(started: Sequence[str], *args: str | Path, platform: str | None = No
     if (platform or sys.platform) == "win32":  # cmd.exe and PowerShell quote with "
         return subprocess.list2cmdline(words)
     return shlex.join(words)
+
+
+def with_env(variables: Mapping[str, str], line: str, *, platform: str | None = None) -> str:
+    """``line`` (:func:`command`) run with ``variables`` set for it: ``NAME=value line`` in a
+    POSIX shell, ``$env:NAME='value'; line`` in PowerShell on Windows."""
+    if (platform or sys.platform) == "win32":  # PowerShell doubles a ' inside '...'
+        sets = [f"$env:{name}='{value.replace(QUOTE, QUOTE * 2)}';" for name, value in
+                variables.items()]  # fmt: skip
+    else:
+        sets = [f"{name}={shlex.quote(value)}" for name, value in variables.items()]
+    return " ".join([*sets, line])
+
+
+QUOTE: Final = "'"

@@ -250,7 +250,7 @@ class RunSettings:
     rollback: Path | None = field(default=None, metadata=about(
         Kind.PATH, job="safety",
         help="Before the first request, write the current values of every record this run "
-        "changes (input format by extension): `reroute run PATH` puts them back. Needs "
+        "changes (input format by extension): a run of PATH puts them back. Needs "
         "--current.",
     ))  # fmt: skip
     canary: int | None = field(default=None, metadata=about(  # send this many rows first
@@ -298,8 +298,8 @@ class RunSettings:
     ))  # fmt: skip
     report: bool = field(default=True, metadata=about(  # write the report at the end
         Kind.SWITCH, job="", flag="--no-report",
-        help="Do not write the report (<results stem>.report.html) at the end; `reroute report "
-        "RESULTS` writes it any time.",
+        help="Do not write the report (<results stem>.report.html) at the end; the report "
+        "command writes it any time.",
     ))  # fmt: skip
     fresh: bool = field(default=False, metadata=about(
         Kind.SWITCH,

@@ -16,8 +16,39 @@ MAIN = str(Path(invoked.__file__).with_name("__main__.py"))
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "routing-changes.csv"
 
 
-def test_the_installed_script_prints_reroute() -> None:
-    assert invoked.started_as({}, ["/usr/local/bin/reroute", "run"]) == ("reroute",)
+def test_the_installed_script_prints_reroute(tmp_path: Path) -> None:
+    """Installed (the script on PATH), `reroute` is what the shell runs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "reroute"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    assert invoked.started_as({"PATH": str(bin_dir)}, [str(script), "run"]) == ("reroute",)
+
+
+def test_a_script_the_shell_would_not_find_is_spelled_in_full(tmp_path: Path) -> None:
+    """A venv's `bin/reroute` run without activating the venv: `reroute` alone would be
+    "command not found", its full path runs."""
+    script = tmp_path / ".venv" / "bin" / "reroute"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    assert invoked.started_as({"PATH": str(tmp_path)}, [str(script)]) == (str(script),)
+
+
+def test_a_venvs_python_is_not_the_python_it_links_to(tmp_path: Path) -> None:
+    """`python -m batch` with a venv's python: a `python` on PATH that is the interpreter the
+    venv links to runs without the venv (no reroute there), so the venv's path is printed."""
+    base, venv = tmp_path / "usr" / "bin", tmp_path / "venv" / "bin"
+    base.mkdir(parents=True)
+    venv.mkdir(parents=True)
+    (base / "python").write_text("#!/bin/sh\n")
+    (base / "python").chmod(0o755)
+    (venv / "python").symlink_to(base / "python")
+    env = {"PATH": str(base)}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "executable", str(venv / "python"))
+        patch.setenv("PATH", str(base))
+        assert invoked.started_as(env, [MAIN]) == (str(venv / "python"), "-m", "batch")
 
 
 def test_under_uv_run_the_command_starts_with_uv_run() -> None:

@@ -59,8 +59,9 @@ def check_command(
     Exit 0 all fine, 1 some job has invalid rows, 2 some job file or input is unusable.
     """
     from batch.config.jobcheck import Verdict, check_job
+    from batch.invoked import started_as
 
-    now = datetime.now(UTC)
+    now, started = datetime.now(UTC), started_as(os.environ)
     worst = Verdict.OK
     found = []
     for path in jobs:
@@ -69,7 +70,7 @@ def check_command(
             from batch.cli.terminal import network_from
 
             network = network_from(os.environ)
-        report = check_job(path, os.environ, now, account=network)
+        report = check_job(path, os.environ, now, account=network, started=started)
         worst = max(worst, report.status)
         if json_document:
             from batch.cli.documents import job

@@ -30,6 +30,7 @@ from batch.engine import window
 from batch.engine.merge import Summary
 from batch.engine.stop import Observer, StopRequest
 from batch.model import Call, Outcome, RowResult
+from batch.rownames import BY_NUMBER, RowNames
 
 RATE_WINDOW = 30.0  # seconds of recent requests the "current rate" is measured over
 
@@ -282,9 +283,11 @@ def summary_lines(
     resume_command: str | None,
     retry_command: str | None,
     error_budget: str | None = None,
+    row_names: RowNames = BY_NUMBER,
 ) -> list[str]:
     """The end-of-run summary, as plain lines (the text log format). ``resume_command`` is
-    given when rows are left to send, ``retry_command`` when rows did not succeed."""
+    given when rows are left to send, ``retry_command`` when rows did not succeed; rows are
+    named as ``row_names`` finds them in the input."""
     rate = requests / elapsed if elapsed > 0 else 0.0
     head = "stopped early" if resume_command else "finished"
     lines = [
@@ -301,10 +304,8 @@ def summary_lines(
         lines.append("top error codes:")
         for code, count, example in top:
             detail = example.error_message or "-"
-            lines.append(
-                f"  {code:<26}{count:>6}  e.g. row {example.row} "
-                f"(routing_id {example.routing_id}): {detail}"
-            )
+            named = row_names.name(example.row, f"routing_id {example.routing_id}")
+            lines.append(f"  {code:<26}{count:>6}  e.g. {named}: {detail}")
     if error_budget is not None:
         lines.append(error_budget)
     lines.append(f"results: {results}")

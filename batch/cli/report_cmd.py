@@ -82,7 +82,7 @@ def report_command(
         if is_job_file(results):  # the results file the job's run writes, as `run` resolves it
             from batch.status.state import locate
 
-            results, _ = locate(results, os.environ)
+            results, _ = locate(results, os.environ, started=started)
         to_stdout = out is not None and str(out) == "-"
         if to_stdout and json_document:
             raise UsageError(

@@ -86,6 +86,7 @@ def retry(
     from batch.config.jobs import is_job_file
     from batch.engine.invocation import Invocation
     from batch.errors import UsageError
+    from batch.invoked import command, started_as
     from batch.prepare.batch import batch_for_retry
 
     flags = terminal.given(
@@ -106,9 +107,10 @@ def retry(
     flags["account_check"] = account_check  # False too: --no-account-check beats the job file
     with terminal.reporting_errors_and_interrupts(log_format):
         if is_job_file(results_file):
+            run = command(started_as(os.environ), "run", str(results_file))
             raise UsageError(
-                f"{results_file} is a job file: `reroute run {results_file}` runs (and resumes) "
-                "it; retry takes the results file a run wrote"
+                f"{results_file} is a job file: `{run}` runs (and resumes) it; retry takes the "
+                "results file a run wrote"
             )
         settings, on_sandbox, earlier = invocation.for_retry(flags, os.environ, sandbox=sandbox)
         key = terminal.key_for(settings, sandbox=on_sandbox, key_file=api_key_file, earlier=earlier)
@@ -120,7 +122,8 @@ def retry(
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
                          recheck_account=recheck_account,
                          ask=not yes and stdin_is_terminal(),
-                         network=terminal.network_from(os.environ))  # fmt: skip
+                         network=terminal.network_from(os.environ),
+                         started=started_as(os.environ))  # fmt: skip
         again = {**flags, "results": results, "sandbox": sandbox, "yes": yes,
                  "api_key_file": api_key_file, "no_report": no_report}  # fmt: skip
         code = terminal.send(

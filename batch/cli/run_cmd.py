@@ -128,6 +128,7 @@ def run(
     from batch.cli import terminal
     from batch.config import resolve as invocation
     from batch.engine.invocation import Invocation
+    from batch.invoked import started_as
     from batch.prepare.batch import batch_for_run
 
     flags = terminal.given(
@@ -166,7 +167,7 @@ def run(
             flags, os.environ, sandbox=sandbox, job=job
         )
         key = terminal.key_for(settings, sandbox=on_sandbox, key_file=api_key_file, earlier=earlier)
-        batch, validation = batch_for_run(settings)
+        batch, validation = batch_for_run(settings, started=started_as(os.environ))
         if validation.invalid and not settings.skip_invalid:
             from batch.cli.summary import print_validation_summary
 
@@ -186,7 +187,8 @@ def run(
                          recheck_account=recheck_account,
                          abandon_previous=abandon_previous,
                          ask=not yes and stdin_is_terminal(),
-                         network=terminal.network_from(os.environ))  # fmt: skip
+                         network=terminal.network_from(os.environ),
+                         started=started_as(os.environ))  # fmt: skip
         again = {**flags, "sandbox": sandbox, "yes": yes, "api_key_file": api_key_file,
                  "no_report": no_report}  # fmt: skip
         code = terminal.send(

@@ -7,6 +7,7 @@ prints is the sandbox's own test key (printing it is the point); a live key is r
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +15,7 @@ import typer
 
 from batch.cli.app import app, examples, fail, reporting_errors, say
 from batch.errors import UsageError
+from batch.invoked import command, started_as, with_env
 
 if TYPE_CHECKING:
     from batch.sandbox import Faults, RunningSandbox
@@ -63,6 +65,12 @@ def _describe_faults(faults: Faults) -> str:
     return ", ".join(parts) or "none"
 
 
+def _try_line(sandbox: RunningSandbox) -> str:
+    """A run against this sandbox, started the way this process was (batch.invoked)."""
+    variables = {"REROUTE_BASE_URL": sandbox.base_url, "VOCOBASE_API_KEY": sandbox.api_key}
+    return with_env(variables, command(started_as(os.environ), "run", "FILE"))
+
+
 def _announce(sandbox: RunningSandbox) -> None:
     config = sandbox.config
     rate = (
@@ -96,8 +104,7 @@ def _announce(sandbox: RunningSandbox) -> None:
     lines += [
         f"  sandbox-only  GET {sandbox.base_url}/voicelink/call-routing/{{id}} (stored record),",
         f"                GET {sandbox.root_url}/sandbox/stats (request counts)",
-        f"  try           REROUTE_BASE_URL={sandbox.base_url} VOCOBASE_API_KEY={sandbox.api_key} "
-        "reroute run FILE",
+        f"  try           {_try_line(sandbox)}",
         "Press Ctrl-C to stop.",
     ]
     say("\n".join(lines))

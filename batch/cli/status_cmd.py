@@ -69,11 +69,12 @@ def status_command(
 
     Exit 0 shown, 2 no run to show (no journal beside RESULTS, a job never run).
     """
+    from batch.invoked import started_as
     from batch.status.state import locate
 
     as_json = json_document or log_format is LogFormat.JSON
     with reporting_errors(as_json=log_format is LogFormat.JSON):
-        results, job = locate(target, os.environ)
+        results, job = locate(target, os.environ, started=started_as(os.environ))
     show = _json if as_json else _text
     if not watch:
         with reporting_errors(as_json=log_format is LogFormat.JSON):

@@ -11,11 +11,9 @@ import contextlib
 import io
 import json
 import os
-import shlex
-import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -34,6 +32,7 @@ from batch.engine.invocation import Invocation, run_invocation
 from batch.engine.replacing import Confirmation
 from batch.engine.stop import Observer, Observers
 from batch.errors import RerouteError, RunStopped, UsageError
+from batch.invoked import INSTALLED, command, started_as
 from batch.secrets import is_api_key, not_a_key
 from batch.send.client import Network
 from batch.settings import RunSettings
@@ -171,7 +170,7 @@ def show_result(
         "retry_command": retry_command if result.summary.retryable else None,
         "error_budget": result.error_budget,
     }
-    for line in summary_lines(result.summary, **details):
+    for line in summary_lines(result.summary, **details, row_names=result.row_names):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     if result.message:
         err_console.print(f"reroute: {result.message}", markup=False, soft_wrap=True)
@@ -214,8 +213,9 @@ def send(
         again = {**again, "log_format": log_format.value}
     elif as_json:
         again = {**again, "json": True}
-    resume = command_line(command, target, again)
-    retry = command_line("retry", result.results, {})
+    started = started_as(os.environ)  # the lines it prints start as this process did
+    resume = command_line(command, target, again, started)
+    retry = command_line("retry", result.results, {}, started)
     wants_report = report and result.journaled
     if as_json:
         from batch.cli import documents
@@ -251,7 +251,6 @@ def write_report(results: Path, log_format: LogFormat, *, on_stdout: bool = True
     seconds even for a large run, and an interrupt raised in the middle of it left the process
     to end by the signal, exit -2, after the summary had said 3); ``reroute report`` writes it
     again at any time."""
-    from batch.invoked import started_as
     from batch.report import write_report as write
 
     try:
@@ -341,9 +340,15 @@ def given(**flags: Any) -> dict[str, object | None]:
 _NEGATABLE: Final = {"account_check": "--no-account-check"}
 
 
-def command_line(name: str, target: Path | str, flags: Mapping[str, object | None]) -> str:
-    """The shell command that repeats an invocation (resume) or retries its failures."""
-    words = ["reroute", name, str(target)]
+def command_line(
+    name: str,
+    target: Path | str,
+    flags: Mapping[str, object | None],
+    started: Sequence[str] = INSTALLED,
+) -> str:
+    """The shell command that repeats an invocation (resume) or retries its failures, started
+    as ``started`` (batch.invoked.started_as) and quoted for the shell."""
+    words = [name, str(target)]
     for key, value in flags.items():
         if key in _NEGATABLE and value is False:  # said on purpose: the resume says it too
             words.append(_NEGATABLE[key])
@@ -352,9 +357,7 @@ def command_line(name: str, target: Path | str, flags: Mapping[str, object | Non
             continue
         option = "--" + key.replace("_", "-")
         words += [option] if value is True else [option, str(value)]
-    if sys.platform == "win32":  # cmd.exe and PowerShell quote with double quotes
-        return subprocess.list2cmdline(words)
-    return shlex.join(words)
+    return command(started, *words)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ of the current records (exit 1 too when some row would erase a field the record 
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +27,7 @@ from batch.cli.options import (
     SkipUnchangedOpt,
 )
 from batch.errors import UsageError
+from batch.invoked import command, started_as
 from batch.sheets.dialect import Reading, check_encoding, check_separator, check_sheet
 
 if TYPE_CHECKING:  # polars behind these is imported when a command runs (start-up time)
@@ -206,7 +208,7 @@ def plan_command(
         typer.Option(
             "--rollback",
             help="Write the current values of every record the plan changes, in the input "
-            "format (by extension): `reroute run PATH` puts them back. Needs --current.",
+            "format (by extension): a run of PATH puts them back. Needs --current.",
             metavar="PATH",
             show_default=False,
         ),
@@ -308,9 +310,10 @@ def plan_command(
         if out is not None:
             tell(f"plan of {v.valid} requests written to {out}")
         if restored is not None:
+            again = command(started_as(os.environ), "run", str(rollback))
             tell(
                 f"rollback of {restored} records written to {rollback}: "
-                f"`reroute run {rollback}` puts them back as {current} has them"
+                f"`{again}` puts them back as {current} has them"
             )
         tell(f"plan sha256: {kept.sha256} ({kept.requests} requests)")
         tell(f"kept in {kept.path}: `run --approved-plan {kept.sha256}` sends this plan or nothing")
@@ -334,7 +337,7 @@ def _print_markdown(
     facts = planmd.PlanFacts(
         source=input_path, validation=v, diff=diff, kept=kept, counts=plan_counts(v),
         passthrough=table.passthrough_frame(), planned_rows=frozenset(r[0] for r in requests),
-        allow_wipe=allow_wipe,
+        allow_wipe=allow_wipe, row_names=table.row_names,
     )  # fmt: skip
     sys.stdout.write(planmd.text(facts))
     sys.stdout.flush()

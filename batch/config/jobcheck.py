@@ -7,7 +7,7 @@ window, a missing key variable, a journal to resume, a run holding the lock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from batch.config.jobs import Job, load_job, resolve_run_settings
 from batch.engine import window
 from batch.errors import LockedError, RerouteError, UsageError
+from batch.invoked import INSTALLED, command
 from batch.journal.lock import RunLock, peek
 from batch.model import Exit
 from batch.prepare.current import gate
@@ -62,13 +63,19 @@ class Report:
 
 
 def check_job(
-    path: Path, env: Mapping[str, str], now: datetime, *, account: Network | None = None
+    path: Path,
+    env: Mapping[str, str],
+    now: datetime,
+    *,
+    account: Network | None = None,
+    started: Sequence[str] = INSTALLED,
 ) -> Report:
     """Load, resolve, validate and plan one job; never sends, never raises a RerouteError.
 
     ``account`` (``jobs check --account``, the network as the CLI read it): also read the
     account's lists with the key the job names (a read-only key will do: only GETs) and judge
     every valid row as `run` would (batch.prepare.preflight); rows it rejects count as invalid.
+    ``started``: how the commands the report names start (batch.invoked.started_as).
     """
     report = Report(path)
     lines: tuple[str, ...] = ()
@@ -78,7 +85,7 @@ def check_job(
         win = window.Window(settings.not_before, settings.not_after, settings.window_daily)
         if over := window.ended(win, now):
             raise UsageError(over)
-        _says_how_records_are_replaced(job, settings)
+        _says_how_records_are_replaced(job, settings, started)
         checked = read_checked(
             settings.input,
             current=settings.current,
@@ -141,9 +148,10 @@ def check_job(
         report.problems.append(f"{v.invalid} invalid rows ({counts}): {skipping}")
         report.problems += [r.error_message for r in v.invalid_results(SHOWN_PROBLEMS)]
         if v.invalid > SHOWN_PROBLEMS:
+            listing = command(started, "validate", settings.input, *_reading_flags(settings))
             report.problems.append(
-                f"... and {v.invalid - SHOWN_PROBLEMS} more "
-                f"(reroute validate {settings.input} --results PATH lists them all)"
+                f"... and {v.invalid - SHOWN_PROBLEMS} more ({listing} --results PATH lists "
+                "them all)"
             )
     if job.description:
         report.about = job.description
@@ -173,7 +181,7 @@ def check_job(
     return report
 
 
-def _says_how_records_are_replaced(job: Job, settings: RunSettings) -> None:
+def _says_how_records_are_replaced(job: Job, settings: RunSettings, started: Sequence[str]) -> None:
     """A job for a real host names its snapshot or states that its rows are complete, else its
     run would send nothing (batch.engine.replacing): a UsageError with the run's message."""
     from batch.config.resolve import record_of
@@ -182,7 +190,21 @@ def _says_how_records_are_replaced(job: Job, settings: RunSettings) -> None:
 
     host = urlsplit(settings.base_url).hostname or settings.base_url
     chosen(record_of(settings, kind="run", sandbox=False, job=job), None,
-           Target(settings.base_url, None, host, sandbox=False))  # fmt: skip
+           Target(settings.base_url, None, host, sandbox=False), started)  # fmt: skip
+
+
+def _reading_flags(settings: RunSettings) -> list[str]:
+    """The flags that read the job's input as its run does (a sheet, a CSV dialect)."""
+    words: list[str] = []
+    separator = "tab" if settings.separator == "\t" else settings.separator
+    for flag, value in (
+        ("--sheet", settings.sheet),
+        ("--separator", separator),
+        ("--encoding", settings.encoding),
+    ):
+        if value is not None:
+            words += [flag, value]
+    return words
 
 
 def _notes(settings: RunSettings, sending: int, env: Mapping[str, str], now: datetime) -> list[str]:

@@ -19,6 +19,7 @@ from batch.errors import RerouteError
 from batch.journal.journal import Journal
 from batch.model import Exit, RowResult
 from batch.prepare.batch import Batch
+from batch.rownames import BY_NUMBER, RowNames
 from batch.settings import RunSettings
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Result:
     message: str = ""  # why nothing was sent, or why the results file is missing
     journaled: bool = True  # a journal holds the run (its report can be made); False: none yet
     budget: BudgetUse | None = None  # the error budget as values (None: nothing was sent)
+    row_names: RowNames = BY_NUMBER  # the input's rows as an editor shows them (batch.rownames)
 
 
 def finish(
@@ -99,8 +101,10 @@ def finish(
     if status is not Status.RESULTS_NOT_WRITTEN:
         _write_trail(settings.results, journal, summary, status, note)
     journal.remember_applied()
-    return Result(status, summary, report, requests, settings.results, host,
-                  budget.describe(), message, budget=budget.use())  # fmt: skip
+    return Result(
+        status, summary, report, requests, settings.results, host, budget.describe(), message,
+        budget=budget.use(), row_names=batch.row_names,
+    )  # fmt: skip
 
 
 def stopped_before_sending(
@@ -136,7 +140,8 @@ def stopped_before_sending(
     report = RunReport(0, {}, stop, 0.0)
     # Stopped only with rows left to send: a run with none left says how it ended (0 or 1).
     return Result(_status(summary, report), summary, report, 0, settings.results, host,
-                  message=message, journaled=journal is not None)  # fmt: skip
+                  message=message, journaled=journal is not None,
+                  row_names=batch.row_names)  # fmt: skip
 
 
 def _written(

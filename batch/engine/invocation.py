@@ -46,6 +46,7 @@ from batch.engine.stop import Observer, Observers, StopRequest, StopToken, watch
 from batch.engine.target import SANDBOX_IDENTITY, Target, check_results_path
 from batch.engine.target import target as target_of
 from batch.errors import RerouteError, RunStopped, UsageError
+from batch.invoked import INSTALLED
 from batch.journal import audit
 from batch.journal import journal as journal_mod
 from batch.journal.journal import Journal
@@ -104,6 +105,7 @@ class Invocation:
     ask: bool = False  # questions may be asked (a terminal, and no --yes)
     signals: bool = True  # Ctrl-C and SIGTERM stop the run (off where no main thread)
     network: Network = field(default_factory=Network)  # proxies, extra CAs: from the CLI
+    started: tuple[str, ...] = INSTALLED  # how reroute was started: the commands it names
 
 
 class _Requests(Observer):
@@ -158,7 +160,7 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         this_run = journal is not None and new_run is None  # continued: its journal is its own
         # Against a real host, the replace semantics said once per run (or nothing is sent).
         inv = replace(inv, record=replacing.chosen(inv.record, journal if this_run else None,
-                                                   target))  # fmt: skip
+                                                   target, inv.started))  # fmt: skip
         limiter = Limiter(settings.rate)  # one per run: the preflight's GETs and the updates
         check = settings.account_check
         if check is None:  # by default, a real host only (not the sandbox, not loopback)

@@ -14,7 +14,7 @@ are cleared, and where the rollback file is (:class:`Confirmation`).
 
 from __future__ import annotations
 
-import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from batch.engine import runjournal, window
 from batch.engine.target import Target
 from batch.errors import UsageError
+from batch.invoked import INSTALLED, command
 from batch.journal.journal import Journal
 from batch.journal.record import RECORD_KEY, RunRecord
 from batch.prepare.effects import Tally
@@ -32,21 +33,27 @@ if TYPE_CHECKING:
     from batch.engine.invocation import Invocation
 
 
-def chosen(record: RunRecord, journal: Journal | None, target: Target) -> RunRecord:
+def chosen(
+    record: RunRecord,
+    journal: Journal | None,
+    target: Target,
+    started: Sequence[str] = INSTALLED,
+) -> RunRecord:
     """The invocation's record, holding the run's replace choice: its own, else the one the run
     it continues (``journal``: this run's own, None for a new run) made. Against a real host
     with none, a UsageError (exit 2) before any request, the account check's included."""
     kept = RunRecord.from_json(journal.meta(RECORD_KEY) or "") if journal is not None else None
     record = record.keeping_choice(kept)
     if record.replace_choice is None and target.needs_confirmation:
-        raise UsageError(refusal(target.host, record))
+        raise UsageError(refusal(target.host, record, started))
     return record
 
 
-def refusal(host: str, record: RunRecord) -> str:
+def refusal(host: str, record: RunRecord, started: Sequence[str] = INSTALLED) -> str:
     """The one message of a run or retry refused for want of a replace choice (and of a job
-    file that would be: batch.config.jobcheck)."""
-    plan = shlex.join(["reroute", "plan", record.input if record.kind == "run" else "INPUT"])
+    file that would be: batch.config.jobcheck). ``started``: how reroute was started, so the
+    plan command it names runs as printed (batch.invoked)."""
+    plan = command(started, "plan", record.input if record.kind == "run" else "INPUT")
     head = (
         f"{host} is a real host and the update replaces the whole record (a field a row leaves "
         "empty is erased), so nothing is sent until the run says how that is handled"

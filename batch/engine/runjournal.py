@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
+from batch import rownames
 from batch.engine import window
 from batch.engine.merge import ALREADY_APPLIED
 from batch.engine.rowloop import pending
@@ -166,7 +167,8 @@ def remember(journal: Journal, record: RunRecord, batch: Batch) -> None:
     rows of its results file it never sends (``others``: invalid, skipped, and a retry's rows
     that succeeded before) and the requests those rows already count (a retry written to
     another results file counts on from them), so ``reroute status`` and ``reroute report``
-    count every row and request of the results file (batch.journal.counts)."""
+    count every row and request of the results file (batch.journal.counts), and how its input's
+    rows are found in an editor (batch.rownames), so they name rows as the run did."""
     earlier = RunRecord.from_json(journal.meta(RECORD_KEY) or "")
     if record.kind == "retry" and earlier is not None:
         record = earlier.retargeted(record)
@@ -175,6 +177,7 @@ def remember(journal: Journal, record: RunRecord, batch: Batch) -> None:
         journal.set_meta(runcounts.CANDIDATES_KEY, str(batch.candidates))
         journal.set_meta(runcounts.OTHERS_KEY, json.dumps(others, sort_keys=True))
         journal.set_meta(runcounts.CARRIED_KEY, str(carried))
+        journal.set_meta(rownames.META_KEY, batch.row_names.to_text())
     journal.set_meta(RECORD_KEY, record.to_json())
 
 

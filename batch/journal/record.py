@@ -274,6 +274,13 @@ class RunRecord:
 def remembered(journal: Path) -> RunRecord | None:
     """The record of the journal at ``journal``, read without writing; None when there is no
     journal or it holds no record (a journal of an older reroute)."""
+    text = meta_value(journal, RECORD_KEY)
+    return None if text is None else RunRecord.from_json(text)
+
+
+def meta_value(journal: Path, key: str) -> str | None:
+    """The ``key`` of the journal at ``journal``'s meta, read without writing; None when there
+    is no journal or no such key."""
     if not journal.is_file():
         return None
     try:
@@ -281,9 +288,9 @@ def remembered(journal: Path) -> RunRecord | None:
     except sqlite3.Error:
         return None
     try:
-        row = db.execute("SELECT value FROM meta WHERE key = ?", (RECORD_KEY,)).fetchone()
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     except sqlite3.Error:
         return None
     finally:
         db.close()
-    return None if row is None else RunRecord.from_json(str(row[0]))
+    return None if row is None else str(row[0])

@@ -7,7 +7,7 @@ job file are three ways to build one; the engine (``batch.engine.invocation``) d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -15,12 +15,14 @@ from pathlib import Path
 import polars as pl
 
 from batch.errors import UsageError
+from batch.invoked import INSTALLED, command
 from batch.journal.record import sha256_file
 from batch.model import RESULT_COLUMNS, RETRYABLE_OUTCOMES, Call, Outcome, RowResult
 from batch.prepare.current import gate
 from batch.prepare.cutover import read_checked, refuse_overwrites, require_current
 from batch.prepare.effects import Effects, judged, unjudged
 from batch.prepare.validate import Validation
+from batch.rownames import BY_NUMBER, META_KEY, RowNames
 from batch.settings import RunSettings
 
 
@@ -47,11 +49,16 @@ class Batch:
     # the rollback file, written just before the first request; returns the note to show
     before_sending: Callable[[], str] | None = None
     notes: tuple[str, ...] = ()  # what preparing found worth telling (the snapshot's verdicts)
+    # the input's rows as an editor or a spreadsheet shows them (batch.rownames)
+    row_names: RowNames = BY_NUMBER
 
 
-def batch_for_run(settings: RunSettings) -> tuple[Batch, Validation]:
+def batch_for_run(
+    settings: RunSettings, *, started: Sequence[str] = INSTALLED
+) -> tuple[Batch, Validation]:
     """Read and check the input (against the snapshot with --current): the batch to send and
-    its validation (wipes refused unless --allow-wipe)."""
+    its validation (wipes refused unless --allow-wipe). ``started``: how the rollback file's
+    command starts (batch.invoked)."""
     refuse_overwrites(
         settings.input,
         settings.current,
@@ -76,9 +83,12 @@ def batch_for_run(settings: RunSettings) -> tuple[Batch, Validation]:
     )
     v, passthrough = checked.validation, checked.table.passthrough_frame()
     read_notes = checked.table.notes  # which sheet of a workbook was read
+    names = checked.table.row_names
     if checked.current is None:
-        return Batch(v.calls, v.preview_results, passthrough, v.valid, notes=read_notes,
-                     effects=lambda: unjudged(v)), v  # fmt: skip
+        return Batch(
+            v.calls, v.preview_results, passthrough, v.valid, notes=read_notes,
+            effects=lambda: unjudged(v), row_names=names,
+        ), v  # fmt: skip
     g = gate(
         v, checked.current, allow_wipe=settings.allow_wipe, skip_unchanged=settings.skip_unchanged
     )
@@ -98,7 +108,7 @@ def batch_for_run(settings: RunSettings) -> tuple[Batch, Validation]:
         restored = write_rollback(rollback_path, g.diff, include=g.send_mask())
         return (
             f"rollback of {restored} records written to {rollback_path} before sending: "
-            f"`reroute run {rollback_path}` puts them back as {snapshot} has them"
+            f"`{command(started, 'run', rollback_path)}` puts them back as {snapshot} has them"
         )
 
     batch = Batch(
@@ -110,6 +120,7 @@ def batch_for_run(settings: RunSettings) -> tuple[Batch, Validation]:
         effects=lambda: judged(g.diff),
         before_sending=write_rollback if rollback_path is not None else None,
         notes=(*read_notes, f"against {checked.current.path}: {counts or 'no valid rows'}"),
+        row_names=names,
     )
     return batch, g.validation
 
@@ -117,7 +128,10 @@ def batch_for_run(settings: RunSettings) -> tuple[Batch, Validation]:
 def batch_for_retry(results_file: Path) -> Batch:
     """The rows of a results file to send again (failed, unknown, not_attempted, with a
     recorded request), matched by ``row``: a file sorted or filtered in a spreadsheet is put
-    back in row order first; a row number found twice is refused."""
+    back in row order first; a row number found twice is refused. Its rows are named as the
+    run that wrote the file named them (its journal keeps how)."""
+    from batch.journal.db import journal_path
+    from batch.journal.record import meta_value
     from batch.sheets.results import read_results
 
     frame = read_results(results_file).sort("row", maintain_order=True)
@@ -138,6 +152,7 @@ def batch_for_retry(results_file: Path) -> Batch:
         candidates=len(calls),
         kind="retry",
         carried=carried,
+        row_names=RowNames.from_text(meta_value(journal_path(results_file), META_KEY)),
     )
 
 

@@ -19,7 +19,7 @@ only for the rows a summary shows or a plan file writes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
@@ -29,8 +29,10 @@ import polars as pl
 from batch import voicelink as vl
 from batch.errors import InputFileError
 from batch.model import Call, Outcome, RowResult
+from batch.prepare.rulemessages import where
 from batch.prepare.rules import Code
 from batch.prepare.validate import Validation, add_errors, validate
+from batch.rownames import BY_NUMBER, RowNames
 from batch.sheets.load import WHITESPACE, load_table
 
 
@@ -124,9 +126,9 @@ class RowDiff:
     changes: tuple[str, ...]  # "field: old -> new", in body order
     wipes: tuple[str, ...]  # fields the update would erase
 
-    def describe(self) -> str:
-        """One line: ``row 3 (routing_id 4103) change: status: 0 -> 1``."""
-        head = f"row {self.row} (routing_id {self.routing_id}) {self.verdict}"
+    def describe(self, names: RowNames = BY_NUMBER) -> str:
+        """One line: ``row 3 (line 4, routing_id 4103) change: status: 0 -> 1``."""
+        head = f"{names.name(self.row, f'routing_id {self.routing_id}')} {self.verdict}"
         if self.verdict is Verdict.UNKNOWN_RECORD:
             return f"{head}: not in the snapshot"
         if self.verdict is Verdict.WIPES:
@@ -146,6 +148,7 @@ class Diff:
 
     snapshot: Path
     frame: pl.DataFrame
+    names: RowNames = BY_NUMBER  # the input's rows as an editor shows them (batch.rownames)
 
     def counts(self) -> dict[Verdict, int]:
         """Valid rows per verdict, every verdict listed (0 when none)."""
@@ -190,7 +193,7 @@ class Diff:
             if len(shown) < limit:
                 shown += self.rows(limit - len(shown), verdicts=(verdict,))
         for diff in shown:
-            lines.append(f"  {diff.describe()}")
+            lines.append(f"  {diff.describe(self.names)}")
         if total > len(shown):
             lines.append(f"  ... and {total - len(shown)} more (write them all with --out PLAN)")
         return lines
@@ -221,7 +224,7 @@ def diff_rows(v: Validation, current: Current) -> Diff:
         *[field for field in vl.BODY_FIELDS if field != vl.CONNECTION_ID]
     ).with_columns(v.connections.select(sent_connection(v.default_connection_id)))
     rows = v.judged.select("row", "routing_id", "id", valid=pl.col("error_code") == "")
-    return diff_sent(rows.hstack(sent), current)
+    return replace(diff_sent(rows.hstack(sent), current), names=v.table.row_names)
 
 
 def diff_sent(rows: pl.DataFrame, current: Current) -> Diff:
@@ -389,7 +392,7 @@ def wipe_errors(diff: Diff) -> pl.DataFrame:
             "row {}, field {}: the cell is empty but the current record has a value (in {}), "
             "and the update replaces the whole record, so it would be erased; write the value, "
             "use --fill-from-current, or pass --allow-wipe if erasing it is intended",
-            "row",
+            where(diff.names),
             pl.col("wipes").list.join(", "),
             pl.lit(str(diff.snapshot)),
         ).alias("error_message"),

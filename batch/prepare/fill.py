@@ -18,6 +18,7 @@ import polars as pl
 
 from batch import voicelink as vl
 from batch.prepare.current import Current
+from batch.prepare.rulemessages import where
 from batch.prepare.rules import Code
 from batch.sheets.load import WHITESPACE, Table
 
@@ -80,7 +81,7 @@ def fill_from_current(table: Table, current: Current) -> Filled:
             "row {}, field routing_id: record {} is not in the snapshot {}, so its empty "
             "cells cannot be filled; add the record to the snapshot (export it again), or "
             "fill every cell and send the row without --fill-from-current",
-            pl.col(_ROW),
+            where(table.row_names, pl.col(_ROW).cast(pl.Int64)),
             pl.col(_ID),
             pl.lit(str(current.path)),
         ).alias("error_message"),

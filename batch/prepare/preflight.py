@@ -26,8 +26,10 @@ from batch import voicelink as vl
 from batch.model import Call, Outcome, RowResult
 from batch.prepare.batch import Batch
 from batch.prepare.current import sent_connection
+from batch.prepare.rulemessages import where
 from batch.prepare.rules import Code
 from batch.prepare.validate import Validation, add_errors
+from batch.rownames import BY_NUMBER, RowNames
 from batch.send.account import Account, read_account
 from batch.send.client import Network, SendPolicy
 from batch.settings import RunSettings
@@ -84,8 +86,10 @@ def targets_of_calls(calls: Iterable[Call]) -> pl.DataFrame:
     )
 
 
-def judge(targets: pl.DataFrame, account: Account) -> Verdict:
-    """The errors of every row of ``targets`` against ``account``, and the summary's lines."""
+def judge(targets: pl.DataFrame, account: Account, names: RowNames = BY_NUMBER) -> Verdict:
+    """The errors of every row of ``targets`` against ``account``, and the summary's lines;
+    the messages name each row as ``names`` finds it in the input (batch.rownames)."""
+    targets = targets.with_columns(where(names).alias("#where"))
     errors = pl.concat([_bot_errors(targets, account), _connection_errors(targets, account)])
     errors = errors.sort("row", "#order", maintain_order=True).select(ERROR_COLUMNS)
     return Verdict(errors, _lines(targets, account, errors))
@@ -107,7 +111,8 @@ def _bot_errors(targets: pl.DataFrame, account: Account) -> pl.DataFrame:
     pointed = pl.concat(
         [
             targets.select(
-                "row", vl.STATUS, pl.lit(field).alias("#field"), pl.lit(i).alias("#order"),
+                "row", "#where", vl.STATUS, pl.lit(field).alias("#field"),
+                pl.lit(i).alias("#order"),
                 pl.col(field).alias("#bot"),
             ).filter(pl.col("#bot").is_not_null())
             for i, field in enumerate(vl.BOT_FIELDS)
@@ -118,7 +123,7 @@ def _bot_errors(targets: pl.DataFrame, account: Account) -> pl.DataFrame:
     inactive = judged.filter((pl.col("#bot_status") == 0) & (pl.col(vl.STATUS) == 1))
     return pl.concat(
         [
-            _unknown_bots(unknown.select("row", "#order", "#field", "#bot"), bots),
+            _unknown_bots(unknown.select("row", "#where", "#order", "#field", "#bot"), bots),
             inactive.select(
                 "row", "#order",
                 pl.lit(Code.INACTIVE_BOT.value).alias("error_code"),
@@ -126,7 +131,7 @@ def _bot_errors(targets: pl.DataFrame, account: Account) -> pl.DataFrame:
                     "row {}, field {}: bot {} ({}) is inactive (status 0) on the account, and "
                     "the row routes active calls to it (status 1): activate the bot, point the "
                     "row at an active bot, or set the row's status to 0",
-                    "row", "#field", "#bot", _named("#name"),
+                    "#where", "#field", "#bot", _named("#name"),
                 ).alias("error_message"),
             ),
         ]
@@ -148,7 +153,7 @@ def _unknown_bots(unknown: pl.DataFrame, bots: pl.DataFrame) -> pl.DataFrame:
             "row", "#order", pl.lit(Code.UNKNOWN_BOT.value).alias("error_code"),
             pl.format(
                 "row {}, field {}: bot {} is not on the account ({}): create the bot or change "
-                "the row's mode", "row", "#field", "#bot", hint,
+                "the row's mode", "#where", "#field", "#bot", hint,
             ).alias("error_message"),
         )  # fmt: skip
     ids = unknown.select("#bot").unique().sort("#bot")
@@ -171,7 +176,7 @@ def _unknown_bots(unknown: pl.DataFrame, bots: pl.DataFrame) -> pl.DataFrame:
             "row {}, field {}: bot {} is not a WebSocket bot of this account ({} bots; the "
             "nearest ids are {}): it may have been deleted; point the row at a bot the account "
             "has",
-            "row", "#field", "#bot", pl.lit(bots.height), "#nearest",
+            "#where", "#field", "#bot", pl.lit(bots.height), "#nearest",
         ).alias("error_message"),
     )  # fmt: skip
 
@@ -188,7 +193,7 @@ def _connection_errors(targets: pl.DataFrame, account: Account) -> pl.DataFrame:
     active = account.active_connections
     listing = _listing(account)
     sent = targets.select(
-        "row", pl.col(vl.CONNECTION_ID).alias("#sent"),
+        "row", "#where", pl.col(vl.CONNECTION_ID).alias("#sent"),
         pl.col(vl.CONNECTION_ID).str.to_lowercase().alias("#cid"),
     ).join(connections, on="#cid", how="left")  # fmt: skip
     given = pl.col("#sent").is_not_null()
@@ -201,7 +206,7 @@ def _connection_errors(targets: pl.DataFrame, account: Account) -> pl.DataFrame:
             pl.format(
                 "row {}, field connection_id: {} is not one of this account's VoiceLink "
                 "connections (it has: {}): write one of those, or leave the cell empty",
-                "row", "#sent", pl.lit(listing),
+                "#where", "#sent", pl.lit(listing),
             ).alias("error_message"),
         ),
         inactive.select(
@@ -210,7 +215,7 @@ def _connection_errors(targets: pl.DataFrame, account: Account) -> pl.DataFrame:
             pl.format(
                 "row {}, field connection_id: {} ({}) is {} on the account, not ACTIVE: use an "
                 "active connection (it has: {})",
-                "row", "#sent", _named("#cname"), "#cstatus", pl.lit(listing),
+                "#where", "#sent", _named("#cname"), "#cstatus", pl.lit(listing),
             ).alias("error_message"),
         ),
     ]  # fmt: skip
@@ -222,7 +227,7 @@ def _connection_errors(targets: pl.DataFrame, account: Account) -> pl.DataFrame:
                 pl.format(
                     "row {}, field connection_id: empty, and the account has {} active "
                     "VoiceLink connections ({}): write one in the cell or pass --connection-id",
-                    "row", pl.lit(len(active)), pl.lit(listing),
+                    "#where", pl.lit(len(active)), pl.lit(listing),
                 ).alias("error_message"),
             )
         )  # fmt: skip
@@ -286,7 +291,7 @@ def check_validation(
     source = key_source or settings.api_key_env
     account = read_account(settings.base_url, key, rate=settings.rate, policy=policy,
                            network=network, key_source=source)  # fmt: skip
-    verdict = judge(targets_of_validation(v), account)
+    verdict = judge(targets_of_validation(v), account, v.table.row_names)
     return add_errors(v, verdict.errors), verdict.lines
 
 

@@ -9,10 +9,28 @@ import polars as pl
 
 from batch import voicelink as vl
 from batch.prepare.rules import CHECKS, Check, Code, num
+from batch.rownames import RowNames
 
 MESSAGE_SEPARATOR: Final = "; "
 SHOWN_CHARS: Final = 40  # a value quoted in a message is cut here: messages stay one short line
 EXAMPLE_UUID: Final = "123e4567-e89b-12d3-a456-426614174000"
+
+
+def where(names: RowNames, row: pl.Expr | None = None) -> pl.Expr:
+    """Rows as a message names them after the word "row": ``3 (line 4)``, ``3 (sheet row
+    4)``, ``3`` (batch.rownames), for a column of row numbers (``row`` unless given)."""
+    row = pl.col("row") if row is None else row
+    if not names.unit:
+        return row.cast(pl.String)
+    number = row + (names.first - 1)
+    if names.shifts:  # cells spanning lines above: the lines they add, found by row
+        starts = pl.Series([start for start, _ in names.shifts], dtype=pl.Int64)
+        added = pl.Series([0, *(extra for _, extra in names.shifts)], dtype=pl.Int64)
+        number = number + pl.lit(added).gather(pl.lit(starts).search_sorted(row, side="right"))
+    named = pl.format(f"{{}} ({names.unit} {{}})", row, number)
+    if names.known_until is not None:
+        named = pl.when(row <= names.known_until).then(named).otherwise(row.cast(pl.String))
+    return named
 
 
 def _shown(field: str) -> pl.Expr:
@@ -30,7 +48,7 @@ def _shown(field: str) -> pl.Expr:
 def _message(check: Check) -> pl.Expr:
     field = check.field
     head = f"row {{}}, field {field}: "
-    row = pl.col("#where")  # the row's number ("3", or "3 (sheet row 4)" in a workbook)
+    row = pl.col("#where")  # the row as the operator finds it: "3 (line 4)" (:func:`where`)
     value = _shown(field)
     code = check.code
     if code is Code.MISSING_FIELD:
@@ -101,7 +119,7 @@ def messages(checked: pl.DataFrame) -> pl.DataFrame:
     groups = (
         checked.filter(pl.col("#duplicate"))
         .group_by(rid)
-        .agg(pl.col("row").sort().head(6).cast(pl.String).str.join(", "), pl.len())
+        .agg(pl.col("#where").sort_by("row").head(6).str.join(", ").alias("row"), pl.len())
         .select(
             rid,
             pl.when(pl.col("len") > 6)

@@ -19,7 +19,7 @@ import polars as pl
 from batch import voicelink as vl
 from batch.errors import UsageError
 from batch.model import Call, Outcome, RowResult
-from batch.prepare.rulemessages import EXAMPLE_UUID, MESSAGE_SEPARATOR, messages
+from batch.prepare.rulemessages import EXAMPLE_UUID, MESSAGE_SEPARATOR, messages, where
 from batch.prepare.rules import (
     CONNECTION_FIELDS,
     KNOWN_FIELDS,
@@ -35,6 +35,7 @@ from batch.prepare.rules import (
     request_expr,
     text,
 )
+from batch.rownames import RowNames
 from batch.sheets.load import WHITESPACE, Table
 
 CODE_SEPARATOR: Final = ";"
@@ -226,7 +227,7 @@ def validate(
     if invalid.any():
         # Codes and messages are text work: do it for the invalid rows only.
         index = invalid.arg_true()
-        bad = _explained(checked.filter(invalid).with_columns(flags()), table.header_row)
+        bad = _explained(checked.filter(invalid).with_columns(flags()), table.row_names)
         judged = judged.with_columns(
             judged.get_column("error_code").scatter(index, bad.get_column("error_code")),
             judged.get_column("error_message").scatter(index, bad.get_column("error_message")),
@@ -318,11 +319,11 @@ def _cells(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _explained(bad: pl.DataFrame, header_row: int | None = None) -> pl.DataFrame:
+def _explained(bad: pl.DataFrame, names: RowNames) -> pl.DataFrame:
     """``error_code`` and ``error_message`` of the invalid rows (``bad`` holds only those).
 
-    ``header_row``: a workbook's header row number; messages then name the spreadsheet's own
-    row too ("row 3 (sheet row 4)"), so the cell is found at once.
+    ``names``: messages name the row as an editor or a spreadsheet shows it too ("row 3
+    (line 4)", "row 3 (sheet row 4)"), so the cell is found at once.
     """
     # One mention of each code per row, in the contract's order of codes.
     codes = pl.concat_str(
@@ -333,10 +334,7 @@ def _explained(bad: pl.DataFrame, header_row: int | None = None) -> pl.DataFrame
         separator=CODE_SEPARATOR,
         ignore_nulls=True,
     )
-    where = pl.col("row").cast(pl.String)
-    if header_row is not None:
-        where = pl.format("{} (sheet row {})", pl.col("row"), pl.col("row") + header_row)
     worded = messages(
-        bad.with_columns(*[text(name) for name in KNOWN_FIELDS], where.alias("#where"))
+        bad.with_columns(*[text(name) for name in KNOWN_FIELDS], where(names).alias("#where"))
     )
     return bad.select(codes.alias("error_code")).with_columns(worded.get_column("error_message"))

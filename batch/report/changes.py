@@ -27,6 +27,7 @@ from batch.journal.record import sha256_file
 from batch.model import Outcome
 from batch.prepare.current import Verdict, diff_sent, load_current
 from batch.report.data import Facts
+from batch.rownames import RowNames
 from batch.sheets.results import atomic_file
 
 NO_SNAPSHOT: Final = (
@@ -45,6 +46,7 @@ class RecordChange:
     """One record the run changed: its row, routing id, the sheet's ids, each field's change."""
 
     row: int
+    where: str  # the row as the operator finds it: "3 (line 4)" (batch.rownames)
     routing_id: str
     ids: dict[str, str]  # the sheet's own columns (a DID, a ticket), as the results carry them
     fields: list[tuple[str, str, str]]  # (field, old, new)
@@ -107,7 +109,10 @@ def compare(facts: Facts, *, cap: int) -> Changes:
         in_doubt=count((outcome == Outcome.UNKNOWN.value) & differs),
         not_applied=count((outcome == Outcome.FAILED.value) & differs),
         unknown_records=count(succeeded & (verdict == Verdict.UNKNOWN_RECORD.value)),
-        records=[_record(r, facts.passthrough) for r in changed.head(cap).iter_rows(named=True)],
+        records=[
+            _record(r, facts.passthrough, facts.row_names)
+            for r in changed.head(cap).iter_rows(named=True)
+        ],
         full=judged.filter(differs)
         .with_columns(pl.col("changes").list.join("; "))
         .select("row", "routing_id", "outcome", "verdict", "changes", *facts.passthrough),
@@ -187,14 +192,16 @@ def _sent(facts: Facts) -> pl.DataFrame:
     )
 
 
-def _record(r: dict[str, object], passthrough: list[str]) -> RecordChange:
+def _record(r: dict[str, object], passthrough: list[str], names: RowNames) -> RecordChange:
     fields = []
     for text in r["changes"] or []:  # type: ignore[attr-defined]
         name, _, values = str(text).partition(": ")
         old, _, new = values.partition(" -> ")
         fields.append((name, old, new))
+    row = int(r["row"])  # type: ignore[call-overload]
     return RecordChange(
-        row=int(r["row"]),  # type: ignore[call-overload]
+        row=row,
+        where=names.where(row),
         routing_id=str(r["routing_id"] or ""),
         ids={name: str(r[name] or "") for name in passthrough},
         fields=fields,

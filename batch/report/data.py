@@ -26,6 +26,7 @@ from batch.journal import counts as runcounts
 from batch.journal.db import journal_path, log_path, read_log
 from batch.journal.view import JournalView
 from batch.model import RESULT_COLUMNS, Outcome
+from batch.rownames import META_KEY, RowNames
 
 # At most this many rows that did not succeed are embedded (the results file has them all).
 MAX_FAILED_ROWS: Final = 1_000
@@ -109,6 +110,12 @@ class Facts:
     @property
     def finished(self) -> bool:
         return bool(self.segments) and self.segments[-1]["finished_at"] is not None
+
+    @property
+    def row_names(self) -> RowNames:
+        """How the input's rows are found in an editor or a spreadsheet, as the run kept it
+        (batch.rownames): ``row 3 (line 4)``."""
+        return RowNames.from_text(self.meta.get(META_KEY))
 
     @property
     def passthrough(self) -> list[str]:

@@ -24,6 +24,7 @@ class FailedRow:
     """A row that did not succeed, as the failure table shows it."""
 
     row: int
+    where: str  # the row as the operator finds it: "3 (line 4)" (batch.rownames)
     routing_id: str
     outcome: str
     http_status: int | None
@@ -45,6 +46,7 @@ class Cause:
     http_status: int | None
     rows: int
     example_row: int
+    example_name: str  # "row 3 (line 4, routing_id 1003)"
     example_routing_id: str
     example_message: str
 
@@ -54,10 +56,11 @@ def failed_rows(facts: Facts, *, cap: int = MAX_FAILED_ROWS) -> tuple[list[Faile
     there are in all."""
     every = not_succeeded(facts.rows)
     shown = every.head(min(cap, MAX_FAILED_ROWS))
-    columns = facts.passthrough
+    columns, names = facts.passthrough, facts.row_names
     found = [
         FailedRow(
             row=r["row"],
+            where=names.where(r["row"]),
             routing_id=r["routing_id"] or "",
             outcome=r["outcome"],
             http_status=r["http_status"],
@@ -88,6 +91,7 @@ def causes(facts: Facts, *, top: int = TOP_CAUSES) -> tuple[list[Cause], int]:
         )
         .sort("rows", descending=True, maintain_order=True)
     )
+    names = facts.row_names
     found = [
         Cause(
             outcome=g["outcome"],
@@ -95,6 +99,9 @@ def causes(facts: Facts, *, top: int = TOP_CAUSES) -> tuple[list[Cause], int]:
             http_status=g["http_status"],
             rows=g["rows"],
             example_row=g["example_row"],
+            example_name=names.name(
+                g["example_row"], f"routing_id {g['example_routing_id'] or ''}"
+            ),
             example_routing_id=g["example_routing_id"] or "",
             example_message=excerpt(g["example_message"] or "", 300),
         )

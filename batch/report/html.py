@@ -139,8 +139,7 @@ def _causes(causes: list[Cause], distinct: int) -> str:
             c.outcome,
             c.error_code or "(none)",
             c.http_status or "",
-            f"row {c.example_row} (routing_id {c.example_routing_id}): "
-            + _cut(c.example_message, CAUSE_MESSAGE),
+            f"{c.example_name}: " + _cut(c.example_message, CAUSE_MESSAGE),
         )
         for c in causes
     ]
@@ -189,7 +188,7 @@ def _failures(found: list[FailedRow], total: int, *, results: str) -> str:
 def _failure_row(f: FailedRow) -> str:
     colour = OUTCOME_COLOURS.get(f.outcome, "#555")
     cells = [
-        f'<td class="num">{f.row}</td>',
+        f'<td class="num" data-sort="{f.row}">{_e(f.where)}</td>',
         f"<td>{_e(f.routing_id)}</td>",
         *(
             f'<td title="{_e(v)}">{_t(_cut(v, CELL))}</td>'
@@ -210,7 +209,7 @@ def _failure_row(f: FailedRow) -> str:
 def _changes(c: Changes, full: str | None) -> str:
     if not c.known:
         return f'<p class="note">{_e(c.summary)}</p>'
-    listed = "".join(_record(r.routing_id, r.row, r.ids, r.fields) for r in c.records)
+    listed = "".join(_record(r.routing_id, r.where, r.ids, r.fields) for r in c.records)
     more = ""
     if full is not None:
         shown = f"The first {len(c.records):,} of {c.changed:,} are here; every" if (
@@ -223,7 +222,7 @@ def _changes(c: Changes, full: str | None) -> str:
     return f"<p>{_e(c.summary)}</p>{block}{more}"
 
 
-def _record(routing_id: str, row: int, ids: dict[str, str],
+def _record(routing_id: str, row: str, ids: dict[str, str],
             fields: list[tuple[str, str, str]]) -> str:  # fmt: skip
     named = "".join(f" · {_t(k)} {_t(_cut(v, 40))}" for k, v in list(ids.items())[:2] if v)
     lines = "".join(
@@ -233,7 +232,7 @@ def _record(routing_id: str, row: int, ids: dict[str, str],
     )
     return (
         f'<div class="record"><div class="head">~ routing_id {_t(routing_id)} '
-        f'<span class="note">row {row}{named}</span></div>{lines}</div>'
+        f'<span class="note">row {_t(row)}{named}</span></div>{lines}</div>'
     )
 
 

@@ -140,7 +140,7 @@ def _causes(parts: Sections) -> list[str]:
                 c.outcome,
                 c.error_code or "(none)",
                 c.http_status or "",
-                f"row {c.example_row} (routing_id {c.example_routing_id}): {c.example_message}",
+                f"{c.example_name}: {c.example_message}",
             )
             for c in shown
         ],
@@ -162,7 +162,7 @@ def _failures(parts: Sections, max_rows: int, results: str) -> list[str]:
         lines += _table(
             ("row", "routing_id", *ids, "outcome", "HTTP", "attempts", "error code", "message"),
             [_failure(f, ids) for f in shown],
-            limits=(10, ID_CELL, *[ID_CELL] * len(ids), 14, 4, 4, 40, CELL),
+            limits=(28, ID_CELL, *[ID_CELL] * len(ids), 14, 4, 4, 40, CELL),  # 5 (line 6)
         )
         lines.append("")
     if total > len(shown):
@@ -172,7 +172,7 @@ def _failures(parts: Sections, max_rows: int, results: str) -> list[str]:
 
 def _failure(f: FailedRow, ids: list[str]) -> tuple[Any, ...]:
     return (
-        f.row,
+        f.where,
         f.routing_id,
         *(f.passthrough.get(name, "") for name in ids),
         f.outcome,
@@ -195,7 +195,7 @@ def _changes(parts: Sections, max_records: int) -> list[str]:
         ids = ", ".join(
             f"{_cell(k, ID_CELL)} {_cell(v, ID_CELL)}" for k, v in list(r.ids.items())[:2] if v
         )
-        named = f"row {r.row}, {ids}" if ids else f"row {r.row}"
+        named = f"row {r.where}, {ids}" if ids else f"row {r.where}"
         fields = "; ".join(f"{name}: {old} → {new}" for name, old, new in r.fields)
         lines.append(f"- `{_cell(r.routing_id, ID_CELL)}` ({named}): {_cell(fields, 2 * CELL)}")
     if parts.changes_file is not None:

@@ -21,6 +21,7 @@ from batch.prepare.current import DROPPED, EMPTY, Diff, Verdict
 from batch.prepare.validate import Validation
 from batch.report.changes import RecordChange, _record
 from batch.report.markdown import ID_CELL, LINE, _cell, _code, _table
+from batch.rownames import BY_NUMBER, RowNames
 
 MAX_RECORDS: Final = 30  # records listed with their changes (the plan file has them all)
 MAX_IDS: Final = 2  # the sheet's own columns shown per record
@@ -39,6 +40,7 @@ class PlanFacts:
     passthrough: pl.DataFrame  # the sheet's own columns, in row order
     planned_rows: frozenset[int]  # the rows whose request is in the plan
     allow_wipe: bool = False
+    row_names: RowNames = BY_NUMBER  # the rows as the sheet's editor shows them
 
 
 def text(facts: PlanFacts) -> str:
@@ -136,9 +138,9 @@ def _records(facts: PlanFacts) -> list[RecordChange]:
         pl.col("row").is_in(list(facts.planned_rows))
         & pl.col("verdict").is_in([Verdict.CHANGE.value, Verdict.WIPES.value])
     )
-    return [_record(r, ids) for r in planned.iter_rows(named=True)]
+    return [_record(r, ids, facts.row_names) for r in planned.iter_rows(named=True)]
 
 
 def _named(r: RecordChange) -> str:
     ids = ", ".join(f"{k} {v}" for k, v in r.ids.items() if v)
-    return f"`{_cell(r.routing_id, ID_CELL)}` (row {r.row}{', ' + ids if ids else ''})"
+    return f"`{_cell(r.routing_id, ID_CELL)}` (row {r.where}{', ' + ids if ids else ''})"

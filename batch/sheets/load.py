@@ -8,17 +8,19 @@ raise one ``InputFileError`` naming the file and the fix, before any row is judg
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from batch import voicelink
+from batch import rownames, voicelink
 from batch.errors import InputFileError
 from batch.model import RESULT_COLUMNS
+from batch.rownames import RowNames
 from batch.sheets import csvfile, excel
 from batch.sheets.dialect import TAB_EXTENSIONS, Reading, TextDialect, check_utf8
 from batch.sheets.dialect import separator_label as _label
@@ -57,19 +59,24 @@ class Table:
     too, under their original names and types). A blank known cell ("  ") is kept as written;
     validation treats it as empty.
 
-    ``header_row``: for a workbook, the spreadsheet row number of the header (data row ``n`` is
-    sheet row ``header_row + n``), so messages can name both; None for other formats.
-    ``notes``: what reading found worth telling (which sheet of several was read).
+    ``names``: how the rows are found in an editor or a spreadsheet (:attr:`row_names`),
+    worked out when first asked. ``notes``: what reading found worth telling (which sheet of
+    several was read).
     """
 
     path: Path
     frame: pl.DataFrame
     passthrough: tuple[str, ...]
-    header_row: int | None = None
+    names: Callable[[], RowNames] = RowNames
     notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return self.frame.height
+
+    @property
+    def row_names(self) -> RowNames:
+        """``row 3 (line 4)``, ``row 3 (sheet row 4)``: batch.rownames."""
+        return self.names()
 
     def passthrough_frame(self) -> pl.DataFrame:
         """The passthrough columns alone, as the results file carries them."""
@@ -100,17 +107,19 @@ def load_table(
             "use .csv, .xlsx, .parquet, .jsonl or .ndjson (or .tsv, .txt)",
         )
     separator: str | None = None
-    header_row: int | None = None
+    header_lines: int | None = None  # a text file's
+    names: Callable[[], RowNames] = RowNames  # Parquet, JSON lines: the row number says it
     notes: tuple[str, ...] = ()
     try:
         if suffix in TEXT_EXTENSIONS:
             dialect = TextDialect.of(path, reading)
-            header, frame = csvfile.read_csv(path, dialect)
+            header, frame, header_lines = csvfile.read_csv(path, dialect)
             _check_header_names(path, header)
             frame, separator = _named(frame, header), dialect.separator
         elif suffix in excel.EXTENSIONS:
             sheet = excel.read_sheet(path, reading.sheet)
-            frame, header_row, notes = _read_sheet(path, sheet), sheet.header_row, sheet.notes
+            frame, notes = _read_sheet(path, sheet), sheet.notes
+            names = functools.partial(rownames.of_sheet, sheet.header_row)
         elif suffix in PARQUET_EXTENSIONS:
             frame = _read_parquet(path)
         else:
@@ -118,7 +127,26 @@ def load_table(
     except OSError as exc:
         raise InputFileError(path, f"cannot be read: {exc.strerror or exc}") from exc
     table = _to_table(path, frame, required, separator)
-    return Table(table.path, table.frame, table.passthrough, header_row, notes)
+    if header_lines is not None:
+        names = _TextRows(table.frame, header_lines)
+    return Table(table.path, table.frame, table.passthrough, names, notes)
+
+
+class _TextRows:
+    """A text file's row names, worked out once, when first asked: finding the cells that
+    span lines reads every text cell, which a sheet with no row to name never needs."""
+
+    def __init__(self, frame: pl.DataFrame, header_lines: int) -> None:
+        self._frame: pl.DataFrame | None = frame
+        self._header_lines = header_lines
+        self._names: RowNames | None = None
+
+    def __call__(self) -> RowNames:
+        if self._names is None:
+            assert self._frame is not None
+            spanning = csvfile.spanning_rows(self._frame)
+            self._names, self._frame = rownames.of_text(self._header_lines, spanning), None
+        return self._names
 
 
 # --- readers: each returns a frame with the file's own header names, known cells as text ---

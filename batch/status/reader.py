@@ -30,6 +30,7 @@ from batch.journal.db import Logged, journal_path, log_path, read_log
 from batch.journal.lock import Holder, peek
 from batch.journal.record import RECORD_KEY, RunRecord
 from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
+from batch.rownames import META_KEY, RowNames
 from batch.status.state import (
     SHOWN,
     Event,
@@ -242,6 +243,7 @@ class _Reader:
             ),
             trail=trail,
             notes=tuple(self.notes),
+            row_names=RowNames.from_text(meta.get(META_KEY)),
         )
 
     def _held_since(self) -> datetime | None:

@@ -14,7 +14,7 @@ skipped as unchanged), so ``total`` and ``invalid`` are unknown there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,8 +23,10 @@ from typing import Final
 from batch.config.jobs import Job, is_job_file, load_job
 from batch.engine.target import check_results_argument
 from batch.errors import JournalError
+from batch.invoked import INSTALLED, command
 from batch.journal.db import SUFFIX, journal_path
 from batch.journal.lock import Holder
+from batch.rownames import BY_NUMBER, RowNames
 
 SHOWN: Final = 5  # failures, segments and events shown
 
@@ -110,11 +112,15 @@ class RunStatus:
     events: tuple[Event, ...]
     trail: bool  # the journal has the audit trail (a journal of an older reroute has not)
     notes: tuple[str, ...] = field(default=())
+    row_names: RowNames = BY_NUMBER  # the input's rows as an editor shows them (batch.rownames)
 
 
-def locate(target: Path, env: Mapping[str, str]) -> tuple[Path, Job | None]:
+def locate(
+    target: Path, env: Mapping[str, str], *, started: Sequence[str] = INSTALLED
+) -> tuple[Path, Job | None]:
     """The results path a RESULTS, journal or JOB.toml argument names (a job's as `run`
-    resolves it), and the job. Raises JobFileError, or JournalError when there is no journal."""
+    resolves it), and the job. Raises JobFileError, or JournalError when there is no journal
+    (its message names the command to run, started as ``started``: batch.invoked)."""
     check_results_argument(target)
     job = None
     if is_job_file(target):
@@ -128,19 +134,26 @@ def locate(target: Path, env: Mapping[str, str]) -> tuple[Path, Job | None]:
         results = target
     journal = journal_path(results)
     if not journal.is_file():
-        raise JournalError(missing(target, results, journal, job))
+        raise JournalError(missing(target, results, journal, job, started))
     return results, job
 
 
-def missing(target: Path, results: Path, journal: Path, job: Job | None) -> str:
+def missing(
+    target: Path,
+    results: Path,
+    journal: Path,
+    job: Job | None,
+    started: Sequence[str] = INSTALLED,
+) -> str:
     if job is not None:
         return (
             f"{target}: no run of this job yet (no journal {journal}): "
-            f"`reroute run {target}` starts it"
+            f"`{command(started, 'run', target)}` starts it"
         )
     guess = Path(f"{target.stem}.results.csv")
     if target.exists() and journal_path(guess).is_file():
-        return f"{target}: no run journal beside it; did you mean `reroute status {guess}`?"
+        meant = command(started, "status", guess)
+        return f"{target}: no run journal beside it; did you mean `{meant}`?"
     what = "no run journal beside it" if target.exists() else "no such results file"
     return (
         f"{target}: {what} ({journal.name} not found): give the results path a run writes "

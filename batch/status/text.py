@@ -71,8 +71,9 @@ def lines(status: RunStatus) -> list[str]:
             answer = f"HTTP {f.http_status}" if f.http_status is not None else "no answer"
             when = f" at {format_moment(f.at)}" if f.at is not None else ""
             message = _short(f.error_message)
+            named = status.row_names.name(f.row, f"routing id {f.routing_id}")
             out.append(
-                f"    row {f.row} (routing id {f.routing_id}): {answer} {f.error_code} after "
+                f"    {named}: {answer} {f.error_code} after "
                 f"{f.attempts} attempt{'s' if f.attempts != 1 else ''}{when}: {message}"
             )
     if status.segments:

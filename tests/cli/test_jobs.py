@@ -69,7 +69,7 @@ def test_invalid_rows_exit_1_and_are_listed(tmp_path: Path) -> None:
     assert code == 1
     assert ": invalid rows: 4 rows, 3 valid, 1 invalid;" in out
     assert "problem: 1 invalid rows (MISSING_TARGET 1): the run would send nothing" in out
-    assert "problem: row 4, field inbound_sip_trunk_id" in out
+    assert "problem: row 4 (line 5), field inbound_sip_trunk_id" in out
 
 
 def test_skip_invalid_is_reported(tmp_path: Path) -> None:

@@ -116,13 +116,14 @@ def test_the_markdown_plan_holds_counts_changes_cleared_values_and_the_hash(
     assert "change 9, no_change 31, wipes 0, unknown_record 0" in page
     assert "| 4 | 3 (WebSocket bot) | 2 (SIP) | 1 (active) |" in page
     assert (
-        "- `4102` (row 2, did_number +44161343471, ticket OPS-2311): for_outbound_call: 2 → 3; "
+        "- `4102` (row 2 (line 3), did_number +44161343471, ticket OPS-2311): "
+        "for_outbound_call: 2 → 3; "
         "outbound_websocket_bot_id: (empty) → 221; outbound_sip_trunk_id: 41 → (dropped)"
     ) in page
     cleared = page.split("### Values that would be cleared")[1]
     assert (
-        "| `4102` (row 2, did_number +44161343471, ticket OPS-2311) | outbound_sip_trunk_id | 41 |"
-        in cleared
+        "| `4102` (row 2 (line 3), did_number +44161343471, ticket OPS-2311) "
+        "| outbound_sip_trunk_id | 41 |" in cleared
     )
     assert f"--approved-plan {sha[1]}" in page
     assert "plan sha256:" not in page  # the text lines went to stderr

@@ -28,8 +28,8 @@ def test_sample_plan_shows_every_verdict_and_exits_1_for_wipes(tmp_path: Path) -
     assert code == 1
     assert err == ""
     assert f"against {SNAPSHOT}: change 8, no_change 29, wipes 3, unknown_record 0" in out
-    assert "  row 3 (routing_id 4103) wipes (erases connection_id): connection_id: " in out
-    assert "  row 5 (routing_id 4105) change: outbound_websocket_bot_id: 93 -> 220" in out
+    assert "  row 3 (line 4, routing_id 4103) wipes (erases connection_id): connection_id: " in out
+    assert "  row 5 (line 6, routing_id 4105) change: outbound_websocket_bot_id: 93 -> 220" in out
     assert "  ... and 1 more (write them all with --out PLAN)" in out
     assert "3 rows would erase a value the current record has" in out
 
@@ -44,7 +44,7 @@ def test_plan_without_wipes_exits_0(tmp_path: Path) -> None:
     code, out, _ = invoke("plan", sheet, "--current", SNAPSHOT)
     assert code == 0
     assert "change 1, no_change 1, wipes 0, unknown_record 1" in out
-    assert "  row 2 (routing_id 4999) unknown_record: not in the snapshot" in out
+    assert "  row 2 (line 3, routing_id 4999) unknown_record: not in the snapshot" in out
 
 
 def test_plan_file_gains_verdict_changes_and_wipes(tmp_path: Path) -> None:
@@ -109,7 +109,7 @@ def test_broken_snapshot_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert out == ""
     assert err.count("\n") == 1
     assert str(snapshot) in err
-    assert "row 1, field for_outbound_call" in err
+    assert "row 1 (line 2), field for_outbound_call" in err
 
 
 def test_missing_snapshot_is_exit_2(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def test_sample_with_errors_exits_1_and_shows_every_code() -> None:
         "DUPLICATE_ROUTING_ID 2",
     ):
         assert name in out
-    assert "  row 3, field status: the cell is empty" in out
+    assert "  row 3 (line 4), field status: the cell is empty" in out
     assert err == ""
 
 
@@ -61,7 +61,7 @@ def test_only_the_first_ten_problems_are_listed(tmp_path: Path) -> None:
     code, out, _ = invoke("validate", path)
     assert code == 1
     assert "first 10 invalid rows:" in out
-    assert "row 10, field for_inbound_call" in out
+    assert "row 10 (line 11), field for_inbound_call" in out
     assert "row 11," not in out
     assert "... and 15 more (write them all with --results PATH)" in out
 

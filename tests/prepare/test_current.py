@@ -78,7 +78,7 @@ def test_broken_snapshot_names_file_row_and_field(tmp_path: Path) -> None:
         load_current(path)
     message = str(info.value)
     assert str(path) in message
-    assert "row 1, field for_outbound_call" in message
+    assert "row 1 (line 2), field for_outbound_call" in message
     assert "\n" not in message
 
 
@@ -182,8 +182,8 @@ def test_summary_lists_wipes_first_then_the_rest_with_a_count(
     lines = ["4102,3,3,1,,210,,104,", "4103,2,4,1,,,31,,", "4101,1,2,1,,,,,41"]
     summary = judged(tmp_path, current, lines).summary_lines(limit=2)
     assert summary[0].endswith("change 2, no_change 0, wipes 1, unknown_record 0")
-    assert summary[1].startswith("  row 3 (routing_id 4101) wipes")
-    assert summary[2].startswith("  row 1 (routing_id 4102) change")
+    assert summary[1].startswith("  row 3 (line 4, routing_id 4101) wipes")
+    assert summary[2].startswith("  row 1 (line 2, routing_id 4102) change")
     assert summary[3] == "  ... and 1 more (write them all with --out PLAN)"
 
 
@@ -207,7 +207,7 @@ def test_gate_refuses_wipes_unless_allowed(tmp_path: Path, current: Current) -> 
     refused = gate(v, current)
     [bad] = refused.validation.invalid_results()
     assert (bad.row, bad.error_code) == (1, "WIPES")
-    assert bad.error_message.startswith("row 1, field connection_id: the cell is empty")
+    assert bad.error_message.startswith("row 1 (line 2), field connection_id: the cell is empty")
     assert "--allow-wipe" in bad.error_message
     assert [call.row for call in refused.calls()] == [2]
     allowed = gate(v, current, allow_wipe=True)

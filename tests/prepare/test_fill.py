@@ -107,7 +107,9 @@ def test_row_not_in_snapshot_is_unknown_record(tmp_path: Path, current: Current)
     [bad] = v.invalid_results()
     assert bad.row == 2
     assert "UNKNOWN_RECORD" in bad.error_code.split(";")
-    assert "row 2, field routing_id: record 4999 is not in the snapshot" in bad.error_message
+    assert (
+        "row 2 (line 3), field routing_id: record 4999 is not in the snapshot" in bad.error_message
+    )
     assert str(current.path) in bad.error_message
 
 

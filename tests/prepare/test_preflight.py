@@ -334,7 +334,7 @@ def test_run_account_check_rejects_before_any_update(
     source = write_rows(tmp_path / "in.csv", ["11,1,3,1,,,,2,", "12,1,3,1,,,,9,"])
     result = run(sandbox, source, tmp_path / "out.csv", "--account-check")
     assert result.exit_code == 2, result.output
-    assert "row 2, field outbound_websocket_bot_id: bot 9" in result.output
+    assert "row 2 (line 3), field outbound_websocket_bot_id: bot 9" in result.output
     assert "the account check rejected 1 rows, so nothing was sent" in result.output
     assert sandbox.stats()["total"] == 0
 

@@ -95,8 +95,10 @@ def test_report_of_a_sandbox_run_with_faults(start_sandbox: StartSandbox, tmp_pa
     assert verdict in layout["verdict"]["text"]
     for part in ("verdict", "counts", "first_failed"):
         assert layout[part]["bottom"] <= 900, (part, layout[part])
-    for name in ("row", "routing_id", "did_number", "ticket"):
-        assert first[name] in layout["first_failed"]["text"].split("\t"), name
+    cells = layout["first_failed"]["text"].split("\t")
+    assert f"{first['row']} (line {int(first['row']) + 1})" in cells  # as an editor shows it
+    for name in ("routing_id", "did_number", "ticket"):
+        assert first[name] in cells, name
     assert f"{old} → {new}" in layout["changes"]["text"]
     assert (
         f"The rollback file {rollback.resolve()} holds the {restored.height} records"
@@ -117,9 +119,9 @@ def test_report_of_a_sandbox_run_with_faults(start_sandbox: StartSandbox, tmp_pa
     text = write_report(results, fmt="md", started=started).read_text()
     assert text.startswith(f"**{verdict}**\n")
     for row in failed.iter_rows(named=True):
-        assert (
-            f"| {row['row']} | {row['routing_id']} | {row['did_number']} | {row['ticket']} |"
-            in (text)
+        where = f"{row['row']} (line {int(row['row']) + 1})"  # the sample: one line a row
+        assert f"| {where} | {row['routing_id']} | {row['did_number']} | {row['ticket']} |" in (
+            text
         )
     assert "records changed" in text
     assert f"    {invoked.command(started, 'run', rollback.resolve(), '--base-url')}" in text

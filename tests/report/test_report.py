@@ -29,7 +29,7 @@ def test_html_embeds_failed_rows_escaped_with_body_response_and_history(tmp_path
     page = write_report(made.results).read_text()
     assert "<script>alert(" not in page
     assert "the API said &lt;script&gt;alert('x')&lt;/script&gt;&amp;&lt;b&gt;" in page
-    rows = re.findall(r'<tr data-outcome="(\w+)">\s*<td class="num">(\d+)</td>', page)
+    rows = re.findall(r'<tr data-outcome="(\w+)">\s*<td class="num" data-sort="(\d+)">', page)
     assert rows == [("failed", "5"), ("failed", "17"), ("unknown", "9"), ("invalid", "3")]
     assert "<summary>3 requests</summary>" in page
     assert '<pre>{"for_inbound_call":1,"for_outbound_call":4,"status":1}</pre>' in page

@@ -92,7 +92,7 @@ def test_messages_name_the_data_row_and_the_sheet_row(tmp_path: Path) -> None:
         sheet.write_row(5, 0, [3, 1, 9, 1])  # row 5 blank: data row 2, row 6: data row 3
 
     t = load_table(workbook(tmp_path / "w.xlsx", fill))
-    assert t.header_row == 3
+    assert t.row_names.name(1) == "row 1 (sheet row 4)"  # the header is sheet row 3
     messages = validate(t).judged.get_column("error_message").to_list()
     assert messages[2].startswith("row 3 (sheet row 6), field for_outbound_call: value '9'")
     assert messages[1].startswith("row 2 (sheet row 5), field routing_id: the cell is empty")
