@@ -77,7 +77,7 @@ def check_account(
         if isinstance(read, StopRequest):
             return read
         account = read
-    verdict = preflight.judge(preflight.targets_of_calls(batch.calls()), account)
+    verdict = preflight.judge(preflight.targets_of_calls(batch.plan.calls), account)
     for line in verdict.lines:
         note(line)
     fresh = None if account is kept else account

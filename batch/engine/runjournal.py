@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Final
@@ -122,10 +121,7 @@ def count(batch: Batch, journal: Journal | None, *, resumed: bool) -> tuple[int,
     if journal is None:
         return batch.candidates, 0
     memory = batch.kind == "run" and not batch.snapshot and journal.has_applied()
-    if resumed:
-        calls: Iterable[Call] = todo(batch, journal)()
-    else:
-        calls = batch.calls()
+    calls = todo(batch, journal) if resumed else batch.plan.calls
     left = applied = 0
     for call in calls:
         if memory and journal.applied_at(call) is not None:
@@ -137,7 +133,7 @@ def count(batch: Batch, journal: Journal | None, *, resumed: bool) -> tuple[int,
 
 def mark_applied(batch: Batch, journal: Journal) -> None:
     """Record as ``skipped`` the rows an earlier run of this results path already applied."""
-    for call in pending(batch.calls(), journal):
+    for call in pending(batch.plan.calls, journal):
         at = journal.applied_at(call)
         if at is not None:
             when = window.format_moment(at)
@@ -179,25 +175,24 @@ def _never_sent(batch: Batch) -> tuple[dict[str, int], int]:
     already count (a retry's results file; 0 for a run's input), in one pass over its rows."""
     counts: Counter[str] = Counter()
     carried = 0
-    for result in batch.base():
+    for result in batch.plan.base:
         carried += result.attempts
         if result.outcome not in _SENDABLE:
             counts[result.outcome] += 1
     return {str(outcome): n for outcome, n in counts.items()}, carried
 
 
-def todo(batch: Batch, journal: Journal | None) -> Callable[[], Iterator[Call]]:
-    """The batch's calls still to send: a run skips rows its journal decided; a retry sends
+def todo(batch: Batch, journal: Journal | None) -> tuple[Call, ...]:
+    """The plan's calls still to send: a run skips rows its journal decided; a retry sends
     failures again but never a row any journal of the results path holds as succeeded."""
+    calls = batch.plan.calls
     if journal is None:
-        return batch.calls
+        return calls
     if batch.kind == "run":
-        return lambda: pending(batch.calls(), journal)
+        return pending(calls, journal)
+    return tuple(call for call in calls if not _succeeded(journal.get(call.row)))
 
-    def retry() -> Iterator[Call]:
-        for call in batch.calls():
-            record = journal.get(call.row)
-            if record is None or record.outcome not in (Outcome.SUCCEEDED, Outcome.SKIPPED):
-                yield call
 
-    return retry
+def _succeeded(record: RowResult | None) -> bool:
+    """A row a retry never sends again: it succeeded, or was left out on purpose."""
+    return record is not None and record.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)

@@ -1,6 +1,12 @@
-"""The dry run: what `reroute run` would send for a validated table, and nothing sent.
+"""The plan stage: every request an invocation sends, each built once, as a value.
 
-The plan file has one JSON object per line, one per valid row, in input order:
+:class:`Plan` is what validation (and a snapshot's gate, a retry's results file, the account
+check) leaves to send: the calls, and every row as it stands before sending. The engine reads
+it several times (count, memory, the segment's sha256, sending, the results) and builds nothing
+again.
+
+The dry run writes the same requests to a plan file, and sends nothing. The plan file has one
+JSON object per line, one per valid row, in input order:
 ``{"row", "routing_id", "method", "path", "body"}`` where ``body`` is the JSON object the
 request carries, byte for byte what ``run`` will send. Planned against a snapshot of the
 current records (``--current``), each line also has ``verdict`` (``change``, ``no_change``,
@@ -11,12 +17,59 @@ fields the update would erase).
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from batch import voicelink as vl
+from batch.model import Call, Outcome, RowResult
 from batch.prepare.current import Diff
 from batch.prepare.validate import Validation
 from batch.sheets.results import atomic_file
+
+_CHUNK: Final = 10_000  # rows turned into Python values at a time
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an invocation sends, built once: ``calls``, the requests in row order, and
+    ``base``, every row as it stands before sending (invalid, skipped, not_attempted, or an
+    earlier result), in row order."""
+
+    calls: tuple[Call, ...]
+    base: tuple[RowResult, ...]
+
+    def without(self, rows: Collection[int]) -> tuple[Call, ...]:
+        """The calls, less those of ``rows``."""
+        return tuple(call for call in self.calls if call.row not in rows)
+
+
+def plan_of(v: Validation, skipped: Collection[int] = (), note: str = "") -> Plan:
+    """The plan of a validated table: a call per valid row, unless ``skipped`` (left out on
+    purpose, its result ``skipped`` with ``note``); invalid rows as their verdicts.
+
+    One pass over the verdicts, a chunk at a time. A valid row's body is one string, shared by
+    its call and its result: a 200,000-row run holds each body once.
+    """
+    calls: list[Call] = []
+    base: list[RowResult] = []
+    verdicts = v.verdicts.select("row", "routing_id", "error_code", "error_message", "request",
+                                 "id")  # fmt: skip
+    for offset in range(0, verdicts.height, _CHUNK):
+        for row, routing_id, code, message, body, number in verdicts.slice(
+            offset, _CHUNK
+        ).iter_rows():
+            if code:
+                base.append(RowResult(row, routing_id, Outcome.INVALID, error_code=code,
+                                      error_message=message))  # fmt: skip
+            elif row in skipped:
+                base.append(RowResult(row, routing_id, Outcome.SKIPPED, error_message=note,
+                                      request=body))  # fmt: skip
+            else:
+                calls.append(Call(row, number, body))
+                base.append(RowResult(row, routing_id, Outcome.NOT_ATTEMPTED, request=body))
+    return Plan(tuple(calls), tuple(base))
 
 
 def plan_counts(v: Validation) -> list[tuple[int, int, int, int]]:
