@@ -49,11 +49,14 @@ def plan_of(v: Validation, skipped: Collection[int] = (), note: str = "") -> Pla
     """The plan of a validated table: a call per valid row, unless ``skipped`` (left out on
     purpose, its result ``skipped`` with ``note``); invalid rows as their verdicts.
 
-    One pass over the verdicts, a chunk at a time. A valid row's body is one string, shared by
-    its call and its result: a 200,000-row run holds each body once.
+    One pass over the verdicts, a chunk at a time. The plan lives as long as the run, so it is
+    kept small: a row's call and result share its body, and rows with the same body share one
+    string (200,000 rows of two bodies: 61 MiB held instead of 81).
     """
     calls: list[Call] = []
     base: list[RowResult] = []
+    # Many rows send the same body (one routing for many records): one string per distinct body.
+    bodies: dict[str, str] = {}
     verdicts = v.verdicts.select("row", "routing_id", "error_code", "error_message", "request",
                                  "id")  # fmt: skip
     for offset in range(0, verdicts.height, _CHUNK):
@@ -63,7 +66,9 @@ def plan_of(v: Validation, skipped: Collection[int] = (), note: str = "") -> Pla
             if code:
                 base.append(RowResult(row, routing_id, Outcome.INVALID, error_code=code,
                                       error_message=message))  # fmt: skip
-            elif row in skipped:
+                continue
+            body = bodies.setdefault(body, body)
+            if row in skipped:
                 base.append(RowResult(row, routing_id, Outcome.SKIPPED, error_message=note,
                                       request=body))  # fmt: skip
             else:
