@@ -77,8 +77,8 @@ async def execute(
     ``send`` returned None (it held them back: a sender told of a soft stop sends no new row).
 
     ``send`` must call ``journal.commit()`` before it awaits anything ahead of its row's first
-    in-flight mark (the Sender's ``before_wait``): a final record may then wait for the same
-    worker's next mark and go out in the same write. A task never yields with it unwritten.
+    in-flight mark (the Sender tells its sink ``waiting``): a final record may then wait for the
+    same worker's next mark and go out in the same write. A task never yields with it unwritten.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")

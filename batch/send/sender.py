@@ -230,7 +230,7 @@ class Sender(OutageMode):
 
         Speed unit: only rows that need a retry pay for tenacity's loop (~38 us a row, about a
         tenth of a fast request; README, Performance). It replays the first outcome as its
-        attempt 1, so attempt numbers, waits and hooks are exactly those of a loop from the
+        attempt 1, so attempt numbers, waits and events are exactly those of a loop from the
         start.
         """
         attempts = sent  # requests sent (a request while the host was down counts only here)
