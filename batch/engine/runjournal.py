@@ -175,7 +175,7 @@ def _never_sent(batch: Batch) -> tuple[dict[str, int], int]:
     already count (a retry's results file; 0 for a run's input), in one pass over its rows."""
     counts: Counter[str] = Counter()
     carried = 0
-    for result in batch.plan.base:
+    for result in batch.plan.known():  # the others: not attempted, no attempts
         carried += result.attempts
         if result.outcome not in _SENDABLE:
             counts[result.outcome] += 1

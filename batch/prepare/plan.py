@@ -17,8 +17,8 @@ fields the update would erase).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -33,12 +33,39 @@ _CHUNK: Final = 10_000  # rows turned into Python values at a time
 
 @dataclass(frozen=True)
 class Plan:
-    """What an invocation sends, built once: ``calls``, the requests in row order, and
-    ``base``, every row as it stands before sending (invalid, skipped, not_attempted, or an
-    earlier result), in row order."""
+    """What an invocation sends, built once, in row order.
+
+    ``calls``: the requests. ``rows``: every row as it stands before sending: its result
+    (invalid, skipped, or an earlier result a retry read), or, for a row to send that has none
+    yet, its call, which :meth:`base` reads as ``not_attempted``. A plan lives as long as the
+    run, so a row to send holds one value, not two. ``read_as``: routing ids as the input wrote
+    them, where that is not the call's number (``093``, ``4.0``).
+    """
 
     calls: tuple[Call, ...]
-    base: tuple[RowResult, ...]
+    rows: tuple[RowResult | Call, ...]
+    read_as: Mapping[int, str] = field(default_factory=dict)
+
+    def base(self) -> Iterator[RowResult]:
+        """Every row as it stands before sending (what the results file says of a row the run
+        does not reach), in row order."""
+        for row in self.rows:
+            yield row if isinstance(row, RowResult) else self.unsent(row)
+
+    def known(self) -> Iterator[RowResult]:
+        """The rows with a result of their own before sending (invalid, skipped, an earlier
+        result), in row order: every other row is one to send, not attempted, no request sent
+        (a count over these needs no result built per row)."""
+        return (row for row in self.rows if isinstance(row, RowResult))
+
+    def unsent(self, call: Call) -> RowResult:
+        """``call``'s row before it is sent: not attempted, with the body it will send."""
+        return RowResult(call.row, self.routing_text(call), Outcome.NOT_ATTEMPTED,
+                         request=call.body)  # fmt: skip
+
+    def routing_text(self, call: Call) -> str:
+        """The routing id of ``call``'s row as the input wrote it."""
+        return self.read_as.get(call.row) or str(call.routing_id)
 
     def without(self, rows: Collection[int]) -> tuple[Call, ...]:
         """The calls, less those of ``rows``."""
@@ -50,11 +77,12 @@ def plan_of(v: Validation, skipped: Collection[int] = (), note: str = "") -> Pla
     purpose, its result ``skipped`` with ``note``); invalid rows as their verdicts.
 
     One pass over the verdicts, a chunk at a time. The plan lives as long as the run, so it is
-    kept small: a row's call and result share its body, and rows with the same body share one
-    string (200,000 rows of two bodies: 61 MiB held instead of 81).
+    kept small: a row to send is its call alone, and rows with the same body share one string
+    (200,000 rows of two bodies: 26 MiB held, where a call and a result per row held 81).
     """
     calls: list[Call] = []
-    base: list[RowResult] = []
+    rows: list[RowResult | Call] = []
+    read_as: dict[int, str] = {}
     # Many rows send the same body (one routing for many records): one string per distinct body.
     bodies: dict[str, str] = {}
     verdicts = v.verdicts.select("row", "routing_id", "error_code", "error_message", "request",
@@ -64,17 +92,20 @@ def plan_of(v: Validation, skipped: Collection[int] = (), note: str = "") -> Pla
             offset, _CHUNK
         ).iter_rows():
             if code:
-                base.append(RowResult(row, routing_id, Outcome.INVALID, error_code=code,
+                rows.append(RowResult(row, routing_id, Outcome.INVALID, error_code=code,
                                       error_message=message))  # fmt: skip
                 continue
             body = bodies.setdefault(body, body)
             if row in skipped:
-                base.append(RowResult(row, routing_id, Outcome.SKIPPED, error_message=note,
+                rows.append(RowResult(row, routing_id, Outcome.SKIPPED, error_message=note,
                                       request=body))  # fmt: skip
-            else:
-                calls.append(Call(row, number, body))
-                base.append(RowResult(row, routing_id, Outcome.NOT_ATTEMPTED, request=body))
-    return Plan(tuple(calls), tuple(base))
+                continue
+            call = Call(row, number, body)
+            calls.append(call)
+            rows.append(call)
+            if routing_id != str(number):
+                read_as[row] = routing_id
+    return Plan(tuple(calls), tuple(rows), read_as)
 
 
 def plan_counts(v: Validation) -> list[tuple[int, int, int, int]]:

@@ -306,15 +306,17 @@ def reject(batch: Batch, errors: pl.DataFrame) -> Batch:
     found: dict[int, tuple[str, str]] = {
         row: (code, message) for row, code, message in joined.iter_rows()
     }
-    base = []
-    for result in batch.plan.base:
-        hit = found.get(result.row)
+    plan = batch.plan
+    rows: list[RowResult | Call] = []
+    for row in plan.rows:
+        hit = found.get(row.row)
         if hit is None:
-            base.append(result)
-        elif result.attempts:  # a retry's row that was sent before: its history stays
-            base.append(replace(result, error_code=hit[0], error_message=f"{hit[1]} (not sent "
-                                "again: the account check rejected it)"))  # fmt: skip
+            rows.append(row)
+        elif isinstance(row, RowResult) and row.attempts:  # a retry's row sent before: its
+            note = "not sent again: the account check rejected it"  # history stays
+            rows.append(replace(row, error_code=hit[0], error_message=f"{hit[1]} ({note})"))
         else:
-            base.append(RowResult(result.row, result.routing_id, Outcome.INVALID,
-                                  error_code=hit[0], error_message=hit[1]))  # fmt: skip
-    return replace(batch, plan=Plan(batch.plan.without(found), tuple(base)))
+            text = row.routing_id if isinstance(row, RowResult) else plan.routing_text(row)
+            rows.append(RowResult(row.row, text, Outcome.INVALID, error_code=hit[0],
+                                  error_message=hit[1]))  # fmt: skip
+    return replace(batch, plan=Plan(plan.without(found), tuple(rows), plan.read_as))

@@ -13,7 +13,7 @@ from batch.engine.ending import Status
 from batch.engine.invocation import Invocation, run_invocation
 from batch.engine.stop import Observer, StopReason
 from batch.journal.db import journal_path
-from batch.model import Call, Outcome
+from batch.model import Call, Outcome, RowResult
 from batch.prepare.batch import batch_for_run
 from batch.prepare.plan import Plan
 from batch.settings import Rate
@@ -127,10 +127,8 @@ def test_the_engine_sends_each_planned_call_once(
     source, out = write_input(tmp_path / "in.csv", 6), tmp_path / "out.csv"
     inv = invocation(source, out, ask=False, base_url=sandbox.base_url, concurrency=2)
     planned = inv.batch.plan
-    plan = Plan(
-        planned.without({3}),
-        tuple(replace(r, outcome=Outcome.SKIPPED) if r.row == 3 else r for r in planned.base),
-    )
+    skipped = RowResult(3, "1003", Outcome.SKIPPED)
+    plan = Plan(planned.without({3}), tuple(skipped if r.row == 3 else r for r in planned.rows))
     inv = Invocation(replace(inv.batch, plan=plan), inv.settings, inv.record, sandbox.api_key,
                      signals=False)  # fmt: skip
     operator = FakeOperator()

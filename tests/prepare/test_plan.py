@@ -80,25 +80,28 @@ def test_a_plan_of_nothing_valid_is_an_empty_file(tmp_path: Path) -> None:
 
 
 def test_the_plan_builds_each_row_once_as_values() -> None:
-    """The plan of a validation: a call per valid row not skipped, every row's result before
-    sending in row order, and a valid row's body one string shared by its call and result."""
+    """The plan of a validation: a call per valid row not skipped, and every row's result
+    before sending in row order (a row to send: not attempted, with its call's very body and
+    its routing id as written)."""
     v = validate(table(*ROWS))
     plan = plan_of(v, skipped={2}, note="left out")
     assert [(c.row, c.routing_id) for c in plan.calls] == [(1, 1), (4, 4)]
-    assert [(r.row, r.outcome) for r in plan.base] == [
+    base = list(plan.base())
+    assert [(r.row, r.outcome) for r in base] == [
         (1, Outcome.NOT_ATTEMPTED), (2, Outcome.SKIPPED), (3, Outcome.INVALID),
         (4, Outcome.NOT_ATTEMPTED),
     ]  # fmt: skip
-    assert plan.base[1].error_message == "left out"
-    assert plan.base[1].request == vl.encode_body(
+    assert base[1].error_message == "left out"
+    assert base[1].request == vl.encode_body(
         {"for_inbound_call": 3, "for_outbound_call": 2, "status": 0,
          "inbound_websocket_bot_id": 7, "outbound_sip_trunk_id": 12}
     )  # fmt: skip
-    assert plan.base[2].request == ""
-    assert plan.base[3].routing_id == "4.0"  # as read
-    assert plan.calls[1].body is plan.base[3].request
+    assert (base[2].routing_id, base[2].request) == ("x", "")
+    assert (base[0].routing_id, base[3].routing_id) == ("1", "4.0")  # as written
+    assert plan.calls[1].body is base[3].request
     assert [c.body for c in plan.calls] == [c.body for c in v.calls() if c.row != 2]
     assert plan.without({1}) == (plan.calls[1],)
+    assert [r.row for r in plan.known()] == [2, 3]  # rows with a result of their own
 
 
 @pytest.mark.slow

@@ -98,7 +98,7 @@ def test_a_retried_row_the_account_rejects_keeps_its_history() -> None:
         {"row": [1, 2], "error_code": ["UNKNOWN_BOT"] * 2, "error_message": ["bot 9"] * 2}
     )
     judged = reject(batch, errors)
-    old, new = judged.plan.base
+    old, new = judged.plan.base()
     assert (old.outcome, old.attempts, old.started_at) == (Outcome.FAILED, 2, first)
     assert old.error_code == "UNKNOWN_BOT"
     assert new.outcome is Outcome.INVALID
