@@ -1,15 +1,15 @@
 """What the tests use in place of production code they do not exercise here: the API's mode
-rule written out as a reference, and the journal-then-observer wiring of a sender's attempts
-for the row-loop tests' fake senders."""
+rule written out as a reference, and a sender's event sink wired as the engine wires it (the
+journal first, then the observer) for the row-loop tests and their fake senders."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from batch import voicelink as vl
 from batch.engine.stop import Observer
 from batch.journal.journal import Journal
 from batch.model import Call
+from batch.send.events import SendEvents
+from batch.send.outage import HostNews
 
 
 def targets_used(inbound: int, outbound: int) -> frozenset[str]:
@@ -22,13 +22,41 @@ def targets_used(inbound: int, outbound: int) -> frozenset[str]:
     return frozenset(used)
 
 
-def sender_hooks(
-    journal: Journal, observer: Observer
-) -> tuple[Callable[[Call, int], None], Callable[[Call, int, str], None]]:
-    """``on_attempt`` and ``on_retry`` for the sender: journal first (durability), then show."""
+class Sink(SendEvents):
+    """A sender's events, as the engine's sink handles them in small: a request is journaled
+    before the observer is told; a wait commits the journal. ``told`` keeps every event in
+    order (a long pause and the host's news are only kept: no stop token here)."""
 
-    def on_attempt(call: Call, n: int) -> None:
-        journal.attempt(call, n)
-        observer.attempt(call, n)
+    def __init__(self, journal: Journal | None = None, observer: Observer | None = None) -> None:
+        self.journal = journal
+        self.observer = observer or Observer()
+        self.told: list[tuple[object, ...]] = []
 
-    return on_attempt, observer.retrying
+    def waiting(self) -> None:
+        self.told.append(("waiting",))
+        if self.journal is not None:
+            self.journal.commit()
+
+    def attempt(self, call: Call, n: int, *, waited_ms: int = 0, cause: str = "") -> None:
+        self.told.append(("attempt", call.row, n))
+        if self.journal is not None:
+            self.journal.attempt(call, n, waited_ms=waited_ms, cause=cause)
+        self.observer.attempt(call, n)
+
+    def answered(
+        self, call: Call, status: int | None, code: str, retry_after: float | None, *,
+        final: bool = False,
+    ) -> None:  # fmt: skip
+        self.told.append(("answered", call.row, status, code))
+        if self.journal is not None:
+            self.journal.answered(call, status, code, retry_after, final=final)
+
+    def retrying(self, call: Call, n: int, code: str) -> None:
+        self.told.append(("retrying", call.row, n, code))
+        self.observer.retrying(call, n, code)
+
+    def long_pause(self, seconds: float) -> None:
+        self.told.append(("long_pause", seconds))
+
+    def host_news(self, news: HostNews) -> None:
+        self.told.append(("host", news.state))

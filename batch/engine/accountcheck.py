@@ -77,7 +77,8 @@ def check_account(
         if isinstance(read, StopRequest):
             return read
         account = read
-    verdict = preflight.judge(preflight.targets_of_calls(batch.calls()), account, batch.row_names)
+    targets = preflight.targets_of_calls(batch.plan.calls)
+    verdict = preflight.judge(targets, account, batch.row_names)
     for line in verdict.lines:
         note(line)
     fresh = None if account is kept else account

@@ -82,7 +82,7 @@ def finish(
     """Merge, write the results file, tally, and say how the invocation ended."""
     message = ""
     summary, reason = _written(
-        settings.results, lambda: merge_results(batch.base(), journal), batch.passthrough
+        settings.results, lambda: merge_results(batch.plan.base(), journal), batch.passthrough
     )
     if reason:
         message = (
@@ -124,7 +124,8 @@ def stopped_before_sending(
     same command, or a corrected one, starts cleanly."""
 
     def rows() -> Iterator[RowResult]:
-        return batch.base() if journal is None else merge_results(batch.base(), journal)
+        base = batch.plan.base()
+        return base if journal is None else merge_results(base, journal)
 
     message = ""
     if previous:

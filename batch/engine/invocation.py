@@ -5,61 +5,46 @@ Invocation (batch + settings + key + record)
   -> lock, identity + journal (resume), remembered settings, confirmation, --fresh
   -> window, canary, error budget, stop policy (signals, key rejected, long server pause,
      a host down past --max-outage or that can never answer: batch.send.outage)
-       -> row loop (batch.engine.rowloop) -> one sender (limiter, retries, breaker, client) per run
+       -> the sending (batch.engine.sending): one sender (limiter, retries, breaker, client)
+          per run, its events journaled then shown -> the row loop (batch.engine.rowloop)
   -> merge by row number (batch.engine.merge), write the results file, tally
 <- Result: a Status, the summary's values, why it stopped
 ```
 
-The command line builds the :class:`Invocation` (flags, environment, key) and shows the
-:class:`Result`; it answers questions through the :class:`Operator` it passes in. Control goes
-down and values come back up. Promises kept on every path: a decided row is never sent again
-and never turns into anything else; attempts accumulate; nothing is destroyed before the
-operator said yes (``--fresh`` discards the journal only after the confirmation); a failed
-final write keeps the journal and says so (``Status.RESULTS_NOT_WRITTEN``).
+The command line builds the :class:`Invocation` (flags, environment, key, and the batch: its
+plan, every request built once) and shows the :class:`Result`; it answers questions through the
+:class:`Operator` it passes in. Control goes down and values come back up. Promises kept on
+every path: a decided row is never sent again and never turns into anything else; attempts
+accumulate; nothing is destroyed before the operator said yes (``--fresh`` discards the journal
+only after the confirmation); a failed final write keeps the journal and says so
+(``Status.RESULTS_NOT_WRITTEN``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import anyio
-
-from batch.engine import replacing, runjournal, runtrail, signals, window
+from batch.engine import replacing, runjournal, runtrail, window
 from batch.engine.accountcheck import check_account
 from batch.engine.ending import Result, Status, finish, stopped_before_sending
-from batch.engine.guards import (
-    BudgetWatch,
-    canary_left,
-    host_news,
-    paused_by_server,
-    with_canary,
-    within_window,
-)
 from batch.engine.merge import Summary
-from batch.engine.rowloop import RunReport, run_calls
-from batch.engine.stop import Observer, Observers, StopRequest, StopToken, watch_signals
-from batch.engine.target import SANDBOX_IDENTITY, Target, check_results_path
+from batch.engine.sending import Sending
+from batch.engine.stop import Observer, StopRequest
+from batch.engine.target import SANDBOX_IDENTITY, check_results_path
 from batch.engine.target import target as target_of
-from batch.errors import RerouteError, RunStopped, UsageError
+from batch.errors import UsageError
 from batch.invoked import INSTALLED
-from batch.journal import audit
 from batch.journal import journal as journal_mod
 from batch.journal.journal import Journal
 from batch.journal.lock import RunLock
 from batch.journal.record import RunIdentity, RunRecord
-from batch.model import Call
 from batch.prepare import approval
 from batch.prepare.batch import Batch
-from batch.send.client import Network, SendPolicy, build_client
-from batch.send.issuer import presented_issuer
+from batch.send.client import Network
 from batch.send.limiter import Limiter
-from batch.send.outage import Breaker
-from batch.send.sender import Sender
 from batch.settings import RunSettings
 
 if TYPE_CHECKING:
@@ -106,14 +91,6 @@ class Invocation:
     signals: bool = True  # Ctrl-C and SIGTERM stop the run (off where no main thread)
     network: Network = field(default_factory=Network)  # proxies, extra CAs: from the CLI
     started: tuple[str, ...] = INSTALLED  # how reroute was started: the commands it names
-
-
-class _Requests(Observer):
-    def __init__(self) -> None:
-        self.count = 0
-
-    def attempt(self, call: Call, n: int) -> None:
-        self.count += 1
 
 
 def run_invocation(inv: Invocation, operator: Operator) -> Result:
@@ -184,7 +161,7 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
                 return Result(Status.REFUSED, Summary(), None, 0, settings.results, target.host,
                               message=checked.refusal)  # fmt: skip
         if settings.approved_plan is not None:  # what is sent, judged: a refusal makes nothing
-            approval.check(batch.calls(), settings.approved_plan, retry=batch.kind == "retry",
+            approval.check(batch.plan.calls, settings.approved_plan, retry=batch.kind == "retry",
                            folders=approval.folders_of(settings))  # fmt: skip
         left, applied = runjournal.count(batch, journal, resumed=new_run is None)
         if journal is not None and new_run is None and batch.candidates - left - applied:
@@ -198,11 +175,11 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
                 "(same routing id, same body, same target): not sent again"
             )
         if target.needs_confirmation:
-            sending = replacing.confirmation(inv, target, journal, resumed=new_run is None,
-                                             left=left, applied=applied)  # fmt: skip
+            question = replacing.confirmation(inv, target, journal, resumed=new_run is None,
+                                              left=left, applied=applied)  # fmt: skip
             if not inv.ask and left:  # --yes, or no terminal: the question's words, logged
-                operator.note(sending.describe())
-            elif inv.ask and not operator.confirm(sending):
+                operator.note(question.describe())
+            elif inv.ask and not operator.confirm(question):
                 message = "nothing sent (not confirmed); pass --yes to skip this question"
                 if keep or new_run is not None:
                     message += f"; the earlier run's journal {path.name} is kept as it was"
@@ -225,7 +202,7 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         resumed = new_run is None and journal.resumed
         if applied:
             runjournal.mark_applied(batch, journal)
-        todo = runjournal.todo(batch, journal)
+        calls = runjournal.todo(batch, journal)  # the plan's calls less what is decided
         runjournal.remember(journal, inv.record, batch)
         journal.carry(batch.carried)
         for text in batch.notes:
@@ -234,13 +211,14 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         if left or applied:  # a segment (who, when) per invocation that sends or finds applied
             journal.begin_segment(runtrail.segment_start(
                 kind=kind, settings=settings, record=inv.record,
-                input_sha256=journal.meta("input_sha256") or "", calls=batch.calls(),
+                input_sha256=journal.meta("input_sha256") or "", calls=batch.plan.calls,
                 host=target.host, sandbox=inv.sandbox,
             ))  # fmt: skip
         try:
-            report, requests, budget = _send(inv, operator, target, journal, todo(), left, limiter)
-            return finish(inv.settings, inv.batch, journal, report, requests, budget, target.host,
-                          operator.note)  # fmt: skip
+            sending = Sending(inv, operator, target, journal, limiter)
+            report = sending.run(calls)
+            return finish(inv.settings, inv.batch, journal, report, sending.requests.count,
+                          sending.budget, target.host, operator.note)  # fmt: skip
         except BaseException as exc:
             _ended_badly(journal, exc)
             raise
@@ -270,146 +248,8 @@ def _open(inv: Invocation, path: Path, identity_url: str) -> tuple[Journal, RunI
     )  # fmt: skip
 
 
-def _send(
-    inv: Invocation,
-    operator: Operator,
-    target: Target,
-    journal: Journal,
-    calls: Iterator[Call],
-    left: int,
-    limiter: Limiter,
-) -> tuple[RunReport, int, BudgetWatch]:
-    """The sending: inside the change window, canary first, one sender for every pass."""
-    settings = inv.settings
-    win = window.Window(settings.not_before, settings.not_after, settings.window_daily)
-    now = window.utc_now()
-    # Already closed: the stop message says so; a "would not fit" estimate would only confuse.
-    if not window.is_closed(win, now) and (
-        warning := window.fit_warning(win, now, left, settings.rate)
-    ):
-        operator.note(warning)
-    if inv.batch.before_sending is not None:
-        operator.note(inv.batch.before_sending())  # the rollback file, before any request
-    if settings.current is not None:  # the records as they were, for the report
-        runtrail.keep_snapshot(settings.results, settings.current, operator.note)
-    stop = StopToken()
-    stop.subscribe(runtrail.on_stop(journal))
-    budget = BudgetWatch(settings.error_budget, stop)
-    requests = _Requests()
-    observer = Observers(operator.observer, budget, requests)
-    canary = canary_left(settings.canary or 0, journal.counts())
-    done = inv.batch.candidates - left
-    policy = SendPolicy.of(settings)
-
-    def waiting(text: str) -> None:
-        if not waited:
-            journal.event(audit.WINDOW_WAIT, text)
-            waited.append(text)
-        operator.waiting(text)
-
-    waited: list[str] = []
-
-    async def drive() -> RunReport:
-        # The client is built outside the task group: a key it refuses (bad characters) is then
-        # a plain UsageError (exit 2, nothing sent), not an error in an exception group.
-        async with (
-            build_client(target.base_url, target.key, timeout=settings.timeout,
-                         concurrency=settings.concurrency, network=inv.network) as client,
-            anyio.create_task_group() as tasks,
-        ):  # fmt: skip
-            if inv.signals:  # first: Ctrl-C while waiting for the window ends the wait
-                await tasks.start(watch_signals, stop, settings.timeout)
-            breaker = Breaker.of(settings)
-            breaker.subscribe(lambda news: host_news(news, stop, observer, target.host))
-            breaker.subscribe(runtrail.on_host_news(journal))
-            sender = Sender(
-                client, limiter, policy, trail=journal, on_attempt=observer.attempt,
-                on_retry=observer.retrying, before_wait=journal.commit,
-                on_long_pause=lambda seconds: paused_by_server(stop, seconds, settings),
-                breaker=breaker, via=inv.network.via(target.base_url), issuer=presented_issuer,
-            )  # fmt: skip
-
-            async def run(part: Iterable[Call]) -> RunReport:
-                return await run_calls(
-                    part, sender=sender, journal=journal, stop=stop,
-                    concurrency=settings.concurrency, observer=observer,
-                    key_source=inv.record.key_source,
-                )  # fmt: skip
-
-            async def proceed(first: RunReport) -> bool:
-                journal.event(audit.CANARY_PASSED, f"the first {first.started} rows succeeded")
-                if not inv.ask:
-                    operator.note(f"canary: the first {first.started} rows succeeded; "
-                                  "sending the rest")  # fmt: skip
-                    return True
-                return await _ask_cancellably(operator, first.started, stop)
-
-            async def send() -> RunReport:
-                if win.not_before is not None or win.not_after is not None:
-                    journal.event(
-                        audit.WINDOW_OPEN,
-                        f"window {_moment(win.not_before)} to {_moment(win.not_after)}",
-                    )
-                observer.run_started(inv.batch.candidates, done)
-                tasks.start_soon(_tick, operator)
-                return await with_canary(calls, run, canary=canary, stop=stop, proceed=proceed)
-
-            report = await within_window(
-                win, send, stop=stop, every=operator.wait_every,
-                on_wait=lambda remaining: waiting(window.waiting_message(win, remaining)),
-            )  # fmt: skip
-            tasks.cancel_scope.cancel()
-        return report
-
-    try:
-        report = anyio.run(drive)
-        if inv.signals:  # the sending is over: the results are written whatever is pressed
-            signals.ignore_interrupts()
-    except BaseExceptionGroup as group:
-        # Our own errors (a journal that cannot be written) deserve one clear line.
-        error = _first_reroute_error(group)
-        if error is None:
-            raise
-        raise RunStopped(
-            f"{error}; the run stopped: fix that, then run the same command again"
-        ) from group
-    return report, requests.count, budget
-
-
-async def _ask_cancellably(operator: Operator, started: int, stop: StopToken) -> bool:
-    """The canary question; a stop asked for while it waits (Ctrl-C) is a no."""
-    answer = False
-    with anyio.CancelScope() as asking:
-        unsubscribe = stop.subscribe(lambda _: asking.cancel())
-        try:
-            if not stop.requested:
-                answer = await operator.go_on(started)
-        finally:
-            unsubscribe()
-    return answer and not stop.requested
-
-
-async def _tick(operator: Operator) -> None:
-    while True:
-        await anyio.sleep(1.0)
-        operator.tick()
-
-
-def _moment(value: datetime | None) -> str:
-    return "(open)" if value is None else value.isoformat()
-
-
 def _ended_badly(journal: Journal, exc: BaseException) -> None:
     """The segment ends with what ended it (an error the command line reports), if the journal
     can still say so."""
     with suppress(Exception):  # the error being raised is the one to report
         journal.end_segment(f"error: {type(exc).__name__}: {exc}"[:500], None)
-
-
-def _first_reroute_error(group: BaseExceptionGroup[BaseException]) -> RerouteError | None:
-    for exc in group.exceptions:
-        if isinstance(exc, RerouteError):
-            return exc
-        if isinstance(exc, BaseExceptionGroup) and (found := _first_reroute_error(exc)):
-            return found
-    return None

@@ -12,7 +12,7 @@ million loop iterations, never a million tasks or a million responses in memory.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Final
@@ -77,8 +77,8 @@ async def execute(
     ``send`` returned None (it held them back: a sender told of a soft stop sends no new row).
 
     ``send`` must call ``journal.commit()`` before it awaits anything ahead of its row's first
-    in-flight mark (the Sender's ``before_wait``): a final record may then wait for the same
-    worker's next mark and go out in the same write. A task never yields with it unwritten.
+    in-flight mark (the Sender tells its sink ``waiting``): a final record may then wait for the
+    same worker's next mark and go out in the same write. A task never yields with it unwritten.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
@@ -184,8 +184,8 @@ async def run_calls(
     return report
 
 
-def pending(calls: Iterable[Call], journal: Journal) -> Iterator[Call]:
+def pending(calls: tuple[Call, ...], journal: Journal) -> tuple[Call, ...]:
     """The calls a (resumed) run still has to send: not decided in the journal."""
     if not journal.resumed:
-        return iter(calls)  # a new journal decides nothing: no lookup per row
-    return (call for call in calls if not journal.is_final(call.row))
+        return calls  # a new journal decides nothing: no lookup per row
+    return tuple(call for call in calls if not journal.is_final(call.row))

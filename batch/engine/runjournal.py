@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -133,7 +133,7 @@ def count(batch: Batch, journal: Journal | None, *, resumed: bool) -> tuple[int,
 def to_send(batch: Batch, journal: Journal | None, *, resumed: bool) -> Iterator[Call]:
     """The calls :func:`count` counts as left to send, in row order."""
     if journal is None:
-        return batch.calls()
+        return iter(batch.plan.calls)
     return (call for call, was_applied in _considered(batch, journal, resumed=resumed)
             if not was_applied)  # fmt: skip
 
@@ -141,14 +141,14 @@ def to_send(batch: Batch, journal: Journal | None, *, resumed: bool) -> Iterator
 def _considered(batch: Batch, journal: Journal, *, resumed: bool) -> Iterator[tuple[Call, bool]]:
     """The calls not yet decided, each with whether an earlier run already applied it."""
     memory = batch.kind == "run" and not batch.snapshot and journal.has_applied()
-    calls: Iterable[Call] = todo(batch, journal)() if resumed else batch.calls()
+    calls: Iterable[Call] = todo(batch, journal) if resumed else batch.plan.calls
     for call in calls:
         yield call, memory and journal.applied_at(call) is not None
 
 
 def mark_applied(batch: Batch, journal: Journal) -> None:
     """Record as ``skipped`` the rows an earlier run of this results path already applied."""
-    for call in pending(batch.calls(), journal):
+    for call in pending(batch.plan.calls, journal):
         at = journal.applied_at(call)
         if at is not None:
             when = window.format_moment(at)
@@ -190,25 +190,24 @@ def _never_sent(batch: Batch) -> tuple[dict[str, int], int]:
     already count (a retry's results file; 0 for a run's input), in one pass over its rows."""
     counts: Counter[str] = Counter()
     carried = 0
-    for result in batch.base():
+    for result in batch.plan.known():  # the others: not attempted, no attempts
         carried += result.attempts
         if result.outcome not in _SENDABLE:
             counts[result.outcome] += 1
     return {str(outcome): n for outcome, n in counts.items()}, carried
 
 
-def todo(batch: Batch, journal: Journal | None) -> Callable[[], Iterator[Call]]:
-    """The batch's calls still to send: a run skips rows its journal decided; a retry sends
+def todo(batch: Batch, journal: Journal | None) -> tuple[Call, ...]:
+    """The plan's calls still to send: a run skips rows its journal decided; a retry sends
     failures again but never a row any journal of the results path holds as succeeded."""
+    calls = batch.plan.calls
     if journal is None:
-        return batch.calls
+        return calls
     if batch.kind == "run":
-        return lambda: pending(batch.calls(), journal)
+        return pending(calls, journal)
+    return tuple(call for call in calls if not _succeeded(journal.get(call.row)))
 
-    def retry() -> Iterator[Call]:
-        for call in batch.calls():
-            record = journal.get(call.row)
-            if record is None or record.outcome not in (Outcome.SUCCEEDED, Outcome.SKIPPED):
-                yield call
 
-    return retry
+def _succeeded(record: RowResult | None) -> bool:
+    """A row a retry never sends again: it succeeded, or was left out on purpose."""
+    return record is not None and record.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)

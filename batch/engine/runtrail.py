@@ -87,14 +87,12 @@ def on_stop(journal: Journal) -> Callable[[StopRequest], None]:
     return record
 
 
-def on_host_news(journal: Journal) -> Callable[[HostNews], None]:
-    def record(news: HostNews) -> None:
-        if news.state is HostState.UP:
-            journal.event(audit.HOST_UP, "the host answers again")
-        elif news.state is HostState.DOWN:
-            journal.event(audit.HOST_DOWN_EVENT, f"the host stopped answering ({news.cause})")
-
-    return record
+def host_event(journal: Journal, news: HostNews) -> None:
+    """Record the host's news as an event: down, or back."""
+    if news.state is HostState.UP:
+        journal.event(audit.HOST_UP, "the host answers again")
+    elif news.state is HostState.DOWN:
+        journal.event(audit.HOST_DOWN_EVENT, f"the host stopped answering ({news.cause})")
 
 
 def attempts_path(results: Path) -> Path:

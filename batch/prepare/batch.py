@@ -1,8 +1,9 @@
 """Prepare: the engine's input, built from an input sheet (`run`) or a results file (`retry`).
 
-A :class:`Batch` is what one invocation sends, whatever the rows came from: the candidate
-requests and every row as it stands before sending, both in row order. ``run``, ``retry`` and a
-job file are three ways to build one; the engine (``batch.engine.invocation``) does the rest.
+A :class:`Batch` is what one invocation sends, whatever the rows came from: its plan (the
+requests, each built once, and every row as it stands before sending: ``batch.prepare.plan``)
+and what the results file and the run's identity need besides. ``run``, ``retry`` and a job
+file are three ways to build one; the engine (``batch.engine.invocation``) does the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from batch.model import RESULT_COLUMNS, RETRYABLE_OUTCOMES, Call, Outcome, RowRe
 from batch.prepare.current import gate
 from batch.prepare.cutover import read_checked, refuse_overwrites, require_current
 from batch.prepare.effects import Effects, judged, unjudged
+from batch.prepare.plan import Plan, plan_of
 from batch.prepare.validate import Validation
 from batch.rownames import BY_NUMBER, META_KEY, RowNames
 from batch.settings import RunSettings
@@ -28,16 +30,11 @@ from batch.settings import RunSettings
 
 @dataclass(frozen=True)
 class Batch:
-    """What one invocation sends.
+    """What one invocation sends: ``plan`` (its calls and every row before sending, in row
+    order), and what the results file (``passthrough``) and the run's identity need."""
 
-    ``calls()``: the candidate requests in row order; ``base()``: every row as it stands before
-    sending (invalid, not_attempted, skipped, or an earlier result), in row order.
-    """
-
-    calls: Callable[[], Iterator[Call]]
-    base: Callable[[], Iterator[RowResult]]
+    plan: Plan
     passthrough: pl.DataFrame
-    candidates: int
     kind: str = "run"  # "run" or "retry"
     # retry: attempts and first send per row, read from the results file (Journal.carry)
     carried: dict[int, tuple[int, datetime | None]] = field(default_factory=dict)
@@ -51,6 +48,11 @@ class Batch:
     notes: tuple[str, ...] = ()  # what preparing found worth telling (the snapshot's verdicts)
     # the input's rows as an editor or a spreadsheet shows them (batch.rownames)
     row_names: RowNames = BY_NUMBER
+
+    @property
+    def candidates(self) -> int:
+        """The requests this invocation may send (before a resume leaves some out)."""
+        return len(self.plan.calls)
 
 
 def batch_for_run(
@@ -86,19 +88,13 @@ def batch_for_run(
     names = checked.table.row_names
     if checked.current is None:
         return Batch(
-            v.calls, v.preview_results, passthrough, v.valid, notes=read_notes,
-            effects=lambda: unjudged(v), row_names=names,
+            plan_of(v), passthrough, notes=read_notes, effects=lambda: unjudged(v),
+            row_names=names,
         ), v  # fmt: skip
     g = gate(
         v, checked.current, allow_wipe=settings.allow_wipe, skip_unchanged=settings.skip_unchanged
     )
     counts = ", ".join(f"{verdict.value} {n}" for verdict, n in g.diff.counts().items() if n)
-    skipped = {r.row: r for r in g.skipped_results()}
-
-    def base() -> Iterator[RowResult]:
-        for result in g.validation.preview_results():
-            yield skipped.get(result.row, result)
-
     rollback_path, snapshot = settings.rollback, checked.current.path
 
     def write_rollback() -> str:
@@ -112,10 +108,8 @@ def batch_for_run(
         )
 
     batch = Batch(
-        calls=g.calls,
-        base=base,
+        plan=plan_of(g.validation, set(g.skipped_rows()), g.note),
         passthrough=passthrough,
-        candidates=int(g.send_mask().sum()),
         snapshot=sha256_file(checked.current.path),
         effects=lambda: judged(g.diff),
         before_sending=write_rollback if rollback_path is not None else None,
@@ -142,14 +136,18 @@ def batch_for_retry(results_file: Path) -> Batch:
             f"{results_file}: row {twice} appears more than once; a results file has one line "
             "per input row (was it edited by hand?)"
         )
-    calls = list(_retry_calls(frame))
-    carried = {c.row: earlier for c, earlier in calls}
+    base = tuple(results_rows(frame))
+    calls: list[Call] = []
+    carried: dict[int, tuple[int, datetime | None]] = {}
+    for result in base:
+        call = _retry_call(result)
+        if call is not None:
+            calls.append(call)
+            carried[call.row] = (result.attempts, result.started_at)  # what was sent before
     passthrough = [c for c in frame.columns if c not in RESULT_COLUMNS]
     return Batch(
-        calls=lambda: (c for c, _ in calls),
-        base=lambda: results_rows(frame),
+        plan=Plan(tuple(calls), base),
         passthrough=frame.select(passthrough),
-        candidates=len(calls),
         kind="retry",
         carried=carried,
         row_names=RowNames.from_text(meta_value(journal_path(results_file), META_KEY)),
@@ -176,13 +174,13 @@ def results_rows(frame: pl.DataFrame) -> Iterator[RowResult]:
             )
 
 
-def _retry_calls(frame: pl.DataFrame) -> Iterator[tuple[Call, tuple[int, datetime | None]]]:
-    """The requests to send again, each with what the file says was sent before."""
-    for result in results_rows(frame):
-        routing_id = _routing_id(result.routing_id)
-        if result.outcome in RETRYABLE_OUTCOMES and result.request and routing_id is not None:
-            call = Call(row=result.row, routing_id=routing_id, body=result.request)
-            yield call, (result.attempts, result.started_at)
+def _retry_call(result: RowResult) -> Call | None:
+    """The request to send again for a row of the file (None: not one to retry): the one it
+    recorded, the same string."""
+    routing_id = _routing_id(result.routing_id)
+    if result.outcome in RETRYABLE_OUTCOMES and result.request and routing_id is not None:
+        return Call(row=result.row, routing_id=routing_id, body=result.request)
+    return None
 
 
 def _outcome(value: object, row: int) -> Outcome:

@@ -16,7 +16,7 @@ SIP trunk ids have no documented list: they are not checked, and the summary say
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -26,6 +26,7 @@ from batch import voicelink as vl
 from batch.model import Call, Outcome, RowResult
 from batch.prepare.batch import Batch
 from batch.prepare.current import sent_connection
+from batch.prepare.plan import Plan
 from batch.prepare.rulemessages import where
 from batch.prepare.rules import Code
 from batch.prepare.validate import Validation, add_errors
@@ -310,21 +311,17 @@ def reject(batch: Batch, errors: pl.DataFrame) -> Batch:
     found: dict[int, tuple[str, str]] = {
         row: (code, message) for row, code, message in joined.iter_rows()
     }
-
-    def calls() -> Iterator[Call]:
-        return (call for call in batch.calls() if call.row not in found)
-
-    def base() -> Iterator[RowResult]:
-        for result in batch.base():
-            hit = found.get(result.row)
-            if hit is None:
-                yield result
-            elif result.attempts:  # a retry's row that was sent before: its history stays
-                yield replace(result, error_code=hit[0], error_message=f"{hit[1]} (not sent "
-                              "again: the account check rejected it)")  # fmt: skip
-            else:
-                yield RowResult(result.row, result.routing_id, Outcome.INVALID,
-                                error_code=hit[0], error_message=hit[1])  # fmt: skip
-
-    candidates = batch.candidates - sum(1 for call in batch.calls() if call.row in found)
-    return replace(batch, calls=calls, base=base, candidates=candidates)
+    plan = batch.plan
+    rows: list[RowResult | Call] = []
+    for row in plan.rows:
+        hit = found.get(row.row)
+        if hit is None:
+            rows.append(row)
+        elif isinstance(row, RowResult) and row.attempts:  # a retry's row sent before: its
+            note = "not sent again: the account check rejected it"  # history stays
+            rows.append(replace(row, error_code=hit[0], error_message=f"{hit[1]} ({note})"))
+        else:
+            text = row.routing_id if isinstance(row, RowResult) else plan.routing_text(row)
+            rows.append(RowResult(row.row, text, Outcome.INVALID, error_code=hit[0],
+                                  error_message=hit[1]))  # fmt: skip
+    return replace(batch, plan=Plan(plan.without(found), tuple(rows), plan.read_as))

@@ -106,8 +106,8 @@ class Validation:
 
     def calls(self) -> Iterator[Call]:
         """The requests of the valid rows, in input order, made a chunk at a time from the
-        bodies built once (``verdicts``): a run reads them several times (count, remember,
-        segment, send), and builds each body once."""
+        bodies built once (``verdicts``), for a single pass (the dry run, a job's check); a run
+        holds them in its plan instead (``batch.prepare.plan``)."""
         valid = self.verdicts.filter(pl.col("error_code") == "").select("row", "id", "request")
         for offset in range(0, valid.height, _CHUNK):
             # starmap: a Call per row, no loop of ours.

@@ -10,7 +10,6 @@ sender is declared below.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 import anyio
 
@@ -18,21 +17,10 @@ from batch.errors import HostUnreachable, NotConnected
 from batch.journal import audit
 from batch.model import Call
 from batch.send.answers import one_line
+from batch.send.events import SendEvents
 from batch.send.limiter import Limiter
 from batch.send.outage import Breaker, HostNews, HostState, Turn, host_failure, report
 from batch.send.retry import Answer, AttemptOutcome
-
-
-class Trail(Protocol):
-    """Where every request is recorded as it goes out and as its answer comes back (the
-    journal: batch.journal.audit)."""
-
-    def attempt(self, call: Call, n: int, *, waited_ms: int = 0, cause: str = "") -> None: ...
-
-    def answered(
-        self, call: Call, status: int | None, code: str, retry_after: float | None, *,
-        final: bool = False,
-    ) -> None: ...  # fmt: skip
 
 
 class OutageMode:
@@ -40,13 +28,11 @@ class OutageMode:
 
     _breaker: Breaker | None
     _limiter: Limiter
-    _trail: Trail | None
+    _events: SendEvents | None
     _ready: dict[int, tuple[float, str]]
     _clock: Callable[[], float]
     _held: bool
     _stopping: bool
-    _before_wait: Callable[[], None] | None
-    _on_retry: Callable[[Call, int, str], None] | None
     _first_waits: set[anyio.CancelScope]
     _waiting: set[anyio.CancelScope]
     _scrub: Callable[[str], str]
@@ -80,7 +66,7 @@ class OutageMode:
         while True:
             turn = Turn.GO
             if not breaker.up:
-                if self._trail is not None:
+                if self._events is not None:
                     self._ready[call.row] = (self._clock(), audit.HOST_DOWN)
                 turn = await self._wait_for_host(first=sent == 0)
                 if turn is Turn.GONE:
@@ -117,8 +103,8 @@ class OutageMode:
                 break  # the row's own failure (or a stop): it keeps it
             if not await self._between_attempts(self._limiter.acquire):
                 break
-            if self._on_retry is not None:
-                self._on_retry(call, sent, outcome_code(final))
+            if self._events is not None:
+                self._events.retrying(call, sent, outcome_code(final))
             outcome, sent = await self._try(call, sent)
             final = outcome or self._gone()
         return final, sent
@@ -144,8 +130,8 @@ class OutageMode:
         assert self._breaker is not None
         if (self._held and first) or self._stopping:
             return Turn.GONE
-        if first and self._before_wait is not None:
-            self._before_wait()
+        if first and self._events is not None:
+            self._events.waiting()
         turn = Turn.GONE
         with anyio.CancelScope() as waiting:
             scopes = self._first_waits if first else self._waiting
@@ -157,6 +143,8 @@ class OutageMode:
         return Turn.GONE if waiting.cancel_called else turn
 
     def _host_news(self, news: HostNews) -> None:
+        if self._events is not None:  # told first: the run's stop comes before the wake-ups
+            self._events.host_news(news)
         if news.state is HostState.UP:
             self._limiter.throttled()  # back from an outage: start gently, as after a 429
         elif news.state is HostState.GONE:

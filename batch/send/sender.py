@@ -4,8 +4,9 @@ One request goes through ``batch.send.request`` (one deadline, the answer read b
 ``batch.send.answers``; httpx objects and exceptions stop there); what each answer asks of the pace
 is ``batch.send.answerpace``'s; this module decides when to send and whether to try again, and hands
 the row loop a ``RowResult``. With a ``Breaker`` (``batch.send.outage``), what the host as a whole
-is doing decides too: while it is down, rows wait and spend no attempts. With a ``Trail`` (the
-journal), every request is recorded with how long it waited and why (``batch.journal.audit``).
+is doing decides too: while it is down, rows wait and spend no attempts. Whatever happens on the
+way is told to one sink (``batch.send.events``): every request with how long it waited and why
+(``batch.journal.audit``), its answer, each retry, a wait, a long pause, the host's news.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from batch.send.answers import (
     waits_too_long,
 )
 from batch.send.client import SendPolicy
+from batch.send.events import SendEvents
 from batch.send.limiter import Limiter
 from batch.send.outage import Breaker, host_failure, report
-from batch.send.outagemode import OutageMode, Trail, outcome_code
+from batch.send.outagemode import OutageMode, outcome_code
 from batch.send.request import Requester
 from batch.send.retry import (
     Answer,
@@ -63,29 +65,19 @@ class Sender(OutageMode):
         clock: Callable[[], float] = anyio.current_time,
         now: Callable[[], datetime] = default_now,
         random: Callable[[], float] = _random.random,
-        on_attempt: Callable[[Call, int], None] | None = None,
-        on_retry: Callable[[Call, int, str], None] | None = None,
-        before_wait: Callable[[], None] | None = None,
-        on_long_pause: Callable[[float], None] | None = None,
-        issuer: Callable[[str, int], Awaitable[str | None]] | None = None,
+        events: SendEvents | None = None,
         breaker: Breaker | None = None,
         via: str = "",
-        trail: Trail | None = None,
+        issuer: Callable[[str, int], Awaitable[str | None]] | None = None,
     ) -> None:
         """``sleep``/``clock``/``now``/``random`` are injected so tests run in virtual time.
 
-        ``on_attempt(call, n)``: attempt n (1-based) is about to be sent.
-        ``on_retry(call, n, code)``: attempt n failed with ``code`` and another will follow.
-        ``before_wait()``: a row is about to wait for its first slot, before its first
-        ``on_attempt`` (the journal commits what it holds back for that moment).
-        ``on_long_pause(seconds)``: a 429 asked to wait longer than --max-retry-after (the row
-        ends there; the run should pause rather than spend every other row the same way).
+        ``events``: told what happens, in order (``batch.send.events``); None: nobody listens,
+        and the sender keeps no account of the waits.
         ``breaker``: the host's state (outage mode); None: every request counts for its row.
         ``via``: how requests travel, for connection errors ("through the proxy http://...").
         ``issuer(host, port)``: the CA of what a host whose certificate did not verify presents
         (batch.send.issuer; an extra handshake, so only a real run passes it).
-        ``trail``: records every request (how long it waited and why) and its answer, before
-        ``on_attempt`` is told.
         """
         self._client = client
         self._limiter = limiter
@@ -93,16 +85,12 @@ class Sender(OutageMode):
         self._sleep = sleep
         self._clock = clock
         self._now = now
-        self._on_attempt = on_attempt
-        self._on_retry = on_retry
-        self._before_wait = before_wait
-        self._on_long_pause = on_long_pause
+        self._events = events
         self._breaker = breaker
         self._pace = AnswerPace(limiter, policy, random)
         self._heed = self._pace.heed
         self._requests = Requester(client, policy.timeout, now=now, via=via, issuer=issuer)
         self._scrub = self._requests.scrub
-        self._trail = trail
         # Per row in flight: since when (loop clock) it has been ready to send, and what it
         # waits for then (batch.journal.audit: pace, backoff, retry_after, host_down).
         self._ready: dict[int, tuple[float, str]] = {}
@@ -206,8 +194,8 @@ class Sender(OutageMode):
         duration_ms = round((self._clock() - started_clock) * 1000)
         if self._ready:  # what the row waited for (a row cancelled leaves one: the run ends)
             self._ready.pop(call.row, None)
-        if isinstance(final, Answer) and self._waits_too_long(final) and self._on_long_pause:
-            self._on_long_pause(final.retry_after or 0.0)
+        if self._events is not None and isinstance(final, Answer) and self._waits_too_long(final):
+            self._events.long_pause(final.retry_after or 0.0)
         return row_result(
             call, final, attempts, started_at, finished_at, duration_ms,
             policy=self._policy, stopping=self._stopping, scrub=self._scrub,
@@ -223,10 +211,9 @@ class Sender(OutageMode):
             return True  # the host is down: the row waits for it in _try, then for a slot
         if self._limiter.try_acquire():
             return True  # no wait (and no clock to read for the trail)
-        if self._trail is not None:
+        if (events := self._events) is not None:
             self._ready[row] = (self._clock(), audit.PACE)
-        if self._before_wait is not None:
-            self._before_wait()
+            events.waiting()
         with anyio.CancelScope() as waiting:
             self._first_waits.add(waiting)
             try:
@@ -243,7 +230,7 @@ class Sender(OutageMode):
 
         Speed unit: only rows that need a retry pay for tenacity's loop (~38 us a row, about a
         tenth of a fast request; README, Performance). It replays the first outcome as its
-        attempt 1, so attempt numbers, waits and hooks are exactly those of a loop from the
+        attempt 1, so attempt numbers, waits and events are exactly those of a loop from the
         start.
         """
         attempts = sent  # requests sent (a request while the host was down counts only here)
@@ -272,9 +259,9 @@ class Sender(OutageMode):
             return self._pace.backoff(state.attempt_number)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            if self._on_retry is not None and state.outcome is not None:
+            if self._events is not None and state.outcome is not None:
                 outcome: AttemptOutcome = state.outcome.result()
-                self._on_retry(call, state.attempt_number, outcome_code(outcome))
+                self._events.retrying(call, state.attempt_number, outcome_code(outcome))
 
         retrying = build_retrying(
             max_attempts=self._policy.max_attempts,
@@ -294,38 +281,36 @@ class Sender(OutageMode):
         means for the pace applied."""
         if granted is None:
             granted = self._clock()  # latency is measured from the slot
-        trail = self._trail
-        if trail is not None:
-            self._sent(trail, call, n, granted)
-        if self._on_attempt is not None:
-            self._on_attempt(call, n)
+        events = self._events
+        if events is not None:
+            self._sent(events, call, n, granted)
         try:
             answer = await self._requests.post(call, granted)
         except TransportError as exc:
-            if trail is not None:
-                trail.answered(call, None, exc.code, None)
+            if events is not None:
+                events.answered(call, None, exc.code, None)
                 self._ready[call.row] = (self._clock(), audit.BACKOFF)
             return exc
         answered = self._clock()
         answer = self._heed(answer, n, answered - granted)
-        if trail is not None:
+        if events is not None:
             success = answer.success
-            trail.answered(call, answer.status, answer.error_code, answer.retry_after,
-                           final=success)  # fmt: skip
+            events.answered(call, answer.status, answer.error_code, answer.retry_after,
+                            final=success)  # fmt: skip
             if not success:  # another attempt may follow: it waits from now
                 cause = audit.BACKOFF if answer.wait is None else audit.RETRY_AFTER
                 self._ready[call.row] = (answered, cause)
         return answer
 
-    def _sent(self, trail: Trail, call: Call, n: int, granted: float) -> None:
-        """Record attempt ``n`` going out: how long the row waited for it, and why."""
+    def _sent(self, events: SendEvents, call: Call, n: int, granted: float) -> None:
+        """Tell attempt ``n`` going out: how long the row waited for it, and why."""
         ready, cause = self._ready.get(call.row, (granted, ""))
         waited = granted - ready
         if waited < 0.0005:
             waited, cause = 0.0, ""
         elif cause == audit.PACE and self._limiter.paused_until > ready:
             cause = audit.PAUSE  # a 429 paused every request while it waited
-        trail.attempt(call, n, waited_ms=round(waited * 1000), cause=cause)
+        events.attempt(call, n, waited_ms=round(waited * 1000), cause=cause)
 
     # -- pacing and retry decisions ------------------------------------------------------------
 

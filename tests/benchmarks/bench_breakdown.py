@@ -51,15 +51,15 @@ WHAT_IF = ("no_journal", "no_deadline")
 async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[float]:
     """Send ``rows`` rows through ``name``'s layers; when each answer came (time.time)."""
     from batch.engine.rowloop import run_calls
-    from batch.engine.stop import Observer
+    from batch.engine.sending import RunEvents
+    from batch.engine.stop import Observer, StopToken
     from batch.journal.journal import Journal
     from batch.journal.record import RunIdentity
     from batch.model import Call, RowResult
     from batch.send.client import SendPolicy, build_client
     from batch.send.limiter import Limiter
     from batch.send.sender import Sender
-    from batch.settings import Rate
-    from tests.fakes import sender_hooks
+    from batch.settings import Rate, RunSettings
 
     answered: list[float] = []
     client = build_client(base_url, KEY, timeout=30, concurrency=concurrency)
@@ -104,11 +104,9 @@ async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[f
                         journal.attempt = lambda *args, **kwargs: None  # type: ignore[method-assign]
                         journal._write = lambda *args, **kwargs: None  # type: ignore[method-assign]
                     observer = Answered()
-                    on_attempt, on_retry = sender_hooks(journal, observer)
-                    run_sender = Sender(
-                        client, Limiter(rate), policy, on_attempt=on_attempt,
-                        on_retry=on_retry, before_wait=journal.commit,
-                    )  # fmt: skip
+                    settings = RunSettings(Path(tmp) / "in.csv", Path(tmp) / "out.csv")
+                    events = RunEvents(journal, observer, StopToken(), settings, "127.0.0.1")
+                    run_sender = Sender(client, Limiter(rate), policy, events=events)
                     await run_calls(
                         source, sender=run_sender, concurrency=concurrency, journal=journal,
                         observer=observer,

@@ -37,13 +37,14 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from batch.engine.rowloop import run_calls  # noqa: E402
-from batch.engine.stop import Observer  # noqa: E402
+from batch.engine.sending import RunEvents  # noqa: E402
+from batch.engine.stop import Observer, StopToken  # noqa: E402
 from batch.journal.journal import Journal, RunIdentity  # noqa: E402
 from batch.model import Call  # noqa: E402
 from batch.send.client import SendPolicy  # noqa: E402
 from batch.send.limiter import Limiter  # noqa: E402
 from batch.send.sender import Sender  # noqa: E402
-from batch.settings import Rate  # noqa: E402
+from batch.settings import Rate, RunSettings  # noqa: E402
 
 STAGES = ("bare", "sender", "run_calls")
 ANSWER = (
@@ -103,11 +104,12 @@ async def run_calls_stage(rows: int) -> None:
         with Journal.open(Path(tmp) / "out.csv.journal", identity) as journal:
             observer = Observer()
             journal.segment = 1
-            # As the engine builds it: the journal is the sender's trail (batch.journal.audit).
+            # As the engine builds it: the run's sink journals every request, then shows it.
+            settings = RunSettings(input=Path(tmp) / "in.csv", results=Path(tmp) / "out.csv")
+            events = RunEvents(journal, observer, StopToken(), settings, "127.0.0.1")
             sender = Sender(
                 ReadyClient(), Limiter(RATE), SendPolicy(timeout=30),  # type: ignore[arg-type]
-                trail=journal, on_attempt=observer.attempt, on_retry=observer.retrying,
-                before_wait=journal.commit,
+                events=events,
             )  # fmt: skip
             await run_calls(
                 calls(rows), sender=sender, concurrency=CONCURRENCY, journal=journal,

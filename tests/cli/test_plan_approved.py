@@ -43,7 +43,7 @@ def recorded(sheet: Path, tmp_path: Path, flags: dict[str, object]) -> str:
     batch, _ = batch_for_run(settings)
     start = segment_start(
         kind="run", settings=settings, record=RunRecord(), input_sha256="",
-        calls=batch.calls(), host="127.0.0.1", sandbox=True,
+        calls=batch.plan.calls, host="127.0.0.1", sandbox=True,
     )  # fmt: skip
     return start.plan_sha256
 

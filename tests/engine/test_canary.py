@@ -15,12 +15,12 @@ from typer.testing import CliRunner
 from batch.cli import app, run_cmd
 from batch.engine.guards import canary_left, with_canary
 from batch.engine.rowloop import RunReport, execute
-from batch.engine.stop import Observer, StopReason, StopToken
+from batch.engine.stop import StopReason, StopToken
 from batch.journal.journal import Journal
 from batch.journal.record import RunIdentity
 from batch.model import Call, Outcome, RowResult
 from tests.conftest import StartSandbox
-from tests.fakes import sender_hooks
+from tests.fakes import Sink
 
 HEADER = "routing_id,for_inbound_call,for_outbound_call,status,outbound_sip_trunk_id"
 
@@ -53,11 +53,11 @@ class Harness:
         self.sent: list[int] = []
         self.stop = StopToken()
         self.asked: list[RunReport] = []
-        self.on_attempt, _ = sender_hooks(journal, Observer())
+        self.sink = Sink(journal)
 
     async def send(self, call: Call) -> RowResult:
         self.sent.append(call.row)
-        self.on_attempt(call, 1)
+        self.sink.attempt(call, 1)
         await anyio.sleep(1)
         ok = call.row not in self.failing
         return RowResult(

@@ -3,7 +3,7 @@ answers the questions, and the ``Result`` says what happened (no CLI patched, no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,9 @@ from batch.engine.invocation import Invocation, run_invocation
 from batch.engine.replacing import Confirmation
 from batch.engine.stop import Observer, StopReason
 from batch.journal.db import journal_path
-from batch.model import Call, Outcome
+from batch.model import Call, Outcome, RowResult
 from batch.prepare.batch import batch_for_run
+from batch.prepare.plan import Plan
 from tests.cli.test_run import write_input
 from tests.conftest import StartSandbox
 
@@ -23,11 +24,15 @@ KEY = "rg_live_" + "e" * 40
 
 
 class Seen(Observer):
+    """Keeps every call the engine hands the sender: its row, and the object itself."""
+
     def __init__(self) -> None:
         self.sent: list[int] = []
+        self.calls: list[Call] = []
 
     def attempt(self, call: Call, n: int) -> None:
         self.sent.append(call.row)
+        self.calls.append(call)
 
 
 @dataclass
@@ -109,3 +114,29 @@ def test_the_canary_question_answered_no_stops_after_the_canary(
     assert result.summary.counts[Outcome.SUCCEEDED] == 2
     assert result.summary.counts[Outcome.NOT_ATTEMPTED] == 4
     assert sandbox.stats()["total"] == 2
+
+
+@pytest.mark.slow
+def test_the_engine_sends_each_planned_call_once(
+    start_sandbox: StartSandbox, tmp_path: Path
+) -> None:
+    """The engine takes the batch's plan as it is: it sends the plan's own calls (the same
+    objects, none rebuilt from the input), each exactly once, and nothing the plan leaves out
+    (row 3 here, planned as skipped)."""
+    sandbox = start_sandbox()
+    source, out = write_input(tmp_path / "in.csv", 6), tmp_path / "out.csv"
+    inv = invocation(source, out, ask=False, base_url=sandbox.base_url, concurrency=2)
+    planned = inv.batch.plan
+    skipped = RowResult(3, "1003", Outcome.SKIPPED)
+    plan = Plan(planned.without({3}), tuple(skipped if r.row == 3 else r for r in planned.rows))
+    inv = Invocation(replace(inv.batch, plan=plan), inv.settings, inv.record, sandbox.api_key,
+                     signals=False)  # fmt: skip
+    operator = FakeOperator()
+    result = run_invocation(inv, operator)
+    assert result.status is Status.SUCCEEDED
+    sent = sorted(operator.observer.calls, key=lambda call: call.row)
+    assert [call.row for call in sent] == [1, 2, 4, 5, 6]
+    assert all(a is b for a, b in zip(sent, plan.calls, strict=True))
+    assert sandbox.stats()["total"] == 5
+    assert result.summary.counts[Outcome.SUCCEEDED] == 5
+    assert result.summary.counts[Outcome.SKIPPED] == 1

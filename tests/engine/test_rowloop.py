@@ -25,7 +25,7 @@ from batch.send.client import SendPolicy, build_client
 from batch.send.limiter import Limiter
 from batch.send.sender import Sender
 from batch.settings import Rate
-from tests.fakes import sender_hooks
+from tests.fakes import Sink
 
 
 async def send_all(
@@ -39,13 +39,9 @@ async def send_all(
     observer: Observer | None = None,
     stop: StopToken | None = None,
 ) -> RunReport:
-    """The engine's wiring in small: one Sender (journal hooks first), then the row loop."""
+    """The engine's wiring in small: one Sender (its sink journals first), then the row loop."""
     observer = observer or Observer()
-    on_attempt, on_retry = sender_hooks(journal, observer)
-    sender = Sender(
-        client, Limiter(rate), policy, on_attempt=on_attempt, on_retry=on_retry,
-        before_wait=journal.commit,
-    )  # fmt: skip
+    sender = Sender(client, Limiter(rate), policy, events=Sink(journal, observer))
     return await run_calls(
         calls, sender=sender, journal=journal, concurrency=concurrency, observer=observer,
         stop=stop,
@@ -94,14 +90,14 @@ class FakeSender:
         self.in_flight = 0
         self.peak = 0
         self.sent: list[int] = []
-        self.on_attempt, _ = sender_hooks(journal, observer or Observer())
+        self.sink = Sink(journal, observer)
         self.status: dict[int, int] = {}
 
     async def send(self, call: Call) -> RowResult:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         self.sent.append(call.row)
-        self.on_attempt(call, 1)
+        self.sink.attempt(call, 1)
         try:
             await anyio.sleep(self.delay)
         finally:
@@ -257,7 +253,8 @@ async def test_resume_skips_decided_rows(journal: Journal) -> None:
     with Journal.open(journal.path, None) as again:  # as the next invocation opens it
         assert again.resumed
         fake = FakeSender(again)
-        await execute(pending(_calls(5), again), send=fake.send, journal=again, concurrency=2)
+        await execute(pending(tuple(_calls(5)), again), send=fake.send, journal=again,
+                      concurrency=2)  # fmt: skip
         assert fake.sent == [3, 4, 5]
         record = again.get(3)
     assert record is not None

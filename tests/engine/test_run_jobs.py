@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from batch.cli import app
 from batch.engine.guards import within_window
 from batch.engine.rowloop import RunReport, execute, pending
-from batch.engine.stop import Observer, StopReason, StopToken
+from batch.engine.stop import StopReason, StopToken
 from batch.engine.window import Window
 from batch.journal.journal import Journal
 from batch.journal.lock import RunLock
@@ -27,7 +27,7 @@ from batch.journal.record import RunIdentity
 from batch.model import Call, Outcome, RowResult
 from batch.sandbox import RunningSandbox
 from tests.conftest import StartSandbox
-from tests.fakes import sender_hooks
+from tests.fakes import Sink
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "routing-changes.csv"
@@ -217,11 +217,11 @@ def calls(n: int) -> Iterator[Call]:
 
 
 def sender(journal: Journal, sent: list[tuple[int, float]], delay: float = 1.0) -> Any:
-    on_attempt, _ = sender_hooks(journal, Observer())
+    sink = Sink(journal)
 
     async def send(call: Call) -> RowResult:
         sent.append((call.row, anyio.current_time()))
-        on_attempt(call, 1)
+        sink.attempt(call, 1)
         await anyio.sleep(delay)
         return RowResult(
             row=call.row,
@@ -308,7 +308,7 @@ async def test_resumed_in_the_next_window_sends_the_rest(tmp_path: Path) -> None
         with Journal.open(tmp_path / "out.csv.journal", ident) as journal:
 
             async def body() -> RunReport:
-                return await execute(pending(calls(10), journal), send=sender(journal, log),
+                return await execute(pending(tuple(calls(10)), journal), send=sender(journal, log),
                                      journal=journal, concurrency=1, stop=stop)  # fmt: skip
 
             report = await within_window(win, body, stop=stop, now=virtual_now)

@@ -264,7 +264,7 @@ async def test_the_orchestrator_stops_at_the_close_and_resumes_in_the_next_windo
 ) -> None:
     """With the real orchestrator and journal: the close stops new rows, in-flight ones finish,
     and the same run in the next window sends only the rest, none twice."""
-    calls = [Call(row=n, routing_id=n, body="{}") for n in range(1, 21)]
+    calls = tuple(Call(row=n, routing_id=n, body="{}") for n in range(1, 21))
     (tmp_path / "in.csv").write_text("routing_id\n")
     results = tmp_path / "in.results.csv"
     identity = RunIdentity.of(tmp_path / "in.csv", "http://127.0.0.1:1/api/v2", results)

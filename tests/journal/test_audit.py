@@ -21,7 +21,7 @@ from batch.journal import audit, rowrecords
 from batch.journal.journal import Journal
 from batch.journal.record import RunIdentity
 from batch.model import Call, Outcome, RowResult
-from batch.send.sender import Sender
+from batch.send.events import SendEvents
 from tests.send.test_sender import BODY, CALL, EPOCH, OK_BODY, Script, error, make_sender
 
 IDENTITY = RunIdentity("sha", "https://api.example.test/api/v2", "/tmp/out.csv")
@@ -32,8 +32,8 @@ def anyio_backend() -> tuple[str, dict[str, Any]]:
     return ("trio", {"clock": MockClock(autojump_threshold=0)})
 
 
-class Trail:
-    """Records what the sender tells the trail, with the loop's clock."""
+class Trail(SendEvents):
+    """Records what the sender tells of its requests and answers, with the loop's clock."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[int, int, int, str, float]] = []
@@ -49,11 +49,6 @@ class Trail:
         self.answers.append((call.row, status, code, retry_after, final))
 
 
-def with_trail(sender: Sender, trail: Trail) -> Sender:
-    sender._trail = trail  # the one Sender option make_sender does not pass
-    return sender
-
-
 async def test_each_request_records_its_wait_and_why() -> None:
     """503 (backoff 1 s), 429 with Retry-After 7 (waits 7 s), a timeout (backoff 4 s), then 200:
     four requests, each with the wait before it, its cause and its answer."""
@@ -64,8 +59,8 @@ async def test_each_request_records_its_wait_and_why() -> None:
         httpx.Response(200, json=OK_BODY),
     )
     trail = Trail()
-    sender, _ = make_sender(script, timeout=5)
-    result = await with_trail(sender, trail).send(CALL)
+    sender, _ = make_sender(script, timeout=5, events=trail)
+    result = await sender.send(CALL)
     assert result.outcome is Outcome.SUCCEEDED
     assert [(row, n, waited, cause) for row, n, waited, cause, _ in trail.sent] == [
         (7, 1, 0, ""),
@@ -90,8 +85,7 @@ async def test_a_row_held_by_another_rows_429_waits_for_the_pause() -> None:
         httpx.Response(200, json=OK_BODY),
     )
     trail = Trail()
-    sender, _ = make_sender(script, rate="1/s")
-    with_trail(sender, trail)
+    sender, _ = make_sender(script, rate="1/s", events=trail)
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender.send, CALL)
         await anyio.sleep(0.5)
@@ -104,8 +98,7 @@ async def test_rows_waiting_for_their_slot_wait_for_the_pace() -> None:
     """At 2/s, three rows ready at once go at 0, 0.5 and 1 s: their waits say so."""
     script = Script(*[httpx.Response(200, json=OK_BODY) for _ in range(3)])
     trail = Trail()
-    sender, _ = make_sender(script, rate="2/s")
-    with_trail(sender, trail)
+    sender, _ = make_sender(script, rate="2/s", events=trail)
     async with anyio.create_task_group() as tg:
         for row in (1, 2, 3):
             tg.start_soon(sender.send, Call(row=row, routing_id=90 + row, body=BODY))

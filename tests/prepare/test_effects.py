@@ -42,7 +42,7 @@ def test_filled_from_the_snapshot_nothing_is_cleared(tmp_path: Path) -> None:
     changes or clears anything."""
     batch, _ = batch_for_run(settings(tmp_path, fill_from_current=True))
     assert batch.effects is not None
-    sent = [call.row for call in batch.calls()]
+    sent = [call.row for call in batch.plan.calls]
     assert batch.effects().tally(sent) == Tally(changing=1, unknown=0, cleared=0)
 
 

@@ -86,20 +86,21 @@ def test_a_retried_row_the_account_rejects_keeps_its_history() -> None:
 
     from batch.model import Call, Outcome, RowResult
     from batch.prepare.batch import Batch
+    from batch.prepare.plan import Plan
     from batch.prepare.preflight import reject
 
     first = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
     sent = RowResult(1, "11", Outcome.FAILED, 503, 2, "HTTP_503", "gateway", "{}", "", first)
     never = RowResult(2, "12", Outcome.NOT_ATTEMPTED, request="{}")
-    calls = [Call(1, 11, "{}"), Call(2, 12, "{}")]
-    batch = Batch(lambda: iter(calls), lambda: iter([sent, never]), pl.DataFrame(), 2)
+    calls = (Call(1, 11, "{}"), Call(2, 12, "{}"))
+    batch = Batch(Plan(calls, (sent, never)), pl.DataFrame())
     errors = pl.DataFrame(
         {"row": [1, 2], "error_code": ["UNKNOWN_BOT"] * 2, "error_message": ["bot 9"] * 2}
     )
     judged = reject(batch, errors)
-    old, new = judged.base()
+    old, new = judged.plan.base()
     assert (old.outcome, old.attempts, old.started_at) == (Outcome.FAILED, 2, first)
     assert old.error_code == "UNKNOWN_BOT"
     assert new.outcome is Outcome.INVALID
-    assert list(judged.calls()) == []
+    assert judged.plan.calls == ()
     assert judged.candidates == 0

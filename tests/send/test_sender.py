@@ -28,10 +28,12 @@ from batch.model import Call, Outcome, RowResult
 from batch.send.answers import _parse
 from batch.send.bounded import Body
 from batch.send.client import USER_AGENT, SendPolicy, build_client
+from batch.send.events import SendEvents
 from batch.send.limiter import Limiter
 from batch.send.retry import STOP_RUN_STATUSES
 from batch.send.sender import Sender
 from batch.settings import Rate
+from tests.fakes import Sink
 
 KEY = "rg_live_S3cretKeyThatMustNeverLeak42"
 EPOCH = datetime(2026, 11, 30, tzinfo=UTC)
@@ -84,8 +86,7 @@ def make_sender(
     script: Script,
     *,
     rate: str = "100/s",
-    on_attempt: Callable[[Call, int], None] | None = None,
-    on_retry: Callable[[Call, int, str], None] | None = None,
+    events: SendEvents | None = None,
     **policy: Any,
 ) -> tuple[Sender, Limiter]:
     client = build_client(
@@ -102,8 +103,7 @@ def make_sender(
         SendPolicy(**policy),
         now=virtual_now,
         random=lambda: 0.0,  # no jitter: backoff waits are exact
-        on_attempt=on_attempt,
-        on_retry=on_retry,
+        events=events,
     )
     return sender, limiter
 
@@ -143,24 +143,24 @@ async def test_success_records_everything() -> None:
 
 
 async def test_retries_then_success_with_exponential_backoff() -> None:
-    """503, 500, timeout then 200: succeeded after 4 attempts, waiting 1, 2, 4 s between them."""
-    attempts: list[int] = []
-    retries: list[tuple[int, str]] = []
+    """503, 500, timeout then 200: succeeded after 4 attempts, waiting 1, 2, 4 s between them;
+    the sink is told each attempt, its answer, and each retry, in that order."""
+    sink = Sink()
     script = Script(
         error(503, "UNAVAILABLE"),
         error(500, "INTERNAL"),
         httpx.ReadTimeout("slow"),
         httpx.Response(200, json=OK_BODY),
     )
-    result = await send(
-        script,
-        on_attempt=lambda call, n: attempts.append(n),
-        on_retry=lambda call, n, code: retries.append((n, code)),
-    )
+    result = await send(script, events=sink)
     assert result.outcome is Outcome.SUCCEEDED
     assert result.attempts == 4
-    assert attempts == [1, 2, 3, 4]
-    assert retries == [(1, "UNAVAILABLE"), (2, "INTERNAL"), (3, "TIMEOUT")]
+    assert sink.told == [
+        ("attempt", 7, 1), ("answered", 7, 503, "UNAVAILABLE"), ("retrying", 7, 1, "UNAVAILABLE"),
+        ("attempt", 7, 2), ("answered", 7, 500, "INTERNAL"), ("retrying", 7, 2, "INTERNAL"),
+        ("attempt", 7, 3), ("answered", 7, None, "TIMEOUT"), ("retrying", 7, 3, "TIMEOUT"),
+        ("attempt", 7, 4), ("answered", 7, 200, ""),
+    ]  # fmt: skip
     assert script.times == [0, 1, 3, 7]
     assert result.duration_ms == 7000
     assert result.finished_at == EPOCH + timedelta(seconds=7)
@@ -331,7 +331,7 @@ async def test_a_row_in_run_calls_times_out_on_its_deadline() -> None:
         with Journal.open(Path(tmp) / "out.csv.journal", identity) as journal:
             sender = Sender(
                 client, Limiter(Rate.parse("100/s")), SendPolicy(timeout=4, max_attempts=1),
-                on_attempt=journal.attempt,
+                events=Sink(journal),
             )  # fmt: skip
             await run_calls(calls, sender=sender, concurrency=1, journal=journal)
             first, second = journal.get(7), journal.get(8)
@@ -348,14 +348,16 @@ async def test_429_retry_after_seconds_pauses_everyone() -> None:
         httpx.Response(429, headers={"Retry-After": "7"}, json={"success": False}),
         httpx.Response(200, json=OK_BODY),
     )
-    retries: list[tuple[int, str]] = []
-    sender, limiter = make_sender(script, on_retry=lambda c, n, code: retries.append((n, code)))
+    sink = Sink()
+    sender, limiter = make_sender(script, events=sink)
     result = await sender.send(CALL)
     assert result.outcome is Outcome.SUCCEEDED
     assert result.attempts == 2
     assert script.times == [0, 7]
     assert limiter.paused_until == 7
-    assert retries == [(1, "RATE_LIMITED")]
+    assert [told for told in sink.told if told[0] == "retrying"] == [
+        ("retrying", 7, 1, "RATE_LIMITED")
+    ]
 
 
 async def test_429_pause_holds_other_rows() -> None:

@@ -382,8 +382,8 @@ def test_retry_reads_a_workbook_sorted_in_a_spreadsheet_by_row(tmp_path: Path) -
     text = shuffled.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.3fZ"))
     text.write_excel(path, worksheet="sorted")  # as a spreadsheet saves it, another layout
     batch = batch_for_retry(path)
-    assert [c.row for c in batch.calls()] == [1, 5]  # the failed rows, in row order
-    assert [r.row for r in batch.base()] == list(range(1, 9))
+    assert [c.row for c in batch.plan.calls] == [1, 5]  # the failed rows, in row order
+    assert [r.row for r in batch.plan.base()] == list(range(1, 9))
     assert batch.passthrough.get_column("ticket").to_list() == [f"T-{i}" for i in range(1, 9)]
 
 
