@@ -307,7 +307,7 @@ def _send(
             breaker.subscribe(runtrail.on_host_news(journal))
             sender = Sender(
                 client, limiter, policy, trail=journal, on_attempt=observer.attempt,
-                on_retry=observer.retrying, before_wait=journal.commit,
+                on_retry=observer.retrying,
                 on_long_pause=lambda seconds: paused_by_server(stop, seconds, settings),
                 breaker=breaker, via=inv.network.via(target.base_url), issuer=presented_issuer,
             )  # fmt: skip

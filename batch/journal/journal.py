@@ -16,9 +16,7 @@ that makes each record durable the moment it is known:
 
 So a row costs two small copied lines instead of two SQLite transactions. Every record is in
 the log before reroute sends anything or waits for anything: an in-flight mark before its request
-goes out, a final record at once, or (for the orchestrator, which asks for it with
-``finish(..., commit=False)``) in the same copy as the next row's in-flight mark, which the same
-task makes without yielding in between: nothing else runs while a final is not yet written.
+goes out, a final record at once.
 
 What it holds, per input row that was ever sent:
 - while a row is in flight, an ``unknown`` record with the attempts started so far (written when
@@ -78,7 +76,6 @@ class Journal:
         except (OSError, ValueError) as exc:
             connection.close()
             raise JournalError(f"{self._log}: cannot open the run journal's log ({exc})") from exc
-        self._unwritten: list[bytes] = []  # lines held for the next write (commit=False)
         # Records in the log, not yet in SQLite: each row's latest only (its final record
         # replaces its in-flight mark, so SQLite is written once per row, not twice).
         self._batch: dict[int, tuple[Any, ...]] = {}
@@ -350,14 +347,8 @@ class Journal:
             return  # a success: the row's final record says it all (journaldb.replay)
         self._append(rowrecords.line((audit.ATTEMPT_MARK, *answer)))
 
-    def finish(self, result: RowResult, *, commit: bool = True) -> RowResult:
-        """Record the final result of a row; returns it with attempts of earlier runs added.
-
-        ``commit=False`` holds the record back for the next write (the next row's in-flight
-        mark, in the same ``os.write``) or :meth:`commit`. Only for a caller that commits
-        before it awaits anything: the orchestrator, whose task goes straight on to its next
-        row (see the module docstring).
-        """
+    def finish(self, result: RowResult) -> RowResult:
+        """Record the final result of a row; returns it with attempts of earlier runs added."""
         prior, first = self._prior.pop(result.row, (0, None))
         if prior:
             started = rowrecords.when(first)
@@ -366,13 +357,8 @@ class Journal:
                 duration = (result.finished_at - started) // timedelta(milliseconds=1)
                 result = replace(result, started_at=started, duration_ms=duration)
             result = replace(result, attempts=result.attempts + prior)
-        self._write(rowrecords.values_of(result), commit=commit)
+        self._write(rowrecords.values_of(result))
         return result
-
-    def commit(self) -> None:
-        """Write what ``finish(..., commit=False)`` held back (nothing when nothing is)."""
-        if self._unwritten:
-            self._append(b"")
 
     def abandon(self, call: Call) -> RowResult | None:
         """The row was cancelled before its answer: its record (``unknown``) stays as it is.
@@ -383,22 +369,16 @@ class Journal:
         self._sent.pop(call.row, None)  # its request stays sent, never answered
         return self.get(call.row)
 
-    def _write(self, values: tuple[Any, ...], *, commit: bool = True) -> None:
+    def _write(self, values: tuple[Any, ...]) -> None:
         self._batch[values[0]] = values
         self._logged += 1
-        if commit:
-            self._append(rowrecords.line(values))
-        else:
-            self._unwritten.append(rowrecords.line(values))
+        self._append(rowrecords.line(values))
         if self._logged >= BATCH:
             self._flush()
 
     def _append(self, line: bytes) -> None:
-        """The held-back lines and ``line``, copied into the log at once: durable when it
-        returns. When they do not fit, the records are copied into SQLite first."""
-        if self._unwritten:
-            line = b"".join((*self._unwritten, line))
-            self._unwritten.clear()
+        """``line`` copied into the log: durable when it returns. When it does not fit, the
+        records are copied into SQLite first."""
         if self._mapped.append(line):
             return
         self._copy_in()  # every record in the batch is in SQLite: the log can start over
@@ -411,8 +391,6 @@ class Journal:
 
     def _flush(self) -> None:
         """Copy the records written to the log into SQLite, then empty the log."""
-        if self._unwritten:
-            self._append(b"")
         self._copy_in()
 
     def _copy_in(self) -> None:

@@ -45,7 +45,6 @@ class OutageMode:
     _clock: Callable[[], float]
     _held: bool
     _stopping: bool
-    _before_wait: Callable[[], None] | None
     _on_retry: Callable[[Call, int, str], None] | None
     _first_waits: set[anyio.CancelScope]
     _waiting: set[anyio.CancelScope]
@@ -144,8 +143,6 @@ class OutageMode:
         assert self._breaker is not None
         if (self._held and first) or self._stopping:
             return Turn.GONE
-        if first and self._before_wait is not None:
-            self._before_wait()
         turn = Turn.GONE
         with anyio.CancelScope() as waiting:
             scopes = self._first_waits if first else self._waiting

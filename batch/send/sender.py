@@ -65,7 +65,6 @@ class Sender(OutageMode):
         random: Callable[[], float] = _random.random,
         on_attempt: Callable[[Call, int], None] | None = None,
         on_retry: Callable[[Call, int, str], None] | None = None,
-        before_wait: Callable[[], None] | None = None,
         on_long_pause: Callable[[float], None] | None = None,
         issuer: Callable[[str, int], Awaitable[str | None]] | None = None,
         breaker: Breaker | None = None,
@@ -76,8 +75,6 @@ class Sender(OutageMode):
 
         ``on_attempt(call, n)``: attempt n (1-based) is about to be sent.
         ``on_retry(call, n, code)``: attempt n failed with ``code`` and another will follow.
-        ``before_wait()``: a row is about to wait for its first slot, before its first
-        ``on_attempt`` (the journal commits what it holds back for that moment).
         ``on_long_pause(seconds)``: a 429 asked to wait longer than --max-retry-after (the row
         ends there; the run should pause rather than spend every other row the same way).
         ``breaker``: the host's state (outage mode); None: every request counts for its row.
@@ -95,7 +92,6 @@ class Sender(OutageMode):
         self._now = now
         self._on_attempt = on_attempt
         self._on_retry = on_retry
-        self._before_wait = before_wait
         self._on_long_pause = on_long_pause
         self._breaker = breaker
         self._pace = AnswerPace(limiter, policy, random)
@@ -225,8 +221,6 @@ class Sender(OutageMode):
             return True  # no wait (and no clock to read for the trail)
         if self._trail is not None:
             self._ready[row] = (self._clock(), audit.PACE)
-        if self._before_wait is not None:
-            self._before_wait()
         with anyio.CancelScope() as waiting:
             self._first_waits.add(waiting)
             try:

@@ -107,7 +107,7 @@ async def stage(name: str, base_url: str, rows: int, concurrency: int) -> list[f
                     on_attempt, on_retry = sender_hooks(journal, observer)
                     run_sender = Sender(
                         client, Limiter(rate), policy, on_attempt=on_attempt,
-                        on_retry=on_retry, before_wait=journal.commit,
+                        on_retry=on_retry,
                     )  # fmt: skip
                     await run_calls(
                         source, sender=run_sender, concurrency=concurrency, journal=journal,

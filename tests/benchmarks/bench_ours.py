@@ -107,7 +107,6 @@ async def run_calls_stage(rows: int) -> None:
             sender = Sender(
                 ReadyClient(), Limiter(RATE), SendPolicy(timeout=30),  # type: ignore[arg-type]
                 trail=journal, on_attempt=observer.attempt, on_retry=observer.retrying,
-                before_wait=journal.commit,
             )  # fmt: skip
             await run_calls(
                 calls(rows), sender=sender, concurrency=CONCURRENCY, journal=journal,

@@ -43,8 +43,7 @@ async def send_all(
     observer = observer or Observer()
     on_attempt, on_retry = sender_hooks(journal, observer)
     sender = Sender(
-        client, Limiter(rate), policy, on_attempt=on_attempt, on_retry=on_retry,
-        before_wait=journal.commit,
+        client, Limiter(rate), policy, on_attempt=on_attempt, on_retry=on_retry
     )  # fmt: skip
     return await run_calls(
         calls, sender=sender, journal=journal, concurrency=concurrency, observer=observer,

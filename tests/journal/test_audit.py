@@ -174,8 +174,7 @@ def test_a_success_cut_off_before_the_copy_in_is_answered_by_its_row_record(
         first.answered(call, 200, "", None, final=True)
         done = RowResult(call.row, str(call.routing_id), Outcome.SUCCEEDED, 200, attempts=1,
                          finished_at=EPOCH)  # fmt: skip
-        first.finish(done, commit=False)
-    first.commit()
+        first.finish(done)
     first._mapped.close()  # the process dies: the log is all that is left of the answers
     first._db.close()
     Journal.open(path, IDENTITY).close()

@@ -339,13 +339,12 @@ def test_records_read_back_as_the_last_one_written_per_row_across_batches(
         expected: dict[int, tuple[Outcome, int]] = {}
         for n, (row, final) in enumerate(steps, start=1):
             if final:
-                journal.finish(replace(_done(row), attempts=n), commit=n % 2 == 0)
+                journal.finish(replace(_done(row), attempts=n))
                 expected[row] = (Outcome.SUCCEEDED, n)
             else:
                 journal.begin(_call(row))
                 journal.attempt(_call(row), n)
                 expected[row] = (Outcome.UNKNOWN, n)
-        journal.commit()
         with Journal.open(path, ident) as crashed:  # the first one never closed: a dead run
             got = {r.row: (r.outcome, r.attempts) for r in crashed.results()}
         journal.close()
