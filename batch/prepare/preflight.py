@@ -314,12 +314,14 @@ def reject(batch: Batch, errors: pl.DataFrame) -> Batch:
             hit = found.get(result.row)
             if hit is None:
                 yield result
-            elif result.attempts:  # a retry's row that was sent before: its history stays
-                yield replace(result, error_code=hit[0], error_message=f"{hit[1]} (not sent "
-                              "again: the account check rejected it)")  # fmt: skip
+                continue
+            code, message = hit
+            if result.attempts:  # a retry's row that was sent before: its history stays
+                yield result._replace(error_code=code, error_message=f"{message} (not sent "
+                                      "again: the account check rejected it)")  # fmt: skip
             else:
                 yield RowResult(result.row, result.routing_id, Outcome.INVALID,
-                                error_code=hit[0], error_message=hit[1])  # fmt: skip
+                                error_code=code, error_message=message)  # fmt: skip
 
     candidates = batch.candidates - sum(1 for call in batch.calls() if call.row in found)
     return replace(batch, calls=calls, base=base, candidates=candidates)
