@@ -140,9 +140,10 @@ def results_rows(frame: pl.DataFrame) -> Iterator[RowResult]:
     RowResults, in frame order."""
     for chunk in frame.select(RESULT_COLUMNS).iter_slices(10_000):
         for record in chunk.iter_rows(named=True):
-            row = record["row"]
+            row = int(record["row"])
             outcome = _outcome(record["outcome"], row)
-            yield RowResult(**{**record, "outcome": outcome, "attempts": record["attempts"] or 0})
+            attempts = record["attempts"] or 0
+            yield RowResult(**{**record, "row": row, "outcome": outcome, "attempts": attempts})
 
 
 def _retry_calls(frame: pl.DataFrame) -> Iterator[tuple[Call, tuple[int, datetime | None]]]:
