@@ -1,15 +1,19 @@
 """Plain immutable values the stages hand each other (no DataFrames, no httpx objects).
 
 ``RowResult`` is the one definition of a results-file row: its fields, in order, are the
-results file's first columns (``RESULT_COLUMNS``), the journal's table and the retry's reader.
+results file's first columns (``RESULT_COLUMNS``), the journal's ``rows`` table and a line of
+its log (``batch.journal.rowrecords`` encodes it), and what the retry reads back. It is defined
+here, not in the journal, because every stage hands it on: prepare makes the invalid rows' and
+a retry's, the sender the sent rows', the journal keeps them, merge and the results writer read
+them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum, StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from batch import voicelink
 
@@ -81,9 +85,13 @@ class Call:
         return voicelink.update_path(self.routing_id)
 
 
-@dataclass(frozen=True, slots=True)
-class RowResult:
-    """The final word on one input row: one record of the results file."""
+class RowResult(NamedTuple):
+    """The final word on one input row: one record of the results file.
+
+    A named tuple: read by name, and still a plain tuple where one is cheapest (the results
+    writer turns a chunk of them into columns with one ``zip``, the journal's encoding walks
+    its values).
+    """
 
     row: int
     routing_id: str  # as read: text kept as text when it was not a valid integer
@@ -107,11 +115,6 @@ class RowResult:
             return self.http_status not in RESEND_STATUSES and self.error_code not in RESEND_CODES
         return self.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)
 
-    @property
-    def values(self) -> tuple[object, ...]:
-        """The fields in RESULT_COLUMNS order."""
-        return tuple(getattr(self, name) for name in RESULT_COLUMNS)
-
 
 # Results-file columns, in order, before the passthrough input columns: RowResult's fields.
-RESULT_COLUMNS: Final = tuple(f.name for f in fields(RowResult))
+RESULT_COLUMNS: Final = RowResult._fields

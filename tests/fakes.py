@@ -32,11 +32,6 @@ class Sink(SendEvents):
         self.observer = observer or Observer()
         self.told: list[tuple[object, ...]] = []
 
-    def waiting(self) -> None:
-        self.told.append(("waiting",))
-        if self.journal is not None:
-            self.journal.commit()
-
     def attempt(self, call: Call, n: int, *, waited_ms: int = 0, cause: str = "") -> None:
         self.told.append(("attempt", call.row, n))
         if self.journal is not None:

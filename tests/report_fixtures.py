@@ -210,7 +210,7 @@ def make_run(
             )
     if trail:
         db.executemany(audit.UPSERT_ATTEMPT, attempt_records)
-    db.executemany(rowrecords.UPSERT, [rowrecords.values_of(r) for r in results_of])
+    db.executemany(rowrecords.UPSERT, [rowrecords.encode(r) for r in results_of])
     db.commit()
     db.close()
     if write_results_file:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Final
 
 from batch.journal.journal import Journal
@@ -25,11 +25,11 @@ def later(base: RowResult, record: RowResult) -> RowResult:
         return base
     attempts = max(base.attempts, record.attempts)
     if base.outcome is Outcome.SUCCEEDED and record.outcome is not Outcome.SUCCEEDED:
-        return replace(base, attempts=attempts)
+        return base._replace(attempts=attempts)
     moments = [m for m in (base.started_at, record.started_at) if m is not None]
     started = min(moments) if moments else None
     # routing_id as the user wrote it (the journal has the parsed integer).
-    return replace(record, routing_id=base.routing_id, attempts=attempts, started_at=started)
+    return record._replace(routing_id=base.routing_id, attempts=attempts, started_at=started)
 
 
 def merge_results(base: Iterable[RowResult], journal: Journal) -> Iterator[RowResult]:

@@ -75,10 +75,6 @@ async def execute(
     403 answer stops the run at once (hard). Rows cancelled mid-request stay ``unknown`` in the
     journal; rows never started have no record (``not_attempted``), nor do rows for which
     ``send`` returned None (it held them back: a sender told of a soft stop sends no new row).
-
-    ``send`` must call ``journal.commit()`` before it awaits anything ahead of its row's first
-    in-flight mark (the Sender tells its sink ``waiting``): a final record may then wait for the
-    same worker's next mark and go out in the same write. A task never yields with it unwritten.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be >= 1")
@@ -99,32 +95,29 @@ async def execute(
         # back-pressure. The shared iterator is advanced without awaiting, so two workers
         # never run it at once.
         nonlocal started
-        try:
-            while not stop.requested:
-                call = next(source, None)
-                if call is None:
-                    return
-                journal.begin(call)
-                started += 1
-                try:
-                    result = await send(call)
-                except anyio.get_cancelled_exc_class():
-                    # Journal writes are synchronous, so this one cannot itself be cancelled.
-                    abandoned(call)
-                    raise
-                if result is None:  # held back by a soft stop before its first request
-                    abandoned(call)
-                    continue
-                result = journal.finish(result, commit=False)
-                outcomes[result.outcome] += 1
-                observer.row_finished(result)
-                if result.http_status in STOP_RUN_STATUSES:
-                    message = KEY_REJECTED_MESSAGE.format(
-                        status=result.http_status, code=result.error_code, source=key_source
-                    )
-                    stop.request(StopReason.KEY_REJECTED, message, hard=True)
-        finally:
-            journal.commit()  # this worker's last final record, if it was left for later
+        while not stop.requested:
+            call = next(source, None)
+            if call is None:
+                return
+            journal.begin(call)
+            started += 1
+            try:
+                result = await send(call)
+            except anyio.get_cancelled_exc_class():
+                # Journal writes are synchronous, so this one cannot itself be cancelled.
+                abandoned(call)
+                raise
+            if result is None:  # held back by a soft stop before its first request
+                abandoned(call)
+                continue
+            result = journal.finish(result)
+            outcomes[result.outcome] += 1
+            observer.row_finished(result)
+            if result.http_status in STOP_RUN_STATUSES:
+                message = KEY_REJECTED_MESSAGE.format(
+                    status=result.http_status, code=result.error_code, source=key_source
+                )
+                stop.request(StopReason.KEY_REJECTED, message, hard=True)
 
     with ExitStack() as cleanup:
         async with anyio.create_task_group() as workers:

@@ -131,14 +131,13 @@ def keep_snapshot(results: Path, snapshot: Path, note: Callable[[str], None]) ->
         )
 
 
-# The attempts file's columns: the table's, times as ISO-8601 UTC.
+# The attempts file's columns: the table's (audit.Attempt), times as ISO-8601 UTC.
 ATTEMPT_FILE_COLUMNS: Final = audit.ATTEMPT_COLUMNS
-_TIMES: Final = frozenset(
-    {audit.ATTEMPT_COLUMNS.index("sent_at"), audit.ATTEMPT_COLUMNS.index("answered_at")}
-)
+_TIMES: Final = ("sent_at", "answered_at")
+_IS_TIME: Final = tuple(name in _TIMES for name in ATTEMPT_FILE_COLUMNS)
 
 
-def write_attempts(results: Path, records: Iterable[tuple[Any, ...]]) -> Path:
+def write_attempts(results: Path, records: Iterable[audit.Attempt]) -> Path:
     """Write every request of the run to the attempts file, streamed from the journal (memory
     stays flat whatever the size of the run); returns its path. Written to a temporary file
     first, then moved into place: a reader never sees half of it."""
@@ -151,10 +150,10 @@ def write_attempts(results: Path, records: Iterable[tuple[Any, ...]]) -> Path:
         scratch = Path(handle.name)
         writer = csv.writer(handle)
         writer.writerow(ATTEMPT_FILE_COLUMNS)
-        for record in records:
+        for request in records:
             writer.writerow(
-                [_iso_us(v) if i in _TIMES else ("" if v is None else v)
-                 for i, v in enumerate(record)]
+                [_iso_us(v) if time else ("" if v is None else v)
+                 for time, v in zip(_IS_TIME, request, strict=True)]
             )  # fmt: skip
     try:
         if path.suffix == ".parquet":
@@ -170,12 +169,9 @@ def _csv_to_parquet(source: Path, path: Path) -> None:
     """The CSV as Parquet, streamed by polars (never the whole file in memory)."""
     import polars as pl
 
-    schema = {
-        "row": pl.Int64, "routing_id": pl.String, "attempt": pl.Int64, "segment": pl.Int64,
-        "sent_at": pl.String, "answered_at": pl.String, "http_status": pl.Int64,
-        "error_code": pl.String, "waited_ms": pl.Int64, "wait_cause": pl.String,
-        "retry_after": pl.Float64,
-    }  # fmt: skip
+    from batch.sheets.results import polars_schema
+
+    schema = {**polars_schema(audit.Attempt), **dict.fromkeys(_TIMES, pl.String())}
     scratch = path.with_name(f".{path.name}.part")
     try:
         pl.scan_csv(source, schema=schema).sink_parquet(scratch)

@@ -65,9 +65,6 @@ class RunEvents(SendEvents):
         self._settings = settings
         self._host = host
 
-    def waiting(self) -> None:
-        self._journal.commit()
-
     def attempt(self, call: Call, n: int, *, waited_ms: int = 0, cause: str = "") -> None:
         self._journal.attempt(call, n, waited_ms=waited_ms, cause=cause)
         self._observer.attempt(call, n)

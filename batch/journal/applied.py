@@ -68,12 +68,15 @@ def remember(db: sqlite3.Connection, target: str) -> None:
 def applied_at(db: sqlite3.Connection, target: str, routing_id: str, body: str) -> int | None:
     """When this body was applied to this routing id on this target (microseconds since the
     epoch), or None when it was not (another body, or never)."""
-    row = db.execute(
+    found = db.execute(
         "SELECT at, body FROM applied WHERE target = ? AND routing_id = ?", (target, routing_id)
     ).fetchone()
-    if row is None or row[1] != body_key(body):
+    if found is None:
         return None
-    return int(row[0]) if row[0] is not None else 0
+    at, remembered = found
+    if remembered != body_key(body):
+        return None
+    return int(at) if at is not None else 0
 
 
 def count_applied(results: Path, bodies: Iterable[tuple[int, str]]) -> tuple[int, str]:
@@ -89,8 +92,9 @@ def count_applied(results: Path, bodies: Iterable[tuple[int, str]]) -> tuple[int
     except sqlite3.Error:
         return 0, ""
     try:
-        row = db.execute("SELECT value FROM meta WHERE key = 'base_url'").fetchone()
-        target = str(row[0]) if row else ""
+        target = ""
+        for (value,) in db.execute("SELECT value FROM meta WHERE key = 'base_url'"):
+            target = str(value)
         _fold_in_memory(db, target)
         n = sum(
             applied_at(db, target, str(routing_id), body) is not None for routing_id, body in bodies

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS attempts (
@@ -67,17 +67,27 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
-# The columns of an attempt record, in the attempts table's order (and the log's, after "a").
-ATTEMPT_COLUMNS: Final = (
-    "row", "routing_id", "attempt", "segment", "sent_at", "answered_at", "http_status",
-    "error_code", "waited_ms", "wait_cause", "retry_after",
-)  # fmt: skip
-ATTEMPT_WIDTH: Final = len(ATTEMPT_COLUMNS) + 1  # a log line: "a", then the values
-# Where an attempt record holds what is read or replaced in it, by the column's name.
-COL_SENT_AT, COL_ANSWERED_AT, COL_WAITED_MS, COL_RETRY_AFTER = (
-    ATTEMPT_COLUMNS.index(name) for name in ("sent_at", "answered_at", "waited_ms", "retry_after")
-)
-ATTEMPT_MARK: Final = "a"
+
+class Attempt(NamedTuple):
+    """One request as the audit trail keeps it: a record of the ``attempts`` table (its columns,
+    in order), a line of the attempts file. Times in microseconds since the epoch, as the journal
+    holds every time. Defined here, beside its table: the journal alone writes it; the attempts
+    file, ``reroute status`` and the report read it back from the journal."""
+
+    row: int
+    routing_id: str
+    attempt: int  # 1-based, counted across the row's invocations
+    segment: int  # the invocation that sent it (``segments``)
+    sent_at: int
+    answered_at: int | None = None  # None: no answer (yet, or ever)
+    http_status: int | None = None  # None: a transport error (``error_code``), or no answer
+    error_code: str = ""
+    waited_ms: int = 0  # the wait before it went out
+    wait_cause: str = ""  # why it waited (below)
+    retry_after: float | None = None  # the answer's Retry-After, in seconds
+
+
+ATTEMPT_COLUMNS: Final = Attempt._fields
 UPSERT_ATTEMPT: Final = (
     f"INSERT OR REPLACE INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
@@ -203,11 +213,11 @@ def read_only(journal: Path) -> sqlite3.Connection:
 
 def has_trail(db: sqlite3.Connection) -> bool:
     """Whether the journal has the audit tables (a journal of an older reroute has none)."""
-    found = db.execute(
+    (found,) = db.execute(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
         "('attempts', 'segments', 'events')"
     ).fetchone()
-    return bool(found and found[0] == 3)
+    return bool(found == 3)
 
 
 def segments(db: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -239,8 +249,8 @@ def events(db: sqlite3.Connection) -> list[dict[str, Any]]:
     return [dict(zip(("segment", "at", "kind", "detail"), v, strict=True)) for v in cursor]
 
 
-def attempts(db: sqlite3.Connection, *, batch: int = 10_000) -> Iterator[tuple[Any, ...]]:
-    """Every attempt record (ATTEMPT_COLUMNS order), by row then attempt, streamed."""
+def attempts(db: sqlite3.Connection, *, batch: int = 10_000) -> Iterator[Attempt]:
+    """Every request, by row then attempt, streamed."""
     cursor = db.execute(f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts ORDER BY row, attempt")
     while chunk := cursor.fetchmany(batch):
-        yield from chunk
+        yield from map(Attempt._make, chunk)

@@ -18,10 +18,10 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
-from batch.journal.rowrecords import ATTEMPTS, ERROR_CODE, FINISHED_AT, HTTP_STATUS, OUTCOME
-from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
+from batch.journal.rowrecords import stamp
+from batch.model import Outcome, RowResult
 
 # Meta keys of the journal, stored by batch.engine.runjournal.remember as an invocation starts a
 # run.
@@ -29,18 +29,15 @@ OTHERS_KEY: Final = "others"  # rows of the results file the run never sends, pe
 CANDIDATES_KEY: Final = "candidates"  # rows the run may send
 CARRIED_KEY: Final = "carried_requests"  # requests recorded before this journal's trail
 
-_UNKNOWN: Final = Outcome.UNKNOWN.value
 
-
-def resends(outcome: str, status: int | None, code: str) -> bool:
-    """A failed row a resume sends again (RowResult.decided, on a record's values)."""
-    return outcome == Outcome.FAILED and (status in RESEND_STATUSES or code in RESEND_CODES)
-
-
-def later(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
+def later(a: RowResult, b: RowResult) -> RowResult:
     """The later of two records of one row: more attempts, or as many and a final outcome
     (an outcome only moves forward; attempts only accumulate). Ties go to ``b``."""
-    return a if (a[ATTEMPTS], a[OUTCOME] != _UNKNOWN) > (b[ATTEMPTS], b[OUTCOME] != _UNKNOWN) else b
+    return a if _progress(a) > _progress(b) else b
+
+
+def _progress(result: RowResult) -> tuple[int, bool]:
+    return result.attempts, result.outcome is not Outcome.UNKNOWN
 
 
 @dataclass
@@ -51,15 +48,15 @@ class Tally:
     recent: int = 0  # rows decided since the current rate's start
     active: int = 0  # rows decided since the segment's active start
 
-    def add(self, record: tuple[Any, ...], sign: int, recent: int, active: int) -> None:
-        outcome, status, attempts, code, finished = (
-            record[OUTCOME], record[HTTP_STATUS], record[ATTEMPTS], record[ERROR_CODE],
-            record[FINISHED_AT],
-        )  # fmt: skip
-        self.outcomes[outcome] += sign
-        self.resend += sign * resends(outcome, status, code)
-        self.attempts += sign * (attempts or 0)
-        if finished is not None and outcome != _UNKNOWN:
+    def add(self, result: RowResult, sign: int, recent: int, active: int) -> None:
+        """Count ``result`` in (``sign`` 1) or out (-1); ``recent`` and ``active`` are the
+        thresholds of ``self.recent`` and ``self.active`` (microseconds since the epoch)."""
+        outcome = result.outcome
+        self.outcomes[outcome.value] += sign
+        self.resend += sign * (outcome is Outcome.FAILED and not result.decided)
+        self.attempts += sign * result.attempts
+        finished = stamp(result.finished_at)
+        if finished is not None and outcome is not Outcome.UNKNOWN:
             self.recent += sign * (finished >= recent)
             self.active += sign * (finished >= active)
 

@@ -3,22 +3,9 @@
 A long run (10,000 rows at 60/min is almost three hours) must survive ``kill -9``, a reboot or a
 Ctrl-C and continue where it stopped. The journal is a SQLite database in WAL mode beside the
 results file (``<results>.journal``), with an append-only log beside it (``<results>.journal-log``)
-that makes each record durable the moment it is known:
-
-- Every record is first copied into the log as one JSON line. The log is a file mapped into
-  memory (``batch.journal.maplog``): once the copy ends, the line is in the operating system's page
-  cache, as a ``write`` would put it, so it survives the death of the process (not of the
-  machine's power, which an fsync per row could add at a large cost).
-- Records are copied into SQLite in batches (one transaction per ``BATCH`` records, and before any
-  read; a row's latest record only), and the log is then zeroed. Opening a journal first copies
-  in whatever the log still holds, up to its first zero byte (a crash between the two steps
-  copies a record twice: the same upsert, harmless).
-
-So a row costs two small copied lines instead of two SQLite transactions. Every record is in
-the log before reroute sends anything or waits for anything: an in-flight mark before its request
-goes out, a final record at once, or (for the orchestrator, which asks for it with
-``finish(..., commit=False)``) in the same copy as the next row's in-flight mark, which the same
-task makes without yielding in between: nothing else runs while a final is not yet written.
+that makes each record durable the moment it is known (``batch.journal.backlog``). Every record
+is in the log before reroute sends anything or waits for anything: an in-flight mark before its
+request goes out, a final record at once.
 
 What it holds, per input row that was ever sent:
 - while a row is in flight, an ``unknown`` record with the attempts started so far (written when
@@ -39,23 +26,20 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
 from batch.errors import JournalError
-from batch.journal import applied, audit, rowrecords
+from batch.journal import applied, audit, loglines, rowrecords
 from batch.journal import db as journaldb
+from batch.journal.audit import Attempt
+from batch.journal.backlog import Backlog
 from batch.journal.db import discard as discard  # the journal's files, for its users
 from batch.journal.db import journal_path as journal_path
-from batch.journal.maplog import MappedLog
 from batch.journal.record import RunIdentity
 from batch.model import Call, Outcome, RowResult
-
-# Records copied from the log into SQLite per transaction (the log never holds many more).
-BATCH: Final = 256
 
 
 class Journal:
@@ -72,27 +56,19 @@ class Journal:
         self.resumed = resumed  # True when records of an earlier invocation were found
         self._closed = False
         self.target = self.meta("base_url") or ""  # where this journal's rows were applied
-        self._log = journaldb.log_path(path)
         try:
-            self._mapped = MappedLog(self._log)
-        except (OSError, ValueError) as exc:
+            self._backlog = Backlog(connection, path)
+        except JournalError:
             connection.close()
-            raise JournalError(f"{self._log}: cannot open the run journal's log ({exc})") from exc
-        self._unwritten: list[bytes] = []  # lines held for the next write (commit=False)
-        # Records in the log, not yet in SQLite: each row's latest only (its final record
-        # replaces its in-flight mark, so SQLite is written once per row, not twice).
-        self._batch: dict[int, tuple[Any, ...]] = {}
-        # Attempt records in the log, not yet in SQLite: each request's latest, by (row, n).
-        self._attempts: dict[tuple[int, int], tuple[Any, ...]] = {}
-        # The attempt record of each row's request in flight (bounded by --concurrency).
-        self._sent: dict[int, tuple[Any, ...]] = {}
+            raise
+        # The request in flight of each row (bounded by --concurrency).
+        self._sent: dict[int, Attempt] = {}
         self.segment = 0  # the segment (audit trail) this invocation's requests belong to
-        self._logged = 0  # lines in the log since it was last emptied
         # Attempts made for in-flight rows by earlier invocations (a resumed row, a retried
-        # one), and when the row was first sent (microseconds since the epoch): added to this
-        # invocation's, so `attempts` stays the number of requests sent and `started_at` the
-        # first. Bounded by --concurrency: only rows in flight are here.
-        self._prior: dict[int, tuple[int, int | None]] = {}
+        # one), and when the row was first sent: added to this invocation's, so `attempts`
+        # stays the number of requests sent and `started_at` the first. Bounded by
+        # --concurrency: only rows in flight are here.
+        self._prior: dict[int, tuple[int, int | None]] = {}  # (attempts, microseconds)
         # What a retry read from a results file about each row it sends (see carry()).
         self._carried: Mapping[int, tuple[int, datetime | None]] = {}
 
@@ -122,13 +98,9 @@ class Journal:
             return
         self._closed = True
         try:
-            self._flush()
-            empty = self._mapped.used == 0
+            self._backlog.close()
         finally:
-            self._mapped.close()
             self._db.close()
-        if empty:
-            self._log.unlink(missing_ok=True)  # everything is in SQLite
 
     def delete(self) -> None:
         """Close and remove the journal files (when the results file now holds everything)."""
@@ -138,7 +110,7 @@ class Journal:
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, row: int) -> RowResult | None:
-        self._flush()
+        self._backlog.flush()
         record = self._db.execute(
             f"SELECT {rowrecords.COLUMNS} FROM rows WHERE row = ?", (row,)
         ).fetchone()
@@ -146,23 +118,25 @@ class Journal:
 
     def is_final(self, row: int) -> bool:
         """True when the row was decided (RowResult.decided) and must not be sent again."""
-        self._flush()
+        self._backlog.flush()
         record = self._db.execute(
             "SELECT outcome, http_status, error_code FROM rows WHERE row = ?", (row,)
         ).fetchone()
         if record is None:
             return False
         outcome, status, code = record
-        return RowResult(row, "", Outcome(outcome), status, error_code=code or "").decided
+        return RowResult(
+            row, "", Outcome(outcome), http_status=status, error_code=code or ""
+        ).decided
 
     def results(self) -> Iterator[RowResult]:
         """Every record, in row order (streamed: the cursor is read lazily)."""
-        self._flush()
+        self._backlog.flush()
         for record in self._db.execute(f"SELECT {rowrecords.COLUMNS} FROM rows ORDER BY row"):
             yield rowrecords.to_result(record)
 
     def counts(self) -> dict[Outcome, int]:
-        self._flush()
+        self._backlog.flush()
         return {
             Outcome(outcome): n
             for outcome, n in self._db.execute("SELECT outcome, count(*) FROM rows GROUP BY 1")
@@ -181,7 +155,7 @@ class Journal:
     def remember_applied(self) -> None:
         """Fold this run's succeeded rows into the memory of what was applied
         (batch.journal.applied); the engine calls it when an invocation ends."""
-        self._flush()
+        self._backlog.flush()
         applied.remember(self._db, self.target)
 
     def start_run(self, identity: RunIdentity) -> None:
@@ -200,8 +174,7 @@ class Journal:
         self.target = identity.base_url
         self.resumed = False
 
-    # -- the audit trail (batch.journal.audit)
-    # -------------------------------------------------------
+    # -- the audit trail (batch.journal.audit) ---------------------------------------------
 
     def begin_segment(self, start: audit.SegmentStart) -> int:
         """This invocation starts sending: a new segment of the run's story."""
@@ -220,13 +193,13 @@ class Journal:
 
     def trail(self) -> sqlite3.Connection:
         """The database, flushed, for a reader's own queries (tests)."""
-        self._flush()
+        self._backlog.flush()
         return self._db
 
-    def attempt_records(self) -> Iterator[tuple[Any, ...]]:
-        """Every request of the run (audit.ATTEMPT_COLUMNS order), by row then attempt,
-        streamed; raises JournalError when the database cannot be read."""
-        self._flush()
+    def attempt_records(self) -> Iterator[Attempt]:
+        """Every request of the run, by row then attempt, streamed; raises JournalError when
+        the database cannot be read."""
+        self._backlog.flush()
         try:
             yield from audit.attempts(self._db)
         except sqlite3.Error as exc:
@@ -237,7 +210,7 @@ class Journal:
     ) -> tuple[dict[str, int], list[dict[str, Any]], list[dict[str, Any]]]:
         """Requests per answer, every segment and every event (run.json's parts); raises
         JournalError when the database cannot be read."""
-        self._flush()
+        self._backlog.flush()
         try:
             return (audit.requests_by_answer(self._db), audit.segments(self._db),
                     audit.events(self._db))  # fmt: skip
@@ -246,7 +219,7 @@ class Journal:
 
     def record(self, result: RowResult) -> None:
         """Record a row decided without a request (already applied by an earlier run)."""
-        self._write(rowrecords.values_of(result))
+        self._write(result)
         self.resumed = True  # it has records now: pending() must look them up
 
     def has_applied(self) -> bool:
@@ -260,8 +233,9 @@ class Journal:
 
     def meta(self, key: str) -> str | None:
         """A value of the journal's meta table (the run's identity, its remembered settings)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        for (value,) in self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)):
+            return str(value)
+        return None
 
     def set_meta(self, key: str, value: str | None) -> None:
         """Set (or with None, remove) a value of the meta table."""
@@ -306,25 +280,16 @@ class Journal:
         prior, started = self._prior.get(row, (0, None))
         # The wall clock in microseconds, read directly (a datetime costs four times more).
         sent = time.time_ns() // 1000 if now is None else rowrecords.stamp(now)
+        assert sent is not None
         if started is None:
             started = sent
             self._prior[row] = (prior, started)
         routing_id = str(call.routing_id)
-        # The values of an `unknown` RowResult, without building one: this runs per request.
-        values = (
-            row, routing_id, rowrecords.UNKNOWN, None, prior + n, "", "", call.body, "",
-            started, None, None,
-        )  # fmt: skip
-        self._batch[row] = values
-        request = (row, routing_id, prior + n, self.segment, sent, None, None, "", waited_ms,
-                   cause, None)  # fmt: skip
+        record = rowrecords.in_flight(row, routing_id, prior + n, call.body, started)
+        request = Attempt(row=row, routing_id=routing_id, attempt=prior + n, segment=self.segment,
+                          sent_at=sent, waited_ms=waited_ms, wait_cause=cause)  # fmt: skip
         self._sent[row] = request
-        self._attempts[(row, prior + n)] = request
-        self._logged += 1
-        # One line for both: the row's record, then what its request adds (journaldb.replay).
-        self._append(rowrecords.line((*values, self.segment, sent, waited_ms, cause)))
-        if self._logged >= BATCH:
-            self._flush()
+        self._backlog.add(row, record, loglines.in_flight(record, request), request)
 
     def answered(
         self,
@@ -342,37 +307,23 @@ class Journal:
         request = self._sent.pop(call.row, None)
         if request is None:
             return
-        answer = (*request[: audit.COL_ANSWERED_AT], time.time_ns() // 1000, status, code,
-                  *request[audit.COL_WAITED_MS : audit.COL_RETRY_AFTER], retry_after)  # fmt: skip
-        self._attempts[(answer[0], answer[2])] = answer
-        # Not counted: a batch is so many row records (the attempts ride along with them).
-        if final:
-            return  # a success: the row's final record says it all (journaldb.replay)
-        self._append(rowrecords.line((audit.ATTEMPT_MARK, *answer)))
+        answer = request._replace(answered_at=time.time_ns() // 1000, http_status=status,
+                                  error_code=code, retry_after=retry_after)  # fmt: skip
+        # A success's line is left out: the row's final record says it all (loglines).
+        self._backlog.answer(answer, None if final else loglines.answer(answer))
 
-    def finish(self, result: RowResult, *, commit: bool = True) -> RowResult:
-        """Record the final result of a row; returns it with attempts of earlier runs added.
-
-        ``commit=False`` holds the record back for the next write (the next row's in-flight
-        mark, in the same ``os.write``) or :meth:`commit`. Only for a caller that commits
-        before it awaits anything: the orchestrator, whose task goes straight on to its next
-        row (see the module docstring).
-        """
+    def finish(self, result: RowResult) -> RowResult:
+        """Record the final result of a row; returns it with attempts of earlier runs added."""
         prior, first = self._prior.pop(result.row, (0, None))
         if prior:
             started = rowrecords.when(first)
             if started is not None and result.finished_at is not None:
                 # The first send was an earlier invocation's: times run from it.
                 duration = (result.finished_at - started) // timedelta(milliseconds=1)
-                result = replace(result, started_at=started, duration_ms=duration)
-            result = replace(result, attempts=result.attempts + prior)
-        self._write(rowrecords.values_of(result), commit=commit)
+                result = result._replace(started_at=started, duration_ms=duration)
+            result = result._replace(attempts=result.attempts + prior)
+        self._write(result)
         return result
-
-    def commit(self) -> None:
-        """Write what ``finish(..., commit=False)`` held back (nothing when nothing is)."""
-        if self._unwritten:
-            self._append(b"")
 
     def abandon(self, call: Call) -> RowResult | None:
         """The row was cancelled before its answer: its record (``unknown``) stays as it is.
@@ -383,48 +334,6 @@ class Journal:
         self._sent.pop(call.row, None)  # its request stays sent, never answered
         return self.get(call.row)
 
-    def _write(self, values: tuple[Any, ...], *, commit: bool = True) -> None:
-        self._batch[values[0]] = values
-        self._logged += 1
-        if commit:
-            self._append(rowrecords.line(values))
-        else:
-            self._unwritten.append(rowrecords.line(values))
-        if self._logged >= BATCH:
-            self._flush()
-
-    def _append(self, line: bytes) -> None:
-        """The held-back lines and ``line``, copied into the log at once: durable when it
-        returns. When they do not fit, the records are copied into SQLite first."""
-        if self._unwritten:
-            line = b"".join((*self._unwritten, line))
-            self._unwritten.clear()
-        if self._mapped.append(line):
-            return
-        self._copy_in()  # every record in the batch is in SQLite: the log can start over
-        if not self._mapped.append(line):
-            try:
-                self._mapped.grow(len(line))
-            except (OSError, ValueError) as exc:
-                raise JournalError(f"{self._log}: cannot write the run journal ({exc})") from exc
-            self._mapped.append(line)
-
-    def _flush(self) -> None:
-        """Copy the records written to the log into SQLite, then empty the log."""
-        if self._unwritten:
-            self._append(b"")
-        self._copy_in()
-
-    def _copy_in(self) -> None:
-        """Copy the batch (the records in the log) into SQLite, then empty the log."""
-        if self._batch or self._attempts:
-            try:
-                journaldb.upsert(
-                    self._db, list(self._batch.values()), list(self._attempts.values())
-                )
-            except sqlite3.Error as exc:
-                raise JournalError(f"{self.path}: cannot write the run journal ({exc})") from exc
-            self._batch.clear()
-            self._attempts.clear()
-        self._mapped.empty()
-        self._logged = 0
+    def _write(self, result: RowResult) -> None:
+        record = rowrecords.encode(result)
+        self._backlog.add(result.row, record, loglines.line(record))

@@ -92,10 +92,12 @@ class JournalView:
         )
         merged: list[tuple[int, int]] = []
         for start, end in cursor:
-            if merged and start <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-            else:
-                merged.append((start, end))
+            if merged:
+                began, ended = merged[-1]
+                if start <= ended:
+                    merged[-1] = (began, max(end, ended))
+                    continue
+            merged.append((start, end))
         return merged
 
     @_answers
@@ -129,7 +131,8 @@ class JournalView:
         )
         found: dict[int, list[dict[str, Any]]] = {}
         for values in cursor:
-            found.setdefault(values[0], []).append(dict(zip(columns, values, strict=True)))
+            request = dict(zip(columns, values, strict=True))
+            found.setdefault(request["row"], []).append(request)
         return found
 
 

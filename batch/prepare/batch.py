@@ -155,23 +155,14 @@ def batch_for_retry(results_file: Path) -> Batch:
 
 
 def results_rows(frame: pl.DataFrame) -> Iterator[RowResult]:
-    """The rows of a results frame as RowResults, in frame order."""
+    """The rows of a results frame (``read_results``: typed as RowResult's fields) as
+    RowResults, in frame order."""
     for chunk in frame.select(RESULT_COLUMNS).iter_slices(10_000):
         for record in chunk.iter_rows(named=True):
-            yield RowResult(
-                row=int(record["row"]),
-                routing_id=_text(record["routing_id"]),
-                outcome=_outcome(record["outcome"], int(record["row"])),
-                http_status=_int_or_none(record["http_status"]),
-                attempts=_int_or_none(record["attempts"]) or 0,
-                error_code=_text(record["error_code"]),
-                error_message=_text(record["error_message"]),
-                request=_text(record["request"]),
-                response=_text(record["response"]),
-                started_at=record["started_at"],
-                finished_at=record["finished_at"],
-                duration_ms=_int_or_none(record["duration_ms"]),
-            )
+            row = int(record["row"])
+            outcome = _outcome(record["outcome"], row)
+            attempts = record["attempts"] or 0
+            yield RowResult(**{**record, "row": row, "outcome": outcome, "attempts": attempts})
 
 
 def _retry_call(result: RowResult) -> Call | None:
@@ -191,16 +182,6 @@ def _outcome(value: object, row: int) -> Outcome:
         raise UsageError(
             f"row {row}: outcome {value!r} is not one of {known} (was the file edited by hand?)"
         ) from None
-
-
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _int_or_none(value: object) -> int | None:
-    if value is None or value == "":
-        return None
-    return int(float(str(value)))
 
 
 def _routing_id(text: str) -> int | None:

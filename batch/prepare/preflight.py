@@ -319,7 +319,7 @@ def reject(batch: Batch, errors: pl.DataFrame) -> Batch:
             rows.append(row)
         elif isinstance(row, RowResult) and row.attempts:  # a retry's row sent before: its
             note = "not sent again: the account check rejected it"  # history stays
-            rows.append(replace(row, error_code=hit[0], error_message=f"{hit[1]} ({note})"))
+            rows.append(row._replace(error_code=hit[0], error_message=f"{hit[1]} ({note})"))
         else:
             text = row.routing_id if isinstance(row, RowResult) else plan.routing_text(row)
             rows.append(RowResult(row.row, text, Outcome.INVALID, error_code=hit[0],

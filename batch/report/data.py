@@ -21,11 +21,12 @@ import polars as pl
 
 from batch.engine.target import check_results_argument
 from batch.errors import JournalError
-from batch.journal import audit
 from batch.journal import counts as runcounts
-from batch.journal.db import journal_path, log_path, read_log
+from batch.journal import rowrecords
+from batch.journal.db import journal_path, log_path
+from batch.journal.loglines import read_log
 from batch.journal.view import JournalView
-from batch.model import RESULT_COLUMNS, Outcome
+from batch.model import RESULT_COLUMNS, Outcome, RowResult
 from batch.rownames import META_KEY, RowNames
 
 # At most this many rows that did not succeed are embedded (the results file has them all).
@@ -218,7 +219,7 @@ class _Pending:
     """What the run wrote to the journal's log and has not copied into SQLite yet: at most a
     few hundred records while it runs, everything since the last copy for a run killed."""
 
-    row_records: list[tuple[Any, ...]]
+    row_records: list[RowResult]
     attempt_records: list[dict[str, Any]]
 
     @classmethod
@@ -228,15 +229,13 @@ class _Pending:
             logged = read_log(log)
         except (OSError, JournalError):  # a log being rewritten: the report does without it
             return cls([], [])
-        return cls(
-            logged.rows,
-            [dict(zip(audit.ATTEMPT_COLUMNS, r, strict=True)) for r in logged.attempts],
-        )
+        return cls(logged.rows, [request._asdict() for request in logged.attempts])
 
     def rows(self, rows: pl.DataFrame) -> pl.DataFrame:
         if not self.row_records:
             return rows
-        later = pl.DataFrame(self.row_records, schema=rows.schema, orient="row")
+        stored = [rowrecords.encode(r) for r in self.row_records]  # times as in the journal
+        later = pl.DataFrame(stored, schema=rows.schema, orient="row")
         return pl.concat([rows, later]).unique("row", keep="last").sort("row")
 
     def attempts(self, attempts: pl.DataFrame) -> pl.DataFrame:
@@ -268,8 +267,8 @@ def _with_bodies(
     (the same the results file was written from; a row never sent has neither)."""
     wanted = set(shown)
     for record in pending.row_records:  # the log's, newer than SQLite's
-        if record[0] in wanted:
-            bodies[record[0]] = (record[_REQUEST], record[_RESPONSE])
+        if record.row in wanted:
+            bodies[record.row] = (record.request, record.response)
     if not bodies:
         return rows
     found = pl.DataFrame(
@@ -285,9 +284,6 @@ def _with_bodies(
         )
         .drop("_request", "_response")
     )
-
-
-_REQUEST, _RESPONSE = RESULT_COLUMNS.index("request"), RESULT_COLUMNS.index("response")
 
 
 _ROW_SCHEMA: Final = {

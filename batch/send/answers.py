@@ -299,8 +299,9 @@ def row_result(
     """The row's result from its final outcome and the ``attempts`` (requests) sent for it."""
     if isinstance(final, Answer) and final.success:  # most rows: no message to compose
         return RowResult(
-            call.row, str(call.routing_id), Outcome.SUCCEEDED, final.status, attempts, "", "",
-            call.body, final.response, started_at, finished_at, duration_ms,
+            call.row, str(call.routing_id), Outcome.SUCCEEDED, http_status=final.status,
+            attempts=attempts, request=call.body, response=final.response,
+            started_at=started_at, finished_at=finished_at, duration_ms=duration_ms,
         )  # fmt: skip
     common: dict[str, Any] = {
         "row": call.row,

@@ -16,10 +16,6 @@ from batch.send.outage import HostNews
 class SendEvents:
     """The sink a :class:`~batch.send.sender.Sender` tells, in the order things happen."""
 
-    def waiting(self) -> None:
-        """A row is about to wait for its first slot (or for the host), before its first
-        ``attempt``: the journal writes what it held back for that moment."""
-
     def attempt(self, call: Call, n: int, *, waited_ms: int = 0, cause: str = "") -> None:
         """Attempt ``n`` (1-based) of ``call`` goes out now, after waiting ``waited_ms`` for
         ``cause`` (``batch.journal.audit``: pace, pause, backoff, retry_after, host_down; ""

@@ -130,8 +130,6 @@ class OutageMode:
         assert self._breaker is not None
         if (self._held and first) or self._stopping:
             return Turn.GONE
-        if first and self._events is not None:
-            self._events.waiting()
         turn = Turn.GONE
         with anyio.CancelScope() as waiting:
             scopes = self._first_waits if first else self._waiting

@@ -211,9 +211,8 @@ class Sender(OutageMode):
             return True  # the host is down: the row waits for it in _try, then for a slot
         if self._limiter.try_acquire():
             return True  # no wait (and no clock to read for the trail)
-        if (events := self._events) is not None:
+        if self._events is not None:
             self._ready[row] = (self._clock(), audit.PACE)
-            events.waiting()
         with anyio.CancelScope() as waiting:
             self._first_waits.add(waiting)
             try:

@@ -24,12 +24,13 @@ from batch.engine.target import SANDBOX_IDENTITY
 from batch.errors import JobFileError, JournalError, UsageError
 from batch.journal import audit, rowrecords
 from batch.journal import counts as runcounts
-from batch.journal import rowrecords as rr
+from batch.journal.audit import Attempt
 from batch.journal.counts import Tally, count, later, others_of
-from batch.journal.db import Logged, journal_path, log_path, read_log
+from batch.journal.db import journal_path, log_path
 from batch.journal.lock import Holder, peek
+from batch.journal.loglines import Logged, read_log
 from batch.journal.record import RECORD_KEY, RunRecord
-from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome
+from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome, RowResult
 from batch.rownames import META_KEY, RowNames
 from batch.status.state import (
     SHOWN,
@@ -137,12 +138,10 @@ class _Reader:
     ) -> None:
         self.db, self.path, self.results, self.now = db, path, results, now
         self.held, self.holder, self.job = held, holder, job
-        self.rows: dict[int, tuple[Any, ...]] = {}  # the log's latest record per row
-        self.requests: dict[tuple[int, int], tuple[Any, ...]] = {}  # ... per request
-        for record in logged.rows:
-            self.rows[record[0]] = record
-        for request in logged.attempts:
-            self.requests[(request[0], request[2])] = request
+        self.rows = {result.row: result for result in logged.rows}  # the log's latest per row
+        self.requests: dict[tuple[int, int], Attempt] = {  # ... per request
+            (request.row, request.attempt): request for request in logged.attempts
+        }
         self.notes: list[str] = []
 
     def status(self) -> RunStatus:
@@ -266,9 +265,9 @@ class _Reader:
             (*names, *sorted(RESEND_CODES), first, since),
         ).fetchone()
         tally = Tally()
-        for name, n in zip(names, found, strict=False):
+        *per_outcome, tally.resend, tally.attempts, tally.recent, tally.active = found
+        for name, n in zip(names, per_outcome, strict=True):
             tally.outcomes[name] += n
-        tally.resend, tally.attempts, tally.recent, tally.active = found[len(names) :]
         for row, logged in self.rows.items():
             stored = self._stored(row)
             if stored is not None:
@@ -287,11 +286,11 @@ class _Reader:
             self.db.execute(query, key).fetchone() is None for key in self.requests
         )
 
-    def _stored(self, row: int) -> tuple[Any, ...] | None:
+    def _stored(self, row: int) -> RowResult | None:
         found = self.db.execute(
             f"SELECT {rowrecords.COLUMNS} FROM rows WHERE row = ?", (row,)
         ).fetchone()
-        return None if found is None else tuple(found)
+        return None if found is None else rowrecords.decode(found)
 
     def _failures(self) -> tuple[Failure, ...]:
         """The last failed rows, latest first (the log's records replacing SQLite's)."""
@@ -299,16 +298,14 @@ class _Reader:
             f"SELECT {rowrecords.COLUMNS} FROM rows WHERE outcome = 'failed' "
             "ORDER BY finished_at DESC LIMIT ?"
         )
-        found = [
-            r
-            for r in self.db.execute(query, (SHOWN + len(self.rows),))
-            if r[rr.ROW] not in self.rows
-        ]
-        found += [r for r in self.rows.values() if r[rr.OUTCOME] == Outcome.FAILED]
-        found.sort(key=lambda r: r[rr.FINISHED_AT] or 0, reverse=True)
+        stored = map(rowrecords.decode, self.db.execute(query, (SHOWN + len(self.rows),)))
+        found = [r for r in stored if r.row not in self.rows]
+        found += [r for r in self.rows.values() if r.outcome is Outcome.FAILED]
+        found.sort(key=lambda r: rowrecords.stamp(r.finished_at) or 0, reverse=True)
         return tuple(
-            Failure(r[rr.ROW], str(r[rr.ROUTING_ID]), r[rr.HTTP_STATUS], r[rr.ERROR_CODE],
-                    r[rr.ERROR_MESSAGE], r[rr.ATTEMPTS], rowrecords.when(r[rr.FINISHED_AT]))
+            Failure(row=r.row, routing_id=r.routing_id, http_status=r.http_status,
+                    error_code=r.error_code, error_message=r.error_message, attempts=r.attempts,
+                    at=r.finished_at)
             for r in found[:SHOWN]
         )  # fmt: skip
 
@@ -325,8 +322,8 @@ class _Reader:
             (at, recent, at),
         ).fetchone()
         query = "SELECT sent_at, answered_at FROM attempts WHERE row = ? AND attempt = ?"
-        for key, request in self.requests.items():  # attempt records (ATTEMPT_COLUMNS)
-            sent, answered = request[audit.COL_SENT_AT], request[audit.COL_ANSWERED_AT]
+        for key, request in self.requests.items():
+            sent, answered = request.sent_at, request.answered_at
             stored = self.db.execute(query, key).fetchone()
             if sent >= at:
                 first = sent if first is None else min(first, sent)
@@ -334,7 +331,9 @@ class _Reader:
                 every += 1
                 count += sent >= recent
                 waiting += sent >= at and answered is None
-            elif stored[1] is None and answered is not None and stored[0] >= at:
+                continue
+            stored_sent, stored_answered = stored
+            if stored_answered is None and answered is not None and stored_sent >= at:
                 waiting -= 1  # answered since it was copied into SQLite
         active = start if first is None else _when(first)
         return _Requests(active, count, waiting if running else 0, every)

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -116,9 +115,9 @@ def sent(results: Iterable[RowResult]) -> Iterator[RowResult]:
             yield r
             continue
         answer = f'{{"data":{{"routing_id":{r.routing_id},"updated_at":"2026-11-30T12:00:00Z"}}}}'
-        yield replace(r, outcome=Outcome.SUCCEEDED, http_status=200, attempts=1,
-                      response=answer, started_at=moment, duration_ms=250,
-                      finished_at=moment + timedelta(milliseconds=250))  # fmt: skip
+        yield r._replace(outcome=Outcome.SUCCEEDED, http_status=200, attempts=1,
+                         response=answer, started_at=moment, duration_ms=250,
+                         finished_at=moment + timedelta(milliseconds=250))  # fmt: skip
 
 
 def child(mode: str, path: Path, repeat: int) -> None:

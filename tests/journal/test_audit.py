@@ -109,7 +109,7 @@ async def test_rows_waiting_for_their_slot_wait_for_the_pace() -> None:
 # -- the journal: durable, numbered across invocations ----------------------------------------
 
 
-def attempts_in(path: Path) -> list[tuple[Any, ...]]:
+def attempts_in(path: Path) -> list[audit.Attempt]:
     with closing(audit.read_only(path)) as db:
         return list(audit.attempts(db))
 
@@ -128,17 +128,21 @@ def test_a_request_cut_off_keeps_its_record_and_the_next_invocation_counts_on(
     first.attempt(call, 1, waited_ms=12, cause=audit.PACE)
     first.answered(call, 503, "UNAVAILABLE", None)
     first.attempt(call, 2, waited_ms=1000, cause=audit.BACKOFF)
-    first._mapped.close()  # the process dies: nothing copied into SQLite, the log stays
+    first._backlog._mapped.close()  # the process dies: nothing copied into SQLite, the log stays
     first._db.close()
 
     second = Journal.open(path, IDENTITY)
     records = attempts_in(path)
-    assert [(r[0], r[2], r[3], r[6], r[7], r[8], r[9]) for r in records] == [
+    assert [
+        (r.row, r.attempt, r.segment, r.http_status, r.error_code, r.waited_ms, r.wait_cause)
+        for r in records
+    ] == [
         (1, 1, 1, 503, "UNAVAILABLE", 12, audit.PACE),
         (1, 2, 1, None, "", 1000, audit.BACKOFF),
     ]
-    assert records[0][5] is not None  # answered
-    assert records[1][5] is None  # never answered
+    first_answered, second_answered = (r.answered_at for r in records)
+    assert first_answered is not None  # answered
+    assert second_answered is None  # never answered
     second.segment = 2
     second.begin(call)
     second.attempt(call, 1)
@@ -146,7 +150,8 @@ def test_a_request_cut_off_keeps_its_record_and_the_next_invocation_counts_on(
     result = second.finish(RowResult(1, "41", Outcome.SUCCEEDED, 200, attempts=1))
     second.close()
     assert result.attempts == 3
-    assert [(r[2], r[3], r[6]) for r in attempts_in(path)][-1] == (3, 2, 200)
+    last = attempts_in(path)[-1]
+    assert (last.attempt, last.segment, last.http_status) == (3, 2, 200)
 
 
 def test_a_success_cut_off_before_the_copy_in_is_answered_by_its_row_record(
@@ -167,13 +172,12 @@ def test_a_success_cut_off_before_the_copy_in_is_answered_by_its_row_record(
         first.answered(call, 200, "", None, final=True)
         done = RowResult(call.row, str(call.routing_id), Outcome.SUCCEEDED, 200, attempts=1,
                          finished_at=EPOCH)  # fmt: skip
-        first.finish(done, commit=False)
-    first.commit()
-    first._mapped.close()  # the process dies: the log is all that is left of the answers
+        first.finish(done)
+    first._backlog._mapped.close()  # the process dies: the log is all that is left of the answers
     first._db.close()
     Journal.open(path, IDENTITY).close()
     records = attempts_in(path)
-    assert [(r[0], r[2], r[5], r[6]) for r in records] == [
+    assert [(r.row, r.attempt, r.answered_at, r.http_status) for r in records] == [
         (1, 1, rowrecords.stamp(EPOCH), 200),
         (2, 1, rowrecords.stamp(EPOCH), 200),
     ]

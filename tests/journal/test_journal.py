@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tempfile
 from contextlib import closing
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import batch.journal.journal as journal_module
+import batch.journal.backlog as backlog_module
 import batch.journal.maplog as maplog_module
 from batch.errors import JournalError
 from batch.journal.journal import Journal, journal_path
+from batch.journal.loglines import line as _line
 from batch.journal.record import RunIdentity, sha256_file
-from batch.journal.rowrecords import line as _line
 from batch.model import Call, Outcome, RowResult
 
 BASE = "http://127.0.0.1:9/api/v2"
@@ -331,7 +330,7 @@ def test_records_read_back_as_the_last_one_written_per_row_across_batches(
     row reads back as the last record written for it, after a clean close and after a crash
     (the log replayed on open)."""
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
-        patch.setattr(journal_module, "BATCH", batch)
+        patch.setattr(backlog_module, "BATCH", batch)
         patch.setattr(maplog_module, "LOG_SIZE", log_size)
         path = Path(tmp) / "j"
         ident = _identity(Path(tmp))
@@ -339,13 +338,12 @@ def test_records_read_back_as_the_last_one_written_per_row_across_batches(
         expected: dict[int, tuple[Outcome, int]] = {}
         for n, (row, final) in enumerate(steps, start=1):
             if final:
-                journal.finish(replace(_done(row), attempts=n), commit=n % 2 == 0)
+                journal.finish(_done(row)._replace(attempts=n))
                 expected[row] = (Outcome.SUCCEEDED, n)
             else:
                 journal.begin(_call(row))
                 journal.attempt(_call(row), n)
                 expected[row] = (Outcome.UNKNOWN, n)
-        journal.commit()
         with Journal.open(path, ident) as crashed:  # the first one never closed: a dead run
             got = {r.row: (r.outcome, r.attempts) for r in crashed.results()}
         journal.close()

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from batch.errors import JournalError, UsageError
-from batch.journal import audit, rowrecords
+from batch.journal import audit, loglines, rowrecords
+from batch.model import Outcome
 from batch.report import data, default_path, render, series, write_report
 from batch.report.data import FROM_JOURNAL, FROM_RESULTS
 from tests.report_fixtures import HOSTILE, make_run
@@ -187,15 +188,17 @@ def test_records_still_in_the_journals_log_are_counted(tmp_path: Path) -> None:
         tmp_path / "out.csv", write_results_file=False, finished=False, unknown=frozenset({12})
     )
     db = sqlite3.connect(made.journal)
-    row = list(db.execute("SELECT * FROM rows WHERE row = 12").fetchone())
-    before = db.execute("SELECT count(*) FROM attempts").fetchone()[0]
-    db.close()
-    row[2:4] = ["succeeded", 200]
-    attempt = (12, "1012", 2, 1, row[9] + 60_000, row[9] + 90_000, 200, "", 0, "pace", None)
-    log = Path(f"{made.journal}-log")
-    log.write_bytes(
-        rowrecords.line(tuple(row)) + rowrecords.line((audit.ATTEMPT_MARK, *attempt)) + b"\0" * 64
+    row = rowrecords.decode(
+        db.execute(f"SELECT {rowrecords.COLUMNS} FROM rows WHERE row = 12").fetchone()
     )
+    (before,) = db.execute("SELECT count(*) FROM attempts").fetchone()
+    db.close()
+    row = row._replace(outcome=Outcome.SUCCEEDED, http_status=200)
+    sent = rowrecords.stamp(row.started_at)
+    assert sent is not None
+    attempt = audit.Attempt(12, "1012", 2, 1, sent + 60_000, sent + 90_000, 200, wait_cause="pace")
+    log = Path(f"{made.journal}-log")
+    log.write_bytes(loglines.line(rowrecords.encode(row)) + loglines.answer(attempt) + b"\0" * 64)
     facts = data.read(made.results)
     assert facts.outcome_counts()["unknown"] == 0
     assert facts.attempts.height == before + 1

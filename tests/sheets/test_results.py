@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -183,7 +182,7 @@ def test_nested_passthrough_values_go_to_csv_as_json(tmp_path: Path) -> None:
 
 def _many(n: int) -> list[RowResult]:
     """``n`` results alternating succeeded and invalid, rows 1..n."""
-    return [replace(RESULTS[i % 2], row=i + 1) for i in range(n)]
+    return [RESULTS[i % 2]._replace(row=i + 1) for i in range(n)]
 
 
 def _tickets(n: int) -> pl.DataFrame:
