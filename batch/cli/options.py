@@ -56,9 +56,9 @@ MaxOutageOpt = Annotated[
     str | None,
     typer.Option(
         "--max-outage",
-        help="How long the host may stay unreachable (refused, timing out, 502/503/504) while "
-        "the run waits and probes it: past this it stops (exit 3), resumable (15m; 900, 90s, "
-        "15m, 1h).",
+        help="How long the API may take none of the run's requests (host unreachable: "
+        "refused, timing out, 502/503/504; or every answer a 429) while the run waits: past "
+        "this it stops (exit 3), resumable (15m; 900, 90s, 15m, 1h).",
         metavar="DURATION",
     ),
 ]

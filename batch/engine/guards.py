@@ -191,6 +191,19 @@ def paused_by_server(stop: StopToken, seconds: float, settings: RunSettings) -> 
     )
 
 
+def throttled_out(stop: StopToken, seconds: float, settings: RunSettings) -> None:
+    """Every answer a 429 for longer than --max-outage: stop, the rows left to send."""
+    limit = window_mod.format_duration(timedelta(seconds=settings.max_outage))
+    took = window_mod.format_duration(timedelta(seconds=round(seconds)))
+    stop.request(
+        StopReason.THROTTLED,
+        f"the API answered only 429 (rate limited) for {took}, past --max-outage {limit}: no "
+        "new row starts; the rows it refused are not_attempted (a 429 never fails a row). Run "
+        "the same command again later, once other runs on this key are done (`reroute status` "
+        "shows those on this machine), or raise --max-outage",
+    )
+
+
 def host_news(
     news: HostNews, stop: StopToken, observer: Observer, host: str, settings: RunSettings
 ) -> None:

@@ -37,6 +37,7 @@ from batch.engine.guards import (
     canary_left,
     host_news,
     paused_by_server,
+    throttled_out,
     with_canary,
     within_window,
 )
@@ -311,6 +312,7 @@ def _send(
                 on_long_pause=lambda seconds: paused_by_server(stop, seconds, settings),
                 breaker=breaker, via=inv.network.via(target.base_url), issuer=presented_issuer,
             )  # fmt: skip
+            sender.throttle.subscribe(lambda seconds: throttled_out(stop, seconds, settings))
 
             async def run(part: Iterable[Call]) -> RunReport:
                 return await run_calls(

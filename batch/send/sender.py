@@ -39,8 +39,10 @@ from batch.send.retry import (
     AttemptOutcome,
     build_retrying,
     default_now,
+    is_throttled,
     is_transient,
 )
+from batch.send.throttle import Throttle
 
 
 class Sender(OutageMode):
@@ -71,6 +73,7 @@ class Sender(OutageMode):
         breaker: Breaker | None = None,
         via: str = "",
         trail: Trail | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         """``sleep``/``clock``/``now``/``random`` are injected so tests run in virtual time.
 
@@ -86,6 +89,8 @@ class Sender(OutageMode):
         (batch.send.issuer; an extra handshake, so only a real run passes it).
         ``trail``: records every request (how long it waited and why) and its answer, before
         ``on_attempt`` is told.
+        ``throttle``: how long the run has been throttled (its 429s cost rows no attempt);
+        default: one of its own, bounded by ``policy.max_throttled``.
         """
         self._client = client
         self._limiter = limiter
@@ -98,7 +103,9 @@ class Sender(OutageMode):
         self._before_wait = before_wait
         self._on_long_pause = on_long_pause
         self._breaker = breaker
-        self._pace = AnswerPace(limiter, policy, random)
+        self.throttle = throttle or Throttle(policy.max_throttled, clock=clock)
+        self.throttle.subscribe(self._throttled_out)
+        self._pace = AnswerPace(limiter, policy, random, self.throttle)
         self._heed = self._pace.heed
         self._requests = Requester(client, policy.timeout, now=now, via=via, issuer=issuer)
         self._scrub = self._requests.scrub
@@ -198,7 +205,7 @@ class Sender(OutageMode):
         if first is None:
             return None  # the run gave up on the host before this row's first request
         final = first
-        if self._policy.max_attempts > 1 and self._should_retry(final):
+        if (self._policy.max_attempts > 1 or is_throttled(final)) and self._should_retry(final):
             final, attempts = await self._retry(call, final, attempts)
         if breaker is not None and host_failure(final) and not self._stopping:
             final, attempts = await self._unless_the_outage(call, final, attempts)
@@ -254,6 +261,8 @@ class Sender(OutageMode):
             nonlocal attempts, last
             if replay:
                 return replay.pop()
+            if self.throttle.gone and is_throttled(last):
+                return last  # the run gave up on the throttle: the row stays to send
             # A retry waits for its own slot, unless the run is stopping: no retry then, the
             # row keeps the answer it has.
             if not await self._between_attempts(self._limiter.acquire):
@@ -332,9 +341,18 @@ class Sender(OutageMode):
     def _should_retry(self, outcome: AttemptOutcome) -> bool:
         if self._stopping:
             return False
-        if isinstance(outcome, Answer) and self._waits_too_long(outcome):
+        if isinstance(outcome, Answer) and (
+            self._waits_too_long(outcome) or (self.throttle.gone and outcome.status == 429)
+        ):
             return False
         return is_transient(outcome)
+
+    def _throttled_out(self, seconds: float) -> None:
+        """The run gave up on the throttle: no row starts, and rows waiting to send again
+        after a 429 end now (``not_attempted``, sent by the next run)."""
+        self.hold_back()
+        for scope in self._waiting:
+            scope.cancel()
 
     def _waits_too_long(self, answer: Answer) -> bool:
         return waits_too_long(answer, self._policy)
