@@ -170,6 +170,7 @@ class Pace:
         measured = self._measured(now, pause, estimated)
         plateau = False
         burst_climb = False
+        kept = False
         climbing = now - self._since < self._k
         if long_pause:
             # A window server's count is spent: what it accepted (measured between two pauses'
@@ -215,6 +216,10 @@ class Pace:
             # measured itself, not the server, and the pace refused is about the limit (a
             # bucket's burst that let it run too high is found by the climb back's 429s).
             found = pace * (1 - self._margin) if pace >= _ROOM * self._r_max else measured
+            # A probe above a limit found before (below the ceiling) that is refused says the
+            # limit stands: back to the plateau, without a fall below it (a probe every few
+            # minutes far below the ceiling then costs its pause, not a minute's pace).
+            kept = self._r_max < self.ceiling
             self._r_max = self._limit = max(self._r_max, min(pace, found))
             pace = min(pace, self._r_max)
         # Nothing accepted (answers lost on the way, say) measures no limit: never below the floor.
@@ -237,7 +242,7 @@ class Pace:
         # Below the pace, or the limit measured when lower: a window server's count is sent at
         # once (its pause emptied the window: there is nothing to drain).
         # A first 429's count is an estimate: never faster than an isolated 429's slowdown.
-        slowed = pace * self._beta
+        slowed = self._r_max * (1 - self._margin) if kept else pace * self._beta
         if long_pause:
             target = self._r_max * (1 - self._margin)
             slowed = min(self.per_second * self._beta, target) if estimated else target
