@@ -112,7 +112,8 @@ def retry(
         inv = Invocation(batch, settings, record, key, on_sandbox, fresh=fresh,
                          recheck_account=recheck_account,
                          ask=not yes and stdin_is_terminal(),
-                         network=terminal.network_from(os.environ))  # fmt: skip
+                         network=terminal.network_from(os.environ),
+                         pace_dir=terminal.pace_dir(os.environ))  # fmt: skip
         again = {**flags, "results": results, "sandbox": sandbox, "yes": yes,
                  "api_key_file": api_key_file, "no_report": no_report}  # fmt: skip
         code = terminal.send(

@@ -233,7 +233,8 @@ def run(
                          recheck_account=recheck_account,
                          abandon_previous=abandon_previous,
                          ask=not yes and stdin_is_terminal(),
-                         network=terminal.network_from(os.environ))  # fmt: skip
+                         network=terminal.network_from(os.environ),
+                         pace_dir=terminal.pace_dir(os.environ))  # fmt: skip
         again = {**flags, "sandbox": sandbox, "yes": yes, "api_key_file": api_key_file,
                  "no_report": no_report}  # fmt: skip
         code = terminal.send(

@@ -88,11 +88,18 @@ def status_command(
         raise typer.Exit(Exit.OK) from None
 
 
+def _pace_dir() -> Path:
+    """Where runs on this machine share their key's pace: `status` lists the others."""
+    from batch.cli.terminal import pace_dir
+
+    return pace_dir(os.environ)
+
+
 def _text(results: Path, job: Job | None) -> None:
     from batch.status.reader import read_status
     from batch.status.text import lines
 
-    for line in lines(read_status(results, job=job)):
+    for line in lines(read_status(results, job=job, pace_dir=_pace_dir())):
         say(line)
 
 
@@ -101,7 +108,7 @@ def _json(results: Path, job: Job | None) -> None:
     from batch.status.reader import read_status
     from batch.status.text import as_json
 
-    record = as_json(read_status(results, job=job), __version__)
+    record = as_json(read_status(results, job=job, pace_dir=_pace_dir()), __version__)
     print(json.dumps(record, ensure_ascii=False), flush=True)
 
 
@@ -115,7 +122,7 @@ def _watch_live(results: Path, job: Job | None) -> None:
 
     def frame() -> Text:
         try:
-            shown = lines(read_status(results, job=job))
+            shown = lines(read_status(results, job=job, pace_dir=_pace_dir()))
         except RerouteError as exc:
             shown = [f"reroute: {exc}"]
         stamp = time.strftime("%H:%M:%S")

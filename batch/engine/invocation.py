@@ -54,11 +54,13 @@ from batch.journal.lock import RunLock
 from batch.journal.record import RunIdentity, RunRecord
 from batch.model import Call
 from batch.prepare.batch import Batch
+from batch.send import keyshare
 from batch.send.client import Network, SendPolicy, build_client
 from batch.send.issuer import presented_issuer
 from batch.send.limiter import Limiter
 from batch.send.outage import Breaker
 from batch.send.sender import Sender
+from batch.send.sharedlimiter import SharedLimiter
 from batch.settings import Rate, RunSettings
 
 if TYPE_CHECKING:
@@ -105,6 +107,8 @@ class Invocation:
     ask: bool = False  # questions may be asked (a terminal, and no --yes)
     signals: bool = True  # Ctrl-C and SIGTERM stop the run (off where no main thread)
     network: Network = field(default_factory=Network)  # proxies, extra CAs: from the CLI
+    # Where runs on this machine share their key's pace (batch.send.keyshare); None: not shared.
+    pace_dir: Path | None = None
 
 
 class _Requests(Observer):
@@ -152,7 +156,7 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         )
         if via := inv.network.via(target.base_url):
             operator.note(f"requests to {target.host} go {via}")
-        limiter = Limiter(settings.rate)  # one per run: the preflight's GETs and the updates
+        limiter = _limiter(inv, target, stack, operator)
         check = settings.account_check
         if check is None:  # by default, a real host only (not the sandbox, not loopback)
             check = target.needs_confirmation
@@ -231,6 +235,27 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
             _ended_badly(journal, exc)
             raise
     raise AssertionError("unreachable")  # pragma: no cover (ExitStack does not swallow)
+
+
+def _limiter(inv: Invocation, target: Target, stack: ExitStack, operator: Operator) -> Limiter:
+    """One per run, for the preflight's GETs and the updates alike; shared with the other runs
+    on this machine that use the same key (batch.send.sharedlimiter), when it has one."""
+    rate = inv.settings.rate
+    if inv.pace_dir is None or target.key is None:
+        return Limiter(rate)
+    me = keyshare.Member.me(inv.settings.results, str(rate))
+    share = keyshare.join(inv.pace_dir, target.key, target.base_url, me)
+    if share is None:
+        operator.note(f"pacing alone: {inv.pace_dir} cannot be written, so other runs with "
+                      "this key on this machine cannot share the pace")  # fmt: skip
+        return Limiter(rate)
+    stack.callback(share.close)
+    if others := share.others():
+        runs = "; ".join(f"pid {m.pid} writing {m.results}" for m in others)
+        plural = "s" if len(others) > 1 else ""
+        operator.note(f"this API key's limit is shared with {len(others)} other run{plural} "
+                      f"on this machine, in turns: {runs}")  # fmt: skip
+    return SharedLimiter(rate, share.slots)
 
 
 def _kept_account(inv: Invocation, operator: Operator) -> Account | None:

@@ -25,6 +25,7 @@ from batch.engine.target import check_results_argument
 from batch.errors import JournalError
 from batch.journal.db import SUFFIX, journal_path
 from batch.journal.lock import Holder
+from batch.send.keyshare import Member
 
 SHOWN: Final = 5  # failures, segments and events shown
 
@@ -110,6 +111,9 @@ class RunStatus:
     events: tuple[Event, ...]
     trail: bool  # the journal has the audit trail (a journal of an older reroute has not)
     notes: tuple[str, ...] = field(default=())
+    # The other runs on this machine sharing the API key's pace (batch.send.keyshare); None:
+    # the run is not running here with a key (nothing to say).
+    sharing: tuple[Member, ...] | None = None
 
 
 def locate(target: Path, env: Mapping[str, str]) -> tuple[Path, Job | None]:
