@@ -255,7 +255,7 @@ def _limiter(inv: Invocation, target: Target, stack: ExitStack, operator: Operat
         plural = "s" if len(others) > 1 else ""
         operator.note(f"this API key's limit is shared with {len(others)} other run{plural} "
                       f"on this machine, in turns: {runs}")  # fmt: skip
-    return SharedLimiter(rate, share.slots)
+    return SharedLimiter(rate, share.slots, company=share.company)
 
 
 def _kept_account(inv: Invocation, operator: Operator) -> Account | None:

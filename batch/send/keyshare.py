@@ -36,6 +36,8 @@ _RUNS: Final = "runs"
 _SLOTS: Final = "slots"
 _SUFFIX: Final = ".run"
 _STARTING: Final = 60.0  # an empty membership file younger than this is a run starting up
+_STAT_EVERY: Final = 0.05  # seconds between two looks at the runs' folder's time of change
+_SCAN_EVERY: Final = 1.0  # ... and between two reads of its membership files, changed or not
 _BINARY: Final = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 
@@ -117,6 +119,25 @@ class KeyShare:
         self.slots = FileSlots(self._slots, clock=clock)
         if alone:  # what a schedule holds now is a dead run's (or a reboot's: another clock)
             self.slots.reset(clock())
+        self._company = not alone
+        self._next_stat = self._next_scan = -float("inf")
+        self._mtime = -1
+
+    def company(self, now: float) -> bool:
+        """Whether other runs share the key now; asked per request, so it looks at the runs'
+        folder's time of change at most every 50 ms, and reads the memberships when it changed
+        (a run came or went) and every second. ``now``: the caller's clock."""
+        if now < self._next_stat:
+            return self._company
+        self._next_stat = now + _STAT_EVERY
+        try:
+            changed = os.stat(self.folder / _RUNS).st_mtime_ns
+        except OSError:
+            return self._company
+        if changed != self._mtime or now >= self._next_scan:
+            self._mtime, self._next_scan = changed, now + _SCAN_EVERY
+            self._company = bool(self.others())
+        return self._company
 
     def others(self) -> list[Member]:
         """The other runs on the key that are alive (the membership of a dead one is removed)."""

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from batch.send.keyshare import KeyShare, Member, join, key_id, pace_root, sharing
+from batch.send.sharedlimiter import SharedLimiter
 from batch.send.slots import STALE, FileSlots, SlotState
+from batch.settings import Rate
 
 KEY = "rg_live_S3cretKeyThatMustNeverLeak42"
 URL = "https://api.vocobase.com/api/v2"
@@ -185,3 +187,40 @@ def test_a_membership_says_who_and_never_the_key(tmp_path: Path) -> None:
     assert set(data) == {"pid", "host", "started_at", "results", "rate"}
     assert KEY not in path.read_text()
     share.close()
+
+
+def test_a_run_paces_alone_until_another_comes_then_they_take_turns(tmp_path: Path) -> None:
+    """Alone on its key, a run's schedule stays its own (the file untouched: no lock per
+    request); once another run joins, the next request moves it into the key's, where the
+    newcomer's slot comes one interval after; once alone again, its own schedule goes on."""
+    root = tmp_path / "pace"
+    now = [100.0]
+    folder = root / key_id(KEY, URL)
+    # The schedule's file told the runs' (virtual) clock: it converts no times.
+    a = KeyShare(folder, member(tmp_path, "a.csv", pid=1), clock=lambda: now[0])
+    first = SharedLimiter(Rate(10, 1.0), a.slots, clock=lambda: now[0], company=a.company)
+    for _ in range(5):
+        now[0] += 0.1
+        assert first.try_acquire()
+    with a.slots.locked(now[0]) as state:
+        assert state.last_sent == float("-inf")  # never written: paced alone
+    b = KeyShare(folder, member(tmp_path, "b.csv", pid=2), clock=lambda: now[0])
+    second = SharedLimiter(Rate(10, 1.0), b.slots, clock=lambda: now[0], company=b.company)
+    now[0] += 0.1
+    assert first.try_acquire()  # it sees the newcomer, and takes this slot in the key's
+    with a.slots.locked(now[0]) as state:
+        assert state.last_sent == now[0]
+    assert not second.try_acquire()  # a tenth of a second later at the soonest
+    now[0] += 0.1
+    assert second.try_acquire()
+    assert not first.try_acquire()
+    b.close()
+    now[0] += 1.1  # the next look at the folder (and the next slot)
+    assert first.try_acquire()
+    with a.slots.locked(now[0]) as state:
+        before = state.last_sent
+    now[0] += 0.1
+    assert first.try_acquire()
+    with a.slots.locked(now[0]) as state:
+        assert state.last_sent == before  # alone again: the file is left alone
+    a.close()
