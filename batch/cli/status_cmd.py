@@ -89,10 +89,11 @@ def status_command(
 
 
 def _pace_dir() -> Path:
-    """Where runs on this machine share their key's pace: `status` lists the others."""
-    from batch.cli.terminal import pace_dir
+    """Where runs on this machine share their key's pace: `status` lists the others. (Not
+    through batch.cli.terminal, which imports httpx and rich: seconds of a status's start.)"""
+    from batch.send.keyshare import pace_root
 
-    return pace_dir(os.environ)
+    return pace_root(os.environ, sys.platform, Path.home())
 
 
 def _text(results: Path, job: Job | None) -> None:
