@@ -39,8 +39,8 @@ _MAGIC: Final = b"rrs2"
 # starts at byte 1 (as the run lock's holder details do, batch.journal.lock).
 _AT: Final = 1
 # The lock is held for microseconds; a holder that is stopped (not killed) must not stall the
-# run: after this long, the record is read and moved without the lock (at worst two runs take
-# one slot once).
+# run: after this long, the record is read without the lock and this change of it is dropped
+# (at worst two runs take one slot once).
 _PATIENCE: Final = 0.05
 
 
@@ -123,7 +123,8 @@ class FileSlots:
             state = self._read(offset)
             state.drop_stale(now)
             yield state
-            self._write(state, offset)
+            if locked:  # else read only: Windows' lock is mandatory, and a write would race
+                self._write(state, offset)
         finally:
             if locked:
                 unlock(self._fd)
