@@ -51,7 +51,9 @@ class Outcome(StrEnum):
     SUCCEEDED = "succeeded"  # a 2xx answer with ``success: true``
     FAILED = "failed"  # sent; the final answer was an error, or retries ran out
     INVALID = "invalid"  # failed validation, never sent
-    NOT_ATTEMPTED = "not_attempted"  # valid but never sent (the run stopped early)
+    # Valid but not applied: never sent, or only ever answered 429 (a 429 is a pacing signal,
+    # never a row's failure), when the run stopped early.
+    NOT_ATTEMPTED = "not_attempted"
     UNKNOWN = "unknown"  # sent, and the run was interrupted before an answer arrived
     SKIPPED = "skipped"  # left out on purpose (--skip-unchanged): never sent, not retried
 

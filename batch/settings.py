@@ -197,9 +197,9 @@ class RunSettings:
     ))  # fmt: skip
     max_outage: float = field(default=900.0, metadata=about(
         Kind.DURATION, job="pace", memory=Memory.REUSE,
-        help="How long the host may stay unreachable (refused, timing out, 502/503/504) while "
-        "the run waits and probes it: past this it stops (exit 3), resumable ({default}; 900, "
-        "90s, 15m, 1h).",
+        help="How long the API may take none of the run's requests (host unreachable: "
+        "refused, timing out, 502/503/504; or every answer a 429) while the run waits: past "
+        "this it stops (exit 3), resumable ({default}; 900, 90s, 15m, 1h).",
     ))  # fmt: skip
     # [window]: moments (daily job-file windows already resolved); None = open side.
     not_before: datetime | None = field(default=None, metadata=about(

@@ -59,6 +59,15 @@ def live_sandbox(start_sandbox: StartSandbox) -> RunningSandbox:
 
 
 @pytest.fixture(autouse=True)
+def own_pace_folder(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs started by a test (in process or not) share their key's pace in a folder of the
+    test's own (batch.send.keyshare), never in the user's runtime folder."""
+    monkeypatch.setenv("REROUTE_RUNTIME_DIR", str(tmp_path_factory.mktemp("pace")))
+
+
+@pytest.fixture(autouse=True)
 def sigint_handler_restored() -> Iterator[None]:
     """A run in process leaves Ctrl-C ignored once its sending is over (the process is about to
     end: batch.engine.signals.ignore_interrupts); put pytest's handler back after each test."""

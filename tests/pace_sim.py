@@ -22,6 +22,8 @@ from trio.testing import MockClock
 
 from batch.sandbox.limits import RateLimitMode, rate_limiter, retry_after_seconds
 from batch.send.limiter import Limiter
+from batch.send.sharedlimiter import SharedLimiter
+from batch.send.slots import MemorySlots
 from batch.settings import Rate
 
 KEY = "rg_test_sim"
@@ -45,6 +47,7 @@ class Scenario:
     storm_at: float | None = None  # the server's limit halves at this time
     storm_restarts: bool = False  # ... by a restart that forgets its counts (else reconfigured)
     pass_latency: bool = True  # tell the limiter each answer's latency
+    shared: bool = False  # the limiter of a run sharing its key (batch.send.sharedlimiter), alone
 
 
 @dataclass(slots=True)
@@ -132,7 +135,12 @@ async def simulate(scenario: Scenario) -> Tally:
     start = trio.current_time()
     clock = trio.current_time
     server = rate_limiter(limit, clock, scenario.mode)
-    limiter = Limiter(scenario.rate or limit, clock=clock)
+    rate = scenario.rate or limit
+    limiter = (
+        SharedLimiter(rate, MemorySlots(), clock=clock)
+        if scenario.shared
+        else Limiter(rate, clock=clock)
+    )
     interval = limit.interval
     end = start + scenario.seconds
     tally = Tally(scenario.seconds, limit.per_second)

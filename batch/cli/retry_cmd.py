@@ -123,7 +123,8 @@ def retry(
                          recheck_account=recheck_account,
                          ask=not yes and stdin_is_terminal(),
                          network=terminal.network_from(os.environ),
-                         started=started_as(os.environ))  # fmt: skip
+                         started=started_as(os.environ),
+                         pace_dir=terminal.pace_dir(os.environ))  # fmt: skip
         again = {**flags, "results": results, "sandbox": sandbox, "yes": yes,
                  "api_key_file": api_key_file, "no_report": no_report}  # fmt: skip
         code = terminal.send(

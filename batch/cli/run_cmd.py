@@ -188,7 +188,8 @@ def run(
                          abandon_previous=abandon_previous,
                          ask=not yes and stdin_is_terminal(),
                          network=terminal.network_from(os.environ),
-                         started=started_as(os.environ))  # fmt: skip
+                         started=started_as(os.environ),
+                         pace_dir=terminal.pace_dir(os.environ))  # fmt: skip
         again = {**flags, "sandbox": sandbox, "yes": yes, "api_key_file": api_key_file,
                  "no_report": no_report}  # fmt: skip
         code = terminal.send(

@@ -95,11 +95,19 @@ def status_command(
         raise typer.Exit(Exit.OK) from None
 
 
+def _pace_dir() -> Path:
+    """Where runs on this machine share their key's pace: `status` lists the others. (Not
+    through batch.cli.terminal, which imports httpx and rich: seconds of a status's start.)"""
+    from batch.send.keyshare import pace_root
+
+    return pace_root(os.environ, sys.platform, Path.home())
+
+
 def _text(results: Path, job: Job | None) -> None:
     from batch.status.reader import read_status
     from batch.status.text import lines
 
-    for line in lines(read_status(results, job=job)):
+    for line in lines(read_status(results, job=job, pace_dir=_pace_dir())):
         say(line)
 
 
@@ -109,7 +117,7 @@ def _json(results: Path, job: Job | None) -> None:
     from batch.status.reader import read_status
     from batch.status.text import as_json
 
-    emit(as_json(read_status(results, job=job), __version__))
+    emit(as_json(read_status(results, job=job, pace_dir=_pace_dir()), __version__))
 
 
 def _watch_live(results: Path, job: Job | None) -> None:
@@ -122,7 +130,7 @@ def _watch_live(results: Path, job: Job | None) -> None:
 
     def frame() -> Text:
         try:
-            shown = lines(read_status(results, job=job))
+            shown = lines(read_status(results, job=job, pace_dir=_pace_dir()))
         except RerouteError as exc:
             shown = [f"reroute: {exc}"]
         stamp = time.strftime("%H:%M:%S")

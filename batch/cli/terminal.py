@@ -309,6 +309,13 @@ def _shaped(key: str, source: str) -> str:
     return key
 
 
+def pace_dir(env: Mapping[str, str]) -> Path:
+    """Where runs on this machine share their API key's pace (batch.send.keyshare)."""
+    from batch.send.keyshare import pace_root
+
+    return pace_root(env, sys.platform, Path.home())
+
+
 def network_from(env: Mapping[str, str]) -> Network:
     """Proxies and extra CAs from the environment, as curl and pip read them (the lower-case
     spelling first); values flow down from here, httpx reads no environment itself."""

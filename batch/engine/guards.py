@@ -213,6 +213,20 @@ def paused_by_server(stop: StopToken, seconds: float, settings: RunSettings) -> 
     )
 
 
+def throttled_out(stop: StopToken, seconds: float, limit_seconds: float) -> None:
+    """Every answer a 429 for longer than ``limit_seconds`` (--max-outage): stop, the rows
+    left to send."""
+    limit = window_mod.format_duration(timedelta(seconds=limit_seconds))
+    took = window_mod.format_duration(timedelta(seconds=round(seconds)))
+    stop.request(
+        StopReason.THROTTLED,
+        f"the API answered only 429 (rate limited) for {took}, past --max-outage {limit}: no "
+        "new row starts; the rows it refused are not_attempted (a 429 never fails a row). Run "
+        "the same command again later, once other runs on this key are done (`reroute status` "
+        "shows those on this machine), or raise --max-outage",
+    )
+
+
 def host_news(news: HostNews, stop: StopToken, observer: Observer, host: str) -> None:
     """The breaker's news: shown while the host is down or back; a stop when it is gone."""
     now = window_mod.utc_now()

@@ -33,7 +33,7 @@ from batch.engine.ending import Result, Status, finish, stopped_before_sending
 from batch.engine.merge import Summary
 from batch.engine.sending import Sending
 from batch.engine.stop import Observer, StopRequest
-from batch.engine.target import SANDBOX_IDENTITY, check_results_path
+from batch.engine.target import SANDBOX_IDENTITY, Target, check_results_path
 from batch.engine.target import target as target_of
 from batch.errors import UsageError
 from batch.invoked import INSTALLED
@@ -43,8 +43,10 @@ from batch.journal.lock import RunLock
 from batch.journal.record import RunIdentity, RunRecord
 from batch.prepare import approval
 from batch.prepare.batch import Batch
+from batch.send import keyshare
 from batch.send.client import Network
 from batch.send.limiter import Limiter
+from batch.send.sharedlimiter import SharedLimiter
 from batch.settings import RunSettings
 
 if TYPE_CHECKING:
@@ -91,6 +93,8 @@ class Invocation:
     signals: bool = True  # Ctrl-C and SIGTERM stop the run (off where no main thread)
     network: Network = field(default_factory=Network)  # proxies, extra CAs: from the CLI
     started: tuple[str, ...] = INSTALLED  # how reroute was started: the commands it names
+    # Where runs on this machine share their key's pace (batch.send.keyshare); None: not shared.
+    pace_dir: Path | None = None
 
 
 def run_invocation(inv: Invocation, operator: Operator) -> Result:
@@ -138,7 +142,7 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
         # Against a real host, the replace semantics said once per run (or nothing is sent).
         inv = replace(inv, record=replacing.chosen(inv.record, journal if this_run else None,
                                                    target, inv.started))  # fmt: skip
-        limiter = Limiter(settings.rate)  # one per run: the preflight's GETs and the updates
+        limiter = _limiter(inv, target, stack, operator)
         check = settings.account_check
         if check is None:  # by default, a real host only (not the sandbox, not loopback)
             check = target.needs_confirmation
@@ -223,6 +227,27 @@ def run_invocation(inv: Invocation, operator: Operator) -> Result:
             _ended_badly(journal, exc)
             raise
     raise AssertionError("unreachable")  # pragma: no cover (ExitStack does not swallow)
+
+
+def _limiter(inv: Invocation, target: Target, stack: ExitStack, operator: Operator) -> Limiter:
+    """One per run, for the preflight's GETs and the updates alike; shared with the other runs
+    on this machine that use the same key (batch.send.sharedlimiter), when it has one."""
+    rate = inv.settings.rate
+    if inv.pace_dir is None or target.key is None:
+        return Limiter(rate)
+    me = keyshare.Member.me(inv.settings.results, str(rate))
+    share = keyshare.join(inv.pace_dir, target.key, target.base_url, me)
+    if share is None:
+        operator.note(f"pacing alone: {inv.pace_dir} cannot be written, so other runs with "
+                      "this key on this machine cannot share the pace")  # fmt: skip
+        return Limiter(rate)
+    stack.callback(share.close)
+    if others := share.others():
+        runs = "; ".join(f"pid {m.pid} writing {m.results}" for m in others)
+        plural = "s" if len(others) > 1 else ""
+        operator.note(f"this API key's limit is shared with {len(others)} other run{plural} "
+                      f"on this machine, in turns: {runs}")  # fmt: skip
+    return SharedLimiter(rate, share.slots, company=share.company)
 
 
 def _kept_account(inv: Invocation, operator: Operator) -> Account | None:

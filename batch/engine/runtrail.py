@@ -33,6 +33,7 @@ _STOP_EVENTS: Final[dict[str, str]] = {
     StopReason.CANARY_FAILED: audit.CANARY_STOPPED,
     StopReason.CANARY_DECLINED: audit.CANARY_STOPPED,
     StopReason.PAUSED_BY_SERVER: audit.SERVER_PAUSE,
+    StopReason.THROTTLED: audit.SERVER_PAUSE,
     StopReason.HOST_UNREACHABLE: audit.HOST_DOWN_EVENT,
     StopReason.HOST_UNUSABLE: audit.HOST_DOWN_EVENT,
 }

@@ -28,6 +28,7 @@ from batch.engine.guards import (
     canary_left,
     host_news,
     paused_by_server,
+    throttled_out,
     with_canary,
     within_window,
 )
@@ -160,6 +161,9 @@ class Sending:
                 breaker=Breaker.of(settings),
                 via=inv.network.via(target.base_url), issuer=presented_issuer,
             )  # fmt: skip
+            sender.throttle.subscribe(
+                lambda seconds: throttled_out(self.stop, seconds, sender.throttle.max_seconds)
+            )
             report = await within_window(
                 self._window, partial(self._send, calls, canary, sender, tasks), stop=self.stop,
                 every=self._operator.wait_every, on_wait=self._waiting,

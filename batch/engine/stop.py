@@ -34,6 +34,7 @@ class StopReason(StrEnum):
     PAUSED_BY_SERVER = "paused_by_server"  # a 429 asked to wait beyond --max-retry-after
     HOST_UNREACHABLE = "host_unreachable"  # the host stayed down longer than --max-outage
     HOST_UNUSABLE = "host_unusable"  # it can never answer: no such name, untrusted certificate
+    THROTTLED = "throttled"  # every answer a 429 for longer than --max-outage
 
 
 @dataclass(frozen=True, slots=True)

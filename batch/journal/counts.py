@@ -84,7 +84,11 @@ def rows_of(
     outcomes: dict[str, int | None] = {o.value: recorded.get(o.value, 0) for o in Outcome}
     found = sum(recorded.values())
     sent_at_most = found if candidates is None else candidates
-    outcomes[Outcome.NOT_ATTEMPTED] = max(0, sent_at_most - found)
+    # Recorded not_attempted: rows only ever answered 429 when the run stopped (a 429 is never
+    # a row's failure); the rest never had a record.
+    outcomes[Outcome.NOT_ATTEMPTED] = recorded.get(Outcome.NOT_ATTEMPTED.value, 0) + max(
+        0, sent_at_most - found
+    )
     total = None
     if others is None:
         outcomes[Outcome.INVALID] = None

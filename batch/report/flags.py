@@ -1,6 +1,6 @@
 """The run's settings as the operator wrote them: the flag and job-file key, in their forms.
 
-``--rate 60/min``, ``--max-outage 15m``, ``--fill-from-current yes``: not ``max_outage 900.0``
+``--rate 60/min``, ``--max-outage 15m``, ``--fill-from-current yes``: not ``900.0`` seconds
 or ``False``. The ones that differ from the default come first (they are what the run chose).
 Flags, job keys and defaults come from the table of settings (batch.settings.SETTINGS); the
 form of a value from its kind.

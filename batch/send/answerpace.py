@@ -1,7 +1,8 @@
 """What an answer asks of the pace: a success lets it climb, a 429 pauses every request and
 slows the pace, a 429 (or a 503 that says) fixes once how long until the next attempt, and
 backoff draws the wait after any other transient failure. Used by the sender (batch.send.sender) for
-every answer; the limiter (batch.send.limiter) is shared by the whole run.
+every answer; the limiter (batch.send.limiter) is shared by the whole run, and so is the throttle
+(batch.send.throttle), which every answer tells whether the run still progresses.
 """
 
 from __future__ import annotations
@@ -11,13 +12,21 @@ from collections.abc import Callable
 from batch.send.client import SendPolicy
 from batch.send.limiter import Limiter
 from batch.send.retry import RETRY_AFTER_STATUSES, Answer, backoff
+from batch.send.throttle import Throttle
 
 
 class AnswerPace:
-    def __init__(self, limiter: Limiter, policy: SendPolicy, random: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        limiter: Limiter,
+        policy: SendPolicy,
+        random: Callable[[], float],
+        throttle: Throttle | None = None,
+    ) -> None:
         self._limiter = limiter
         self._policy = policy
         self._random = random
+        self._throttle = throttle  # None: nobody asks how long the run has been throttled
 
     def heed(self, answer: Answer, n: int, latency: float) -> Answer:
         """Attempt ``n``'s answer, with what it means for the pace applied. ``latency`` (slot
@@ -25,9 +34,16 @@ class AnswerPace:
         reached the server (batch.send.pace)."""
         if answer.success:  # the common case: nothing to wait for, the pace may climb
             self._limiter.succeeded(latency)
+            if self._throttle is not None:
+                self._throttle.since = None  # Throttle.answered, inline: once per request
             return answer
         answer = self._decide_wait(answer, n)
         self._adjust_pace(answer, latency)
+        if self._throttle is not None:
+            if answer.status == 429:
+                self._throttle.refused(answer.wait or 0.0)
+            else:
+                self._throttle.answered()
         return answer
 
     def _decide_wait(self, answer: Answer, attempt: int) -> Answer:

@@ -327,17 +327,28 @@ def row_result(
             **common,
         )
     message = final.error_message
-    if waits_too_long(final, policy):
-        assert final.retry_after is not None
-        message = (
-            f"the server asked to wait {final.retry_after:g} s before retrying, above "
-            f"--max-retry-after {policy.max_retry_after:g} s: run again later or "
-            "raise --max-retry-after"
-        )
+    outcome = Outcome.FAILED
+    if final.status == 429:
+        # Throttled, never judged: the row stays to send (a 429 is never a row's failure), and
+        # the run stopped before its turn came (a long Retry-After, throttled past its limit,
+        # another stop).
+        outcome = Outcome.NOT_ATTEMPTED
+        if waits_too_long(final, policy):
+            assert final.retry_after is not None
+            message = (
+                f"not applied: the server asked to wait {final.retry_after:g} s before "
+                f"retrying, above --max-retry-after {policy.max_retry_after:g} s; running the "
+                "same command again later sends it (or raise --max-retry-after)"
+            )
+        else:
+            message = (
+                "not applied: throttled (HTTP 429) until the run stopped; running the same "
+                "command again sends it"
+            )
     elif is_transient(final):
         message += gave_up
     return RowResult(
-        outcome=Outcome.FAILED,
+        outcome=outcome,
         http_status=final.status,
         error_code=final.error_code,
         error_message=scrub(one_line(message)),

@@ -20,6 +20,7 @@ import truststore
 
 from batch import __version__
 from batch.errors import UsageError
+from batch.send.outage import outage_limit
 from batch.settings import RunSettings, is_loopback_host
 
 USER_AGENT: Final = f"reroute/{__version__}"
@@ -35,18 +36,27 @@ class SendPolicy:
     backoff_initial: float = 1.0  # wait after the first failed attempt, before jitter
     backoff_max: float = 60.0  # the exponential backoff never waits longer than this
     jitter: float = 0.5  # up to this share of each backoff is taken off at random
+    # The run may be throttled (every answer a 429) this long before it stops (--max-outage).
+    max_throttled: float = 900.0
 
     @classmethod
     def of(cls, settings: RunSettings) -> SendPolicy:
-        """The policy a run's settings ask for (--max-attempts, --timeout, --max-retry-after)."""
-        return cls(settings.max_attempts, settings.timeout, settings.max_retry_after)
+        """The policy a run's settings ask for (--max-attempts, --timeout, --max-retry-after,
+        --max-outage)."""
+        return cls(settings.max_attempts, settings.timeout, settings.max_retry_after,
+                   max_throttled=outage_limit(settings))  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise UsageError(f"max attempts is {self.max_attempts}: use 1 or more")
-        for name in ("timeout", "max_retry_after", "backoff_initial", "backoff_max"):
+        for name in ("timeout", "max_retry_after", "backoff_initial", "backoff_max",
+                     "max_throttled"):  # fmt: skip
             value = getattr(self, name)
-            if not math.isfinite(value) or value < 0 or (name == "timeout" and value == 0):
+            if (
+                not math.isfinite(value)
+                or value < 0
+                or (name in ("timeout", "max_throttled") and value == 0)
+            ):
                 raise UsageError(f"{name.replace('_', ' ')} is {value}: use a positive number")
         if not 0 <= self.jitter <= 1:
             raise UsageError(f"jitter is {self.jitter}: use a share between 0 and 1")

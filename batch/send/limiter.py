@@ -173,7 +173,7 @@ class Limiter:
         pause = max(0.0, self._paused_until - now)
         self._set_pace(self._pace.refused(now, pause, told=told))
         # The next request keeps the new, wider spacing from the last one granted.
-        self._tat = max(self._tat, self._last_grant + self.interval)
+        self._space_from_last(now, self.interval)
         self._hold_decrease_until = max(now + self.interval, self._paused_until)
 
     def succeeded(self, latency: float | None = None) -> None:
@@ -196,13 +196,20 @@ class Limiter:
         now = self._clock()
         if latency is not None and pace.guarded(now):
             sent = now - latency
-            # Only when nothing left after it (the grants before it are an interval apart).
-            if sent >= self._last_grant - self._interval / 2:
-                arrival_tat = sent + excess + pace.limit_interval + self._tolerance
-                self._tat = max(self._tat, arrival_tat)
+            self._guard(now, sent, sent + excess + pace.limit_interval + self._tolerance)
         if now < self._hold_decrease_until:
             return
         self._set_pace(pace.update(now))
+
+    def _space_from_last(self, now: float, gap: float) -> None:
+        """The next request leaves no sooner than ``gap`` after the last one granted."""
+        self._tat = max(self._tat, self._last_grant + gap)
+
+    def _guard(self, now: float, sent: float, next_at: float) -> None:
+        """The arrival guard: when the request sent at ``sent`` was the last one granted (the
+        grants before it are an interval apart), the next leaves no sooner than ``next_at``."""
+        if sent >= self._last_grant - self._interval / 2:
+            self._tat = max(self._tat, next_at)
 
     def _set_pace(self, per_second: float) -> None:
         self._per_second = per_second

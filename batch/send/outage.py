@@ -75,6 +75,12 @@ class HostNews:
     limit: float = math.inf  # seconds the host may stay down before the run gives up on it
 
 
+def outage_limit(settings: RunSettings) -> float:
+    """Seconds the API may take none of the run's requests (the host gone, or every answer a
+    429) before the run stops, resumable: --max-outage, read here alone."""
+    return settings.max_outage
+
+
 class Breaker:
     """The host's state for one run. ``admit`` before each request; then ``answered`` or
     ``failed`` (or ``unusable``) with what the request met; ``probe_abandoned`` when a probe
@@ -126,7 +132,7 @@ class Breaker:
     @classmethod
     def of(cls, settings: RunSettings) -> Breaker:
         """The breaker a run's settings ask for (--max-outage)."""
-        return cls(max_outage=settings.max_outage)
+        return cls(max_outage=outage_limit(settings))
 
     def subscribe(self, listener: Callable[[HostNews], None]) -> None:
         """Call ``listener`` on every change (down, each failed probe, up, gone)."""

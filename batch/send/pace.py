@@ -60,6 +60,14 @@ _PAUSES_PER_CLIMB = 4  # the climb back lasts at least this many of the episode'
 _PAUSES_PER_CAREFUL = 64  # and a careful period at least this many
 _BURST_SEEN = 4  # accepted since the last pause's end before a 429: the server let a burst by
 _WINDOWS = (1.0, 60.0, 3600.0)  # the lengths servers count requests over: a second, minute, hour
+# Below this share of the ceiling, the pace found leaves much to win back (another run on the key
+# may have left): careful periods grow to twice the first one (or _FAR_CAREFUL seconds) at most,
+# so the probe that finds the room comes within minutes; near the ceiling, little is to be won
+# and they may grow long (a strict server refuses every probe: fewer probes, fewer 429s). After
+# a window server's long pause, they keep the length it asked for (_PAUSES_PER_CAREFUL).
+_FAR = 0.8
+_FAR_CAREFUL = 120.0
+_ROOM = 2.0  # a probe refused at this multiple of the plateau found room, not a bucket's savings
 
 
 class Pace:
@@ -96,6 +104,7 @@ class Pace:
         self._first_careful = careful / ceiling
         self._careful = self._first_careful
         self._most_careful = 1024 * self._first_careful
+        self._window_careful = 0.0  # the careful period a window's longest pause asked for
         self._r_max = ceiling
         self._limit = ceiling
         self._from = ceiling  # the pace right after the last decrease
@@ -161,6 +170,7 @@ class Pace:
         measured = self._measured(now, pause, estimated)
         plateau = False
         burst_climb = False
+        kept = False
         climbing = now - self._since < self._k
         if long_pause:
             # A window server's count is spent: what it accepted (measured between two pauses'
@@ -200,8 +210,17 @@ class Pace:
             # Refused while probing: the limit is about there, or the probe met jitter that a
             # careful period absorbs; r_max never falls for it. No higher than the server
             # accepted since the last 429 either: a bucket refills while the plateau holds just
-            # below its rate, and lets a probe run far above it before it refuses.
-            self._r_max = self._limit = max(self._r_max, min(pace, measured))
+            # below its rate, and lets a probe run far above it before it refuses (half as high
+            # again for a few requests saved). But a probe that more than doubled the plateau
+            # found room no bucket's savings explain (another run on the key left): the plateau
+            # measured itself, not the server, and the pace refused is about the limit (a
+            # bucket's burst that let it run too high is found by the climb back's 429s).
+            found = pace * (1 - self._margin) if pace >= _ROOM * self._r_max else measured
+            # A probe above a limit found before (below the ceiling) that is refused says the
+            # limit stands: back to the plateau, without a fall below it (a probe every few
+            # minutes far below the ceiling then costs its pause, not a minute's pace).
+            kept = self._r_max < self.ceiling
+            self._r_max = self._limit = max(self._r_max, min(pace, found))
             pace = min(pace, self._r_max)
         # Nothing accepted (answers lost on the way, say) measures no limit: never below the floor.
         self._r_max = max(self._r_max, self._floor)
@@ -213,10 +232,17 @@ class Pace:
         # period is worth more where a refusal costs a long pause.
         self._k = max(self._recovery, _PAUSES_PER_CLIMB * pause)
         self._careful = max(self._careful, _PAUSES_PER_CAREFUL * pause)
+        if long_pause:
+            self._window_careful = max(self._window_careful, _PAUSES_PER_CAREFUL * pause)
+        if self._r_max < _FAR * self.ceiling:
+            # Not below what a window's long pause asked for: there a probe costs the rest of a
+            # window.
+            most = max(2 * self._first_careful, _FAR_CAREFUL, self._window_careful)
+            self._careful = min(self._careful, most)
         # Below the pace, or the limit measured when lower: a window server's count is sent at
         # once (its pause emptied the window: there is nothing to drain).
         # A first 429's count is an estimate: never faster than an isolated 429's slowdown.
-        slowed = pace * self._beta
+        slowed = self._r_max * (1 - self._margin) if kept else pace * self._beta
         if long_pause:
             target = self._r_max * (1 - self._margin)
             slowed = min(self.per_second * self._beta, target) if estimated else target

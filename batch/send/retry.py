@@ -66,6 +66,13 @@ def is_transient(outcome: Answer | BaseException) -> bool:
     return not outcome.is_json and outcome.status >= 500
 
 
+def is_throttled(outcome: Answer | BaseException) -> bool:
+    """True for a 429: the server asks us to slow down, and says nothing about the row. A
+    throttled attempt does not count toward --max-attempts (the row waits its turn; the run's
+    time throttled is bounded instead: batch.send.throttle)."""
+    return isinstance(outcome, Answer) and outcome.status == 429
+
+
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a ``Retry-After`` value: delay-seconds or an HTTP date.
 
@@ -143,18 +150,25 @@ def build_retrying(
     sleep: Callable[[float], Awaitable[None]],
     before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
 ) -> tenacity.AsyncRetrying:
-    """The tenacity loop for one row: up to ``max_attempts``, retrying what ``should_retry`` says.
+    """The tenacity loop for one row: up to ``max_attempts`` attempts that are not throttled
+    (``is_throttled``: a 429 is free), retrying what ``should_retry`` says.
 
     When the attempts run out, the last outcome is returned as a value (not a RetryError), so
     the sender turns it into the row's result like any final answer.
     """
+    throttled = 0  # attempts answered 429 so far: they do not count
 
     def retry_condition(state: tenacity.RetryCallState) -> bool:
+        nonlocal throttled
         outcome = state.outcome
         if outcome is None or outcome.failed:
             return False  # an exception escaped the attempt: never retried, re-raised as is
         value: AttemptOutcome = outcome.result()
+        throttled += is_throttled(value)
         return should_retry(value)
+
+    def spent(state: tenacity.RetryCallState) -> bool:
+        return state.attempt_number - throttled >= max_attempts
 
     def last_outcome(state: tenacity.RetryCallState) -> AttemptOutcome:
         assert state.outcome is not None  # tenacity calls this only after an attempt
@@ -163,7 +177,7 @@ def build_retrying(
 
     return tenacity.AsyncRetrying(
         sleep=sleep,
-        stop=tenacity.stop_after_attempt(max_attempts),
+        stop=spent,
         wait=wait,
         retry=retry_condition,
         before_sleep=before_sleep,

@@ -41,8 +41,10 @@ from batch.send.retry import (
     AttemptOutcome,
     build_retrying,
     default_now,
+    is_throttled,
     is_transient,
 )
+from batch.send.throttle import Throttle
 
 
 class Sender(OutageMode):
@@ -69,6 +71,7 @@ class Sender(OutageMode):
         breaker: Breaker | None = None,
         via: str = "",
         issuer: Callable[[str, int], Awaitable[str | None]] | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         """``sleep``/``clock``/``now``/``random`` are injected so tests run in virtual time.
 
@@ -78,6 +81,8 @@ class Sender(OutageMode):
         ``via``: how requests travel, for connection errors ("through the proxy http://...").
         ``issuer(host, port)``: the CA of what a host whose certificate did not verify presents
         (batch.send.issuer; an extra handshake, so only a real run passes it).
+        ``throttle``: how long the run has been throttled (its 429s cost rows no attempt);
+        default: one of its own, bounded by ``policy.max_throttled``.
         """
         self._client = client
         self._limiter = limiter
@@ -87,7 +92,9 @@ class Sender(OutageMode):
         self._now = now
         self._events = events
         self._breaker = breaker
-        self._pace = AnswerPace(limiter, policy, random)
+        self.throttle = throttle or Throttle(policy.max_throttled, clock=clock)
+        self.throttle.subscribe(self._throttled_out)
+        self._pace = AnswerPace(limiter, policy, random, self.throttle)
         self._heed = self._pace.heed
         self._requests = Requester(client, policy.timeout, now=now, via=via, issuer=issuer)
         self._scrub = self._requests.scrub
@@ -186,7 +193,7 @@ class Sender(OutageMode):
         if first is None:
             return None  # the run gave up on the host before this row's first request
         final = first
-        if self._policy.max_attempts > 1 and self._should_retry(final):
+        if (self._policy.max_attempts > 1 or is_throttled(final)) and self._should_retry(final):
             final, attempts = await self._retry(call, final, attempts)
         if breaker is not None and host_failure(final) and not self._stopping:
             final, attempts = await self._unless_the_outage(call, final, attempts)
@@ -240,6 +247,8 @@ class Sender(OutageMode):
             nonlocal attempts, last
             if replay:
                 return replay.pop()
+            if self.throttle.gone and is_throttled(last):
+                return last  # the run gave up on the throttle: the row stays to send
             # A retry waits for its own slot, unless the run is stopping: no retry then, the
             # row keeps the answer it has.
             if not await self._between_attempts(self._limiter.acquire):
@@ -316,9 +325,18 @@ class Sender(OutageMode):
     def _should_retry(self, outcome: AttemptOutcome) -> bool:
         if self._stopping:
             return False
-        if isinstance(outcome, Answer) and self._waits_too_long(outcome):
+        if isinstance(outcome, Answer) and (
+            self._waits_too_long(outcome) or (self.throttle.gone and outcome.status == 429)
+        ):
             return False
         return is_transient(outcome)
+
+    def _throttled_out(self, seconds: float) -> None:
+        """The run gave up on the throttle: no row starts, and rows waiting to send again
+        after a 429 end now (``not_attempted``, sent by the next run)."""
+        self.hold_back()
+        for scope in self._waiting:
+            scope.cancel()
 
     def _waits_too_long(self, answer: Answer) -> bool:
         return waits_too_long(answer, self._policy)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -32,6 +32,7 @@ from batch.journal.loglines import Logged, read_log
 from batch.journal.record import RECORD_KEY, RunRecord
 from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome, RowResult
 from batch.rownames import META_KEY, RowNames
+from batch.send.keyshare import sharing
 from batch.status.state import (
     SHOWN,
     Event,
@@ -56,22 +57,28 @@ def read_status(
     job: Job | None = None,
     now: datetime | None = None,
     lock_table: Path = Path("/proc/locks"),
+    pace_dir: Path | None = None,
 ) -> RunStatus:
-    """The state of the run writing ``results``, from its journal, log and lock (read only)."""
+    """The state of the run writing ``results``, from its journal, log and lock (read only);
+    with ``pace_dir``, the other runs on this machine that share its API key's pace."""
     path = journal_path(results)
     if not path.is_file():
         raise JournalError(missing(results, results, path, job))
     now = now or datetime.now(UTC)
     try:
-        return _read(path, results, now, job, lock_table)
+        status = _read(path, results, now, job, lock_table)
     except sqlite3.Error:
         # A run opening (or closing) the journal at that very moment: its first transaction,
         # or the checkpoint of the last, under a reader of a journal no run had open. Once
         # more, then say so.
         try:
-            return _read(path, results, now, job, lock_table)
+            status = _read(path, results, now, job, lock_table)
         except sqlite3.Error as exc:
             raise JournalError(f"{path}: not a readable run journal ({exc})") from exc
+    if pace_dir is not None and status.running:
+        others = sharing(pace_dir, results)
+        status = replace(status, sharing=None if others is None else tuple(others))
+    return status
 
 
 def _read(path: Path, results: Path, now: datetime, job: Job | None, lock_table: Path) -> RunStatus:

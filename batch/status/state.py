@@ -27,6 +27,7 @@ from batch.invoked import INSTALLED, command
 from batch.journal.db import SUFFIX, journal_path
 from batch.journal.lock import Holder
 from batch.rownames import BY_NUMBER, RowNames
+from batch.send.keyshare import Member
 
 SHOWN: Final = 5  # failures, segments and events shown
 
@@ -113,6 +114,9 @@ class RunStatus:
     trail: bool  # the journal has the audit trail (a journal of an older reroute has not)
     notes: tuple[str, ...] = field(default=())
     row_names: RowNames = BY_NUMBER  # the input's rows as an editor shows them (batch.rownames)
+    # The other runs on this machine sharing the API key's pace (batch.send.keyshare); None:
+    # the run is not running here with a key (nothing to say).
+    sharing: tuple[Member, ...] | None = None
 
 
 def locate(

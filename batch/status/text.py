@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from batch.engine.window import format_duration, format_moment
 from batch.model import Outcome
+from batch.send.keyshare import Member
 from batch.status.state import RunStatus
 
 _STATES: Final = {
@@ -65,6 +66,8 @@ def lines(status: RunStatus) -> list[str]:
             f"  eta       {format_moment(status.eta)} (in {format_duration(status.eta - now)})"
         )
     out.append(f"  window    {_window(status, now)}")
+    if status.sharing is not None:
+        out.append(f"  key       {_sharing(status.sharing)}")
     if status.failures:
         out.append("  last failures:")
         for f in status.failures:
@@ -96,6 +99,18 @@ def lines(status: RunStatus) -> list[str]:
         out += [f"    {format_moment(e.at)} {e.kind}: {_short(e.detail)}" for e in status.events]
     out += [f"  note: {text}" for text in status.notes]
     return out
+
+
+def _sharing(others: tuple[Member, ...]) -> str:
+    """Who else on this machine paces with the same API key (taking turns at its limit)."""
+    if not others:
+        return "no other run on this machine uses this API key"
+    plural = "s" if len(others) > 1 else ""
+    runs = "; ".join(
+        f"pid {m.pid} writing {m.results} (--rate {m.rate}, since {format_moment(m.started_at)})"
+        for m in others
+    )
+    return f"its limit shared, in turns, with {len(others)} other run{plural} here: {runs}"
 
 
 def _short(text: str) -> str:
@@ -238,4 +253,10 @@ def as_json(status: RunStatus, version: str) -> dict[str, Any]:
         ],
         "audit_trail": status.trail,
         "notes": list(status.notes),
+        "sharing_key_with": None if status.sharing is None else list(map(_member, status.sharing)),
     }
+
+
+def _member(m: Member) -> dict[str, Any]:
+    return {"pid": m.pid, "host": m.host, "started_at": _iso(m.started_at),
+            "results": m.results, "rate": m.rate}  # fmt: skip

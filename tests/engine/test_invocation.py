@@ -19,6 +19,7 @@ from batch.journal.journal import journal_path
 from batch.model import Outcome, RowResult
 from batch.sandbox import RunningSandbox
 from batch.send.limiter import Limiter
+from batch.send.sharedlimiter import SharedLimiter
 from tests.cli.test_run import invoke, read, run_args, write_input
 from tests.conftest import StartSandbox
 
@@ -61,7 +62,8 @@ def test_fresh_declined_keeps_the_earlier_journal(
 def test_one_limiter_for_every_canary_phase(
     live_sandbox: RunningSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The canary and the rest share one limiter (a slowdown learnt in the canary holds)."""
+    """The canary and the rest share one limiter (a slowdown learnt in the canary holds): one
+    made, whether it paces alone or with the key's other runs (SharedLimiter)."""
     made: list[Limiter] = []
 
     class Counted(Limiter):
@@ -69,7 +71,13 @@ def test_one_limiter_for_every_canary_phase(
             super().__init__(*args, **kwargs)
             made.append(self)
 
+    class CountedShared(SharedLimiter):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
     monkeypatch.setattr(engine, "Limiter", Counted)
+    monkeypatch.setattr(engine, "SharedLimiter", CountedShared)
     source, out = write_input(tmp_path / "in.csv", 6), tmp_path / "out.csv"
     result = invoke(*run_args(live_sandbox, source, out, "--canary", "2"), key=live_sandbox.api_key)
     assert result.exit_code == 0, result.output

@@ -401,11 +401,12 @@ async def test_429_without_retry_after_backs_off_and_slows_down() -> None:
     assert limiter.current_rate.per_second < 10
 
 
-async def test_retry_after_above_cap_fails_the_row() -> None:
-    """A Retry-After beyond --max-retry-after fails the row at once, saying so."""
+async def test_retry_after_above_cap_ends_the_row_not_attempted() -> None:
+    """A Retry-After beyond --max-retry-after ends the row at once, saying so: not_attempted
+    (a 429 never fails a row; the same command sends it again), its request counted."""
     script = Script(httpx.Response(429, headers={"Retry-After": "3600"}))
     result = await send(script)
-    assert result.outcome is Outcome.FAILED
+    assert result.outcome is Outcome.NOT_ATTEMPTED
     assert (result.http_status, result.attempts, result.error_code) == (429, 1, "RATE_LIMITED")
     assert "3600 s" in result.error_message
     assert "--max-retry-after 300 s" in result.error_message

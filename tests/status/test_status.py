@@ -42,7 +42,7 @@ JSON_KEYS = {
     "target", "started_at", "finished", "total", "candidates", "done", "left", "in_flight",
     "outcomes", "requests", "requests_trail", "requests_carried", "rate", "concurrency",
     "rows_per_min", "average_rows_per_min", "requests_per_min", "eta", "window",
-    "last_failures", "segments", "events", "audit_trail", "notes",
+    "last_failures", "segments", "events", "audit_trail", "notes", "sharing_key_with",
 }  # fmt: skip
 
 
