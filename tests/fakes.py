@@ -24,7 +24,7 @@ def targets_used(inbound: int, outbound: int) -> frozenset[str]:
 
 class Sink(SendEvents):
     """A sender's events, as the engine's sink handles them in small: a request is journaled
-    before the observer is told; a wait commits the journal. ``told`` keeps every event in
+    before the observer is told. ``told`` keeps every event in
     order (a long pause and the host's news are only kept: no stop token here)."""
 
     def __init__(self, journal: Journal | None = None, observer: Observer | None = None) -> None:
