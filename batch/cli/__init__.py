@@ -42,7 +42,7 @@ def main() -> None:
     finally:
         # Speed unit: the command is over (files written and closed, the journal too). At exit
         # the interpreter's collector walks the whole heap once more to free what the OS frees
-        # anyway: ~0.2 s after a 3,000-row run (README, Performance). Frozen, it skips that.
+        # anyway: ~0.2 s after a 3,000-row run (docs/dev/benchmarks.md). Frozen, it skips that.
         gc.freeze()
 
 

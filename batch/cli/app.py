@@ -58,7 +58,7 @@ _consoles: dict[str, Console] = {}
 def __getattr__(name: str) -> Any:
     """``console`` and ``err_console`` (rich Consoles) are made on first use (PEP 562): most
     commands print a line or two, and importing rich costs more than `--help` itself (start-up:
-    README, Performance). Plain lines go through ``say``; the progress display and the
+    docs/dev/benchmarks.md). Plain lines go through ``say``; the progress display and the
     questions import these by name."""
     if name in ("console", "err_console"):
         if name not in _consoles:

@@ -2,7 +2,7 @@
 
 What it buys: a record copied into a shared mapping is in the operating system's page cache the
 moment the copy ends, as with ``os.write``, so it survives ``kill -9`` (not a power cut), with no
-system call per record; the one ``write`` a row cost ~10 us in a real run (README, Performance).
+system call per record; the one ``write`` a row cost ~10 us in a real run (docs/dev/benchmarks.md).
 The journal copies the records into SQLite in batches and then empties the log; opening a
 journal first copies in what a process that died left here (:func:`read_records`).
 """

@@ -214,8 +214,8 @@ class _CookielessClient(httpx.AsyncClient):
     The API authenticates each request by its key; a cookie a server or a load balancer sets
     has no part in it, and one request of a run must not carry state another left behind.
     Also a speed unit: httpx reads every answer's headers for cookies through urllib's
-    cookie machinery (~60 us an answer, ~3% of a request against the sandbox; README,
-    Performance), and this store skips that.
+    cookie machinery (~60 us an answer, ~3% of a request against the sandbox;
+    docs/dev/benchmarks.md), and this store skips that.
     """
 
     @property

@@ -42,7 +42,7 @@ class Requester:
         self._client = client
         # Speed unit: each POST names its URL in full. httpx merges a relative path with the
         # client's base URL by parsing both (~35 us a request, ~2% of one against the sandbox;
-        # README, Performance); the prefix is taken from that merge itself, once, so the URL is
+        # docs/dev/benchmarks.md); the prefix is taken from that merge itself, once, so the URL is
         # the one it gives (tests/send/test_request_url.py).
         merged = str(client.build_request("POST", "x").url)
         self._prefix = merged[:-1] if merged.endswith("/x") else ""

@@ -235,7 +235,7 @@ class Sender(OutageMode):
         the attempts made.
 
         Speed unit: only rows that need a retry pay for tenacity's loop (~38 us a row, about a
-        tenth of a fast request; README, Performance). It replays the first outcome as its
+        tenth of a fast request; docs/dev/benchmarks.md). It replays the first outcome as its
         attempt 1, so attempt numbers, waits and events are exactly those of a loop from the
         start.
         """

@@ -1,6 +1,6 @@
 """Start-up: what `reroute validate` skips at each start, and that skipping it changes nothing.
 
-The figures are in tests/benchmarks/bench_startup.py and the README (Performance).
+The figures are in tests/benchmarks/bench_startup.py and docs/dev/benchmarks.md.
 """
 
 from __future__ import annotations

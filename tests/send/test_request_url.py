@@ -1,7 +1,8 @@
 """Where each POST goes, and what it carries: the URL as httpx's own merge gives it, no cookies.
 
 `batch.send.request` names each POST's URL in full instead of letting httpx merge a relative path
-with the base URL, and `batch.send.client` keeps no cookies (both speed units: README, Performance).
+with the base URL, and `batch.send.client` keeps no cookies (both speed units:
+docs/dev/benchmarks.md).
 """
 
 from __future__ import annotations

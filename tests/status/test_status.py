@@ -310,7 +310,8 @@ def test_a_job_file_names_its_results(tmp_path: Path) -> None:
 
 
 def test_cli_json_is_one_object_with_the_documented_keys(results: Path) -> None:
-    """--log-format json prints one JSON object with exactly the README's keys."""
+    """--log-format json prints one JSON object with exactly the documented keys
+    (docs/status-and-report.md)."""
     with _journal(results) as journal:
         _send(journal, 1, Outcome.SUCCEEDED, T0)
     done = CliRunner().invoke(app, ["status", str(results), "--log-format", "json"])
