@@ -110,7 +110,8 @@ def test_no_snapshot_and_no_statement_sends_nothing(real_host: RealHost, tmp_pat
     assert "--current SNAPSHOT" in message
     assert "--rows-are-complete" in message
     assert "[safety].rows_are_complete = true" in message
-    assert f"reroute plan {source} --current SNAPSHOT" in message
+    # The plan command as this process was started (python -m batch here: batch.invoked).
+    assert f"-m batch plan {source} --current SNAPSHOT" in message
     assert real_host.sandbox.stats()["total"] == 0
     assert real_host.sandbox.stats()["lists"] == {}
     assert left_behind(out) == []
