@@ -11,6 +11,7 @@ from typing import Any
 
 from batch.cli import (
     jobs_cmd,
+    plan_cmd,
     report_cmd,
     retry_cmd,
     run_cmd,
@@ -21,7 +22,8 @@ from batch.cli import status_cmd as status_cmd  # registers `reroute status`
 from batch.cli.app import app
 
 __all__ = [
-    "app", "jobs_cmd", "main", "report_cmd", "retry_cmd", "run_cmd", "sandbox_cmd", "validate_cmd",
+    "app", "jobs_cmd", "main", "plan_cmd", "report_cmd", "retry_cmd", "run_cmd", "sandbox_cmd",
+    "validate_cmd",
 ]  # fmt: skip
 
 
