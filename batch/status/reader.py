@@ -16,11 +16,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from batch.config.jobs import Job, load_job
 from batch.engine import window
-from batch.engine.target import SANDBOX_IDENTITY
 from batch.errors import JobFileError, JournalError, UsageError
 from batch.journal import audit, rowrecords
 from batch.journal import counts as runcounts
@@ -33,12 +31,12 @@ from batch.journal.record import RECORD_KEY, RunRecord
 from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome, RowResult
 from batch.rownames import META_KEY, RowNames
 from batch.send.keyshare import sharing
+from batch.status import values
 from batch.status.state import (
     SHOWN,
     Event,
     Failure,
     RunStatus,
-    Segment,
     Window,
     lock_notes,
     missing,
@@ -96,31 +94,6 @@ def _read(path: Path, results: Path, now: datetime, job: Job | None, lock_table:
         db.close()
 
 
-def _us(moment: datetime) -> int:
-    stamp = rowrecords.stamp(moment)
-    assert stamp is not None
-    return stamp
-
-
-def _moment(text: object, zone: ZoneInfo | None = None) -> datetime | None:
-    """A moment run.json holds; shown in the window's zone when the window named one."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    moment = moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
-    return moment.astimezone(zone) if zone is not None else moment
-
-
-def _zone(name: object) -> ZoneInfo | None:
-    try:
-        return ZoneInfo(name) if isinstance(name, str) and name else None
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
 @dataclass(frozen=True, slots=True)
 class _Requests:
     active: datetime  # when the segment sent its first request (else its start)
@@ -163,7 +136,7 @@ class _Reader:
         # The invocation holding the lock starts its segment after taking it: until then the
         # last segment is an earlier invocation's.
         start = max(
-            (m for m in (_seg_time(last, "started_at"), self._held_since()) if m is not None),
+            (m for m in (values.seg_time(last, "started_at"), self._held_since()) if m is not None),
             default=None,
         )
         requests = self._requests(start, running) if trail and start is not None else None
@@ -173,7 +146,7 @@ class _Reader:
         in_trail = 0
         if trail:
             in_trail = requests.in_trail if requests is not None else self._in_trail()
-        candidates = _int(meta.get(runcounts.CANDIDATES_KEY))
+        candidates = values.int_or_none(meta.get(runcounts.CANDIDATES_KEY))
         others = others_of(meta.get(runcounts.OTHERS_KEY))
         outcomes, total, done = count(tally, candidates, others)
         recorded = sum(tally.outcomes.values())
@@ -183,7 +156,7 @@ class _Reader:
                 "the counts cover the rows it sends"
             )
         left = None if candidates is None else max(0, candidates - done)
-        end = self.now if running else _seg_time(last, "finished_at")
+        end = self.now if running else values.seg_time(last, "finished_at")
         rows_rate = average = requests_rate = None
         if recent is not None and (span := (self.now - recent).total_seconds()) >= 1:
             rows_rate = tally.recent * 60 / span
@@ -219,10 +192,10 @@ class _Reader:
             running=running,
             holder=self.holder,
             operator=self._operator(last, start),
-            kind=_text(last["kind"] if last else (record.kind if record else "")),
-            target=_target(meta, record),
+            kind=values.text_of(last["kind"] if last else (record.kind if record else "")),
+            target=values.target_of(meta, record),
             job=job,
-            started_at=_started(meta, segments),
+            started_at=values.started_of(meta, segments),
             finished=finished,
             total=total,
             candidates=candidates,
@@ -233,8 +206,9 @@ class _Reader:
             requests=runcounts.requests(meta, in_trail) if trail else tally.attempts,
             requests_trail=in_trail if trail else None,
             requests_carried=runcounts.carried_of(meta) if trail else 0,
-            rate=_text(settings.get("rate") or (record.settings["rate"] if record else "")) or None,
-            concurrency=_int(
+            rate=values.text_of(settings.get("rate") or (record.settings["rate"] if record else ""))
+            or None,
+            concurrency=values.int_or_none(
                 settings.get("concurrency") or (record.settings["concurrency"] if record else None)
             ),
             rows_per_min=rows_rate,
@@ -243,9 +217,9 @@ class _Reader:
             eta=eta,
             window=win,
             failures=self._failures(),
-            segments=tuple(_segment(s) for s in segments[-SHOWN:]),
+            segments=tuple(values.segment_of(s) for s in segments[-SHOWN:]),
             events=tuple(
-                Event(e["segment"], _when(e["at"]), e["kind"], e["detail"]) for e in events
+                Event(e["segment"], values.when(e["at"]), e["kind"], e["detail"]) for e in events
             ),
             trail=trail,
             notes=tuple(self.notes),
@@ -257,7 +231,10 @@ class _Reader:
 
     def _tally(self, recent: datetime | None, active: datetime | None) -> Tally:
         """Outcomes, attempts and rows decided lately: SQLite's, with the log's laid over."""
-        first, since = _us(recent) if recent else _NEVER, _us(active) if active else _NEVER
+        first, since = (
+            values.us(recent) if recent else _NEVER,
+            values.us(active) if active else _NEVER,
+        )
         codes = ", ".join("?" * len(RESEND_CODES))
         statuses = ", ".join(str(s) for s in sorted(RESEND_STATUSES))
         names = [o.value for o in Outcome]
@@ -321,7 +298,7 @@ class _Reader:
         the segment started sending, requests since ``max(now - RECENT, start)``, and the
         requests of a running invocation not yet answered, and every request; the log's laid
         over."""
-        at, recent = _us(start), _us(max(self.now - RECENT, start))
+        at, recent = values.us(start), values.us(max(self.now - RECENT, start))
         first, count, waiting, every = self.db.execute(
             "SELECT min(CASE WHEN sent_at >= ? THEN sent_at END), "
             "coalesce(sum(sent_at >= ?), 0), "
@@ -342,15 +319,18 @@ class _Reader:
             stored_sent, stored_answered = stored
             if stored_answered is None and answered is not None and stored_sent >= at:
                 waiting -= 1  # answered since it was copied into SQLite
-        active = start if first is None else _when(first)
+        active = start if first is None else values.when(first)
         return _Requests(active, count, waiting if running else 0, every)
 
     def _window(self, last: Mapping[str, Any] | None, running: bool | None) -> Window:
         """The window that applies: the running segment's; else the job's next one (a daily
         window moves on), else the last segment's."""
         settings = last["settings"] if last else {}
-        zone = _zone(settings.get("window_zone"))
-        bounds = _moment(settings.get("not_before"), zone), _moment(settings.get("not_after"), zone)
+        zone = values.zone_of(settings.get("window_zone"))
+        bounds = (
+            values.moment_of(settings.get("not_before"), zone),
+            values.moment_of(settings.get("not_after"), zone),
+        )
         if not running and self.job is not None:
             try:
                 job_window = window.resolve(
@@ -364,7 +344,7 @@ class _Reader:
     def _operator(self, last: Mapping[str, Any] | None, start: datetime | None) -> str | None:
         if not self.held or last is None or start is None:
             return None
-        return str(last["operator"]) if _seg_time(last, "started_at") == start else None
+        return str(last["operator"]) if values.seg_time(last, "started_at") == start else None
 
     def _job_path(self, record: RunRecord | None) -> Path | None:
         if self.job is not None:
@@ -376,45 +356,3 @@ class _Reader:
         except (JobFileError, UsageError, OSError):
             return Path(record.job)
         return self.job.path
-
-
-def _when(stamp: int) -> datetime:
-    moment = rowrecords.when(stamp)
-    assert moment is not None
-    return moment
-
-
-def _seg_time(segment: Mapping[str, Any] | None, key: str) -> datetime | None:
-    if segment is None or segment.get(key) is None:
-        return None
-    return _when(segment[key])
-
-
-def _segment(s: Mapping[str, Any]) -> Segment:
-    return Segment(
-        s["segment"], s["kind"], s["operator"], s["version"], _when(s["started_at"]),
-        _seg_time(s, "finished_at"), s["stop_reason"], s["exit_status"], s["target_host"],
-    )  # fmt: skip
-
-
-def _int(value: object) -> int | None:
-    try:
-        return None if value is None else int(str(value))
-    except ValueError:
-        return None
-
-
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _target(meta: Mapping[str, str], record: RunRecord | None) -> str:
-    if (record is not None and record.sandbox) or meta.get("base_url") == SANDBOX_IDENTITY:
-        return "sandbox"
-    return meta.get("base_url") or (record.settings["base_url"] if record else "") or ""
-
-
-def _started(meta: Mapping[str, str], segments: list[dict[str, Any]]) -> datetime | None:
-    if segments:
-        return _when(segments[0]["started_at"])
-    return _moment(meta.get("started_at"))
