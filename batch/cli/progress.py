@@ -30,7 +30,7 @@ from batch.engine import window
 from batch.engine.merge import Summary
 from batch.engine.stop import Observer, StopRequest
 from batch.model import Call, Outcome, RowResult
-from batch.rownames import BY_NUMBER, RowNames
+from batch.sheets.rownames import BY_NUMBER, RowNames
 
 RATE_WINDOW = 30.0  # seconds of recent requests the "current rate" is measured over
 

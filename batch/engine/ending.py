@@ -19,8 +19,8 @@ from batch.errors import RerouteError
 from batch.journal.journal import Journal
 from batch.model import Exit, RowResult
 from batch.prepare.batch import Batch
-from batch.rownames import BY_NUMBER, RowNames
 from batch.settings import RunSettings
+from batch.sheets.rownames import BY_NUMBER, RowNames
 
 if TYPE_CHECKING:
     import polars as pl
@@ -66,7 +66,7 @@ class Result:
     message: str = ""  # why nothing was sent, or why the results file is missing
     journaled: bool = True  # a journal holds the run (its report can be made); False: none yet
     budget: BudgetUse | None = None  # the error budget as values (None: nothing was sent)
-    row_names: RowNames = BY_NUMBER  # the input's rows as an editor shows them (batch.rownames)
+    row_names: RowNames = BY_NUMBER  # the rows as an editor shows them (sheets.rownames)
 
 
 def finish(

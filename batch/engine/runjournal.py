@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final
 
-from batch import rownames
 from batch.engine import window
 from batch.engine.merge import ALREADY_APPLIED
 from batch.engine.rowloop import pending
@@ -26,6 +25,7 @@ from batch.journal.record import RECORD_KEY, RunIdentity, RunRecord
 from batch.model import Call, Outcome, RowResult
 from batch.prepare.batch import Batch
 from batch.settings import RunSettings
+from batch.sheets import rownames
 
 
 def open_journal(
@@ -168,7 +168,7 @@ def remember(journal: Journal, record: RunRecord, batch: Batch) -> None:
     that succeeded before) and the requests those rows already count (a retry written to
     another results file counts on from them), so ``reroute status`` and ``reroute report``
     count every row and request of the results file (batch.journal.counts), and how its input's
-    rows are found in an editor (batch.rownames), so they name rows as the run did."""
+    rows are found in an editor (batch.sheets.rownames), so they name rows as the run did."""
     earlier = RunRecord.from_json(journal.meta(RECORD_KEY) or "")
     if record.kind == "retry" and earlier is not None:
         record = earlier.retargeted(record)

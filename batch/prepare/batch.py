@@ -24,8 +24,8 @@ from batch.prepare.cutover import read_checked, refuse_overwrites, require_curre
 from batch.prepare.effects import Effects, judged, unjudged
 from batch.prepare.plan import Plan, plan_of
 from batch.prepare.validate import Validation
-from batch.rownames import BY_NUMBER, META_KEY, RowNames
 from batch.settings import RunSettings
+from batch.sheets.rownames import BY_NUMBER, META_KEY, RowNames
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Batch:
     # the rollback file, written just before the first request; returns the note to show
     before_sending: Callable[[], str] | None = None
     notes: tuple[str, ...] = ()  # what preparing found worth telling (the snapshot's verdicts)
-    # the input's rows as an editor or a spreadsheet shows them (batch.rownames)
+    # the input's rows as an editor or a spreadsheet shows them (batch.sheets.rownames)
     row_names: RowNames = BY_NUMBER
 
     @property

@@ -32,8 +32,8 @@ from batch.model import Call, Outcome, RowResult
 from batch.prepare.rulemessages import where
 from batch.prepare.rules import Code
 from batch.prepare.validate import Validation, add_errors, validate
-from batch.rownames import BY_NUMBER, RowNames
 from batch.sheets.load import WHITESPACE, load_table
+from batch.sheets.rownames import BY_NUMBER, RowNames
 
 
 class Verdict(StrEnum):
@@ -148,7 +148,7 @@ class Diff:
 
     snapshot: Path
     frame: pl.DataFrame
-    names: RowNames = BY_NUMBER  # the input's rows as an editor shows them (batch.rownames)
+    names: RowNames = BY_NUMBER  # the input's rows as an editor shows them (batch.sheets.rownames)
 
     def counts(self) -> dict[Verdict, int]:
         """Valid rows per verdict, every verdict listed (0 when none)."""

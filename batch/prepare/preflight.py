@@ -30,10 +30,10 @@ from batch.prepare.plan import Plan
 from batch.prepare.rulemessages import where
 from batch.prepare.rules import Code
 from batch.prepare.validate import Validation, add_errors
-from batch.rownames import BY_NUMBER, RowNames
 from batch.send.account import Account, read_account
 from batch.send.client import Network, SendPolicy
 from batch.settings import RunSettings
+from batch.sheets.rownames import BY_NUMBER, RowNames
 
 ERROR_COLUMNS: Final = ("row", "error_code", "error_message")
 _SHOWN_CONNECTIONS: Final = 3  # connections a message lists ("the account has: ...")
@@ -89,7 +89,7 @@ def targets_of_calls(calls: Iterable[Call]) -> pl.DataFrame:
 
 def judge(targets: pl.DataFrame, account: Account, names: RowNames = BY_NUMBER) -> Verdict:
     """The errors of every row of ``targets`` against ``account``, and the summary's lines;
-    the messages name each row as ``names`` finds it in the input (batch.rownames)."""
+    the messages name each row as ``names`` finds it in the input (batch.sheets.rownames)."""
     targets = targets.with_columns(where(names).alias("#where"))
     errors = pl.concat([_bot_errors(targets, account), _connection_errors(targets, account)])
     errors = errors.sort("row", "#order", maintain_order=True).select(ERROR_COLUMNS)

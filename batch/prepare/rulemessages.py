@@ -9,7 +9,7 @@ import polars as pl
 
 from batch import voicelink as vl
 from batch.prepare.rules import CHECKS, Check, Code, num
-from batch.rownames import RowNames
+from batch.sheets.rownames import RowNames
 
 MESSAGE_SEPARATOR: Final = "; "
 SHOWN_CHARS: Final = 40  # a value quoted in a message is cut here: messages stay one short line
@@ -18,7 +18,7 @@ EXAMPLE_UUID: Final = "123e4567-e89b-12d3-a456-426614174000"
 
 def where(names: RowNames, row: pl.Expr | None = None) -> pl.Expr:
     """Rows as a message names them after the word "row": ``3 (line 4)``, ``3 (sheet row
-    4)``, ``3`` (batch.rownames), for a column of row numbers (``row`` unless given)."""
+    4)``, ``3`` (batch.sheets.rownames), for a column of row numbers (``row`` unless given)."""
     row = pl.col("row") if row is None else row
     if not names.unit:
         return row.cast(pl.String)

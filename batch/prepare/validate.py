@@ -35,8 +35,8 @@ from batch.prepare.rules import (
     request_expr,
     text,
 )
-from batch.rownames import RowNames
 from batch.sheets.load import WHITESPACE, Table
+from batch.sheets.rownames import RowNames
 
 CODE_SEPARATOR: Final = ";"
 _CHUNK = 10_000  # rows turned into Python values at a time (calls, results)

@@ -27,8 +27,8 @@ from batch.journal.record import sha256_file
 from batch.model import Outcome
 from batch.prepare.current import Verdict, diff_sent, load_current
 from batch.report.data import Facts
-from batch.rownames import RowNames
 from batch.sheets.results import atomic_file
+from batch.sheets.rownames import RowNames
 
 NO_SNAPSHOT: Final = (
     "No snapshot of the records as they were (--current) was given: the report cannot say "
@@ -46,7 +46,7 @@ class RecordChange:
     """One record the run changed: its row, routing id, the sheet's ids, each field's change."""
 
     row: int
-    where: str  # the row as the operator finds it: "3 (line 4)" (batch.rownames)
+    where: str  # the row as the operator finds it: "3 (line 4)" (batch.sheets.rownames)
     routing_id: str
     ids: dict[str, str]  # the sheet's own columns (a DID, a ticket), as the results carry them
     fields: list[tuple[str, str, str]]  # (field, old, new)

@@ -27,7 +27,7 @@ from batch.journal.db import journal_path, log_path
 from batch.journal.loglines import read_log
 from batch.journal.view import JournalView
 from batch.model import RESULT_COLUMNS, Outcome, RowResult
-from batch.rownames import META_KEY, RowNames
+from batch.sheets.rownames import META_KEY, RowNames
 
 # At most this many rows that did not succeed are embedded (the results file has them all).
 MAX_FAILED_ROWS: Final = 1_000
@@ -115,7 +115,7 @@ class Facts:
     @property
     def row_names(self) -> RowNames:
         """How the input's rows are found in an editor or a spreadsheet, as the run kept it
-        (batch.rownames): ``row 3 (line 4)``."""
+        (batch.sheets.rownames): ``row 3 (line 4)``."""
         return RowNames.from_text(self.meta.get(META_KEY))
 
     @property

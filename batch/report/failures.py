@@ -24,7 +24,7 @@ class FailedRow:
     """A row that did not succeed, as the failure table shows it."""
 
     row: int
-    where: str  # the row as the operator finds it: "3 (line 4)" (batch.rownames)
+    where: str  # the row as the operator finds it: "3 (line 4)" (batch.sheets.rownames)
     routing_id: str
     outcome: str
     http_status: int | None

@@ -21,7 +21,7 @@ from batch.prepare.current import DROPPED, EMPTY, Diff, Verdict
 from batch.prepare.validate import Validation
 from batch.report.changes import RecordChange, _record
 from batch.report.markdown import ID_CELL, LINE, _cell, _code, _table
-from batch.rownames import BY_NUMBER, RowNames
+from batch.sheets.rownames import BY_NUMBER, RowNames
 
 MAX_RECORDS: Final = 30  # records listed with their changes (the plan file has them all)
 MAX_IDS: Final = 2  # the sheet's own columns shown per record

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import polars as pl
 
-from batch import rownames, voicelink
+from batch import voicelink
 from batch.errors import InputFileError
 from batch.model import RESULT_COLUMNS
-from batch.rownames import RowNames
-from batch.sheets import csvfile, excel
+from batch.sheets import csvfile, excel, rownames
 from batch.sheets.dialect import TAB_EXTENSIONS, Reading, TextDialect, check_utf8
 from batch.sheets.dialect import separator_label as _label
+from batch.sheets.rownames import RowNames
 
 CSV_EXTENSIONS = frozenset({".csv"})
 PARQUET_EXTENSIONS = frozenset({".parquet"})
@@ -75,7 +75,7 @@ class Table:
 
     @property
     def row_names(self) -> RowNames:
-        """``row 3 (line 4)``, ``row 3 (sheet row 4)``: batch.rownames."""
+        """``row 3 (line 4)``, ``row 3 (sheet row 4)``: batch.sheets.rownames."""
         return self.names()
 
     def passthrough_frame(self) -> pl.DataFrame:

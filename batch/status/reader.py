@@ -29,8 +29,8 @@ from batch.journal.lock import Holder, peek
 from batch.journal.loglines import Logged, read_log
 from batch.journal.record import RECORD_KEY, RunRecord
 from batch.model import RESEND_CODES, RESEND_STATUSES, Outcome, RowResult
-from batch.rownames import META_KEY, RowNames
 from batch.send.keyshare import sharing
+from batch.sheets.rownames import META_KEY, RowNames
 from batch.status import values
 from batch.status.state import (
     SHOWN,

@@ -26,8 +26,8 @@ from batch.errors import JournalError
 from batch.invoked import INSTALLED, command
 from batch.journal.db import SUFFIX, journal_path
 from batch.journal.lock import Holder
-from batch.rownames import BY_NUMBER, RowNames
 from batch.send.keyshare import Member
+from batch.sheets.rownames import BY_NUMBER, RowNames
 
 SHOWN: Final = 5  # failures, segments and events shown
 
@@ -113,7 +113,7 @@ class RunStatus:
     events: tuple[Event, ...]
     trail: bool  # the journal has the audit trail (a journal of an older reroute has not)
     notes: tuple[str, ...] = field(default=())
-    row_names: RowNames = BY_NUMBER  # the input's rows as an editor shows them (batch.rownames)
+    row_names: RowNames = BY_NUMBER  # the rows as an editor shows them (sheets.rownames)
     # The other runs on this machine sharing the API key's pace (batch.send.keyshare); None:
     # the run is not running here with a key (nothing to say).
     sharing: tuple[Member, ...] | None = None

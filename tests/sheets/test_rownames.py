@@ -1,10 +1,10 @@
-"""Rows named as the operator finds them (batch.rownames): the numbers and how a journal keeps
-them."""
+"""Rows named as the operator finds them (batch.sheets.rownames): the numbers and how a
+journal keeps them."""
 
 from __future__ import annotations
 
-from batch import rownames
-from batch.rownames import BY_NUMBER, RowNames
+from batch.sheets import rownames
+from batch.sheets.rownames import BY_NUMBER, RowNames
 
 
 def test_a_text_files_row_is_named_by_the_line_it_starts_on() -> None:
