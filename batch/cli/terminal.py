@@ -338,7 +338,7 @@ def network_from(env: Mapping[str, str]) -> Network:
 
 def given(**flags: Any) -> dict[str, object | None]:
     """Flags as settings layers want them: booleans pass None when off, so a job file's value
-    can win (batch.config.jobs.resolve_run_settings)."""
+    can win (batch.config.precedence)."""
     return {k: (None if v is False else v) for k, v in flags.items()}
 
 

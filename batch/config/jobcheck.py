@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from batch.config.jobs import Job, load_job, resolve_run_settings
+from batch.config.jobs import Job, load_job
+from batch.config.precedence import resolve_run_settings
 from batch.engine import window
 from batch.errors import LockedError, RerouteError, UsageError
 from batch.invoked import INSTALLED, command

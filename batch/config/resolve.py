@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from batch.config.jobs import ENV_VARS, Job, is_job_file, load_job, resolve_run_settings
+from batch.config.jobs import ENV_VARS, Job, is_job_file, load_job
+from batch.config.precedence import resolve_run_settings
 from batch.engine.target import check_results_argument, check_results_path
 from batch.errors import UsageError
 from batch.journal.journal import journal_path
@@ -32,7 +33,7 @@ def settings_from(
     job: Job | None = None,
     earlier: RunRecord | None = None,
 ) -> RunSettings:
-    """Merge the layers into RunSettings (batch.config.jobs.resolve_run_settings).
+    """Merge the layers into RunSettings (batch.config.precedence).
 
     With ``--sandbox`` the embedded sandbox is the target, whatever the job's base_url says,
     and paces at SANDBOX_RATE unless a flag, the job or the earlier run set a rate.

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch.config.jobs import Job, is_job_file, load_job, resolve_run_settings
+from batch.config.jobs import Job, is_job_file, load_job
+from batch.config.precedence import resolve_run_settings
 from batch.errors import JobFileError, UsageError
 from batch.prepare.validate import validate
 from batch.secrets import looks_like_api_key

@@ -13,7 +13,8 @@ from rich.console import Console
 
 from batch.cli.options import LogFormat
 from batch.cli.terminal import TerminalOperator
-from batch.config.jobs import load_job, resolve_run_settings
+from batch.config.jobs import load_job
+from batch.config.precedence import resolve_run_settings
 from batch.engine.replacing import Confirmation
 from batch.journal.record import sha256_file
 from batch.sandbox import RunningSandbox

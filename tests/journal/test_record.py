@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from batch.config.jobs import resolve_run_settings
+from batch.config.precedence import resolve_run_settings
 from batch.config.resolve import record_of
 from batch.journal.record import RunRecord
 

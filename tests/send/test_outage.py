@@ -19,7 +19,8 @@ from trio.testing import MockClock
 
 from batch import voicelink
 from batch.cli.progress import RunProgress
-from batch.config.jobs import load_job, resolve_run_settings
+from batch.config.jobs import load_job
+from batch.config.precedence import resolve_run_settings
 from batch.errors import UsageError
 from batch.model import Call, Outcome, RowResult
 from batch.send.client import SendPolicy, build_client
