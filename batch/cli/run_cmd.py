@@ -167,7 +167,8 @@ def run(
             flags, os.environ, sandbox=sandbox, job=job
         )
         key = terminal.key_for(settings, sandbox=on_sandbox, key_file=api_key_file, earlier=earlier)
-        batch, validation = batch_for_run(settings, started=started_as(os.environ))
+        started = started_as(os.environ)  # the commands it prints: as this process started
+        batch, validation = batch_for_run(settings, started=started)
         if validation.invalid and not settings.skip_invalid:
             from batch.cli.summary import print_validation_summary
 
@@ -188,7 +189,7 @@ def run(
                          abandon_previous=abandon_previous,
                          ask=not yes and stdin_is_terminal(),
                          network=terminal.network_from(os.environ),
-                         started=started_as(os.environ),
+                         started=started,
                          pace_dir=terminal.pace_dir(os.environ))  # fmt: skip
         again = {**flags, "sandbox": sandbox, "yes": yes, "api_key_file": api_key_file,
                  "no_report": no_report}  # fmt: skip

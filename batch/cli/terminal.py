@@ -213,7 +213,7 @@ def send(
         again = {**again, "log_format": log_format.value}
     elif as_json:
         again = {**again, "json": True}
-    started = started_as(os.environ)  # the lines it prints start as this process did
+    started = inv.started  # the lines it prints start as this process did
     resume = command_line(command, target, again, started)
     retry = command_line("retry", result.results, {}, started)
     wants_report = report and result.journaled
