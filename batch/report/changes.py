@@ -110,7 +110,7 @@ def compare(facts: Facts, *, cap: int) -> Changes:
         not_applied=count((outcome == Outcome.FAILED.value) & differs),
         unknown_records=count(succeeded & (verdict == Verdict.UNKNOWN_RECORD.value)),
         records=[
-            _record(r, facts.passthrough, facts.row_names)
+            record_change(r, facts.passthrough, facts.row_names)
             for r in changed.head(cap).iter_rows(named=True)
         ],
         full=judged.filter(differs)
@@ -192,7 +192,7 @@ def _sent(facts: Facts) -> pl.DataFrame:
     )
 
 
-def _record(r: dict[str, object], passthrough: list[str], names: RowNames) -> RecordChange:
+def record_change(r: dict[str, object], passthrough: list[str], names: RowNames) -> RecordChange:
     fields = []
     for text in r["changes"] or []:  # type: ignore[attr-defined]
         name, _, values = str(text).partition(": ")

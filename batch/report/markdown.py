@@ -28,7 +28,7 @@ LINE: Final = 300  # characters of a line of text (a path, a summary)
 _ESCAPED: Final = {"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;"}
 
 
-def _cell(value: object, limit: int = CELL) -> str:
+def md_cell(value: object, limit: int = CELL) -> str:
     """One line of text, pipes and markup escaped, cut to ``limit`` characters as written (an
     escape is never cut in two)."""
     text = " ".join(("" if value is None else str(value)).split())
@@ -45,23 +45,23 @@ def _cell(value: object, limit: int = CELL) -> str:
     return "".join(out) + "…"
 
 
-def _code(text: str) -> str:
+def md_code(text: str) -> str:
     """Inline code holding any text whole (a command is pasted: never cut)."""
     fence = "``" if "`" in text else "`"
     return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
 
 
-def _table(
+def md_table(
     header: tuple[str, ...], rows: list[tuple[Any, ...]], limits: tuple[int, ...] = ()
 ) -> list[str]:
     """A table; each column's cells cut to its limit (``limits``, else ``CELL``)."""
     cuts = [*limits, *[CELL] * (len(header) - len(limits))]
     lines = [
-        "| " + " | ".join(_cell(name, ID_CELL) for name in header) + " |",
+        "| " + " | ".join(md_cell(name, ID_CELL) for name in header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]
     lines += [
-        "| " + " | ".join(_cell(v, cut) for v, cut in zip(row, cuts, strict=True)) + " |"
+        "| " + " | ".join(md_cell(v, cut) for v, cut in zip(row, cuts, strict=True)) + " |"
         for row in rows
     ]
     return lines
@@ -79,25 +79,25 @@ def text(parts: Sections) -> str:
 
 def _text(parts: Sections, max_rows: int, max_records: int) -> str:
     head, v = parts.head, parts.verdict
-    first = f"**{_cell(v.line, LINE)}**"
+    first = f"**{md_cell(v.line, LINE)}**"
     if v.resume:
-        first += f" — resume with {_code(v.resume)}"
-    lines = [first, "", _cell(head.about, 2 * LINE), "", "### Rows by outcome", ""]
-    lines += _table(("outcome", "rows"), [(o, f"{n:,}") for o, n in head.outcomes.items() if n])
+        first += f" — resume with {md_code(v.resume)}"
+    lines = [first, "", md_cell(head.about, 2 * LINE), "", "### Rows by outcome", ""]
+    lines += md_table(("outcome", "rows"), [(o, f"{n:,}") for o, n in head.outcomes.items() if n])
     lines += ["", f"{head.total:,} rows, {head.requests:,} requests sent."]
     lines += _causes(parts)
     lines += _failures(parts, max_rows, head.results)
     lines += _changes(parts, max_records)
-    lines += ["", "### How to undo", "", _cell(parts.undo.text, 2 * LINE)]
+    lines += ["", "### How to undo", "", md_cell(parts.undo.text, 2 * LINE)]
     if parts.undo.command:
         lines += ["", f"    {parts.undo.command}"]
     lines += ["", "### What to run next"]
     for step in v.next:
-        lines += ["", _cell(step.text, 2 * LINE)]
+        lines += ["", md_cell(step.text, 2 * LINE)]
         if step.command:
             lines += ["", f"    {step.command}"]
-    lines += ["", f"**Settings chosen:** {_cell(parts.chosen, 2 * LINE)}", ""]
-    lines += [f"- **{label}:** {_cell(value, LINE)}" for label, value in head.provenance]
+    lines += ["", f"**Settings chosen:** {md_cell(parts.chosen, 2 * LINE)}", ""]
+    lines += [f"- **{label}:** {md_cell(value, LINE)}" for label, value in head.provenance]
     lines += _segments(parts)
     return "\n".join(lines) + "\n"
 
@@ -116,7 +116,7 @@ def _segments(parts: Sections) -> list[str]:
     ]
     lines += [
         "| " + " | ".join(
-            _cell(s[key], 80) for key in ("segment", "kind", "operator", "started", "requests",
+            md_cell(s[key], 80) for key in ("segment", "kind", "operator", "started", "requests",
                                           "ended")
         ) + " |"
         for s in shown
@@ -132,7 +132,7 @@ def _causes(parts: Sections) -> list[str]:
         return []
     shown = found[:MAX_CAUSES]
     lines = ["", "### Top causes", ""]
-    lines += _table(
+    lines += md_table(
         ("rows", "outcome", "error code", "HTTP", "example"),
         [
             (
@@ -159,14 +159,14 @@ def _failures(parts: Sections, max_rows: int, results: str) -> list[str]:
     ids = list(found[0].passthrough)[:MAX_IDS] if found else []
     lines = ["", "### Rows that did not succeed", ""]
     if shown:
-        lines += _table(
+        lines += md_table(
             ("row", "routing_id", *ids, "outcome", "HTTP", "attempts", "error code", "message"),
             [_failure(f, ids) for f in shown],
             limits=(28, ID_CELL, *[ID_CELL] * len(ids), 14, 4, 4, 40, CELL),  # 5 (line 6)
         )
         lines.append("")
     if total > len(shown):
-        lines.append(f"The first {len(shown):,} of {total:,}; every row is in {_code(results)}.")
+        lines.append(f"The first {len(shown):,} of {total:,}; every row is in {md_code(results)}.")
     return lines
 
 
@@ -185,7 +185,7 @@ def _failure(f: FailedRow, ids: list[str]) -> tuple[Any, ...]:
 
 def _changes(parts: Sections, max_records: int) -> list[str]:
     c = parts.changes
-    lines = ["", "### What changed", "", _cell(c.summary, 2 * LINE)]
+    lines = ["", "### What changed", "", md_cell(c.summary, 2 * LINE)]
     if not c.known:
         return lines
     listed = c.records[:max_records]
@@ -193,11 +193,11 @@ def _changes(parts: Sections, max_records: int) -> list[str]:
         lines.append("")
     for r in listed:
         ids = ", ".join(
-            f"{_cell(k, ID_CELL)} {_cell(v, ID_CELL)}" for k, v in list(r.ids.items())[:2] if v
+            f"{md_cell(k, ID_CELL)} {md_cell(v, ID_CELL)}" for k, v in list(r.ids.items())[:2] if v
         )
         named = f"row {r.where}, {ids}" if ids else f"row {r.where}"
         fields = "; ".join(f"{name}: {old} → {new}" for name, old, new in r.fields)
-        lines.append(f"- `{_cell(r.routing_id, ID_CELL)}` ({named}): {_cell(fields, 2 * CELL)}")
+        lines.append(f"- `{md_cell(r.routing_id, ID_CELL)}` ({named}): {md_cell(fields, 2 * CELL)}")
     if parts.changes_file is not None:
         more = (
             f"The first {len(listed):,} of {c.changed:,}; every"
@@ -205,6 +205,6 @@ def _changes(parts: Sections, max_records: int) -> list[str]:
             else "Every"
         )
         lines.append(
-            f"\n{more} row sent that differs from its record is in {_code(parts.changes_file)}."
+            f"\n{more} row sent that differs from its record is in {md_code(parts.changes_file)}."
         )
     return lines

@@ -19,8 +19,8 @@ from batch import voicelink as vl
 from batch.prepare.approval import Kept
 from batch.prepare.current import DROPPED, EMPTY, Diff, Verdict
 from batch.prepare.validate import Validation
-from batch.report.changes import RecordChange, _record
-from batch.report.markdown import ID_CELL, LINE, _cell, _code, _table
+from batch.report.changes import RecordChange, record_change
+from batch.report.markdown import ID_CELL, LINE, md_cell, md_code, md_table
 from batch.sheets.rownames import BY_NUMBER, RowNames
 
 MAX_RECORDS: Final = 30  # records listed with their changes (the plan file has them all)
@@ -47,15 +47,15 @@ def text(facts: PlanFacts) -> str:
     """The Markdown plan."""
     v, kept = facts.validation, facts.kept
     lines = [
-        f"**Plan: {kept.requests:,} requests from {_cell(facts.source.name, LINE)}** — "
-        f"sha256 {_code(kept.sha256)}",
+        f"**Plan: {kept.requests:,} requests from {md_cell(facts.source.name, LINE)}** — "
+        f"sha256 {md_code(kept.sha256)}",
         "",
         f"{v.total:,} rows read: {v.valid:,} valid, {v.invalid:,} invalid (not sent).",
     ]
     if facts.diff is not None:
         counts = facts.diff.counts()
         judged = ", ".join(f"{verdict} {n:,}" for verdict, n in counts.items())
-        lines.append(f"Against the snapshot {_cell(facts.diff.snapshot.name, LINE)}: {judged}.")
+        lines.append(f"Against the snapshot {md_cell(facts.diff.snapshot.name, LINE)}: {judged}.")
         left_out = v.valid - kept.requests
         if left_out:
             lines.append(
@@ -64,7 +64,7 @@ def text(facts: PlanFacts) -> str:
             )
     lines += ["", "### Requests by mode", ""]
     labels = vl.VALUE_LABELS
-    lines += _table(
+    lines += md_table(
         ("rows", "inbound", "outbound", "status"),
         [
             (
@@ -81,10 +81,10 @@ def text(facts: PlanFacts) -> str:
         "",
         "### Approval",
         "",
-        f"- **Plan sha256:** {_code(kept.sha256)}, over every request (row, routing id, body); "
+        f"- **Plan sha256:** {md_code(kept.sha256)}, over every request (row, routing id, body); "
         "the run records the same hash (`run.json`, `plan_sha256`).",
-        f"- **Requests kept in:** {_code(str(kept.path))} (its sha256sum is the plan's hash).",
-        f"- **To send exactly this plan:** add {_code('--approved-plan ' + kept.sha256)} to "
+        f"- **Requests kept in:** {md_code(str(kept.path))} (its sha256sum is the plan's hash).",
+        f"- **To send exactly this plan:** add {md_code('--approved-plan ' + kept.sha256)} to "
         "`reroute run` (job key `approved_plan` under `[safety]`): a run whose plan differs "
         "sends nothing (exit 2) and names the first row that differs.",
     ]
@@ -117,7 +117,7 @@ def _changes(facts: PlanFacts) -> list[str]:
     if not cleared:
         lines.append("None: no record in the plan loses a value it has.")
         return lines
-    lines += _table(
+    lines += md_table(
         ("record", "field", "value now"),
         [(_named(r), name, old) for r, name, old in cleared[:MAX_RECORDS]],
         limits=(2 * ID_CELL + 40, ID_CELL, 60),
@@ -138,9 +138,9 @@ def _records(facts: PlanFacts) -> list[RecordChange]:
         pl.col("row").is_in(list(facts.planned_rows))
         & pl.col("verdict").is_in([Verdict.CHANGE.value, Verdict.WIPES.value])
     )
-    return [_record(r, ids, facts.row_names) for r in planned.iter_rows(named=True)]
+    return [record_change(r, ids, facts.row_names) for r in planned.iter_rows(named=True)]
 
 
 def _named(r: RecordChange) -> str:
     ids = ", ".join(f"{k} {v}" for k, v in r.ids.items() if v)
-    return f"`{_cell(r.routing_id, ID_CELL)}` (row {r.where}{', ' + ids if ids else ''})"
+    return f"`{md_cell(r.routing_id, ID_CELL)}` (row {r.where}{', ' + ids if ids else ''})"
